@@ -1,0 +1,166 @@
+"""acpbuild's exception tree.
+
+Every error acpbuild raises on purpose is one of these; third-party exceptions are
+translated at one seam per dependency (each provider module, the store, the ledger)
+and chained with ``from``.
+
+    AcpbuildError                 base of everything below
+    ├── RecipeError               the recipe (or a command line naming it) is wrong; exit 2
+    ├── ProviderError             a provider call did not produce a usable result
+    │   ├── MissingCredentials    no API key configured for a paid provider
+    │   ├── AuthError             the provider refused the key (401/403)
+    │   ├── PaymentRequired       out of credits or quota (402, quota exhausted)
+    │   ├── RateLimited           429 after our retries ran out
+    │   ├── ServiceUnavailable    5xx or no connection, after our retries ran out
+    │   ├── ProviderTimeout       the call or the polling passed its time limit
+    │   ├── RequestRejected       the provider refused the request itself (4xx, content policy)
+    │   └── BadResponse           the answer was malformed, truncated or failed its checks
+    ├── BudgetExceeded            a paid call would cross the run's budget; exit 3
+    ├── SpendNotConfirmed         a run would spend but nobody confirmed it; exit 3
+    └── StoreError                the store or ledger cannot be read or written, or a blob is corrupt
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AcpbuildError",
+    "AuthError",
+    "BadResponse",
+    "BudgetExceeded",
+    "MissingCredentials",
+    "PaymentRequired",
+    "ProviderError",
+    "ProviderTimeout",
+    "RateLimited",
+    "RecipeError",
+    "RequestRejected",
+    "ServiceUnavailable",
+    "SpendNotConfirmed",
+    "StoreError",
+]
+
+
+class AcpbuildError(Exception):
+    """Base class of every error acpbuild raises on purpose."""
+
+    exit_code = 1
+
+
+class RecipeError(AcpbuildError):
+    """The recipe is invalid. Raised before any work starts.
+
+    ``file``, ``line`` and ``table`` say where; ``tip`` what to do.
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        table: str | None = None,
+        tip: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.table = table
+        self.tip = tip
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "")
+        if self.table:
+            where = f"{where} [{self.table}]" if where else f"[{self.table}]"
+        text = f"{where}: {self.message}" if where else self.message
+        if self.tip:
+            text += f"\n  TIP: {self.tip}"
+        return text
+
+
+class ProviderError(AcpbuildError):
+    """A provider call failed. ``provider`` names the service.
+
+    ``retryable`` says whether trying again can help at all; ``sent`` whether the
+    request may have reached the provider (and so may have been billed): a
+    billable call is only retried when ``sent`` is False. ``retry_after`` is the
+    provider's own ``Retry-After`` in seconds, when it gave one.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        sent: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status = status
+        self.sent = sent
+        self.retry_after = retry_after
+        prefix = f"{provider}: " if provider else ""
+        super().__init__(prefix + message)
+
+
+class MissingCredentials(ProviderError):
+    """No API key is configured for a paid provider."""
+
+
+class AuthError(ProviderError):
+    """The provider refused the key (401/403)."""
+
+
+class PaymentRequired(ProviderError):
+    """The account is out of credits or quota."""
+
+
+class RateLimited(ProviderError):
+    """The provider kept answering 429 after our retries ran out."""
+
+    retryable = True
+
+
+class ServiceUnavailable(ProviderError):
+    """5xx answers or failed connections that outlasted our retries."""
+
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    """A call or the polling of a long job passed its time limit."""
+
+    retryable = True
+
+
+class RequestRejected(ProviderError):
+    """The provider refused the request itself: bad parameters or a content policy."""
+
+
+class BadResponse(ProviderError):
+    """The provider's answer was malformed, truncated, or failed our checks."""
+
+    retryable = True
+
+
+class BudgetExceeded(AcpbuildError):
+    """A paid call would cross the run's budget, so it was not made."""
+
+    exit_code = 3
+
+
+class SpendNotConfirmed(AcpbuildError):
+    """The run would spend money and nobody confirmed it."""
+
+    exit_code = 3
+
+
+class StoreError(AcpbuildError):
+    """The store or ledger cannot be used, or a blob failed its digest check."""

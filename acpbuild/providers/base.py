@@ -1,0 +1,180 @@
+"""The one interface every provider implements, and the catalogue types.
+
+A provider is a catalogue of models plus one method, :meth:`Provider.generate`,
+which turns a :class:`Job` into exactly one output file. Everything else (keys,
+the store, the ledger, budgets, retries of whole steps) lives outside providers,
+so a new service is one module. SDKs are imported inside ``generate`` only, so
+loading a recipe or printing ``--help`` never pays for an SDK import.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+ParamType = Literal["str", "int", "float", "bool", "list", "image", "audio", "video", "file"]
+
+# Parameter types whose value is a file (a path in the recipe or another step's output).
+FILE_TYPES = frozenset({"image", "audio", "video", "file"})
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter a model accepts."""
+
+    type: ParamType
+    required: bool = False
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    kinds: tuple[str, ...] | None = None  # None: every kind the model serves
+    help: str = ""
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable, or None when it is."""
+        if self.type in FILE_TYPES:
+            return None if isinstance(value, (str, Path)) else "expected a file path"
+        if self.type == "bool":
+            ok = isinstance(value, bool)
+        elif self.type == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.type == "float":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif self.type == "list":
+            ok = isinstance(value, list)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            return f"expected {self.type}, got {type(value).__name__} {value!r}"
+        if self.choices is not None and value not in self.choices:
+            near = difflib.get_close_matches(str(value), [str(c) for c in self.choices], 1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            return f"{value!r} is not one of {', '.join(map(repr, self.choices))}{hint}"
+        if self.min is not None and value < self.min:
+            return f"{value!r} is below the minimum {self.min:g}"
+        if self.max is not None and value > self.max:
+            return f"{value!r} is above the maximum {self.max:g}"
+        return None
+
+
+@dataclass(frozen=True)
+class Model:
+    """A catalogue entry: a model key as recipes write it."""
+
+    name: str
+    endpoints: Mapping[str, str]  # kind -> the provider's own endpoint or model id
+    params: Mapping[str, Param]
+    description: str = ""
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self.endpoints)
+
+    def params_for(self, kind: str) -> dict[str, Param]:
+        return {n: p for n, p in self.params.items() if p.kinds is None or kind in p.kinds}
+
+
+@dataclass
+class Job:
+    """One generation to perform.
+
+    ``params`` holds the step's parameters after interpolation, with the model's
+    defaults filled in; file parameters are absolute paths. The provider writes
+    its single output to ``output`` (a staging path whose suffix is the one the
+    recipe asked for) and nothing else.
+    """
+
+    kind: str
+    model: Model
+    params: dict[str, Any]
+    output: Path
+    timeout_s: float = 600.0
+
+
+class Journal(Protocol):
+    """How a provider records a long job before it waits for it.
+
+    ``resume_id`` is the request id of an earlier submission of this same
+    generation that never finished (the run was killed while polling); a
+    provider that can resume polls that job instead of submitting again.
+    ``submitted`` commits a new request id to the ledger *before* polling.
+    """
+
+    @property
+    def resume_id(self) -> str | None: ...
+
+    def submitted(self, request_id: str) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """What a generation reports besides its output file.
+
+    ``actual_cost`` is the provider's own figure in USD, where it gives one;
+    otherwise the cost is computed from ``usage`` (images, megapixels, seconds,
+    characters, input_tokens, output_tokens, requests). ``meta`` holds small
+    JSON-able facts for the ledger, never a secret.
+    """
+
+    request_id: str | None = None
+    actual_cost: float | None = None
+    usage: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(abc.ABC):
+    """A generation service: a catalogue and one method."""
+
+    #: name as recipes write it
+    name: str = ""
+    #: the adapter's own version; it enters every step key, so bump it when
+    #: the same parameters would now produce a different result
+    version: str = "1"
+    #: whether calls cost money (the local provider is free)
+    paid: bool = True
+    #: environment variables that can hold the API key, in order of preference
+    key_vars: tuple[str, ...] = ()
+    #: environment variable that overrides the endpoint
+    url_var: str = ""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        import os
+
+        self.env: Mapping[str, str] = os.environ if env is None else env
+
+    @abc.abstractmethod
+    def catalogue(self) -> Mapping[str, Model]:
+        """The models this provider serves, by the key recipes use."""
+
+    @abc.abstractmethod
+    def generate(self, job: Job, journal: Journal) -> Outcome:
+        """Perform ``job``, writing exactly one file at ``job.output``."""
+
+    def ping(self) -> str:
+        """Make one cheap authenticated request; say what it showed (never the key).
+
+        Raises :class:`~acpbuild.errors.ProviderError` when the provider refuses.
+        """
+        return "nothing to check: this provider makes no network calls"
+
+    def api_key(self) -> str | None:
+        """The configured key, or None. Never log or return it in a message."""
+        for var in self.key_vars:
+            value = self.env.get(var)
+            if value:
+                return value
+        return None
+
+    def base_url(self) -> str | None:
+        return self.env.get(self.url_var) if self.url_var else None
+
+
+def nearest(word: str, options: list[str] | tuple[str, ...]) -> str | None:
+    """The closest spelling of ``word`` among ``options``, for "did you mean" tips."""
+    found = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return found[0] if found else None

@@ -1,0 +1,184 @@
+"""What every paid adapter shares on the wire: retries and safe downloads.
+
+Adapters turn off their SDK's own retries and use :func:`with_retries`, so each
+request is retried by exactly one policy, one that knows whether a failed call
+may already have been billed. Result files are fetched with :func:`download`,
+which streams to disk, checks length and content, and only then renames.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from acpbuild.errors import BadResponse, ProviderError, ProviderTimeout, ServiceUnavailable
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter, honouring ``Retry-After``."""
+
+    attempts: int = 4
+    base_s: float = 1.0
+    cap_s: float = 30.0
+    #: a Retry-After longer than this is not waited for: the call fails instead
+    max_wait_s: float = 120.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
+        """Read ``ACPBUILD_RETRY_ATTEMPTS`` and ``ACPBUILD_RETRY_BASE_S`` (tests make them small)."""
+        return cls(
+            attempts=max(1, int(env.get("ACPBUILD_RETRY_ATTEMPTS", cls.attempts))),
+            base_s=float(env.get("ACPBUILD_RETRY_BASE_S", cls.base_s)),
+        )
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = min(self.cap_s, self.base_s * 2**attempt) * random.uniform(0.5, 1.5)
+        return max(backoff, retry_after or 0.0)
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    billable: bool,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``call``, retrying :class:`ProviderError` s that say retrying can help.
+
+    A billable call (one that may cost money when the provider processes it) is
+    only retried when the error says the request never reached processing
+    (``sent`` is False: a refused connection, a 429, a 5xx the provider does not bill).
+    """
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except ProviderError as exc:
+            attempt += 1
+            if not exc.retryable or attempt >= policy.attempts or (billable and exc.sent):
+                raise
+            if exc.retry_after is not None and exc.retry_after > policy.max_wait_s:
+                raise
+            sleep(policy.delay(attempt - 1, exc.retry_after))
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a ``Retry-After`` (or ``retry-after-ms``) header; dates are not used."""
+    if not headers:
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in lowered:
+        try:
+            return float(lowered["retry-after-ms"]) / 1000
+        except ValueError:
+            pass
+    try:
+        return float(lowered["retry-after"]) if "retry-after" in lowered else None
+    except ValueError:
+        return None
+
+
+# Leading bytes of each media container we accept as an output.
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "image"),
+    (b"\xff\xd8\xff", 0, "image"),
+    (b"WEBP", 8, "image"),
+    (b"ftyp", 4, "video"),
+    (b"\x1aE\xdf\xa3", 0, "video"),  # Matroska / WebM
+    (b"ID3", 0, "audio"),
+    (b"WAVE", 8, "audio"),
+    (b"OggS", 0, "audio"),
+)
+
+
+def sniff(path: Path) -> str | None:
+    """The media type a file's first bytes show ("image", "video", "audio"), or None."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    for magic, offset, media in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return media
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio frame
+        return "audio"
+    return None
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    provider: str,
+    expect: str | None,
+    timeout_s: float = 300.0,
+    headers: Mapping[str, str] | None = None,
+    chunk: int = 1 << 20,
+) -> int:
+    """Stream ``url`` to ``dest`` and return its size.
+
+    The body goes to ``dest`` plus ``.part`` in chunks (a 1 GB video never sits
+    in memory); it is renamed onto ``dest`` only when its length matches
+    ``Content-Length`` and its first bytes are of the ``expect`` media type.
+    A short body raises :class:`BadResponse` with ``sent=False`` (a GET of a
+    finished result is free), so :func:`with_retries` fetches it again.
+    """
+    import httpx
+
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with httpx.stream(
+            "GET", url, headers=dict(headers or {}), timeout=timeout_s, follow_redirects=True
+        ) as response:
+            if response.status_code >= 400:
+                error = ServiceUnavailable if response.status_code >= 500 else BadResponse
+                raise error(
+                    f"download of the result failed with HTTP {response.status_code}",
+                    provider=provider,
+                    status=response.status_code,
+                    sent=False,
+                )
+            declared = response.headers.get("content-length")
+            written = 0
+            with open(part, "wb") as f:
+                for block in response.iter_raw(chunk):
+                    f.write(block)
+                    written += len(block)
+    except httpx.TimeoutException as exc:
+        part.unlink(missing_ok=True)
+        raise ProviderTimeout(f"download timed out after {timeout_s:g} s", provider=provider, sent=False) from exc
+    except httpx.RemoteProtocolError as exc:
+        part.unlink(missing_ok=True)
+        raise BadResponse(
+            "download truncated: the connection closed before the whole body arrived",
+            provider=provider,
+            sent=False,
+        ) from exc
+    except httpx.HTTPError as exc:
+        part.unlink(missing_ok=True)
+        raise ServiceUnavailable(
+            f"download failed: {type(exc).__name__}", provider=provider, sent=False
+        ) from exc
+    except ProviderError:
+        part.unlink(missing_ok=True)
+        raise
+    if declared is not None and int(declared) != written:
+        part.unlink(missing_ok=True)
+        raise BadResponse(
+            f"download truncated: got {written} of {declared} bytes", provider=provider, sent=False
+        )
+    if written == 0 or (expect is not None and expect != "text" and sniff(part) != expect):
+        part.unlink(missing_ok=True)
+        raise BadResponse(
+            f"downloaded file is not a valid {expect or 'file'} ({written} bytes)",
+            provider=provider,
+            sent=False,
+        )
+    os.replace(part, dest)
+    return written

@@ -1,0 +1,65 @@
+"""API keys: where they come from (the environment, then ``.env``), and keeping them out of text."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+#: every variable acpbuild reads a key from; their values never reach a log,
+#: the ledger, a report or an exception message
+KEY_VARS: tuple[str, ...] = (
+    "FAL_KEY",
+    "ELEVENLABS_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "OPENROUTER_API_KEY",
+)
+
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable name looks like it holds a credential."""
+    return name in KEY_VARS or bool(_SECRET_NAME.search(name))
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``NAME=value`` lines, ``export`` allowed, quotes stripped."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[name.strip()] = value
+    return values
+
+
+def environment(dotenv_dirs: tuple[Path, ...] = ()) -> dict[str, str]:
+    """The process environment over any ``.env`` files found in ``dotenv_dirs``.
+
+    A variable set in the environment wins over ``.env``; the first directory wins
+    over later ones.
+    """
+    merged: dict[str, str] = {}
+    for directory in reversed(dotenv_dirs):
+        merged.update(read_dotenv(directory / ".env"))
+    merged.update(os.environ)
+    return merged
+
+
+def redact(text: str, env: Mapping[str, str]) -> str:
+    """``text`` with the value of every secret variable in ``env`` replaced by ``***``."""
+    for name, value in env.items():
+        if value and len(value) >= 4 and is_secret_name(name) and value in text:
+            text = text.replace(value, "***")
+    return text

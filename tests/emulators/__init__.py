@@ -1,0 +1,156 @@
+"""Local HTTP servers that speak each provider's protocol, for the real SDKs to talk to.
+
+:class:`Emulator` is the shared part: a threaded server on 127.0.0.1 with a port
+chosen by the OS, a log of every request, a route table, and a queue of scripted
+failures ("the next 2 requests to this route answer 429"). Each provider's
+emulator subclasses it and adds its routes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes | str | dict[str, Any] | list[Any] = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    #: send only this many bytes of the body while declaring its full length
+    truncate_to: int | None = None
+    #: seconds to wait before answering
+    delay_s: float = 0.0
+
+
+Handler = Callable[[Request, "re.Match[str]"], Response]
+
+
+@dataclass
+class Failure:
+    """A scripted answer for the next ``times`` requests matching ``method`` and ``pattern``."""
+
+    method: str
+    pattern: str
+    response: Response
+    times: int = 1
+
+
+class Emulator:
+    """Base of every provider emulator. Use as a context manager."""
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.requests: list[Request] = []
+        self.failures: list[Failure] = []
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- set-up ---------------------------------------------------------------
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(pattern + r"\Z"), handler))
+
+    def fail(self, method: str, pattern: str, response: Response, times: int = 1) -> None:
+        """Answer the next ``times`` matching requests with ``response``."""
+        with self.lock:
+            self.failures.append(Failure(method, pattern, response, times))
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "emulator not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def calls(self, method: str, pattern: str) -> list[Request]:
+        """Requests so far whose method and path match."""
+        rx = re.compile(pattern + r"\Z")
+        with self.lock:
+            return [r for r in self.requests if r.method == method and rx.match(r.path)]
+
+    # -- serving --------------------------------------------------------------
+    def dispatch(self, request: Request) -> Response:
+        with self.lock:
+            self.requests.append(request)
+            for failure in self.failures:
+                if failure.method == request.method and re.match(failure.pattern + r"\Z", request.path):
+                    failure.times -= 1
+                    if failure.times <= 0:
+                        self.failures.remove(failure)
+                    return failure.response
+        for method, rx, handler in self.routes:
+            match = rx.match(request.path)
+            if method == request.method and match:
+                return handler(request, match)
+        return Response(404, {"detail": f"no route for {request.method} {request.path}"})
+
+    def __enter__(self) -> Emulator:
+        emulator = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                request = Request(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                )
+                response = emulator.dispatch(request)
+                if response.delay_s:
+                    threading.Event().wait(response.delay_s)
+                payload = response.body
+                headers = dict(response.headers)
+                if isinstance(payload, (dict, list)):
+                    payload = json.dumps(payload).encode()
+                    headers.setdefault("Content-Type", "application/json")
+                elif isinstance(payload, str):
+                    payload = payload.encode()
+                self.send_response(response.status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                if response.truncate_to is not None:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                self.wfile.write(payload[: response.truncate_to] if response.truncate_to is not None else payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()
