@@ -1,3 +1,51 @@
-"""acpbuild: a build tool for AI-generated media."""
+"""acpbuild: a build tool for AI-generated media.
+
+``acpbuild.run("promo.toml")`` builds a recipe like ``make`` builds code: only
+changed steps run, independent steps run at once, and a ledger of every paid
+generation means none is bought twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AcpbuildError",
+    "BudgetExceeded",
+    "ProviderError",
+    "Recipe",
+    "RecipeError",
+    "RunResult",
+    "StoreError",
+    "__version__",
+    "load_recipe",
+    "run",
+]
+
+# Resolved on first use, so `acpbuild --version` imports none of doit, pydantic or the SDKs.
+_LAZY = {
+    "run": "acpbuild.workflow",
+    "RunResult": "acpbuild.workflow",
+    "load_recipe": "acpbuild.recipe",
+    "Recipe": "acpbuild.recipe",
+    "AcpbuildError": "acpbuild.errors",
+    "BudgetExceeded": "acpbuild.errors",
+    "ProviderError": "acpbuild.errors",
+    "RecipeError": "acpbuild.errors",
+    "StoreError": "acpbuild.errors",
+}
+
+if TYPE_CHECKING:
+    from acpbuild.errors import AcpbuildError, BudgetExceeded, ProviderError, RecipeError, StoreError
+    from acpbuild.recipe import Recipe, load_recipe
+    from acpbuild.workflow import RunResult, run
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'acpbuild' has no attribute {name!r}")

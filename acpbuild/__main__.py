@@ -1,0 +1,5 @@
+import sys
+
+from acpbuild.cli import main
+
+sys.exit(main())

@@ -1,0 +1,360 @@
+"""Building one step: key it, then reuse what exists or pay for it once.
+
+:func:`assess` decides, without side effects, whether a step is up to date,
+restorable from the store, or must run, and why. :func:`build` is the action
+doit runs for a step: compute the key -> already materialised? done ->
+the ledger has it? restore (free) -> else call the provider, store the result,
+commit the ledger, materialise.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from acpbuild import providers
+from acpbuild.errors import AcpbuildError, BadResponse, ProviderError, ProviderTimeout, StoreError
+from acpbuild.interpolate import Ref, render
+from acpbuild.keys import KEY_SCHEMA, DigestCache, canonical, key_of, signature
+from acpbuild.ledger import Ledger
+from acpbuild.providers.base import Job, Provider
+from acpbuild.recipe import Recipe, Step
+from acpbuild.secrets import redact
+from acpbuild.store import LinkMode, Store
+
+Status = Literal["ran", "restored", "uptodate", "failed", "skipped"]
+State = Literal["uptodate", "restorable", "run"]
+
+
+@dataclass
+class StepResult:
+    """What happened to one step in a run."""
+
+    name: str
+    status: Status
+    key: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    cost: float = 0.0
+    provider: str = ""
+    model: str = ""
+    reason: str = ""
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "key": self.key,
+            "outputs": self.outputs,
+            "cost": round(self.cost, 6),
+            "provider": self.provider,
+            "model": self.model,
+            "reason": self.reason,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class Assessment:
+    """Whether a step is up to date, restorable or must run, and why."""
+
+    name: str
+    state: State
+    reason: str
+    key: str | None = None
+    digest: str | None = None
+
+
+@dataclass
+class Event:
+    """Something a run reports as it goes; the CLI renders these."""
+
+    kind: Literal["start", "step_start", "step_done", "finish"]
+    step: str | None = None
+    result: StepResult | None = None
+    total: int = 0
+
+
+class _UnknownInput(Exception):
+    """An upstream output is not available yet, so the key cannot be computed."""
+
+
+class Context:
+    """Everything a run's steps share: recipe, store, ledger, providers, results."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        *,
+        env: Mapping[str, str],
+        link: LinkMode = "copy",
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self.env = env
+        self.store = Store(recipe.store_dir, link)
+        self.ledger = Ledger(recipe.store_dir / "ledger.sqlite3")
+        self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
+        self.on_event = on_event
+        self.results: dict[str, StepResult] = {}
+        self.runtime_errors: list[str] = []
+        self._lock = threading.Lock()
+        self._providers: dict[str, Provider] = {}
+        self._key_locks: dict[str, threading.Lock] = {}
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def emit(self, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def provider(self, name: str) -> Provider:
+        with self._lock:
+            if name not in self._providers:
+                self._providers[name] = providers.provider_class(name)(self.env)
+            return self._providers[name]
+
+    def key_lock(self, key: str) -> threading.Lock:
+        """One lock per key: two steps asking for the same generation pay once."""
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def record(self, result: StepResult) -> None:
+        with self._lock:
+            self.results[result.name] = result
+
+    def output_digest(self, step: Step) -> str | None:
+        return self.digests.digest(step.output_path)
+
+
+# -- keys ---------------------------------------------------------------------
+Upstream = Callable[[str], tuple[Path, str]]
+
+
+def material(ctx: Context, step: Step, upstream: Upstream) -> dict[str, Any]:
+    """The key material of ``step``, given where each upstream output is and its digest."""
+
+    def key_value(ref: Ref) -> Any:
+        path, digest = upstream(ref.step)
+        if ctx.recipe.steps[ref.step].media == "text":
+            return path.read_text(encoding="utf-8")  # what the provider sees
+        return {"digest": digest}
+
+    params = render(step.params, key_value)
+    for name, value in params.items():
+        if isinstance(value, Path):
+            digest = ctx.digests.digest(value)
+            if digest is None:
+                raise AcpbuildError(f"step {step.name!r}: input file {value} has disappeared")
+            params[name] = {"digest": digest}
+    return {
+        "schema": KEY_SCHEMA,
+        "kind": step.kind,
+        "provider": step.provider,
+        "model": step.model,
+        "adapter": ctx.provider(step.provider).version,
+        # the format decides the bytes (.mp3 or .wav); the file's name does not
+        "format": step.output_path.suffix.lower(),
+        "params": params,
+    }
+
+
+def current_upstream(ctx: Context) -> Upstream:
+    """Upstream outputs as materialised in ``output_dir`` (during a run)."""
+
+    def upstream(name: str) -> tuple[Path, str]:
+        path = ctx.recipe.steps[name].output_path
+        digest = ctx.digests.digest(path)
+        if digest is None:
+            raise _UnknownInput(name)
+        return path, digest
+
+    return upstream
+
+
+def is_current(ctx: Context, step: Step, key: str) -> bool:
+    """Whether ``step``'s output file holds the generation ``key`` names, untouched."""
+    record = ctx.ledger.output(step.output_path)
+    return record is not None and record.key == key and ctx.output_digest(step) == record.digest
+
+
+def why(ctx: Context, step: Step, mat: dict[str, Any]) -> str:
+    """A short reason the step must run, from the last material built at its output."""
+    record = ctx.ledger.output(step.output_path)
+    if record is None or record.material is None:
+        return "never built"
+    before = json.loads(record.material)
+    changed = [k for k in ("kind", "provider", "model", "adapter", "format") if before.get(k) != mat.get(k)]
+    old, new = before.get("params", {}), mat["params"]
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            changed.append(f"{name} {'added' if name not in old else 'removed' if name not in new else 'changed'}")
+    return ", ".join(changed) if changed else "output missing or modified"
+
+
+def assess(ctx: Context, order: list[str]) -> dict[str, Assessment]:
+    """Assess the steps in ``order`` (dependencies first) without building anything."""
+    found: dict[str, Assessment] = {}
+    known: dict[str, tuple[Path, str]] = {}
+
+    def upstream(name: str) -> tuple[Path, str]:
+        if name not in known:
+            raise _UnknownInput(name)
+        return known[name]
+
+    for name in order:
+        step = ctx.recipe.steps[name]
+        pending = [d for d in step.deps if found.get(d) is None or found[d].state == "run"]
+        if pending:
+            found[name] = Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
+            continue
+        mat = material(ctx, step, upstream)
+        key = key_of(mat)
+        record = ctx.ledger.output(step.output_path)
+        if record is not None and record.key == key and ctx.output_digest(step) == record.digest:
+            found[name] = Assessment(name, "uptodate", "up to date", key, record.digest)
+            known[name] = (step.output_path, record.digest)
+            continue
+        done = ctx.ledger.find_done(key)
+        if done is not None and done.digest and ctx.store.has(done.digest):
+            found[name] = Assessment(name, "restorable", "in the store (free)", key, done.digest)
+            known[name] = (ctx.store.path(done.digest), done.digest)
+            continue
+        found[name] = Assessment(name, "run", why(ctx, step, mat), key)
+    return found
+
+
+# -- building -------------------------------------------------------------------
+class _Journal:
+    def __init__(self, ledger: Ledger, gen_id: int, resume_id: str | None) -> None:
+        self._ledger = ledger
+        self._gen_id = gen_id
+        self.resume_id = resume_id
+        self.request_id = resume_id
+
+    def submitted(self, request_id: str) -> None:
+        self.request_id = request_id
+        self._ledger.submitted(self._gen_id, request_id)
+
+
+def uptodate(ctx: Context, step: Step) -> bool:
+    """doit's ``uptodate`` check: the output holds the generation its inputs key."""
+    try:
+        return is_current(ctx, step, key_of(material(ctx, step, current_upstream(ctx))))
+    except (_UnknownInput, AcpbuildError):
+        return False
+
+
+def build(ctx: Context, step: Step) -> StepResult:
+    """Make ``step``'s output hold the generation its inputs key, paying only if no copy exists."""
+    started = time.monotonic()
+    result = StepResult(step.name, "ran", provider=step.provider, model=step.model, outputs=[str(step.output_path)])
+    try:
+        mat = material(ctx, step, current_upstream(ctx))
+    except _UnknownInput as exc:
+        raise AcpbuildError(f"step {step.name!r}: the output of {exc.args[0]!r} is missing") from None
+    key = key_of(mat)
+    result.key = key
+    with ctx.key_lock(key):
+        if is_current(ctx, step, key):
+            result.status, result.reason = "uptodate", "up to date"
+        elif _restore(ctx, step, key, mat):
+            result.status, result.reason = "restored", "restored from the store"
+        else:
+            result.reason = why(ctx, step, mat)
+            result.cost = _generate(ctx, step, key, mat)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _restore(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> bool:
+    done = ctx.ledger.find_done(key)
+    if done is None or not done.digest or not ctx.store.has(done.digest):
+        return False
+    try:
+        _materialise(ctx, step, key, done.digest, mat)
+    except StoreError:
+        return False  # a corrupt blob is set aside; generate it again
+    return True
+
+
+def _materialise(ctx: Context, step: Step, key: str, digest: str, mat: dict[str, Any]) -> None:
+    ctx.store.materialise(digest, step.output_path)
+    sig = signature(step.output_path)
+    if sig is not None:
+        ctx.digests.remember(step.output_path, sig, digest)
+    ctx.ledger.set_output(
+        step.output_path, key=key, digest=digest, material=canonical(mat), recipe=ctx.recipe.name, step=step.name
+    )
+
+
+def job_params(ctx: Context, step: Step) -> dict[str, Any]:
+    """The step's parameters for the provider: outputs resolved, model defaults filled in."""
+
+    def value(ref: Ref) -> Any:
+        upstream = ctx.recipe.steps[ref.step]
+        if upstream.media == "text":
+            return upstream.output_path.read_text(encoding="utf-8")
+        return upstream.output_path
+
+    provider = ctx.provider(step.provider)
+    model = provider.catalogue()[step.model]
+    params = {n: p.default for n, p in model.params_for(step.kind).items() if p.default is not None}
+    params.update(render(step.params, value))
+    return params
+
+
+def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> float:
+    provider = ctx.provider(step.provider)
+    model = provider.catalogue()[step.model]
+    pending = ctx.ledger.find_resumable(key)
+    if pending is not None:
+        gen_id = pending.id
+    else:
+        gen_id = ctx.ledger.begin(
+            key,
+            recipe=ctx.recipe.name,
+            step=step.name,
+            kind=step.kind,
+            provider=step.provider,
+            model=step.model,
+            material=canonical(mat),
+            estimated_cost=None,
+            draft=False,
+        )
+    journal = _Journal(ctx.ledger, gen_id, pending.request_id if pending else None)
+    staging = ctx.store.staging(step.output_path.suffix)
+    job = Job(step.kind, model, job_params(ctx, step), staging, step.timeout_s)
+    try:
+        outcome = provider.generate(job, journal)
+        if not staging.is_file() or staging.stat().st_size == 0:
+            raise BadResponse("the provider reported success but wrote no output", provider=step.provider)
+    except ProviderError as exc:
+        # a long job that timed out while polling stays resumable: the next run polls it again
+        resumable = isinstance(exc, ProviderTimeout) and journal.request_id is not None
+        ctx.ledger.fail(gen_id, redact(str(exc), ctx.env), resumable=resumable)
+        staging.unlink(missing_ok=True)
+        raise
+    except BaseException:
+        staging.unlink(missing_ok=True)  # an interrupted call stays "submitted" for the next run
+        raise
+    digest = ctx.store.put(staging)
+    cost = outcome.actual_cost if outcome.actual_cost is not None else 0.0
+    ctx.ledger.finish(
+        gen_id,
+        digest=digest,
+        actual_cost=cost,
+        request_id=outcome.request_id,
+        usage=outcome.usage,
+        meta=outcome.meta,
+    )
+    _materialise(ctx, step, key, digest, mat)
+    return cost

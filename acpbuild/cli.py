@@ -1,0 +1,166 @@
+"""The ``acpbuild`` command: argument parsing, exit codes, and all printing.
+
+Exit codes: 0 success, 1 a step failed, 2 bad recipe or usage, 3 refused to
+spend, 130 interrupted (state is saved; running again resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from acpbuild import __version__
+
+EXIT_INTERRUPTED = 130
+
+
+def _split_targets(items: list[str]) -> tuple[str | None, list[str]]:
+    """``[RECIPE] [STEP...]``: the first item is the recipe when it is a .toml path."""
+    if items and (items[0].endswith(".toml") or Path(items[0]).is_file()):
+        return items[0], items[1:]
+    return None, items
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="acpbuild",
+        description="Build AI-generated media from TOML recipes; never pay twice for a generation.",
+    )
+    parser.add_argument("--version", action="version", version=f"acpbuild {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="build a recipe (all steps, or the named steps and what they need)")
+    run.add_argument("items", nargs="*", metavar="[RECIPE] [STEP]", help="recipe file (default acpbuild.toml), then steps")
+    run.add_argument("-j", "--jobs", type=int, help="steps to run at once (default: the recipe's jobs, else 4)")
+    run.add_argument("-k", "--keep-going", action="store_true", help="run what can run past a failed step")
+    run.add_argument("--json", action="store_true", help="print one JSON document instead of the display")
+    run.add_argument("--link", choices=("copy", "hardlink"), default="copy", help="how outputs are made from the store")
+
+    plan = sub.add_parser("plan", help="show what a run would do, and why")
+    plan.add_argument("items", nargs="*", metavar="[RECIPE] [STEP]")
+    plan.add_argument("--json", action="store_true")
+
+    lst = sub.add_parser("list", help="list a recipe's steps")
+    lst.add_argument("recipe", nargs="?")
+
+    clean = sub.add_parser("clean", help="remove a recipe's outputs (the store keeps every generation)")
+    clean.add_argument("recipe", nargs="?")
+
+    validate = sub.add_parser("validate", help="check recipes without running anything")
+    validate.add_argument("recipes", nargs="*")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``acpbuild`` command; returns the exit code."""
+    from acpbuild.errors import AcpbuildError
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        result: int = globals()[f"_cmd_{args.command}"](args)
+        return result
+    except AcpbuildError as exc:
+        print(f"acpbuild: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("acpbuild: interrupted; finished generations are saved, run again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from acpbuild import report, workflow
+
+    recipe, targets = _split_targets(args.items)
+    started = time.monotonic()
+    progress = None if args.json else report.Progress(sys.stdout, live=sys.stdout.isatty())
+    try:
+        result = workflow.run(recipe, targets, jobs=args.jobs, keep_going=args.keep_going, link=args.link, on_event=progress)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        report.summary(result, sys.stdout, seconds=time.monotonic() - started)
+    return result.exit_code
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from acpbuild import report, workflow
+
+    recipe_path, targets = _split_targets(args.items)
+    recipe, entries = workflow.plan(recipe_path, targets)
+    if args.json:
+        doc: dict[str, Any] = {
+            "recipe": recipe.name,
+            "steps": [
+                {
+                    "name": e.name,
+                    "status": e.state,
+                    "reason": e.reason,
+                    "key": e.key,
+                    "outputs": [str(recipe.steps[e.name].output_path)],
+                    "cost": 0.0,
+                }
+                for e in entries
+            ],
+        }
+        doc["totals"] = {s: sum(1 for e in entries if e.state == s) for s in ("run", "restorable", "uptodate")}
+        doc["totals"]["cost"] = 0.0
+        print(json.dumps(doc, indent=2))
+    else:
+        report.plan_table(recipe.name, entries, sys.stdout)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from acpbuild.graph import topological
+    from acpbuild.workflow import _open
+
+    recipe, _ = _open(args.recipe, None)
+    order = topological({n: s.deps for n, s in recipe.steps.items()})
+    width = max(len(n) for n in order)
+    for name in order:
+        step = recipe.steps[name]
+        needs = f"  needs {', '.join(step.deps)}" if step.deps else ""
+        print(f"{name:<{width}}  {step.kind:<15} {step.provider}/{step.model:<12} -> {step.output}{needs}")
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from acpbuild import workflow
+
+    removed = workflow.clean(args.recipe)
+    for path in removed:
+        print(f"removed {path}")
+    print(f"{len(removed)} outputs removed; the store still holds every generation")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from acpbuild.errors import RecipeError
+    from acpbuild.workflow import _open
+
+    worst = 0
+    for path in args.recipes or [None]:
+        try:
+            recipe, _ = _open(path, None)
+        except RecipeError as exc:
+            print(f"acpbuild: error: {exc}", file=sys.stderr)
+            worst = 2
+            continue
+        print(f"{path or 'acpbuild.toml'}: ok ({len(recipe.steps)} steps)")
+    return worst
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Step keys and content digests.
+
+A step key is the xxh3-128 of a canonical JSON of everything that decides a
+generation's result: kind, provider, model, the adapter's version, the semantic
+parameters after interpolation, and the digest of every input file or upstream
+output. Output names, descriptions, timeouts, key order and API keys never enter
+it, so renaming an output or reformatting a recipe never costs money.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+#: bump when the shape of the key material changes
+KEY_SCHEMA = 1
+
+_CHUNK = 1 << 20
+
+
+def _normal(value: Any) -> Any:
+    # 6 and 6.0 are the same duration: a reformatted number must not change the key
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): _normal(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None or isinstance(value, float):
+        return value
+    raise TypeError(f"cannot key a value of type {type(value).__name__}")
+
+
+def canonical(material: Any) -> str:
+    """The canonical JSON text of ``material``: sorted keys, no spaces, integral floats as ints."""
+    return json.dumps(_normal(material), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def key_of(material: Any) -> str:
+    """The step key: xxh3-128 hex of :func:`canonical`."""
+    return xxhash.xxh3_128_hexdigest(canonical(material).encode("utf-8"))
+
+
+def file_digest(path: Path) -> str:
+    """xxh3-128 hex of a file's bytes, read in 1 MiB chunks."""
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+Signature = tuple[int, int, int, int]  # device, inode, size, mtime_ns
+
+
+def signature(path: Path) -> Signature | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class DigestCache:
+    """File digests remembered by device, inode, size and mtime.
+
+    An untouched file is never read twice, in one run or across runs when a
+    ``load``/``save`` pair (the ledger's ``files`` table) backs the cache.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[str], tuple[Signature, str] | None] | None = None,
+        save: Callable[[str, Signature, str], None] | None = None,
+    ) -> None:
+        self._memory: dict[str, tuple[Signature, str]] = {}
+        self._load = load
+        self._save = save
+        self._lock = threading.Lock()
+
+    def digest(self, path: Path) -> str | None:
+        """The digest of ``path``, or None when it does not exist."""
+        sig = signature(path)
+        if sig is None:
+            return None
+        name = str(path)
+        with self._lock:
+            known = self._memory.get(name)
+        if known is None and self._load is not None:
+            known = self._load(name)
+        if known is not None and tuple(known[0]) == sig:
+            return known[1]
+        digest = file_digest(path)
+        # a file written while we read it gets a new signature; only keep stable ones
+        if signature(path) == sig:
+            self.remember(path, sig, digest)
+        return digest
+
+    def remember(self, path: Path, sig: Signature, digest: str) -> None:
+        with self._lock:
+            self._memory[str(path)] = (sig, digest)
+        if self._save is not None:
+            self._save(str(path), sig, digest)

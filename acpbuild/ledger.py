@@ -1,0 +1,221 @@
+"""The ledger: SQLite (WAL) record of every generation, what each output holds, and file digests.
+
+A generation's row is written before the provider is called (state
+``submitted``), gets the provider's request id the moment the provider has one,
+and turns ``done`` the moment its result is in the store: each write commits at
+once, so a crash never forgets a paid result, and a rerun finds a ``submitted``
+row with a request id and resumes that job instead of paying again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from acpbuild.errors import StoreError
+from acpbuild.keys import Signature
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    state TEXT NOT NULL,             -- submitted, done, failed, abandoned
+    recipe TEXT, step TEXT, kind TEXT, provider TEXT, model TEXT,
+    request_id TEXT,
+    estimated_cost REAL, actual_cost REAL,
+    digest TEXT,                     -- the output blob
+    material TEXT,                   -- the canonical key material (no secrets)
+    usage TEXT, meta TEXT, error TEXT,
+    draft INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL, finished REAL
+);
+CREATE INDEX IF NOT EXISTS generations_key ON generations(key, state);
+CREATE TABLE IF NOT EXISTS outputs (
+    path TEXT PRIMARY KEY,           -- an output file as materialised
+    key TEXT NOT NULL, digest TEXT NOT NULL, material TEXT,
+    recipe TEXT, step TEXT
+);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, digest TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class Generation:
+    id: int
+    key: str
+    state: str
+    recipe: str | None
+    step: str | None
+    kind: str | None
+    provider: str | None
+    model: str | None
+    request_id: str | None
+    estimated_cost: float | None
+    actual_cost: float | None
+    digest: str | None
+    material: str | None
+    usage: str | None
+    meta: str | None
+    error: str | None
+    draft: int
+    created: float
+    finished: float | None
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    path: str
+    key: str
+    digest: str
+    material: str | None
+    recipe: str | None
+    step: str | None
+
+
+class Ledger:
+    """One SQLite connection shared by the run's threads behind a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the ledger at {path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            with self._lock:
+                return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"ledger error ({self.path}): {exc}") from exc
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"ledger error ({self.path}): {exc}") from exc
+
+    # -- generations ---------------------------------------------------------
+    def find_done(self, key: str) -> Generation | None:
+        """The latest finished generation with this key."""
+        rows = self._rows(
+            "SELECT * FROM generations WHERE key=? AND state='done' ORDER BY id DESC LIMIT 1", (key,)
+        )
+        return Generation(*rows[0]) if rows else None
+
+    def find_resumable(self, key: str) -> Generation | None:
+        """The latest submitted, unfinished generation with a request id to resume."""
+        rows = self._rows(
+            "SELECT * FROM generations WHERE key=? AND state='submitted' AND request_id IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (key,),
+        )
+        return Generation(*rows[0]) if rows else None
+
+    def begin(
+        self,
+        key: str,
+        *,
+        recipe: str,
+        step: str,
+        kind: str,
+        provider: str,
+        model: str,
+        material: str,
+        estimated_cost: float | None,
+        draft: bool,
+    ) -> int:
+        """Record a generation about to be requested; return its id."""
+        # an earlier attempt that died before the provider gave it an id can never be resumed
+        self._exec(
+            "UPDATE generations SET state='abandoned', finished=? "
+            "WHERE key=? AND state='submitted' AND request_id IS NULL",
+            (time.time(), key),
+        )
+        cursor = self._exec(
+            "INSERT INTO generations (key, state, recipe, step, kind, provider, model, material, "
+            "estimated_cost, draft, created) VALUES (?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, recipe, step, kind, provider, model, material, estimated_cost, int(draft), time.time()),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def submitted(self, gen_id: int, request_id: str) -> None:
+        self._exec("UPDATE generations SET request_id=? WHERE id=?", (request_id, gen_id))
+
+    def finish(
+        self,
+        gen_id: int,
+        *,
+        digest: str,
+        actual_cost: float | None,
+        request_id: str | None,
+        usage: dict[str, Any],
+        meta: dict[str, Any],
+    ) -> None:
+        self._exec(
+            "UPDATE generations SET state='done', digest=?, actual_cost=?, "
+            "request_id=COALESCE(?, request_id), usage=?, meta=?, finished=? WHERE id=?",
+            (digest, actual_cost, request_id, json.dumps(usage), json.dumps(meta), time.time(), gen_id),
+        )
+
+    def fail(self, gen_id: int, error: str, *, resumable: bool) -> None:
+        """Mark a generation failed, or leave it resumable (a timeout while polling)."""
+        if resumable:
+            self._exec("UPDATE generations SET error=? WHERE id=?", (error, gen_id))
+        else:
+            self._exec(
+                "UPDATE generations SET state='failed', error=?, finished=? WHERE id=?",
+                (error, time.time(), gen_id),
+            )
+
+    def generations(self, *, since: float | None = None) -> list[Generation]:
+        rows = self._rows(
+            "SELECT * FROM generations WHERE created >= ? ORDER BY id", (since or 0.0,)
+        )
+        return [Generation(*r) for r in rows]
+
+    # -- outputs -------------------------------------------------------------
+    def output(self, path: Path) -> OutputRecord | None:
+        rows = self._rows("SELECT * FROM outputs WHERE path=?", (str(path),))
+        return OutputRecord(*rows[0]) if rows else None
+
+    def set_output(self, path: Path, *, key: str, digest: str, material: str, recipe: str, step: str) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO outputs (path, key, digest, material, recipe, step) VALUES (?, ?, ?, ?, ?, ?)",
+            (str(path), key, digest, material, recipe, step),
+        )
+
+    def drop_output(self, path: Path) -> None:
+        self._exec("DELETE FROM outputs WHERE path=?", (str(path),))
+
+    def outputs_of(self, recipe: str) -> list[OutputRecord]:
+        return [OutputRecord(*r) for r in self._rows("SELECT * FROM outputs WHERE recipe=?", (recipe,))]
+
+    # -- file digests ----------------------------------------------------------
+    def load_digest(self, path: str) -> tuple[Signature, str] | None:
+        rows = self._rows("SELECT dev, ino, size, mtime_ns, digest FROM files WHERE path=?", (path,))
+        if not rows:
+            return None
+        dev, ino, size, mtime_ns, digest = rows[0]
+        return (dev, ino, size, mtime_ns), digest
+
+    def save_digest(self, path: str, sig: Signature, digest: str) -> None:
+        self._exec("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", (path, *sig, digest))

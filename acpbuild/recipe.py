@@ -1,0 +1,436 @@
+"""Recipes: TOML -> validated models, with every error pointing at file, line and key.
+
+Loading happens in two stages. :class:`RecipeFile` (pydantic, unknown keys
+forbidden) checks the shape of the file; :func:`resolve` then checks meaning
+against the provider catalogues (kinds, providers, models, parameters, input
+files, output paths, references) and returns a :class:`Recipe` whose steps are
+ready to key and run. Both stages raise :class:`RecipeError` before any work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from acpbuild import providers
+from acpbuild.errors import RecipeError
+from acpbuild.interpolate import (
+    InterpolationError,
+    Ref,
+    Template,
+    env_lookup,
+    interpolate_tree,
+    refs_in,
+)
+from acpbuild.kinds import KINDS, SUFFIXES, Media, media_of_suffix
+from acpbuild.providers.base import FILE_TYPES, Model, Param, nearest
+from acpbuild.secrets import is_secret_name
+from acpbuild.sourcemap import key_lines, line_of
+
+#: step keys that are not provider parameters, and never enter the step key
+#: (``kind``, ``provider`` and ``model`` enter it on their own)
+STEP_FIELDS = ("kind", "provider", "model", "output", "description", "timeout_s")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecipeMeta(_Strict):
+    name: str | None = None
+    description: str = ""
+    output_dir: str = "out"
+    budget_usd: float | None = Field(default=None, ge=0)
+    jobs: int | None = Field(default=None, ge=1, le=256)
+    store: str | None = None
+
+
+class RawStep(BaseModel):
+    """A ``[steps.NAME]`` table; keys beyond these are the model's parameters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    provider: str | None = None
+    model: str | None = None
+    output: str
+    description: str = ""
+    timeout_s: float = Field(default=600.0, gt=0)
+
+
+class RecipeFile(_Strict):
+    recipe: RecipeMeta = RecipeMeta()
+    vars: dict[str, str | int | float | bool] = {}
+    defaults: dict[str, dict[str, Any]] = {}
+    steps: dict[str, RawStep] = Field(min_length=1)
+
+
+@dataclass
+class Step:
+    """A step ready to key and run."""
+
+    name: str
+    kind: str
+    provider: str
+    model: str
+    #: semantic parameters as the recipe sets them (after ``[defaults]`` and
+    #: vars); strings that reference steps are :class:`Template` s, input files
+    #: are absolute :class:`Path` s
+    params: dict[str, Any]
+    output: str  # as written, relative to output_dir
+    output_path: Path
+    media: Media
+    deps: tuple[str, ...]
+    description: str = ""
+    timeout_s: float = 600.0
+    line: int | None = None
+
+
+@dataclass
+class Recipe:
+    """A validated recipe."""
+
+    path: Path
+    name: str
+    output_dir: Path
+    store_dir: Path
+    steps: dict[str, Step]
+    budget_usd: float | None = None
+    jobs: int | None = None
+    description: str = ""
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+
+class _Where:
+    """Builds RecipeErrors that name the file, line and table path."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.file = _display(path)
+        self.lines = key_lines(text)
+
+    def error(self, message: str, path: tuple[Any, ...], tip: str | None = None) -> RecipeError:
+        table = ".".join(str(p) for p in path)
+        return RecipeError(message, file=self.file, line=line_of(self.lines, path), table=table, tip=tip)
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def read_file(path: Path) -> tuple[RecipeFile, _Where]:
+    """Parse ``path`` and check its shape."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(
+            "recipe file not found",
+            file=_display(path),
+            tip="pass a recipe path, or run where an acpbuild.toml is (acpbuild init makes one)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read the recipe: {exc}", file=_display(path)) from exc
+    where = _Where(path, text)
+    try:
+        data = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        message = str(exc).split(" (at line")[0]
+        raise RecipeError(f"invalid TOML: {message}", file=where.file, line=getattr(exc, "lineno", None)) from None
+    try:
+        return RecipeFile.model_validate(data), where
+    except ValidationError as exc:
+        raise _shape_error(exc, where, data) from None
+
+
+def _shape_error(exc: ValidationError, where: _Where, data: dict[str, Any]) -> RecipeError:
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    if first["type"] == "extra_forbidden":
+        parent = loc[:-1]
+        valid = _valid_keys(parent)
+        near = nearest(str(loc[-1]), valid)
+        tip = f"did you mean {near!r}?" if near else (f"valid keys: {', '.join(valid)}" if valid else None)
+        return where.error(f"unknown key {loc[-1]!r}", loc, tip)
+    if first["type"] == "missing":
+        return where.error(f"missing required key {loc[-1]!r}", loc)
+    if first["type"] == "too_short" and loc == ("steps",):
+        return where.error("the recipe has no steps", ("steps",), "add a [steps.NAME] table")
+    return where.error(first["msg"].lower(), loc)
+
+
+def _valid_keys(parent: tuple[Any, ...]) -> list[str]:
+    if parent == ():
+        return list(RecipeFile.model_fields)
+    if parent == ("recipe",):
+        return list(RecipeMeta.model_fields)
+    return []
+
+
+def load_recipe(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Recipe:
+    """Read, check and resolve the recipe at ``path``.
+
+    Raises :class:`RecipeError` naming file, line and key for anything wrong:
+    unknown keys, kinds, providers, models or parameters, references to missing
+    steps, cycles, clashing or escaping outputs, missing input files.
+    """
+    recipe_path = Path(path).resolve()
+    raw, where = read_file(recipe_path)
+    return resolve(raw, recipe_path, where, os.environ if env is None else env)
+
+
+def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) -> Recipe:
+    root = path.parent
+    meta = raw.recipe
+    output_dir = (root / meta.output_dir).resolve()
+    store_dir = Path(env.get("ACPBUILD_STORE") or (root / (meta.store or ".acpbuild"))).resolve()
+    for kind in raw.defaults:
+        if kind not in KINDS:
+            near = nearest(kind, list(KINDS))
+            raise where.error(f"unknown kind {kind!r} in [defaults]", ("defaults", kind), _did_you_mean(near))
+    lookup = env_lookup(raw.vars, env, secret=is_secret_name)
+    steps: dict[str, Step] = {}
+    for name, raw_step in raw.steps.items():
+        steps[name] = _resolve_step(name, raw_step, raw, root, output_dir, lookup, where)
+    _check_references(steps, where)
+    _check_outputs(steps, where)
+    from acpbuild.graph import find_cycle
+
+    cycle = find_cycle({n: s.deps for n, s in steps.items()})
+    if cycle:
+        raise where.error(
+            "the steps form a cycle: " + " -> ".join(cycle),
+            ("steps", cycle[0]),
+            "a step cannot depend, directly or through others, on its own output",
+        )
+    return Recipe(
+        path=path,
+        name=meta.name or path.stem,
+        output_dir=output_dir,
+        store_dir=store_dir,
+        steps=steps,
+        budget_usd=meta.budget_usd,
+        jobs=meta.jobs,
+        description=meta.description,
+        vars=dict(raw.vars),
+    )
+
+
+def _did_you_mean(near: str | None) -> str | None:
+    return f"did you mean {near!r}?" if near else None
+
+
+def _resolve_step(
+    name: str,
+    raw_step: RawStep,
+    raw: RecipeFile,
+    root: Path,
+    output_dir: Path,
+    lookup: Any,
+    where: _Where,
+) -> Step:
+    at = ("steps", name)
+    kind = raw_step.kind
+    if kind not in KINDS:
+        raise where.error(f"unknown kind {kind!r}", (*at, "kind"), _did_you_mean(nearest(kind, list(KINDS))))
+    defaults = dict(raw.defaults.get(kind, {}))
+    set_fields = raw_step.model_fields_set
+    provider = raw_step.provider if "provider" in set_fields else defaults.get("provider", "local")
+    model_name = raw_step.model if "model" in set_fields else defaults.get("model")
+    defaults.pop("provider", None)
+    defaults.pop("model", None)
+    field_at = (*at, "provider") if "provider" in set_fields else ("defaults", kind, "provider")
+    if provider not in providers.NAMES:
+        raise where.error(
+            f"unknown provider {provider!r}",
+            field_at,
+            _did_you_mean(nearest(str(provider), list(providers.NAMES))) or f"providers: {', '.join(providers.NAMES)}",
+        )
+    catalogue = providers.catalogue(provider)
+    model = _pick_model(kind, provider, model_name, catalogue, at, set_fields, where)
+    accepted = model.params_for(kind)
+    given = {**defaults, **(raw_step.model_extra or {})}
+    params: dict[str, Any] = {}
+    for key, value in given.items():
+        key_at = (*at, key) if key in (raw_step.model_extra or {}) else ("defaults", kind, key)
+        spec = accepted.get(key)
+        if spec is None:
+            near = nearest(key, list(accepted) + list(STEP_FIELDS))
+            valid = ", ".join(accepted) or "none"
+            raise where.error(
+                f"unknown parameter {key!r} for {provider}/{model.name} ({kind})",
+                key_at,
+                _did_you_mean(near) or f"parameters it accepts: {valid}",
+            )
+        try:
+            value = interpolate_tree(value, lookup)
+        except InterpolationError as exc:
+            raise where.error(str(exc), key_at) from None
+        params[key] = _check_param(key, spec, value, root, key_at, where)
+    for key, spec in accepted.items():
+        if spec.required and key not in params:
+            raise where.error(
+                f"missing required parameter {key!r} for {provider}/{model.name} ({kind})", at, spec.help or None
+            )
+    try:
+        output = interpolate_tree(raw_step.output, lookup)
+    except InterpolationError as exc:
+        raise where.error(str(exc), (*at, "output")) from None
+    if not isinstance(output, str):
+        raise where.error("an output path cannot reference a step's output", (*at, "output"))
+    output_path = _output_path(output, output_dir, kind, (*at, "output"), where)
+    deps = tuple(dict.fromkeys(r.step for r in refs_in(params)))
+    return Step(
+        name=name,
+        kind=kind,
+        provider=provider,
+        model=model.name,
+        params=params,
+        output=output,
+        output_path=output_path,
+        media=KINDS[kind],
+        deps=deps,
+        description=raw_step.description,
+        timeout_s=raw_step.timeout_s,
+        line=line_of(where.lines, at),
+    )
+
+
+def _pick_model(
+    kind: str,
+    provider: str,
+    model_name: str | None,
+    catalogue: Mapping[str, Model],
+    at: tuple[str, ...],
+    set_fields: set[str],
+    where: _Where,
+) -> Model:
+    serving = [m for m in catalogue.values() if kind in m.kinds]
+    if not serving:
+        raise where.error(
+            f"provider {provider!r} has no model for kind {kind!r}",
+            (*at, "kind"),
+            "pick another provider (acpbuild models --kind " + kind + ")",
+        )
+    if model_name is None:
+        if len(serving) == 1:
+            return serving[0]
+        raise where.error(
+            f"step needs a model: {provider} serves {kind!r} with several",
+            at,
+            "set model = one of " + ", ".join(repr(m.name) for m in serving),
+        )
+    model_at = (*at, "model") if "model" in set_fields else ("defaults", kind, "model")
+    model = catalogue.get(model_name)
+    if model is None:
+        near = nearest(model_name, [m.name for m in serving]) or nearest(model_name, list(catalogue))
+        raise where.error(
+            f"unknown model {model_name!r} for provider {provider!r}",
+            model_at,
+            _did_you_mean(near) or "models for this kind: " + ", ".join(m.name for m in serving),
+        )
+    if kind not in model.kinds:
+        raise where.error(
+            f"model {model_name!r} does not serve kind {kind!r} (it serves {', '.join(model.kinds)})",
+            model_at,
+            "models for this kind: " + ", ".join(m.name for m in serving),
+        )
+    return model
+
+
+def _check_param(key: str, spec: Param, value: Any, root: Path, at: tuple[str, ...], where: _Where) -> Any:
+    if isinstance(value, Template):
+        if spec.type in FILE_TYPES and value.single_ref is None:
+            raise where.error(
+                f"parameter {key!r} takes a file: give a path or exactly one '${{steps.NAME}}'", at
+            )
+        if spec.type not in FILE_TYPES and spec.type != "str":
+            raise where.error(f"parameter {key!r} takes {spec.type}, not a step's output", at)
+        return value
+    if spec.type in FILE_TYPES:
+        if not isinstance(value, str) or not value:
+            raise where.error(f"parameter {key!r} takes a file path", at)
+        file = (root / value).resolve()
+        if not file.is_file():
+            raise where.error(f"input file not found: {value}", at, f"looked for {file}")
+        return file
+    problem = spec.check(value)
+    if problem:
+        raise where.error(f"parameter {key!r}: {problem}", at, spec.help or None)
+    return value
+
+
+def _output_path(output: str, output_dir: Path, kind: str, at: tuple[str, ...], where: _Where) -> Path:
+    if not output or Path(output).is_absolute():
+        raise where.error(
+            f"output {output!r} must be a relative path inside output_dir", at, f"output_dir is {output_dir}"
+        )
+    path = (output_dir / output).resolve()
+    if not path.is_relative_to(output_dir):
+        raise where.error(f"output {output!r} escapes output_dir", at, f"keep outputs inside {output_dir}")
+    media = KINDS[kind]
+    if media_of_suffix(path.suffix) != media:
+        raise where.error(
+            f"output {output!r} does not fit kind {kind!r}, which makes {media}",
+            at,
+            "use a suffix among " + ", ".join(SUFFIXES[media]),
+        )
+    return path
+
+
+def _check_references(steps: dict[str, Step], where: _Where) -> None:
+    for step in steps.values():
+        for key, value in step.params.items():
+            for ref in refs_in(value):
+                at = ("steps", step.name, key)
+                target = steps.get(ref.step)
+                if target is None:
+                    raise where.error(
+                        f"reference to a missing step '${{steps.{ref.step}}}'",
+                        at,
+                        _did_you_mean(nearest(ref.step, list(steps))),
+                    )
+                _check_ref_media(step, key, value, target, at, where)
+
+
+def _check_ref_media(step: Step, key: str, value: Any, target: Step, at: tuple[str, ...], where: _Where) -> None:
+    spec = providers.catalogue(step.provider)[step.model].params[key]
+    if spec.type in FILE_TYPES:
+        if spec.type != "file" and target.media != spec.type:
+            raise where.error(
+                f"parameter {key!r} takes {spec.type}, but step {target.name!r} makes {target.media}", at
+            )
+    elif target.media != "text":
+        raise where.error(
+            f"step {target.name!r} makes {target.media}, which cannot be put into text",
+            at,
+            "reference it from a file parameter (image, audio, video)",
+        )
+    del value
+
+
+def _check_outputs(steps: dict[str, Step], where: _Where) -> None:
+    seen: dict[Path, str] = {}
+    for step in steps.values():
+        other = seen.get(step.output_path)
+        if other is not None:
+            raise where.error(
+                f"steps {other!r} and {step.name!r} both write {step.output}",
+                ("steps", step.name, "output"),
+                "give each step its own output path",
+            )
+        seen[step.output_path] = step.name
+
+
+__all__ = ["Recipe", "RecipeFile", "Ref", "Step", "load_recipe"]

@@ -1,0 +1,105 @@
+"""The content-addressed store: blobs by digest, and outputs materialised from them.
+
+``objects/ab/cdef…`` holds each blob once, named by the xxh3-128 of its bytes.
+A blob enters by rename from ``tmp/`` (same file system), so a crash leaves at
+worst a stray temporary file, never a partial blob. Outputs are copied (or
+hard-linked, when asked) into a temporary file beside the output and renamed
+over it, so no output path ever holds half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from acpbuild.errors import StoreError
+from acpbuild.keys import file_digest
+
+LinkMode = Literal["copy", "hardlink"]
+
+
+class Store:
+    """Blobs under ``root/objects``; staging files under ``root/tmp``."""
+
+    def __init__(self, root: Path, link: LinkMode = "copy") -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.tmp = root / "tmp"
+        self.link = link
+        try:
+            self.objects.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store at {root}: {exc.strerror}") from exc
+
+    def path(self, digest: str) -> Path:
+        return self.objects / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def staging(self, suffix: str) -> Path:
+        """A fresh path in the store's own file system for a provider to write to."""
+        return self.tmp / f"{uuid.uuid4().hex}{suffix}"
+
+    def put(self, src: Path) -> str:
+        """Move ``src`` (a staging file) into the store; return its digest."""
+        digest = file_digest(src)
+        dest = self.path(digest)
+        try:
+            dest.parent.mkdir(exist_ok=True)
+            if dest.exists():
+                src.unlink()
+            else:
+                os.chmod(src, 0o444)  # a blob is never edited in place
+                os.replace(src, dest)
+        except OSError as exc:
+            raise StoreError(f"cannot store {src.name}: {exc.strerror}") from exc
+        return digest
+
+    def verify(self, digest: str) -> Path:
+        """The blob's path, after checking its bytes still hash to ``digest``."""
+        blob = self.path(digest)
+        if not blob.is_file():
+            raise StoreError(f"blob {digest} is missing from the store at {self.root}")
+        actual = file_digest(blob)
+        if actual != digest:
+            # quarantine it, so the next run pays once rather than failing forever
+            blob.replace(blob.with_name(blob.name + ".corrupt"))
+            raise StoreError(f"blob {digest} is corrupt (its bytes hash to {actual}); it was set aside")
+        return blob
+
+    def read_text(self, digest: str) -> str:
+        return self.verify(digest).read_text(encoding="utf-8")
+
+    def materialise(self, digest: str, dest: Path) -> None:
+        """Make ``dest`` hold blob ``digest``, atomically."""
+        blob = self.verify(digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            if self.link == "hardlink":
+                tmp.unlink()
+                try:
+                    os.link(blob, tmp)
+                except OSError:
+                    shutil.copyfile(blob, tmp)
+            else:
+                shutil.copyfile(blob, tmp)
+                os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.objects.rglob("*") if p.is_file())

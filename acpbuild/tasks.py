@@ -1,0 +1,161 @@
+"""From recipe to doit: a ``TaskLoader2`` with one task per step, and the reporter.
+
+Each task has a ``task_dep`` for every data edge, ``file_dep`` on the recipe's
+external input files, its output as ``targets``, and an ``uptodate`` check
+against the ledger. doit's own dependency file (sqlite3 backend, inside the
+store) is only a fast path: deleting it costs nothing, because the action asks
+the ledger before it asks a provider.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from doit.cmd_base import TaskLoader2
+from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
+from doit.task import Task, dict_to_task
+
+from acpbuild.build import Context, Event, StepResult, build, uptodate
+from acpbuild.errors import AcpbuildError
+from acpbuild.graph import topological
+from acpbuild.recipe import Step
+from acpbuild.secrets import redact
+
+
+def _action(ctx: Context, step: Step) -> bool | TaskFailed:
+    try:
+        result = build(ctx, step)
+    except AcpbuildError as exc:
+        message = redact(str(exc), ctx.env)
+        ctx.record(StepResult(step.name, "failed", provider=step.provider, model=step.model, error=message))
+        return TaskFailed(message)
+    ctx.record(result)
+    return True
+
+
+def task_dicts(ctx: Context, names: list[str] | None = None, prefix: str = "") -> list[dict[str, Any]]:
+    """doit task dictionaries for the recipe's steps (all, or ``names``), in build order.
+
+    ``prefix`` namespaces the task names, for recipes loaded into another ``dodo.py``.
+    """
+    recipe = ctx.recipe
+    order = topological({n: s.deps for n, s in recipe.steps.items()})
+    wanted = set(order if names is None else names)
+    tasks = []
+    for name in order:
+        if name not in wanted:
+            continue
+        step = recipe.steps[name]
+        inputs = sorted(str(v) for v in step.params.values() if isinstance(v, Path))
+        tasks.append(
+            {
+                "name": prefix + name,
+                "actions": [(_action, (ctx, step))],
+                "task_dep": [prefix + d for d in step.deps],
+                "file_dep": inputs,
+                "targets": [str(step.output_path)],
+                "uptodate": [partial(uptodate, ctx, step)],
+                "doc": step.description or f"{step.kind} with {step.provider}/{step.model} -> {step.output}",
+                "verbosity": 0,
+                # doit captures output by swapping sys.stdout, which threads race on;
+                # our actions never print, so there is nothing to capture
+                "io": {"capture": False},
+            }
+        )
+    return tasks
+
+
+class Reporter:
+    """A doit reporter that turns doit's callbacks into acpbuild :class:`Event` s."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def initialize(self, tasks: Any, selected_tasks: Any) -> None:
+        pass
+
+    def get_status(self, task: Task) -> None:
+        pass
+
+    def execute_task(self, task: Task) -> None:
+        self.ctx.emit(Event("step_start", step=task.name))
+
+    def add_success(self, task: Task) -> None:
+        self._done(task.name)
+
+    def add_failure(self, task: Task, fail: BaseFail) -> None:
+        step = self.ctx.recipe.steps[task.name]
+        if isinstance(fail, UnmetDependency):
+            result = StepResult(
+                task.name, "skipped", provider=step.provider, model=step.model, reason=f"needs {fail.message}, which failed"
+            )
+            self.ctx.record(result)
+        elif task.name not in self.ctx.results or self.ctx.results[task.name].status != "failed":
+            # an exception escaped the action: a bug in acpbuild, reported with its traceback
+            message = redact(fail.get_msg(), self.ctx.env)
+            self.ctx.record(StepResult(task.name, "failed", provider=step.provider, model=step.model, error=message))
+        self._done(task.name)
+
+    def skip_uptodate(self, task: Task) -> None:
+        step = self.ctx.recipe.steps[task.name]
+        record = self.ctx.ledger.output(step.output_path)
+        self.ctx.record(
+            StepResult(
+                task.name,
+                "uptodate",
+                key=record.key if record else None,
+                outputs=[str(step.output_path)],
+                provider=step.provider,
+                model=step.model,
+                reason="up to date",
+            )
+        )
+        self._done(task.name)
+
+    def skip_ignore(self, task: Task) -> None:
+        pass
+
+    def cleanup_error(self, exception: BaseException) -> None:
+        pass
+
+    def runtime_error(self, msg: str) -> None:
+        self.ctx.runtime_errors.append(msg)
+
+    def teardown_task(self, task: Task) -> None:
+        pass
+
+    def complete_run(self) -> None:
+        pass
+
+    def _done(self, name: str) -> None:
+        self.ctx.emit(Event("step_done", step=name, result=self.ctx.results.get(name)))
+
+
+class RecipeLoader(TaskLoader2):
+    """Loads a recipe's steps as doit tasks for ``DoitMain``."""
+
+    def __init__(self, ctx: Context, *, jobs: int, keep_going: bool) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.jobs = jobs
+        self.keep_going = keep_going
+
+    def load_doit_config(self) -> dict[str, Any]:
+        return {
+            "dep_file": str(self.ctx.recipe.store_dir / f"doit-{self.ctx.recipe.name}.sqlite3"),
+            "backend": "sqlite3",
+            # the action checks content itself; doit only needs to notice a touched input
+            "check_file_uptodate": "timestamp",
+            "num_process": self.jobs if self.jobs > 1 else 0,
+            "par_type": "thread",
+            "continue": self.keep_going,
+            "reporter": Reporter(self.ctx),
+            "outfile": io.StringIO(),  # our reporter writes nothing; events go to the caller
+            "verbosity": 0,
+        }
+
+    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Task]:
+        return [dict_to_task(t) for t in task_dicts(self.ctx)]
