@@ -1,0 +1,214 @@
+"""End to end: what reruns, what is restored, and how many provider calls each run makes.
+
+Every test here runs the real local provider through doit and counts provider
+calls in the ledger (one row per generation requested).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import acpbuild
+from acpbuild.cli import main
+from conftest import copy_recipe, provider_calls
+
+STEPS = {"script", "voice", "cover", "clip", "final"}
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    path = copy_recipe("chain.toml", tmp_path)
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert {n for n, r in result.steps.items() if r.status == "ran"} == STEPS
+    assert provider_calls(tmp_path / ".acpbuild") == 5
+    return path
+
+
+def statuses(result: acpbuild.RunResult) -> dict[str, str]:
+    return {name: step.status for name, step in result.steps.items()}
+
+
+def test_second_run_with_nothing_changed_runs_nothing(recipe: Path) -> None:
+    # behaviour 1
+    result = acpbuild.run(recipe, env={})
+    assert set(statuses(result).values()) == {"uptodate"}
+    assert provider_calls(recipe.parent / ".acpbuild") == 5
+
+
+def test_editing_a_prompt_runs_that_step_and_its_dependants_only(recipe: Path) -> None:
+    # behaviour 2: script changes; voice and final depend on it; the image branch does not
+    recipe.write_text(recipe.read_text().replace('prompt = "Narrate ${topic}"', 'prompt = "Describe ${topic}"'))
+    result = acpbuild.run(recipe, env={})
+    assert statuses(result) == {
+        "script": "ran",
+        "voice": "ran",
+        "cover": "uptodate",
+        "clip": "uptodate",
+        "final": "ran",
+    }
+    assert result.steps["script"].reason == "prompt changed"
+    assert provider_calls(recipe.parent / ".acpbuild") == 5 + 3
+
+
+def test_reverting_an_edit_restores_from_the_store_for_free(recipe: Path) -> None:
+    # behaviour 3
+    out = recipe.parent / "out"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    original = recipe.read_text()
+    recipe.write_text(original.replace("a red kite", "a grey heron"))
+    edited = acpbuild.run(recipe, env={})
+    assert statuses(edited) == dict.fromkeys(STEPS, "ran")
+    assert (out / "script.txt").read_bytes() != before["script.txt"]
+    calls = provider_calls(recipe.parent / ".acpbuild")
+
+    recipe.write_text(original)
+    reverted = acpbuild.run(recipe, env={})
+    assert statuses(reverted) == dict.fromkeys(STEPS, "restored")
+    assert provider_calls(recipe.parent / ".acpbuild") == calls
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_deleted_output_is_restored_without_a_call(recipe: Path) -> None:
+    # behaviour 4, one file
+    (recipe.parent / "out" / "clip.mp4").unlink()
+    result = acpbuild.run(recipe, env={})
+    assert statuses(result)["clip"] == "restored"
+    assert {s for n, s in statuses(result).items() if n != "clip"} == {"uptodate"}
+    assert provider_calls(recipe.parent / ".acpbuild") == 5
+
+
+def test_clean_then_run_restores_everything_without_a_call(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # behaviour 4, `acpbuild clean`
+    assert main(["clean", str(recipe)]) == 0
+    assert not any((recipe.parent / "out").iterdir())
+    assert "5 outputs removed" in capsys.readouterr().out
+    result = acpbuild.run(recipe, env={})
+    assert statuses(result) == dict.fromkeys(STEPS, "restored")
+    assert provider_calls(recipe.parent / ".acpbuild") == 5
+
+
+def test_renaming_an_output_costs_nothing(recipe: Path) -> None:
+    # behaviour 5, rename: the key ignores the file name
+    recipe.write_text(recipe.read_text().replace('output = "final.mp4"', 'output = "movie.mp4"'))
+    result = acpbuild.run(recipe, env={})
+    assert statuses(result)["final"] == "restored"
+    assert (recipe.parent / "out" / "movie.mp4").read_bytes() == (recipe.parent / "out" / "final.mp4").read_bytes()
+    assert provider_calls(recipe.parent / ".acpbuild") == 5
+
+
+def test_reordering_and_reformatting_the_toml_costs_nothing(recipe: Path) -> None:
+    # behaviour 5, reorder: step tables reversed, keys reordered, comments and spacing added
+    text = recipe.read_text()
+    head, _, body = text.partition("[steps.script]")
+    tables = ("[steps.script]" + body).split("\n[steps.")
+    tables = [tables[0]] + ["[steps." + t for t in tables[1:]]
+    reordered = head + "\n\n# reordered\n".join(reversed([_reverse_keys(t) for t in tables]))
+    recipe.write_text(reordered)
+    result = acpbuild.run(recipe, env={})
+    assert set(statuses(result).values()) == {"uptodate"}
+    assert provider_calls(recipe.parent / ".acpbuild") == 5
+
+
+def _reverse_keys(table: str) -> str:
+    header, *keys = [line for line in table.strip().splitlines() if line]
+    return "\n".join([header, *(k.replace(" = ", "   =   ") for k in reversed(keys))]) + "\n"
+
+
+def test_deleting_doits_dependency_file_costs_nothing(recipe: Path) -> None:
+    # behaviour 6: doit's file is a fast path only; the ledger is the truth
+    store = recipe.parent / ".acpbuild"
+    doit_files = list(store.glob("doit-*"))
+    assert doit_files
+    for path in doit_files:
+        path.unlink()
+    result = acpbuild.run(recipe, env={})
+    assert set(statuses(result).values()) == {"uptodate"}
+    assert provider_calls(store) == 5
+
+
+def test_a_target_builds_only_what_it_needs(tmp_path: Path) -> None:
+    path = copy_recipe("chain.toml", tmp_path)
+    result = acpbuild.run(path, ["clip"], env={})
+    assert statuses(result) == {"cover": "ran", "clip": "ran"}
+    assert not (tmp_path / "out" / "script.txt").exists()
+    assert provider_calls(tmp_path / ".acpbuild") == 2
+
+
+def test_parallel_run_gives_the_same_outputs(tmp_path: Path) -> None:
+    serial = copy_recipe("chain.toml", tmp_path / "serial")
+    parallel = copy_recipe("chain.toml", tmp_path / "parallel")
+    assert acpbuild.run(serial, jobs=1, env={}).success
+    assert acpbuild.run(parallel, jobs=4, env={}).success
+    for name in ("script.txt", "cover.png"):
+        assert (serial.parent / "out" / name).read_bytes() == (parallel.parent / "out" / name).read_bytes()
+
+
+def _break_voice(path: Path) -> None:
+    # an eSpeak voice that does not exist fails at run time, not when the recipe loads
+    path.write_text(path.read_text().replace("speed = 300", 'speed = 300\nvoice = "xx-nowhere"'))
+
+
+def test_a_failure_stops_the_run_and_leaves_no_half_written_output(tmp_path: Path) -> None:
+    path = copy_recipe("chain.toml", tmp_path)
+    _break_voice(path)
+    result = acpbuild.run(path, jobs=1, env={})
+    assert not result.success and result.exit_code == 1
+    assert result.failed == ["voice"]
+    assert "xx-nowhere" in (result.steps["voice"].error or "")
+    assert result.steps["final"].status == "skipped"
+    assert not (tmp_path / "out" / "voice.wav").exists()
+    assert not list((tmp_path / ".acpbuild" / "tmp").iterdir())
+
+
+def test_keep_going_runs_what_it_can_and_skips_dependants(tmp_path: Path) -> None:
+    path = copy_recipe("chain.toml", tmp_path)
+    _break_voice(path)
+    result = acpbuild.run(path, keep_going=True, env={})
+    assert statuses(result) == {
+        "script": "ran",
+        "voice": "failed",
+        "cover": "ran",
+        "clip": "ran",
+        "final": "skipped",
+    }
+    assert "voice" in result.steps["final"].reason
+
+
+def test_cli_run_json_reports_each_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = copy_recipe("chain.toml", tmp_path)
+    assert main(["run", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["totals"]["ran"] == 5 and doc["success"] is True
+    step = {s["name"]: s for s in doc["steps"]}["final"]
+    assert step["status"] == "ran" and len(step["key"]) == 32
+    assert step["outputs"] == [str(tmp_path / "out" / "final.mp4")]
+    assert step["cost"] == 0
+
+    _break_voice(path)
+    assert main(["run", str(path), "--json", "-k"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert {s["name"]: s["status"] for s in doc["steps"]}["final"] == "skipped"
+
+
+def test_cli_plan_says_what_would_run_and_why(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe.write_text(recipe.read_text().replace("width = 160", "width = 128"))
+    (recipe.parent / "out" / "script.txt").unlink()
+    assert main(["plan", str(recipe), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    states = {s["name"]: (s["status"], s["reason"]) for s in doc["steps"]}
+    assert states["cover"] == ("run", "width changed")
+    assert states["clip"][0] == "run" and "cover" in states["clip"][1]
+    assert states["script"][0] == "restorable"
+    assert states["voice"][0] == "uptodate"
+    assert provider_calls(recipe.parent / ".acpbuild") == 5  # planning never calls anything
+
+
+def test_the_summary_is_plain_text_when_not_a_terminal(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out
+    assert "5 uptodate" in out
