@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from acpbuild import providers
+from acpbuild import money, providers
 from acpbuild.errors import AcpbuildError, BadResponse, ProviderError, ProviderTimeout, StoreError
 from acpbuild.interpolate import Ref, render
 from acpbuild.keys import KEY_SCHEMA, DigestCache, canonical, key_of, signature
@@ -155,7 +155,7 @@ def material(ctx: Context, step: Step, upstream: Upstream) -> dict[str, Any]:
             if digest is None:
                 raise AcpbuildError(f"step {step.name!r}: input file {value} has disappeared")
             params[name] = {"digest": digest}
-    return {
+    mat = {
         "schema": KEY_SCHEMA,
         "kind": step.kind,
         "provider": step.provider,
@@ -165,6 +165,10 @@ def material(ctx: Context, step: Step, upstream: Upstream) -> dict[str, Any]:
         "format": step.output_path.suffix.lower(),
         "params": params,
     }
+    if step.draft_of:
+        # a draft is never mistaken for the paid generation it stands in for
+        mat["draft_of"] = step.draft_of
+    return mat
 
 
 def current_upstream(ctx: Context) -> Upstream:
@@ -328,7 +332,7 @@ def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> float:
             model=step.model,
             material=canonical(mat),
             estimated_cost=None,
-            draft=False,
+            draft=step.draft_of is not None,
         )
     journal = _Journal(ctx.ledger, gen_id, pending.request_id if pending else None)
     staging = ctx.store.staging(step.output_path.suffix)
@@ -347,7 +351,9 @@ def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> float:
         staging.unlink(missing_ok=True)  # an interrupted call stays "submitted" for the next run
         raise
     digest = ctx.store.put(staging)
-    cost = outcome.actual_cost if outcome.actual_cost is not None else 0.0
+    cost = money.actual_cost(
+        step.provider, step.model, outcome.actual_cost, outcome.usage, job.params, provider.paid
+    )
     ctx.ledger.finish(
         gen_id,
         digest=digest,
@@ -357,4 +363,4 @@ def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> float:
         meta=outcome.meta,
     )
     _materialise(ctx, step, key, digest, mat)
-    return cost
+    return cost or 0.0

@@ -39,11 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-j", "--jobs", type=int, help="steps to run at once (default: the recipe's jobs, else 4)")
     run.add_argument("-k", "--keep-going", action="store_true", help="run what can run past a failed step")
     run.add_argument("--json", action="store_true", help="print one JSON document instead of the display")
+    run.add_argument("--draft", action="store_true", help="replace every paid step with a free local stand-in")
     run.add_argument("--link", choices=("copy", "hardlink"), default="copy", help="how outputs are made from the store")
 
     plan = sub.add_parser("plan", help="show what a run would do, and why")
     plan.add_argument("items", nargs="*", metavar="[RECIPE] [STEP]")
     plan.add_argument("--json", action="store_true")
+    plan.add_argument("--draft", action="store_true", help="plan a --draft run")
 
     lst = sub.add_parser("list", help="list a recipe's steps")
     lst.add_argument("recipe", nargs="?")
@@ -53,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check recipes without running anything")
     validate.add_argument("recipes", nargs="*")
+    doctor = sub.add_parser("doctor", help="check keys (never their values), ffmpeg, eSpeak and the store")
+    doctor.add_argument("--ping", action="store_true", help="one cheap authenticated request per configured provider")
+    doctor.add_argument("--store", help="store to check (default: .acpbuild here, or ACPBUILD_STORE)")
+
+    models = sub.add_parser("models", help="the model catalogue with parameters and prices")
+    models.add_argument("--kind", help="only models serving this kind")
+    models.add_argument("--provider", help="only this provider's models")
+    models.add_argument("--json", action="store_true")
     return parser
 
 
@@ -71,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AcpbuildError as exc:
         print(f"acpbuild: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `acpbuild models | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("acpbuild: interrupted; finished generations are saved, run again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -83,7 +96,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     progress = None if args.json else report.Progress(sys.stdout, live=sys.stdout.isatty())
     try:
-        result = workflow.run(recipe, targets, jobs=args.jobs, keep_going=args.keep_going, link=args.link, on_event=progress)
+        result = workflow.run(
+            recipe, targets, jobs=args.jobs, keep_going=args.keep_going, draft=args.draft, link=args.link, on_event=progress
+        )
     finally:
         if progress is not None:
             progress.stop()
@@ -98,7 +113,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from acpbuild import report, workflow
 
     recipe_path, targets = _split_targets(args.items)
-    recipe, entries = workflow.plan(recipe_path, targets)
+    recipe, entries = workflow.plan(recipe_path, targets, draft=args.draft)
     if args.json:
         doc: dict[str, Any] = {
             "recipe": recipe.name,
@@ -160,6 +175,82 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             continue
         print(f"{path or 'acpbuild.toml'}: ok ({len(recipe.steps)} steps)")
     return worst
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from acpbuild import doctor
+    from acpbuild.secrets import environment
+
+    env = environment((Path.cwd(),))
+    store = Path(args.store).resolve() if args.store else doctor.default_store(env)
+    results = doctor.checks(env, store, ping=args.ping)
+    for check in results:
+        mark = "ok " if check.ok else ("-- " if not check.required else "FAIL")
+        print(f"{mark:4} {check.name:<18} {check.detail}")
+    return 0 if all(c.ok for c in results if c.required) else 1
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from acpbuild import money, providers
+    from acpbuild.errors import RecipeError
+    from acpbuild.providers.base import nearest
+
+    if args.provider and args.provider not in providers.NAMES:
+        near = nearest(args.provider, list(providers.NAMES))
+        raise RecipeError(f"unknown provider {args.provider!r}", tip=f"did you mean {near!r}?" if near else None)
+    rows = []
+    for name in providers.NAMES:
+        if args.provider and name != args.provider:
+            continue
+        for model in providers.catalogue(name).values():
+            kinds = [k for k in model.kinds if not args.kind or k == args.kind]
+            if not kinds:
+                continue
+            price = money.price_of(name, model.name)
+            rows.append(
+                {
+                    "provider": name,
+                    "model": model.name,
+                    "kinds": kinds,
+                    "endpoints": {k: model.endpoints[k] for k in kinds},
+                    "price": price.describe() if price else ("free" if name == "local" else None),
+                    "price_source": f"{price.source} ({price.date})" if price else None,
+                    "params": {
+                        p: {
+                            k: v
+                            for k, v in {
+                                "type": spec.type,
+                                "required": spec.required or None,
+                                "default": spec.default,
+                                "min": spec.min,
+                                "max": spec.max,
+                                "choices": list(spec.choices) if spec.choices else None,
+                            }.items()
+                            if v is not None
+                        }
+                        for kind in kinds
+                        for p, spec in model.params_for(kind).items()
+                    },
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['provider']}/{row['model']}  [{', '.join(row['kinds'])}]  {row['price'] or 'no price'}")
+        for param, spec in row["params"].items():
+            extra = []
+            if "choices" in spec:
+                extra.append("one of " + ", ".join(map(str, spec["choices"])))
+            if "min" in spec or "max" in spec:
+                extra.append(f"{spec.get('min', '')}..{spec.get('max', '')}")
+            if "default" in spec:
+                extra.append(f"default {spec['default']!r}")
+            required = " (required)" if spec.get("required") else ""
+            print(f"    {param}: {spec['type']}{required}" + (f"  {'; '.join(extra)}" if extra else ""))
+    if not rows:
+        print("no models match")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -90,6 +90,8 @@ class Step:
     description: str = ""
     timeout_s: float = 600.0
     line: int | None = None
+    #: "provider/model" of the paid step a ``--draft`` run replaced with this local stand-in
+    draft_of: str | None = None
 
 
 @dataclass

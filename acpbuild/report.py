@@ -116,6 +116,11 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("ran", "restored", "uptodate", "failed", "skipped") if result.count(s))
     verdict = "[green]ok[/]" if result.success else "[bold red]FAILED[/]"
     console.print(f"{verdict}: {counts}; paid {_money(result.total_cost)}; {seconds:.1f}s")
+    if result.drafted:
+        console.print(
+            f"[yellow]DRAFT[/]: {len(result.drafted)} paid steps ran on local stand-ins "
+            f"({', '.join(result.drafted)}); a run without --draft will generate them for real"
+        )
     for error in result.errors:
         console.print(f"[red]{_escape(error)}[/]")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from acpbuild.build import Assessment, Context, Event, StepResult, assess
+from acpbuild.draft import draft_recipe, drafted
 from acpbuild.errors import AcpbuildError
 from acpbuild.graph import closure, topological
 from acpbuild.recipe import Recipe, load_recipe
@@ -27,6 +28,8 @@ class RunResult:
     steps: dict[str, StepResult]
     total_cost: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: steps a ``draft`` run replaced with local stand-ins
+    drafted: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -59,16 +62,19 @@ class RunResult:
                 "cost": round(self.total_cost, 6),
             },
             "errors": self.errors,
+            "draft": bool(self.drafted),
+            "drafted": self.drafted,
         }
 
 
 def _open(
-    path: str | os.PathLike[str] | None, env: Mapping[str, str] | None
+    path: str | os.PathLike[str] | None, env: Mapping[str, str] | None, *, draft: bool = False
 ) -> tuple[Recipe, Mapping[str, str]]:
     recipe_path = Path(path) if path is not None else Path("acpbuild.toml")
     if env is None:
         env = environment((recipe_path.resolve().parent, Path.cwd()))
-    return load_recipe(recipe_path, env), env
+    recipe = load_recipe(recipe_path, env)
+    return (draft_recipe(recipe) if draft else recipe), env
 
 
 def _selected(recipe: Recipe, targets: Iterable[str] | None) -> list[str]:
@@ -86,6 +92,7 @@ def run(
     *,
     jobs: int | None = None,
     keep_going: bool = False,
+    draft: bool = False,
     link: LinkMode = "copy",
     env: Mapping[str, str] | None = None,
     on_event: Callable[[Event], None] | None = None,
@@ -95,13 +102,14 @@ def run(
     Steps whose inputs are unchanged are skipped; generations already in the
     store are restored for free; only the rest call their provider. Raises
     :class:`~acpbuild.errors.RecipeError` for a bad recipe before any work;
-    failed steps are reported in the result, not raised.
+    failed steps are reported in the result, not raised. ``draft`` swaps every
+    paid step for a free local stand-in (see :mod:`acpbuild.draft`).
     """
     from doit.doit_cmd import DoitMain
 
     from acpbuild.tasks import RecipeLoader
 
-    recipe, env = _open(path, env)
+    recipe, env = _open(path, env, draft=draft)
     names = _selected(recipe, targets)
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
     ctx = Context(recipe, env=env, link=link, on_event=on_event)
@@ -123,6 +131,7 @@ def run(
             results,
             total_cost=sum(r.cost for r in results.values() if r.status == "ran"),
             errors=list(ctx.runtime_errors),
+            drafted=[n for n in drafted(recipe) if n in results],
         )
         ctx.emit(Event("finish"))
         return result
@@ -134,10 +143,11 @@ def plan(
     path: str | os.PathLike[str] | None = None,
     targets: Iterable[str] | None = None,
     *,
+    draft: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> tuple[Recipe, list[Assessment]]:
     """For each selected step: up to date, restorable from the store, or will run, and why."""
-    recipe, env = _open(path, env)
+    recipe, env = _open(path, env, draft=draft)
     names = _selected(recipe, targets)
     ctx = Context(recipe, env=env)
     try:

@@ -1,0 +1,34 @@
+"""The project's own doit tasks: `doit list` shows them beside a recipe's steps.
+
+    doit test          the test suite
+    doit lint          ruff and mypy
+    doit bench         the benchmarks in bench/
+    doit quickstart    the steps of recipes/quickstart.toml, as ordinary doit tasks
+"""
+
+from acpbuild.doit_tasks import recipe_tasks
+
+DOIT_CONFIG = {"default_tasks": ["test"], "verbosity": 2}
+
+
+def task_test():
+    """Run the test suite."""
+    return {"actions": ["pytest -q"], "verbosity": 2}
+
+
+def task_lint():
+    """ruff and mypy over the package."""
+    return {"actions": ["ruff check acpbuild tests", "mypy"], "verbosity": 2}
+
+
+def task_bench():
+    """Run every benchmark in bench/ and print its table."""
+    from pathlib import Path
+
+    for script in sorted(Path("bench").glob("bench_*.py")):
+        yield {"name": script.stem, "actions": [f"python {script}"], "verbosity": 2}
+
+
+def task_quickstart():
+    """The quickstart recipe's steps, loaded into this plain doit run."""
+    yield from recipe_tasks("recipes/quickstart.toml")
