@@ -23,6 +23,10 @@ _STAND_IN_KIND = {
 }
 
 
+# Parameters whose values name things only the paid provider knows (an ElevenLabs voice).
+_NOT_PORTABLE = frozenset({"voice"})
+
+
 def _local_model(kind: str) -> Model:
     for model in providers.catalogue("local").values():
         if kind in model.kinds:
@@ -41,7 +45,9 @@ def stand_in(step: Step) -> Step:
     kind = _STAND_IN_KIND.get(step.kind, step.kind)
     model = _local_model(kind)
     accepted = model.params_for(kind)
-    params = {k: v for k, v in step.params.items() if k in accepted and _fits(accepted[k], v)}
+    params = {
+        k: v for k, v in step.params.items() if k in accepted and k not in _NOT_PORTABLE and _fits(accepted[k], v)
+    }
     return dataclasses.replace(
         step,
         kind=kind,

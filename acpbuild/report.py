@@ -118,7 +118,7 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
     console.print(f"{verdict}: {counts}; paid {_money(result.total_cost)}; {seconds:.1f}s")
     if result.drafted:
         console.print(
-            f"[yellow]DRAFT[/]: {len(result.drafted)} paid steps ran on local stand-ins "
+            f"[yellow]DRAFT[/]: {len(result.drafted)} paid steps replaced by free local stand-ins "
             f"({', '.join(result.drafted)}); a run without --draft will generate them for real"
         )
     for error in result.errors:
