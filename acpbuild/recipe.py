@@ -126,10 +126,12 @@ class _Where:
 
 
 def _display(path: Path) -> str:
+    """The path as the user most likely typed it: relative below the current directory."""
     try:
-        return os.path.relpath(path)
+        rel = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def read_file(path: Path) -> tuple[RecipeFile, _Where]:
