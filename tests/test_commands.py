@@ -1,0 +1,78 @@
+"""`acpbuild models`, `doctor`, `list` and `validate` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from acpbuild.cli import main
+from tests.emulators.elevenlabs import ElevenLabsEmulator
+from tests.emulators.openrouter import OpenRouterEmulator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_models_lists_the_catalogue_with_parameters_and_prices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--provider", "fal", "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    flux = rows["flux-dev"]
+    assert flux["kinds"] == ["text_to_image"]
+    assert flux["endpoints"] == {"text_to_image": "fal-ai/flux/dev"}
+    assert "landscape_16_9" in flux["params"]["image_size"]["choices"]
+    assert flux["params"]["prompt"]["required"] is True
+    assert flux["price"] == "$0.025 per megapixel"
+    assert "hailuo-02" in rows and set(rows["hailuo-02"]["kinds"]) == {"text_to_video", "image_to_video"}
+
+
+def test_models_filters_by_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--kind", "text_to_speech", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["provider"] for r in rows} == {"local", "elevenlabs"}
+    assert all(r["kinds"] == ["text_to_speech"] for r in rows)
+
+
+def test_models_with_an_unknown_provider_suggests_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--provider", "eleven"]) == 2
+    assert "did you mean 'elevenlabs'" in capsys.readouterr().err
+
+
+def test_doctor_names_keys_without_their_values_and_pings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with ElevenLabsEmulator() as el, OpenRouterEmulator() as orr:
+        monkeypatch.setenv("ELEVENLABS_API_KEY", el.key)
+        monkeypatch.setenv("ACPBUILD_ELEVENLABS_URL", el.url)
+        monkeypatch.setenv("OPENROUTER_API_KEY", "test-wrong-key-9999")  # the emulator refuses it
+        monkeypatch.setenv("ACPBUILD_OPENROUTER_URL", f"{orr.url}/api/v1")
+        monkeypatch.setenv("ACPBUILD_RETRY_BASE_S", "0.01")
+        code = main(["doctor", "--ping", "--store", str(tmp_path / "store")])
+        out = capsys.readouterr().out
+    lines = {line.split()[1] + " " + line.split()[2]: line for line in out.splitlines()}
+    assert lines["elevenlabs key"].startswith("ok") and "ELEVENLABS_API_KEY is set" in out
+    assert lines["elevenlabs ping"].startswith("ok")
+    assert lines["openrouter ping"].startswith("FAIL") and "OPENROUTER_API_KEY" in lines["openrouter ping"]
+    assert lines["fal key"].startswith("--") and "FAL_KEY not set" in out
+    assert "eSpeak NG" in out and "writable" in out
+    assert code == 1  # a refused ping is a failure; a key that is not set is not
+    assert el.key not in out and "test-wrong-key-9999" not in out
+
+
+def test_list_shows_steps_in_build_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", str(ROOT / "recipes" / "quickstart.toml")]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names.index("script") < names.index("narration") < names.index("final")
+    assert names.index("cover") < names.index("clip") < names.index("final")
+
+
+def test_commands_default_to_acpbuild_toml_here(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 2
+    assert "acpbuild.toml" in capsys.readouterr().err
+    (tmp_path / "acpbuild.toml").write_text('[steps.hello]\nkind = "text"\nprompt = "hi"\noutput = "hello.txt"\n')
+    assert main(["validate"]) == 0
+    assert main(["run", "hello"]) == 0
+    assert (tmp_path / "out" / "hello.txt").read_text()
