@@ -52,7 +52,8 @@ class Store:
         dest = self.path(digest)
         try:
             dest.parent.mkdir(exist_ok=True)
-            if dest.exists():
+            # keep the existing blob only if it is intact; fresh bytes repair a corrupt one
+            if dest.exists() and file_digest(dest) == digest:
                 src.unlink()
             else:
                 os.chmod(src, 0o444)  # a blob is never edited in place
@@ -94,6 +95,7 @@ class Store:
                 shutil.copyfile(blob, tmp)
                 os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
+            tmp.unlink(missing_ok=True)  # rename is a no-op when both already link the blob
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc

@@ -1,0 +1,340 @@
+"""The step key: what decides a generation's result changes it, nothing else does."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import xxhash
+
+from acpbuild.build import Context, material
+from acpbuild.keys import canonical, key_of
+from acpbuild.providers.local import LocalProvider
+from acpbuild.recipe import load_recipe
+
+# One recipe with a step for every way a key gets its inputs: vars and env in a
+# prompt (script), a text upstream inlined (voice), a paid model (cover), an
+# input file (grey) and a media upstream plus a float parameter (clip).
+BASE = """\
+[vars]
+topic = "a red kite"
+
+[steps.script]
+kind = "text"
+prompt = "Narrate ${topic} in a ${env.MOOD} voice"
+seed = 1
+output = "script.txt"
+
+[steps.voice]
+kind = "text_to_speech"
+text = "${steps.script}"
+speed = 160
+output = "voice.mp3"
+
+[steps.cover]
+kind = "text_to_image"
+provider = "fal"
+model = "flux-dev"
+prompt = "${topic} over the hills"
+seed = 7
+output = "cover.png"
+
+[steps.grey]
+kind = "image_to_image"
+image = "photo.png"
+operation = "grayscale"
+output = "grey.png"
+
+[steps.clip]
+kind = "image_to_video"
+image = "${steps.cover}"
+duration_s = 6.0
+output = "clip.mp4"
+"""
+
+COVER = """\
+[steps.cover]
+kind = "text_to_image"
+provider = "fal"
+model = "flux-dev"
+prompt = "${topic} over the hills"
+seed = 7
+output = "cover.png"
+"""
+
+
+@dataclass
+class Setup:
+    """Everything outside the code that a key could depend on."""
+
+    recipe: str = BASE
+    env: dict[str, str] = field(default_factory=lambda: {"MOOD": "calm"})
+    files: dict[str, bytes] = field(default_factory=lambda: {"photo.png": b"photo bytes"})
+    # upstream step -> its output's text (text steps) or digest (media steps)
+    upstream: dict[str, str] = field(
+        default_factory=lambda: {"script": "A kite circles.", "cover": "c0" * 16}
+    )
+    adapter: str | None = None
+    # step -> fields replaced on the loaded Step, for what a recipe cannot change alone
+    patch: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def edit(old: str, new: str, text: str = BASE) -> str:
+    """``text`` with ``old`` replaced by ``new``; ``old`` must be there exactly once."""
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+def keys(setup: Setup, where: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The key of every step of ``setup``'s recipe, built in the directory ``where``."""
+    where.mkdir()
+    for name, data in setup.files.items():
+        (where / name).write_bytes(data)
+    path = where / "acpbuild.toml"
+    path.write_text(setup.recipe, encoding="utf-8")
+    recipe = load_recipe(path, env=setup.env)
+
+    def upstream(name: str) -> tuple[Path, str]:
+        value = setup.upstream[name]
+        if recipe.steps[name].media == "text":
+            text_file = where / f"{name}.upstream"
+            text_file.write_text(value, encoding="utf-8")
+            return text_file, xxhash.xxh3_128_hexdigest(value.encode())
+        return where / f"{name}.upstream", value
+
+    # the adapter's version is a class attribute; patch it only while keying this setup
+    with monkeypatch.context() as patched:
+        if setup.adapter is not None:
+            patched.setattr(LocalProvider, "version", setup.adapter)
+        ctx = Context(recipe, env=setup.env)
+        try:
+            found = {}
+            for name, step in recipe.steps.items():
+                step = dataclasses.replace(step, **setup.patch.get(name, {}))
+                found[name] = key_of(material(ctx, step, upstream))
+            return found
+        finally:
+            ctx.close()
+
+
+def _with(**changes: Any) -> Callable[[], Setup]:
+    return lambda: dataclasses.replace(Setup(), **changes)
+
+
+# (step whose key is compared, how the setup changes)
+MUST_CHANGE = [
+    # the prompt is what the model sees
+    pytest.param("cover", _with(recipe=edit("over the hills", "over the sea")), id="prompt"),
+    # a different seed is a different picture
+    pytest.param("cover", _with(recipe=edit("seed = 7", "seed = 8")), id="seed"),
+    # same provider and parameters, another model
+    pytest.param("cover", _with(recipe=edit('"flux-dev"', '"flux-schnell"')), id="model"),
+    # same model name and parameters, another provider
+    pytest.param("cover", _with(patch={"cover": {"provider": "google"}}), id="provider"),
+    # same model and parameters, another kind (fal's video models serve two with one name)
+    pytest.param("clip", _with(patch={"clip": {"kind": "text_to_video"}}), id="kind"),
+    # a var is interpolated into the prompt before keying
+    pytest.param("cover", _with(recipe=edit('"a red kite"', '"a blue kite"')), id="var-in-prompt"),
+    # an ${env.X} is interpolated into the prompt too
+    pytest.param("script", _with(env={"MOOD": "stormy"}), id="env-in-prompt"),
+    # an input file enters by content, not by name
+    pytest.param("grey", _with(files={"photo.png": b"another photo"}), id="input-file-content"),
+    # a media upstream enters by digest
+    pytest.param(
+        "clip",
+        _with(upstream={"script": "A kite circles.", "cover": "c1" * 16}),
+        id="upstream-digest",
+    ),
+    # a text upstream enters as the text the provider will see
+    pytest.param(
+        "voice", _with(upstream={"script": "A kite dives.", "cover": "c0" * 16}), id="upstream-text"
+    ),
+    # the suffix decides the bytes: mp3 and wav are different generations
+    pytest.param("voice", _with(recipe=edit('"voice.mp3"', '"voice.wav"')), id="format"),
+    # a new adapter may turn the same parameters into a different result
+    pytest.param("grey", _with(adapter="2"), id="adapter-version"),
+]
+
+
+@pytest.mark.parametrize(("step", "changed"), MUST_CHANGE)
+def test_key_changes_with_what_decides_the_result(
+    step: str, changed: Callable[[], Setup], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = keys(Setup(), tmp_path / "before", monkeypatch)
+    after = keys(changed(), tmp_path / "after", monkeypatch)
+    assert before[step] != after[step]
+
+
+REORDERED = edit(
+    COVER,
+    """\
+[steps.cover]
+output = "cover.png"
+seed = 7
+prompt = "${topic} over the hills"
+model = "flux-dev"
+provider = "fal"
+kind = "text_to_image"
+""",
+)
+
+REFORMATTED = edit(
+    COVER,
+    """\
+# the cover, written as one inline table with a comment and odd spacing
+
+
+[steps]
+cover   =   {   kind="text_to_image",provider='fal' , model = "flux-dev",   prompt = '${topic} over the hills', seed=7, output="cover.png" }   # inline
+""",
+)
+
+IN_DEFAULTS = edit("seed = 7\n", "", BASE) + "\n[defaults.text_to_image]\nseed = 7\n"
+
+# (step before, step after, how the setup changes)
+MUST_NOT_CHANGE = [
+    # renaming the output file (same suffix) costs nothing
+    pytest.param(
+        "cover", "cover", _with(recipe=edit('"cover.png"', '"art/poster.png"')), id="output-name"
+    ),
+    # a description is for people
+    pytest.param(
+        "cover",
+        "cover",
+        _with(recipe=edit("seed = 7\n", 'seed = 7\ndescription = "the poster"\n')),
+        id="description",
+    ),
+    # how long we wait is not what we get
+    pytest.param(
+        "cover",
+        "cover",
+        _with(recipe=edit("seed = 7\n", "seed = 7\ntimeout_s = 30\n")),
+        id="timeout",
+    ),
+    # TOML key order
+    pytest.param("cover", "cover", _with(recipe=REORDERED), id="key-order"),
+    # whitespace, comments, quoting style, inline tables
+    pytest.param("cover", "cover", _with(recipe=REFORMATTED), id="reformatted"),
+    # 6 and 6.0 seconds are one duration
+    pytest.param(
+        "clip", "clip", _with(recipe=edit("duration_s = 6.0", "duration_s = 6")), id="int-vs-float"
+    ),
+    # a value set through [defaults.KIND] is the same value
+    pytest.param("cover", "cover", _with(recipe=IN_DEFAULTS), id="moved-to-defaults"),
+    # API keys reach providers through the environment, never the key
+    pytest.param(
+        "cover",
+        "cover",
+        _with(env={"MOOD": "calm", "FAL_KEY": "fal-secret-1234"}),
+        id="api-key-in-env",
+    ),
+    # renaming a step (and nothing else) keeps its generation
+    pytest.param(
+        "grey", "mono", _with(recipe=edit("[steps.grey]", "[steps.mono]")), id="step-name"
+    ),
+    # an input file is keyed by content: moving the project elsewhere changes nothing
+    pytest.param("grey", "grey", _with(), id="project-directory"),
+]
+
+
+@pytest.mark.parametrize(("step", "renamed", "changed"), MUST_NOT_CHANGE)
+def test_key_ignores_what_does_not_decide_the_result(
+    step: str,
+    renamed: str,
+    changed: Callable[[], Setup],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = keys(Setup(), tmp_path / "before", monkeypatch)
+    after = keys(changed(), tmp_path / "after", monkeypatch)
+    assert before[step] == after[renamed]
+
+
+def test_no_step_key_is_shared_in_the_base_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # guards the tables above: every step really has a key of its own
+    found = keys(Setup(), tmp_path / "base", monkeypatch)
+    assert len(set(found.values())) == len(found)
+
+
+def test_key_material_holds_no_secret_and_no_path(tmp_path: Path) -> None:
+    env = {"MOOD": "calm", "FAL_KEY": "fal-secret-1234"}
+    (tmp_path / "photo.png").write_bytes(b"photo bytes")
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(BASE, encoding="utf-8")
+    recipe = load_recipe(path, env=env)
+    ctx = Context(recipe, env=env)
+    try:
+        text = canonical(material(ctx, recipe.steps["grey"], lambda name: (tmp_path, "00" * 16)))
+    finally:
+        ctx.close()
+    assert "fal-secret-1234" not in text
+    assert str(tmp_path) not in text
+    assert json.loads(text)["params"]["image"] == {
+        "digest": xxhash.xxh3_128_hexdigest(b"photo bytes")
+    }
+
+
+# (one way of writing the material, another way of writing the same material)
+SAME_CANONICAL = [
+    # key order at every depth
+    ({"b": 1, "a": {"d": [1, 2], "c": "x"}}, {"a": {"c": "x", "d": [1, 2]}, "b": 1}),
+    # integral floats are ints, also inside lists and tables
+    ({"d": 6.0, "l": [2.0, {"x": 1.0}]}, {"d": 6, "l": [2, {"x": 1}]}),
+    # tuples are lists
+    ({"t": (1, 2)}, {"t": [1, 2]}),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), SAME_CANONICAL)
+def test_canonical_is_stable_and_sorted(one: dict[str, object], other: dict[str, object]) -> None:
+    assert canonical(one) == canonical(other)
+    assert key_of(one) == key_of(other)
+
+
+def test_canonical_text_is_compact_sorted_json() -> None:
+    text = canonical({"z": 0.5, "a": [True, None], "m": {"y": "é", "x": 6.0}})
+    assert text == '{"a":[true,null],"m":{"x":6,"y":"é"},"z":0.5}'
+    # and the same text every time it is asked
+    assert {
+        canonical({"z": 0.5, "a": [True, None], "m": {"y": "é", "x": 6.0}}) for _ in range(5)
+    } == {text}
+
+
+# (material, material that must key differently)
+DIFFERENT_CANONICAL = [
+    # a non-integral float is kept
+    ({"x": 6.5}, {"x": 6}),
+    # true is not 1
+    ({"x": True}, {"x": 1}),
+    # "6" is not 6
+    ({"x": "6"}, {"x": 6}),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), DIFFERENT_CANONICAL)
+def test_canonical_keeps_distinct_values_distinct(
+    one: dict[str, object], other: dict[str, object]
+) -> None:
+    assert key_of(one) != key_of(other)
+
+
+def test_canonical_refuses_values_it_cannot_key() -> None:
+    # a raw path would put a machine-specific location into the key
+    with pytest.raises(TypeError):
+        canonical({"image": Path("photo.png")})
+
+
+def test_key_of_is_xxh3_128_of_canonical_json() -> None:
+    mat = {"kind": "text", "params": {"prompt": "hi", "seed": 1.0}}
+    key = key_of(mat)
+    assert re.fullmatch(r"[0-9a-f]{32}", key)
+    assert key == xxhash.xxh3_128_hexdigest(canonical(mat).encode("utf-8"))
+    assert key == xxhash.xxh3_128_hexdigest(b'{"kind":"text","params":{"prompt":"hi","seed":1}}')

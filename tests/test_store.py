@@ -1,0 +1,257 @@
+"""The content-addressed store: blobs in, outputs out, atomically, and corruption caught."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import xxhash
+
+import acpbuild.keys
+from acpbuild.errors import StoreError
+from acpbuild.keys import DigestCache
+from acpbuild.store import LinkMode, Store
+
+DATA = b"\x89PNG not really, but bytes all the same\n" * 100
+
+
+def staged(store: Store, data: bytes = DATA, suffix: str = ".png") -> Path:
+    """A staging file holding ``data``, as a provider would leave it."""
+    path = store.staging(suffix)
+    path.write_bytes(data)
+    return path
+
+
+def corrupt(store: Store, digest: str, data: bytes = b"bit rot") -> Path:
+    """Overwrite a blob's bytes behind the store's back."""
+    blob = store.path(digest)
+    os.chmod(blob, 0o644)  # blobs are read-only
+    blob.write_bytes(data)
+    os.chmod(blob, 0o444)
+    return blob
+
+
+def test_put_moves_the_staging_file_into_a_read_only_blob(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    src = staged(store)
+    digest = store.put(src)
+    assert digest == xxhash.xxh3_128_hexdigest(DATA)
+    assert not src.exists()
+    blob = store.path(digest)
+    assert blob == store.objects / digest[:2] / digest[2:]
+    assert blob.read_bytes() == DATA
+    assert stat.S_IMODE(blob.stat().st_mode) == 0o444
+    assert store.has(digest)
+
+
+def test_put_of_known_bytes_keeps_one_blob(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    first = store.put(staged(store))
+    second_src = staged(store)
+    assert store.put(second_src) == first
+    assert not second_src.exists()
+    assert [p for p in store.objects.rglob("*") if p.is_file()] == [store.path(first)]
+
+
+def test_put_over_a_corrupt_blob_repairs_it(tmp_path: Path) -> None:
+    # fresh bytes that hash to a corrupt blob's digest must not be thrown away
+    store = Store(tmp_path / "store")
+    digest = store.put(staged(store))
+    corrupt(store, digest)
+    assert store.put(staged(store)) == digest
+    assert store.verify(digest).read_bytes() == DATA
+
+
+# how outputs are made from blobs
+LINK_MODES: list[LinkMode] = [
+    # a private copy the user may edit
+    "copy",
+    # a hard link sharing the blob's inode, for large media
+    "hardlink",
+]
+
+
+@pytest.mark.parametrize("link", LINK_MODES)
+def test_materialise_gives_the_blob_bytes(tmp_path: Path, link: LinkMode) -> None:
+    store = Store(tmp_path / "store", link)
+    digest = store.put(staged(store))
+    dest = tmp_path / "out" / "nested" / "cover.png"
+    store.materialise(digest, dest)
+    assert dest.read_bytes() == DATA
+    same_inode = dest.stat().st_ino == store.path(digest).stat().st_ino
+    assert same_inode == (link == "hardlink")
+    if link == "copy":
+        assert stat.S_IMODE(dest.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("link", LINK_MODES)
+def test_materialise_replaces_an_existing_output_and_leaves_no_temporary_file(
+    tmp_path: Path, link: LinkMode
+) -> None:
+    store = Store(tmp_path / "store", link)
+    digest = store.put(staged(store))
+    out = tmp_path / "out"
+    out.mkdir()
+    dest = out / "cover.png"
+    dest.write_bytes(b"an older cover")
+    store.materialise(digest, dest)
+    assert dest.read_bytes() == DATA
+    assert [p.name for p in out.iterdir()] == ["cover.png"]
+    # and again over its own previous result: in hardlink mode both names then link the
+    # blob, and rename(2) of one link over another of the same file does nothing
+    store.materialise(digest, dest)
+    assert dest.read_bytes() == DATA
+    assert [p.name for p in out.iterdir()] == ["cover.png"]
+
+
+def test_materialise_that_cannot_replace_leaves_no_temporary_file(tmp_path: Path) -> None:
+    # a directory where the output should go: the final rename fails
+    store = Store(tmp_path / "store")
+    digest = store.put(staged(store))
+    out = tmp_path / "out"
+    (out / "cover.png").mkdir(parents=True)
+    with pytest.raises(StoreError, match="cannot write"):
+        store.materialise(digest, out / "cover.png")
+    assert [p.name for p in out.iterdir()] == ["cover.png"]
+    assert (out / "cover.png").is_dir()
+
+
+def test_verify_passes_an_intact_blob(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    digest = store.put(staged(store))
+    assert store.verify(digest) == store.path(digest)
+
+
+# how a corrupt blob is met
+READERS = [
+    # checked on its own
+    "verify",
+    # checked on the way to an output, which must then not be written
+    "materialise",
+]
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_corrupt_blob_is_detected_and_set_aside(tmp_path: Path, reader: str) -> None:
+    store = Store(tmp_path / "store")
+    digest = store.put(staged(store))
+    blob = corrupt(store, digest)
+    dest = tmp_path / "out" / "cover.png"
+    with pytest.raises(StoreError, match="corrupt"):
+        if reader == "verify":
+            store.verify(digest)
+        else:
+            store.materialise(digest, dest)
+    assert not blob.exists()
+    assert blob.with_name(blob.name + ".corrupt").read_bytes() == b"bit rot"
+    assert not store.has(digest)
+    assert not dest.exists()
+    # set aside, it is now simply missing: the next run generates it again
+    with pytest.raises(StoreError, match="missing"):
+        store.verify(digest)
+
+
+def test_missing_blob_is_a_store_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    with pytest.raises(StoreError, match="missing"):
+        store.materialise("ab" * 16, tmp_path / "out.png")
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.fixture
+def digest_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every path ``acpbuild.keys.file_digest`` reads, in order."""
+    calls: list[Path] = []
+    real = acpbuild.keys.file_digest
+
+    def counting(path: Path) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(acpbuild.keys, "file_digest", counting)
+    return calls
+
+
+def test_digest_cache_reads_an_unchanged_file_once(
+    tmp_path: Path, digest_calls: list[Path]
+) -> None:
+    path = tmp_path / "photo.png"
+    path.write_bytes(b"one")
+    cache = DigestCache()
+    first = cache.digest(path)
+    assert first == xxhash.xxh3_128_hexdigest(b"one")
+    assert cache.digest(path) == first
+    assert cache.digest(path) == first
+    assert digest_calls == [path]
+
+
+def _grow(path: Path) -> None:
+    path.write_bytes(b"a longer content")
+
+
+def _rewrite_later(path: Path) -> None:
+    before = path.stat()
+    path.write_bytes(b"two")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+
+
+def _swap_in_twin(path: Path) -> None:
+    before = path.stat()
+    twin = path.with_name("twin")
+    twin.write_bytes(b"two")
+    os.utime(twin, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(twin, path)
+
+
+# how a file changes between two digests
+CHANGES = [
+    # new bytes, new size
+    pytest.param(_grow, id="size"),
+    # same size, new bytes, a later mtime
+    pytest.param(_rewrite_later, id="mtime"),
+    # replaced by another file (new inode) of the same size and mtime
+    pytest.param(_swap_in_twin, id="inode"),
+]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_digest_cache_rereads_a_changed_file(
+    tmp_path: Path, digest_calls: list[Path], change: Callable[[Path], object]
+) -> None:
+    path = tmp_path / "photo.png"
+    path.write_bytes(b"one")
+    cache = DigestCache()
+    first = cache.digest(path)
+    change(path)
+    second = cache.digest(path)
+    assert second == xxhash.xxh3_128_hexdigest(path.read_bytes()) != first
+    assert digest_calls == [path, path]
+    # and the new digest is remembered in turn
+    assert cache.digest(path) == second
+    assert len(digest_calls) == 2
+
+
+def test_digest_cache_is_not_read_again_across_runs(
+    tmp_path: Path, digest_calls: list[Path]
+) -> None:
+    # a load/save pair (the ledger's files table) carries digests to the next run
+    saved: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+    path = tmp_path / "photo.png"
+    path.write_bytes(b"one")
+    first_run = DigestCache(
+        saved.get, lambda name, sig, digest: saved.__setitem__(name, (sig, digest))
+    )
+    digest = first_run.digest(path)
+    second_run = DigestCache(
+        saved.get, lambda name, sig, digest: saved.__setitem__(name, (sig, digest))
+    )
+    assert second_run.digest(path) == digest
+    assert digest_calls == [path]
+
+
+def test_digest_cache_of_a_missing_file_is_none(tmp_path: Path, digest_calls: list[Path]) -> None:
+    assert DigestCache().digest(tmp_path / "nothing.png") is None
+    assert digest_calls == []
