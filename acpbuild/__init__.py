@@ -38,7 +38,13 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from acpbuild.errors import AcpbuildError, BudgetExceeded, ProviderError, RecipeError, StoreError
+    from acpbuild.errors import (
+        AcpbuildError,
+        BudgetExceeded,
+        ProviderError,
+        RecipeError,
+        StoreError,
+    )
     from acpbuild.recipe import Recipe, load_recipe
     from acpbuild.workflow import RunResult, run
 

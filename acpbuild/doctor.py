@@ -28,7 +28,7 @@ def _ffmpeg() -> Check:
         from acpbuild.media import ffmpeg_exe
 
         exe = ffmpeg_exe()
-        first = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=20).stdout.splitlines()
+        first = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=20, check=False).stdout.splitlines()
         return Check("ffmpeg", True, f"{first[0] if first else 'ffmpeg'} ({exe})")
     except (AcpbuildError, OSError, subprocess.SubprocessError) as exc:
         return Check("ffmpeg", False, f"not usable: {exc}; reinstall with pip install --force-reinstall imageio-ffmpeg")

@@ -27,8 +27,8 @@ def recipe_tasks(path: str | os.PathLike[str], basename: str | None = None) -> I
     ``basename:step`` names doit gives sub-tasks.
     """
     from acpbuild.build import Context
-    from acpbuild.workflow import _open
     from acpbuild.tasks import task_dicts
+    from acpbuild.workflow import _open
 
     if basename is None:
         caller = inspect.stack()[1].function

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import copy_recipe, provider_calls
 
 import acpbuild
 from acpbuild.cli import main
-from conftest import copy_recipe, provider_calls
 
 STEPS = {"script", "voice", "cover", "clip", "final"}
 

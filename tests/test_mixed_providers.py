@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import copy_recipe, provider_calls
 
 import acpbuild
 from acpbuild.cli import main
 from acpbuild.media import probe
-from acpbuild.providers.base import Job, Outcome
+from acpbuild.providers.base import Job
 from acpbuild.providers.local import LocalProvider
-from conftest import copy_recipe, provider_calls
 from tests.emulators import elevenlabs as el_emulator
 from tests.emulators import fal as fal_emulator
 from tests.emulators.elevenlabs import ElevenLabsEmulator

@@ -8,7 +8,7 @@ from functools import cache
 
 from acpbuild.providers.base import Job, Journal, Model, Outcome, Param, Provider
 
-__all__ = ["Job", "Journal", "Model", "Outcome", "Param", "Provider", "NAMES", "provider_class"]
+__all__ = ["NAMES", "Job", "Journal", "Model", "Outcome", "Param", "Provider", "provider_class"]
 
 # Importing an adapter module is cheap: each imports its SDK inside generate().
 _ADAPTERS: dict[str, str] = {

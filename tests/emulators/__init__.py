@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -102,7 +102,7 @@ class Emulator:
                 return handler(request, match)
         return Response(404, {"detail": f"no route for {request.method} {request.path}"})
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> Self:
         emulator = self
 
         class _Handler(BaseHTTPRequestHandler):
