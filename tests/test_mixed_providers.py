@@ -236,3 +236,21 @@ def test_a_run_killed_while_polling_resumes_the_same_job(world: World, tmp_path:
     assert world.fal.submissions == 2  # the service saw exactly one submission of the clip
     assert probe(tmp_path / "out" / "clip.mp4").video_streams == 1
     assert provider_calls(tmp_path / ".acpbuild") == 2
+
+
+def test_keys_can_come_from_a_dotenv_file_beside_the_recipe(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = copy_recipe("mixed.toml", tmp_path)
+    for name, value in world.env.items():
+        if name != "FAL_KEY":
+            monkeypatch.setenv(name, value)
+    result = acpbuild.run(recipe, ["cover"])
+    assert result.steps["cover"].status == "failed"
+    assert "FAL_KEY" in (result.steps["cover"].error or "")
+    assert world.fal.submissions == 0
+
+    (tmp_path / ".env").write_text(f"# keys for this content repo\nexport FAL_KEY='{KEYS['FAL_KEY']}'\n")
+    result = acpbuild.run(recipe, ["cover"])
+    assert result.steps["cover"].status == "ran"
+    assert world.fal.submissions == 1
