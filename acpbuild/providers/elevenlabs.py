@@ -31,18 +31,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from acpbuild.errors import (
-    AuthError,
     BadResponse,
     MissingCredentials,
     PaymentRequired,
     ProviderError,
     ProviderTimeout,
-    RateLimited,
     RequestRejected,
     ServiceUnavailable,
 )
 from acpbuild.providers.base import Job, Journal, Model, Outcome, Param, Provider
-from acpbuild.providers.wire import RetryPolicy, parse_retry_after, sniff, with_retries
+from acpbuild.providers.wire import (
+    RetryPolicy,
+    common_status_error,
+    sniff,
+    with_retries,
+)
 from acpbuild.secrets import redact
 
 if TYPE_CHECKING:
@@ -487,25 +490,17 @@ class ElevenLabsProvider(Provider):
                 status=status,
                 sent=False,
             )
-        if status in (401, 403):
-            return AuthError(
-                f"the key was refused ({said}); check ELEVENLABS_API_KEY",
-                provider=p,
-                status=status,
-                sent=False,
-            )
-        if status == 429:
-            return RateLimited(
-                f"rate limited ({said}); wait, or run fewer ElevenLabs steps at once",
-                provider=p,
-                status=status,
-                sent=False,
-                retry_after=parse_retry_after(headers),
-            )
-        if status == 408:
-            return ProviderTimeout(
-                f"request timed out ({said})", provider=p, status=status, sent=billable
-            )
+        common = common_status_error(
+            status,
+            said,
+            provider=p,
+            service="ElevenLabs",
+            key_var="ELEVENLABS_API_KEY",
+            headers=headers,
+            billable=billable,
+        )
+        if common is not None:
+            return common
         if status >= 500:
             # ElevenLabs' 500 bodies usually say "You are not charged for this
             # request", but that is not a documented guarantee, so a billable

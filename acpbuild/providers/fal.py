@@ -23,19 +23,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from acpbuild.errors import (
-    AuthError,
     BadResponse,
     MissingCredentials,
     PaymentRequired,
     ProviderError,
     ProviderTimeout,
-    RateLimited,
     RequestRejected,
     ServiceUnavailable,
 )
 from acpbuild.providers.base import FILE_TYPES, Job, Journal, Model, Outcome, Provider
 from acpbuild.providers.fal_models import CATALOGUE, SPECS, Spec
-from acpbuild.providers.wire import RetryPolicy, download, parse_retry_after, with_retries
+from acpbuild.providers.wire import (
+    RetryPolicy,
+    common_status_error,
+    download,
+    with_retries,
+)
 from acpbuild.secrets import redact
 
 if TYPE_CHECKING:
@@ -445,25 +448,18 @@ class FalProvider(Provider):
                 status=status,
                 sent=False,
             )
-        if status in (401, 403):
-            return AuthError(
-                f"the key was refused ({said}); check {KEY_VAR}",
-                provider=p,
-                status=status,
-                sent=False,
-            )
-        if status == 429:
-            return RateLimited(
-                f"rate limited ({said}); wait, or run fewer fal steps at once",
-                provider=p,
-                status=status,
-                sent=False,
-                retry_after=parse_retry_after(headers),
-            )
-        if status == 408:
-            return ProviderTimeout(
-                f"{which}fal timed out ({said})", provider=p, status=status, sent=billable
-            )
+        common = common_status_error(
+            status,
+            said,
+            provider=p,
+            service="fal",
+            key_var=KEY_VAR,
+            headers=headers,
+            billable=billable,
+            timeout_text=f"{which}fal timed out",
+        )
+        if common is not None:
+            return common
         if status >= 500:
             # fal does not bill server errors, but a 5xx answer to the submit does
             # not prove the job was not queued behind the proxy (it would then run

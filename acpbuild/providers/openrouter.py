@@ -31,18 +31,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acpbuild.errors import (
-    AuthError,
     BadResponse,
     MissingCredentials,
     PaymentRequired,
     ProviderError,
     ProviderTimeout,
-    RateLimited,
     RequestRejected,
     ServiceUnavailable,
 )
 from acpbuild.providers.base import Job, Journal, Model, Outcome, Param, Provider
-from acpbuild.providers.wire import RetryPolicy, parse_retry_after, with_retries
+from acpbuild.providers.wire import (
+    RetryPolicy,
+    common_status_error,
+    with_retries,
+)
 from acpbuild.secrets import redact
 
 if TYPE_CHECKING:
@@ -479,28 +481,18 @@ class OpenRouterProvider(Provider):
                 status=status,
                 sent=False,
             )
-        if status in (401, 403):
-            return AuthError(
-                f"the key was refused ({said}); check OPENROUTER_API_KEY",
-                provider=p,
-                status=status,
-                sent=False,
-            )
-        if status == 429:
-            return RateLimited(
-                f"rate limited ({said}); wait, or run fewer OpenRouter steps at once",
-                provider=p,
-                status=status,
-                sent=False,
-                retry_after=parse_retry_after(headers),
-            )
-        if status == 408:
-            return ProviderTimeout(
-                f"the model did not answer in time ({said})",
-                provider=p,
-                status=status,
-                sent=billable,
-            )
+        common = common_status_error(
+            status,
+            said,
+            provider=p,
+            service="OpenRouter",
+            key_var="OPENROUTER_API_KEY",
+            headers=headers,
+            billable=billable,
+            timeout_text="the model did not answer in time",
+        )
+        if common is not None:
+            return common
         if status >= 500:
             # OpenRouter does not promise that a failed upstream call is free,
             # so a billable request is not repeated (sent=True).

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from acpbuild.errors import BadResponse, ProviderError, ProviderTimeout, ServiceUnavailable
+from acpbuild.errors import (
+    AuthError,
+    BadResponse,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    ServiceUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -84,6 +91,37 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
         return float(lowered["retry-after"]) if "retry-after" in lowered else None
     except ValueError:
         return None
+
+
+def common_status_error(
+    status: int,
+    said: str,
+    *,
+    provider: str,
+    service: str,
+    key_var: str,
+    headers: Mapping[str, str] | None,
+    billable: bool,
+    timeout_text: str = "request timed out",
+) -> ProviderError | None:
+    """The HTTP statuses every adapter translates alike: 401/403, 429 and 408.
+
+    Adapters handle their provider's own cases (quota, moderation, ...) first and
+    fall back to this; None means the status is not one of these.
+    """
+    if status in (401, 403):
+        return AuthError(f"the key was refused ({said}); check {key_var}", provider=provider, status=status, sent=False)
+    if status == 429:
+        return RateLimited(
+            f"rate limited ({said}); wait, or run fewer {service} steps at once",
+            provider=provider,
+            status=status,
+            sent=False,
+            retry_after=parse_retry_after(headers),
+        )
+    if status == 408:
+        return ProviderTimeout(f"{timeout_text} ({said})", provider=provider, status=status, sent=billable)
+    return None
 
 
 # Leading bytes of each media container we accept as an output.
