@@ -40,6 +40,13 @@ CREATE TABLE IF NOT EXISTS outputs (
     key TEXT NOT NULL, digest TEXT NOT NULL, material TEXT,
     recipe TEXT, step TEXT
 );
+CREATE TABLE IF NOT EXISTS restores (
+    id INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL,     -- the generation reused instead of bought again
+    recipe TEXT, step TEXT,
+    saved REAL,                      -- what that generation cost
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, digest TEXT
 );
@@ -191,6 +198,30 @@ class Ledger:
             "SELECT * FROM generations WHERE created >= ? ORDER BY id", (since or 0.0,)
         )
         return [Generation(*r) for r in rows]
+
+    def spent_since(self, since: float) -> float:
+        """The actual cost of every generation finished since ``since`` (a Unix time)."""
+        rows = self._rows(
+            "SELECT COALESCE(SUM(actual_cost), 0) FROM generations WHERE state='done' AND finished >= ?", (since,)
+        )
+        return float(rows[0][0])
+
+    def restored(self, generation: Generation, *, recipe: str, step: str) -> None:
+        """Record that ``generation`` was reused (restored from the store) instead of bought again."""
+        self._exec(
+            "INSERT INTO restores (generation, recipe, step, saved, created) VALUES (?, ?, ?, ?, ?)",
+            (generation.id, recipe, step, generation.actual_cost or 0.0, time.time()),
+        )
+
+    def restores(self, *, since: float | None = None) -> list[tuple[Generation, str | None, str | None, float, float]]:
+        """Each restore since ``since``: (the generation reused, recipe, step, saved, when)."""
+        rows = self._rows(
+            "SELECT g.*, r.recipe, r.step, r.saved, r.created FROM restores r "
+            "JOIN generations g ON g.id = r.generation WHERE r.created >= ? ORDER BY r.id",
+            (since or 0.0,),
+        )
+        n = len(Generation.__dataclass_fields__)
+        return [(Generation(*r[:n]), r[n], r[n + 1], float(r[n + 2] or 0.0), float(r[n + 3])) for r in rows]
 
     # -- outputs -------------------------------------------------------------
     def output(self, path: Path) -> OutputRecord | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -23,6 +24,8 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         "ACPBUILD_STORE",
     ):
         monkeypatch.delenv(var, raising=False)
+    # nor the developer's own config file (monthly cap, confirmation threshold)
+    monkeypatch.setenv("ACPBUILD_CONFIG", os.devnull)
 
 
 def copy_recipe(name: str, dest: Path) -> Path:

@@ -141,12 +141,12 @@ def test_no_key_reaches_the_ledger_the_store_the_output_or_a_report(
     recipe = copy_recipe("mixed.toml", tmp_path)
     for name, value in world.env.items():
         monkeypatch.setenv(name, value)
-    assert main(["run", str(recipe), "--json"]) == 0
+    assert main(["run", str(recipe), "--json", "--yes"]) == 0
     assert main(["plan", str(recipe), "--json"]) == 0
     # and a failure: the fal emulator now expects another key and echoes the one it got
     world.fal.key = "test-other-key-1111"
     recipe.write_text(recipe.read_text().replace("seed = 3", "seed = 4"))
-    assert main(["run", str(recipe), "--json", "-k"]) == 1
+    assert main(["run", str(recipe), "--json", "-k", "--yes"]) == 1
     out, err = capsys.readouterr()
     failed = {s["name"]: s for s in _last_json(out)["steps"]}
     assert failed["cover"]["status"] == "failed"
@@ -207,7 +207,7 @@ def test_a_run_killed_while_polling_resumes_the_same_job(world: World, tmp_path:
     world.fal.polls = 10**6  # every job stays in the queue until we say
     env = {**os.environ, **world.env}
     child = subprocess.Popen(
-        [sys.executable, "-m", "acpbuild", "run", str(recipe), "clip"],
+        [sys.executable, "-m", "acpbuild", "run", str(recipe), "clip", "--yes"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

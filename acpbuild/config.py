@@ -1,0 +1,61 @@
+"""The user's own settings: ``~/.config/acpbuild/config.toml``.
+
+    monthly_cap_usd = 50      # never spend more than this in a calendar month (per store ledger)
+    confirm_above_usd = 0     # ask before a run that would pay more than this (0: any paid call)
+
+``ACPBUILD_CONFIG`` names another file; otherwise ``$XDG_CONFIG_HOME/acpbuild``
+or ``~/.config/acpbuild``. A missing file means no cap and the default threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli
+
+from acpbuild.errors import RecipeError
+
+#: by default an interactive run asks before any paid call
+DEFAULT_CONFIRM_ABOVE_USD = 0.0
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    path: Path | None = None
+    monthly_cap_usd: float | None = None
+    confirm_above_usd: float = DEFAULT_CONFIRM_ABOVE_USD
+
+
+def config_path(env: Mapping[str, str]) -> Path | None:
+    """Where the config file is looked for, from ``env`` alone (None: nowhere)."""
+    if env.get("ACPBUILD_CONFIG"):
+        return Path(env["ACPBUILD_CONFIG"]).expanduser()
+    if env.get("XDG_CONFIG_HOME"):
+        return Path(env["XDG_CONFIG_HOME"]) / "acpbuild" / "config.toml"
+    if env.get("HOME"):
+        return Path(env["HOME"]) / ".config" / "acpbuild" / "config.toml"
+    return None
+
+
+def load_config(env: Mapping[str, str]) -> UserConfig:
+    """Read the user's config; raise :class:`RecipeError` (exit 2) when it is malformed."""
+    path = config_path(env)
+    if path is None or not path.is_file():
+        return UserConfig(path)
+    try:
+        data = tomli.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomli.TOMLDecodeError) as exc:
+        raise RecipeError(f"cannot read the config file: {exc}", file=str(path)) from exc
+    known = {"monthly_cap_usd", "confirm_above_usd"}
+    for key, value in data.items():
+        if key not in known:
+            raise RecipeError(f"unknown key {key!r}", file=str(path), tip=f"known keys: {', '.join(sorted(known))}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise RecipeError(f"{key} must be a number of US dollars, 0 or more", file=str(path))
+    return UserConfig(
+        path,
+        monthly_cap_usd=float(data["monthly_cap_usd"]) if "monthly_cap_usd" in data else None,
+        confirm_above_usd=float(data.get("confirm_above_usd", DEFAULT_CONFIRM_ABOVE_USD)),
+    )
