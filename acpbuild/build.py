@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from acpbuild import money, providers
 from acpbuild.errors import AcpbuildError, BadResponse, ProviderError, ProviderTimeout, StoreError
+from acpbuild.estimate import Estimate, Unknown, estimate, expected_media, expected_text
 from acpbuild.interpolate import Ref, render
 from acpbuild.keys import KEY_SCHEMA, DigestCache, canonical, key_of, signature
 from acpbuild.ledger import Ledger
@@ -40,11 +41,15 @@ class StepResult:
     key: str | None = None
     outputs: list[str] = field(default_factory=list)
     cost: float = 0.0
+    #: what the step was expected to cost before it ran ($0 when nothing was bought)
+    estimated_cost: float = 0.0
     provider: str = ""
     model: str = ""
     reason: str = ""
     error: str | None = None
     seconds: float = 0.0
+    #: the step failed because its call would have crossed the budget
+    refused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +58,7 @@ class StepResult:
             "key": self.key,
             "outputs": self.outputs,
             "cost": round(self.cost, 6),
+            "estimated_cost": round(self.estimated_cost, 6),
             "provider": self.provider,
             "model": self.model,
             "reason": self.reason,
@@ -70,16 +76,19 @@ class Assessment:
     reason: str
     key: str | None = None
     digest: str | None = None
+    #: what a run would pay for this step now ($0 unless it will run)
+    estimate: Estimate = field(default_factory=lambda: Estimate(0.0, "nothing to buy"))
 
 
 @dataclass
 class Event:
     """Something a run reports as it goes; the CLI renders these."""
 
-    kind: Literal["start", "step_start", "step_done", "finish"]
+    kind: Literal["start", "step_start", "step_done", "warning", "finish"]
     step: str | None = None
     result: StepResult | None = None
     total: int = 0
+    message: str = ""
 
 
 class _UnknownInput(Exception):
@@ -96,8 +105,11 @@ class Context:
         env: Mapping[str, str],
         link: LinkMode = "copy",
         on_event: Callable[[Event], None] | None = None,
+        budget: money.Budget | None = None,
     ) -> None:
         self.recipe = recipe
+        self.budget = budget or money.Budget()
+        self._warned = 0
         self.env = env
         self.store = Store(recipe.store_dir, link)
         self.ledger = Ledger(recipe.store_dir / "ledger.sqlite3")
@@ -115,6 +127,14 @@ class Context:
     def emit(self, event: Event) -> None:
         if self.on_event is not None:
             self.on_event(event)
+
+    def flush_warnings(self) -> None:
+        """Emit the budget warnings not yet emitted."""
+        with self._lock:
+            fresh = self.budget.warnings[self._warned :]
+            self._warned += len(fresh)
+        for message in fresh:
+            self.emit(Event("warning", message=message))
 
     def provider(self, name: str) -> Provider:
         with self._lock:
@@ -148,13 +168,17 @@ def material(ctx: Context, step: Step, upstream: Upstream) -> dict[str, Any]:
             return path.read_text(encoding="utf-8")  # what the provider sees
         return {"digest": digest}
 
-    params = render(step.params, key_value)
-    for name, value in params.items():
-        if isinstance(value, Path):
-            digest = ctx.digests.digest(value)
-            if digest is None:
-                raise AcpbuildError(f"step {step.name!r}: input file {value} has disappeared")
-            params[name] = {"digest": digest}
+    def file_value(value: Any) -> Any:
+        if isinstance(value, list):
+            return [file_value(v) for v in value]
+        if not isinstance(value, Path):
+            return value
+        digest = ctx.digests.digest(value)
+        if digest is None:
+            raise AcpbuildError(f"step {step.name!r}: input file {value} has disappeared")
+        return {"digest": digest}
+
+    params = {name: file_value(value) for name, value in render(step.params, key_value).items()}
     mat = {
         "schema": KEY_SCHEMA,
         "kind": step.kind,
@@ -208,6 +232,7 @@ def assess(ctx: Context, order: list[str]) -> dict[str, Assessment]:
     """Assess the steps in ``order`` (dependencies first) without building anything."""
     found: dict[str, Assessment] = {}
     known: dict[str, tuple[Path, str]] = {}
+    expected: dict[str, Unknown] = {}
 
     def upstream(name: str) -> tuple[Path, str]:
         if name not in known:
@@ -219,6 +244,7 @@ def assess(ctx: Context, order: list[str]) -> dict[str, Assessment]:
         pending = [d for d in step.deps if found.get(d) is None or found[d].state == "run"]
         if pending:
             found[name] = Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
+            found[name].estimate = _plan_estimate(ctx, step, known, expected)
             continue
         mat = material(ctx, step, upstream)
         key = key_of(mat)
@@ -233,7 +259,46 @@ def assess(ctx: Context, order: list[str]) -> dict[str, Assessment]:
             known[name] = (ctx.store.path(done.digest), done.digest)
             continue
         found[name] = Assessment(name, "run", why(ctx, step, mat), key)
+        found[name].estimate = _plan_estimate(ctx, step, known, expected)
     return found
+
+
+def _plan_estimate(
+    ctx: Context, step: Step, known: Mapping[str, tuple[Path, str]], expected: dict[str, Unknown]
+) -> Estimate:
+    """The estimate of a step that will run; outputs not made yet are what they are expected to be."""
+    unknown: list[str] = []
+
+    def value(ref: Ref) -> Any:
+        upstream = ctx.recipe.steps[ref.step]
+        if ref.step in known:
+            path = known[ref.step][0]
+            return path.read_text(encoding="utf-8") if upstream.media == "text" else path
+        guess = expected.get(ref.step) or Unknown(why=f"output of {ref.step!r} unknown")
+        if guess.why and upstream.media == "text":
+            unknown.append(f"{ref.step}: {guess.why}")
+        return guess
+
+    provider = ctx.provider(step.provider)
+    model = provider.catalogue()[step.model]
+    params = _with_defaults(model.params_for(step.kind), render(step.params, value))
+    if step.media == "text":
+        expected[step.name] = expected_text(step.provider, model, step.kind, params, paid=provider.paid)
+    else:
+        expected[step.name] = expected_media(step.kind, params)
+    found = estimate(step.provider, model, step.kind, params, paid=provider.paid)
+    price = money.price_of(step.provider, step.model)
+    by_text = price is not None and price.unit in ("1k_characters", "1m_tokens")
+    if unknown and by_text and not found.guess:
+        # a guessed upstream text went into a longer string: still a guess
+        return Estimate(found.usd, found.formula, "; ".join(unknown))
+    return found
+
+
+def _with_defaults(specs: Mapping[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    merged = {n: p.default for n, p in specs.items() if p.default is not None}
+    merged.update(params)
+    return merged
 
 
 # -- building -------------------------------------------------------------------
@@ -274,7 +339,7 @@ def build(ctx: Context, step: Step) -> StepResult:
             result.status, result.reason = "restored", "restored from the store"
         else:
             result.reason = why(ctx, step, mat)
-            result.cost = _generate(ctx, step, key, mat)
+            result.cost, result.estimated_cost = _generate(ctx, step, key, mat)
     result.seconds = time.monotonic() - started
     return result
 
@@ -287,6 +352,7 @@ def _restore(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> bool:
         _materialise(ctx, step, key, done.digest, mat)
     except StoreError:
         return False  # a corrupt blob is set aside; generate it again
+    ctx.ledger.restored(done, recipe=ctx.recipe.name, step=step.name)
     return True
 
 
@@ -311,14 +377,39 @@ def job_params(ctx: Context, step: Step) -> dict[str, Any]:
 
     provider = ctx.provider(step.provider)
     model = provider.catalogue()[step.model]
-    params = {n: p.default for n, p in model.params_for(step.kind).items() if p.default is not None}
-    params.update(render(step.params, value))
-    return params
+    return _with_defaults(model.params_for(step.kind), render(step.params, value))
 
 
-def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> float:
+def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> tuple[float, float]:
+    """Pay for the generation ``key`` names; return (actual cost, estimated cost)."""
     provider = ctx.provider(step.provider)
     model = provider.catalogue()[step.model]
+    params = job_params(ctx, step)
+    expected = estimate(step.provider, model, step.kind, params, paid=provider.paid).usd
+    if provider.paid:
+        # before the ledger row: a refused call leaves no trace of a generation
+        ctx.budget.reserve(step.name, expected)
+        ctx.flush_warnings()
+    try:
+        cost = _call(ctx, step, key, mat, provider, model, params, expected)
+    except BaseException:
+        ctx.budget.release(step.name)
+        raise
+    ctx.budget.settle(step.name, cost)
+    ctx.flush_warnings()
+    return cost or 0.0, expected
+
+
+def _call(
+    ctx: Context,
+    step: Step,
+    key: str,
+    mat: dict[str, Any],
+    provider: Provider,
+    model: providers.Model,
+    params: dict[str, Any],
+    expected: float,
+) -> float | None:
     pending = ctx.ledger.find_resumable(key)
     if pending is not None:
         gen_id = pending.id
@@ -331,12 +422,12 @@ def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> float:
             provider=step.provider,
             model=step.model,
             material=canonical(mat),
-            estimated_cost=None,
+            estimated_cost=expected,
             draft=step.draft_of is not None,
         )
     journal = _Journal(ctx.ledger, gen_id, pending.request_id if pending else None)
     staging = ctx.store.staging(step.output_path.suffix)
-    job = Job(step.kind, model, job_params(ctx, step), staging, step.timeout_s)
+    job = Job(step.kind, model, params, staging, step.timeout_s)
     try:
         outcome = provider.generate(job, journal)
         if not staging.is_file() or staging.stat().st_size == 0:
@@ -363,4 +454,4 @@ def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> float:
         meta=outcome.meta,
     )
     _materialise(ctx, step, key, digest, mat)
-    return cost or 0.0
+    return cost

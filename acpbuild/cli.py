@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from acpbuild import __version__
 
@@ -41,17 +40,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON document instead of the display")
     run.add_argument("--draft", action="store_true", help="replace every paid step with a free local stand-in")
     run.add_argument("--link", choices=("copy", "hardlink"), default="copy", help="how outputs are made from the store")
+    run.add_argument("--budget", type=_usd, metavar="USD", help="the most this run may pay (default: the recipe's budget_usd)")
+    run.add_argument("-y", "--yes", action="store_true", help="spend without asking (for CI and scripts)")
 
-    plan = sub.add_parser("plan", help="show what a run would do, and why")
-    plan.add_argument("items", nargs="*", metavar="[RECIPE] [STEP]")
-    plan.add_argument("--json", action="store_true")
-    plan.add_argument("--draft", action="store_true", help="plan a --draft run")
+    plan = sub.add_parser("plan", help="show what a run would do, why, and what it would pay")
+    estimate = sub.add_parser("estimate", help="what a run would pay now, step by step")
+    for cmd in (plan, estimate):
+        cmd.add_argument("items", nargs="*", metavar="[RECIPE] [STEP]")
+        cmd.add_argument("--json", action="store_true")
+        cmd.add_argument("--draft", action="store_true", help="plan a --draft run")
+        cmd.add_argument("--detailed", action="store_true", help="show how each estimate is computed")
+        cmd.add_argument("--budget", type=_usd, metavar="USD", help="check the plan against this budget")
+
+    costs = sub.add_parser("costs", help="spend recorded in the ledger, and what restores saved")
+    costs.add_argument("recipe", nargs="?", help="whose store to read (default: acpbuild.toml here, else .acpbuild)")
+    costs.add_argument("--since", metavar="DATE", help="only from this day on (YYYY-MM-DD)")
+    costs.add_argument("--by", choices=("recipe", "step", "provider", "model", "day"), default="recipe")
+    costs.add_argument("--store", help="the store to read instead")
+    costs.add_argument("--json", action="store_true")
 
     lst = sub.add_parser("list", help="list a recipe's steps")
     lst.add_argument("recipe", nargs="?")
 
     clean = sub.add_parser("clean", help="remove a recipe's outputs (the store keeps every generation)")
     clean.add_argument("recipe", nargs="?")
+    clean.add_argument("--orphans", action="store_true", help="only outputs that no step makes any more")
 
     validate = sub.add_parser("validate", help="check recipes without running anything")
     validate.add_argument("recipes", nargs="*")
@@ -66,12 +79,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _usd(text: str) -> float:
+    try:
+        value = float(text.lstrip("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in US dollars") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a budget cannot be negative")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``acpbuild`` command; returns the exit code."""
     from acpbuild.errors import AcpbuildError
 
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         parser.print_help()
         return 2
@@ -93,11 +117,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from acpbuild import report, workflow
 
     recipe, targets = _split_targets(args.items)
+    if not args.yes:
+        refused = _confirm(args, recipe, targets)
+        if refused is not None:
+            return refused
     started = time.monotonic()
     progress = None if args.json else report.Progress(sys.stdout, live=sys.stdout.isatty())
     try:
         result = workflow.run(
-            recipe, targets, jobs=args.jobs, keep_going=args.keep_going, draft=args.draft, link=args.link, on_event=progress
+            recipe,
+            targets,
+            jobs=args.jobs,
+            keep_going=args.keep_going,
+            draft=args.draft,
+            link=args.link,
+            budget=args.budget,
+            on_event=progress,
         )
     finally:
         if progress is not None:
@@ -109,31 +144,95 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _confirm(args: argparse.Namespace, recipe: str | None, targets: list[str]) -> int | None:
+    """Ask before a run that would pay more than the threshold; None to go on, else the exit code."""
+    import shlex
+
+    from acpbuild import report, workflow
+    from acpbuild.config import load_config
+    from acpbuild.errors import SpendNotConfirmed
+    from acpbuild.secrets import environment
+
+    forecast = workflow.forecast(recipe, targets, draft=args.draft, budget=args.budget)
+    threshold = load_config(environment((Path.cwd(),))).confirm_above_usd
+    if not forecast.paid_steps or forecast.total <= threshold:
+        return None
+    again = shlex.join(["acpbuild", *args.argv, "--yes"])
+    if sys.stdin.isatty() and not args.json:
+        report.plan_table(forecast, sys.stdout)
+        try:
+            answer = input(f"Proceed and pay up to ~${forecast.total:.4f}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() in ("y", "yes"):
+            return None
+        print("acpbuild: nothing was spent", file=sys.stderr)
+        return SpendNotConfirmed.exit_code
+    if args.json:
+        print(json.dumps({**forecast.to_dict(), "confirmed": False, "proceed": again}, indent=2))
+    else:
+        report.plan_table(forecast, sys.stdout)
+    print(
+        f"acpbuild: refusing to spend ~${forecast.total:.4f} without confirmation; run again with --yes:\n  {again}",
+        file=sys.stderr,
+    )
+    return SpendNotConfirmed.exit_code
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from acpbuild import report, workflow
 
     recipe_path, targets = _split_targets(args.items)
-    recipe, entries = workflow.plan(recipe_path, targets, draft=args.draft)
+    forecast = workflow.forecast(recipe_path, targets, draft=args.draft, budget=args.budget)
     if args.json:
-        doc: dict[str, Any] = {
-            "recipe": recipe.name,
-            "steps": [
-                {
-                    "name": e.name,
-                    "status": e.state,
-                    "reason": e.reason,
-                    "key": e.key,
-                    "outputs": [str(recipe.steps[e.name].output_path)],
-                    "cost": 0.0,
-                }
-                for e in entries
-            ],
+        print(json.dumps(forecast.to_dict(), indent=2))
+    else:
+        report.plan_table(forecast, sys.stdout, detailed=args.detailed, title=args.command)
+    return 0
+
+
+_cmd_estimate = _cmd_plan
+
+
+def _cmd_costs(args: argparse.Namespace) -> int:
+    from acpbuild import doctor, report, spend
+    from acpbuild.ledger import Ledger
+    from acpbuild.secrets import environment
+
+    if args.store:
+        store = Path(args.store).resolve()
+    elif args.recipe or Path("acpbuild.toml").is_file():
+        from acpbuild.workflow import _open
+
+        store = _open(args.recipe, None)[0].store_dir
+    else:
+        store = doctor.default_store(environment((Path.cwd(),)))
+    since = spend.parse_since(args.since) if args.since else None
+    db = store / "ledger.sqlite3"
+    rows: list[spend.Row] = []
+    if db.is_file():
+        ledger = Ledger(db)
+        try:
+            rows = spend.report(ledger, since=since, by=args.by)
+        finally:
+            ledger.close()
+    if args.json:
+        doc = {
+            "store": str(store),
+            "by": args.by,
+            "since": args.since,
+            "rows": [r.to_dict() for r in rows],
+            "totals": {
+                "generations": sum(r.generations for r in rows),
+                "estimated": round(sum(r.estimated for r in rows), 6),
+                "cost": round(sum(r.cost for r in rows), 6),
+                "restores": sum(r.restores for r in rows),
+                "saved": round(sum(r.saved for r in rows), 6),
+            },
         }
-        doc["totals"] = {s: sum(1 for e in entries if e.state == s) for s in ("run", "restorable", "uptodate")}
-        doc["totals"]["cost"] = 0.0
         print(json.dumps(doc, indent=2))
     else:
-        report.plan_table(recipe.name, entries, sys.stdout)
+        report.costs_table(rows, args.by, sys.stdout)
     return 0
 
 
@@ -154,7 +253,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_clean(args: argparse.Namespace) -> int:
     from acpbuild import workflow
 
-    removed = workflow.clean(args.recipe)
+    removed = workflow.clean(args.recipe, orphans=args.orphans)
     for path in removed:
         print(f"removed {path}")
     print(f"{len(removed)} outputs removed; the store still holds every generation")

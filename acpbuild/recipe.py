@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from acpbuild import providers
 from acpbuild.errors import RecipeError
+from acpbuild.foreach import Item, ItemError, load_items, watched
 from acpbuild.interpolate import (
     InterpolationError,
     Ref,
@@ -35,7 +36,7 @@ from acpbuild.sourcemap import key_lines, line_of
 
 #: step keys that are not provider parameters, and never enter the step key
 #: (``kind``, ``provider`` and ``model`` enter it on their own)
-STEP_FIELDS = ("kind", "provider", "model", "output", "description", "timeout_s")
+STEP_FIELDS = ("kind", "provider", "model", "output", "description", "timeout_s", "foreach")
 
 
 class _Strict(BaseModel):
@@ -62,6 +63,7 @@ class RawStep(BaseModel):
     output: str
     description: str = ""
     timeout_s: float = Field(default=600.0, gt=0)
+    foreach: str | list[dict[str, Any]] | None = None
 
 
 class RecipeFile(_Strict):
@@ -92,6 +94,9 @@ class Step:
     line: int | None = None
     #: "provider/model" of the paid step a ``--draft`` run replaced with this local stand-in
     draft_of: str | None = None
+    #: for a step expanded from ``foreach``: the step as the recipe names it, and the item's id
+    family: str | None = None
+    item: str | None = None
 
 
 @dataclass
@@ -107,10 +112,18 @@ class Recipe:
     jobs: int | None = None
     description: str = ""
     vars: dict[str, Any] = field(default_factory=dict)
+    #: a foreach step's name -> the names of the steps it expanded into
+    families: dict[str, list[str]] = field(default_factory=dict)
+    #: files and folders foreach sources read (a new file in a globbed folder changes it)
+    sources: list[Path] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    def expand(self, names: list[str] | tuple[str, ...]) -> list[str]:
+        """Step names with each foreach step's name replaced by its expanded steps."""
+        return [n for name in names for n in self.families.get(name, [name])]
 
 
 class _Where:
@@ -204,9 +217,21 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
             near = nearest(kind, list(KINDS))
             raise where.error(f"unknown kind {kind!r} in [defaults]", ("defaults", kind), _did_you_mean(near))
     lookup = env_lookup(raw.vars, env, secret=is_secret_name)
+    items, sources = _all_items(raw, root, lookup, where)
     steps: dict[str, Step] = {}
+    families: dict[str, list[str]] = {}
     for name, raw_step in raw.steps.items():
-        steps[name] = _resolve_step(name, raw_step, raw, root, output_dir, lookup, where)
+        if name not in items:
+            steps[name] = _resolve_step(name, raw_step, raw, root, output_dir, lookup, where)
+            continue
+        families[name] = []
+        for item in items[name]:
+            expanded = f"{name}[{item.id}]"
+            step = _resolve_step(name, raw_step, raw, root, output_dir, item.lookup(lookup), where)
+            step.name, step.family, step.item = expanded, name, item.id
+            steps[expanded] = step
+            families[name].append(expanded)
+    _bind_families(steps, families, where)
     _check_references(steps, where)
     _check_outputs(steps, where)
     from acpbuild.graph import find_cycle
@@ -228,6 +253,8 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
         jobs=meta.jobs,
         description=meta.description,
         vars=dict(raw.vars),
+        families=families,
+        sources=sources,
     )
 
 
@@ -279,7 +306,7 @@ def _resolve_step(
             )
         try:
             value = interpolate_tree(value, lookup)
-        except InterpolationError as exc:
+        except (InterpolationError, ItemError) as exc:
             raise where.error(str(exc), key_at) from None
         params[key] = _check_param(key, spec, value, root, key_at, where)
     for key, spec in accepted.items():
@@ -289,7 +316,7 @@ def _resolve_step(
             )
     try:
         output = interpolate_tree(raw_step.output, lookup)
-    except InterpolationError as exc:
+    except (InterpolationError, ItemError) as exc:
         raise where.error(str(exc), (*at, "output")) from None
     if not isinstance(output, str):
         raise where.error("an output path cannot reference a step's output", (*at, "output"))
@@ -354,6 +381,12 @@ def _pick_model(
 
 
 def _check_param(key: str, spec: Param, value: Any, root: Path, at: tuple[str, ...], where: _Where) -> Any:
+    if spec.type == "files":
+        if isinstance(value, Template) and value.single_ref is not None:
+            return value  # a foreach step's outputs, bound once every step is known
+        if not isinstance(value, list):
+            raise where.error(f"parameter {key!r} takes a list of files, or one '${{steps.NAME}}'", at)
+        return [_check_param(key, Param("file"), v, root, at, where) for v in value]
     if isinstance(value, Template):
         if spec.type in FILE_TYPES and value.single_ref is None:
             raise where.error(
@@ -393,11 +426,94 @@ def _output_path(output: str, output_dir: Path, kind: str, at: tuple[str, ...], 
     return path
 
 
+def _all_items(
+    raw: RecipeFile, root: Path, lookup: Any, where: _Where
+) -> tuple[dict[str, list[Item]], list[Path]]:
+    """The items of every foreach step (``${steps.X}`` sources take X's items), and what they read."""
+    found: dict[str, list[Item]] = {}
+    sources: set[Path] = set()
+
+    def items_of(name: str, visiting: tuple[str, ...]) -> list[Item]:
+        if name in found:
+            return found[name]
+        source = raw.steps[name].foreach
+        at = ("steps", name, "foreach")
+        if isinstance(source, str):
+            try:
+                source = interpolate_tree(source, lookup)
+            except InterpolationError as exc:
+                raise where.error(str(exc), at) from None
+        if isinstance(source, Template):
+            ref = source.single_ref
+            if ref is None or ref.step not in raw.steps or raw.steps[ref.step].foreach is None:
+                raise where.error(
+                    "foreach over another step takes exactly '${steps.NAME}' of a foreach step",
+                    at,
+                    _did_you_mean(nearest(ref.step, [n for n, s in raw.steps.items() if s.foreach is not None]))
+                    if ref
+                    else None,
+                )
+            if ref.step in visiting:
+                raise where.error("foreach steps iterate over each other in a cycle", at)
+            found[name] = items_of(ref.step, (*visiting, name))
+            return found[name]
+        try:
+            found[name] = load_items(source, root)  # type: ignore[arg-type]
+        except ItemError as exc:
+            raise where.error(str(exc), at) from None
+        sources.update(watched(source, root, found[name]))  # type: ignore[arg-type]
+        return found[name]
+
+    for name, step in raw.steps.items():
+        if step.foreach is not None:
+            items_of(name, ())
+    return found, sorted(sources)
+
+
+def _bind_families(steps: dict[str, Step], families: dict[str, list[str]], where: _Where) -> None:
+    """Point ``${steps.FAMILY}`` at the same item's step, or at all of a family's outputs."""
+    if not families:
+        return
+
+    def bind(step: Step, key: str, value: Any) -> Any:
+        if isinstance(value, list):
+            return [bind(step, key, v) for v in value]
+        if not isinstance(value, Template) or not any(r.step in families for r in value.refs):
+            return value
+        at = ("steps", step.family or step.name, key)
+        same_item = [
+            f"{r.step}[{step.item}]" for r in value.refs if r.step in families and f"{r.step}[{step.item}]" in steps
+        ]
+        if step.item is not None and len(same_item) == len([r for r in value.refs if r.step in families]):
+            return Template(
+                tuple(
+                    Ref(f"{p.step}[{step.item}]") if isinstance(p, Ref) and p.step in families else p
+                    for p in value.parts
+                )
+            )
+        spec = providers.catalogue(step.provider)[step.model].params[key]
+        single = value.single_ref
+        if spec.type == "files" and single is not None:
+            return [Template((Ref(member),)) for member in families[single.step]]
+        family = next(r.step for r in value.refs if r.step in families)
+        raise where.error(
+            f"step {family!r} is a foreach step: it has one output per item",
+            at,
+            "take all of them with a files parameter (kind = \"concat\", videos = \"${steps."
+            + family
+            + "}\"), or make this step foreach over the same items",
+        )
+
+    for step in steps.values():
+        step.params = {k: bind(step, k, v) for k, v in step.params.items()}
+        step.deps = tuple(dict.fromkeys(r.step for r in refs_in(step.params)))
+
+
 def _check_references(steps: dict[str, Step], where: _Where) -> None:
     for step in steps.values():
         for key, value in step.params.items():
             for ref in refs_in(value):
-                at = ("steps", step.name, key)
+                at = ("steps", step.family or step.name, key)
                 target = steps.get(ref.step)
                 if target is None:
                     raise where.error(
@@ -410,7 +526,10 @@ def _check_references(steps: dict[str, Step], where: _Where) -> None:
 
 def _check_ref_media(step: Step, key: str, value: Any, target: Step, at: tuple[str, ...], where: _Where) -> None:
     spec = providers.catalogue(step.provider)[step.model].params[key]
-    if spec.type in FILE_TYPES:
+    if spec.type == "files":
+        if target.media == "text":
+            raise where.error(f"parameter {key!r} takes files, but step {target.name!r} makes text", at)
+    elif spec.type in FILE_TYPES:
         if spec.type != "file" and target.media != spec.type:
             raise where.error(
                 f"parameter {key!r} takes {spec.type}, but step {target.name!r} makes {target.media}", at
@@ -429,10 +548,15 @@ def _check_outputs(steps: dict[str, Step], where: _Where) -> None:
     for step in steps.values():
         other = seen.get(step.output_path)
         if other is not None:
+            tip = (
+                "a foreach step's output must differ per item, e.g. \"clips/${item.stem}.mp4\""
+                if step.family
+                else "give each step its own output path"
+            )
             raise where.error(
                 f"steps {other!r} and {step.name!r} both write {step.output}",
-                ("steps", step.name, "output"),
-                "give each step its own output path",
+                ("steps", step.family or step.name, "output"),
+                tip,
             )
         seen[step.output_path] = step.name
 

@@ -10,8 +10,9 @@ import threading
 import time
 from typing import IO, Any
 
-from acpbuild.build import Assessment, Event
-from acpbuild.workflow import RunResult
+from acpbuild.build import Event
+from acpbuild.spend import Row
+from acpbuild.workflow import Forecast, RunResult
 
 _STYLE = {"ran": "green", "restored": "cyan", "uptodate": "dim", "failed": "bold red", "skipped": "yellow"}
 
@@ -52,7 +53,7 @@ class Progress:
                 self.done += 1
                 result = event.result
                 if result is not None and result.status != "uptodate":
-                    line = f"[{_STYLE[result.status]}]{result.status:>8}[/] {result.name}"
+                    line = f"[{_STYLE[result.status]}]{result.status:>8}[/] {_escape(result.name)}"
                     if result.status == "ran" and result.reason:
                         line += f" [dim]({result.reason})[/]"
                     if result.cost:
@@ -62,6 +63,8 @@ class Progress:
                     elif result.status == "skipped":
                         line += f" [dim]({result.reason})[/]"
                     self.console.print(line)
+            elif event.kind == "warning":
+                self.console.print(f"[yellow] warning[/] {_escape(event.message)}")
             elif event.kind == "finish":
                 self.stop()
                 return
@@ -78,7 +81,7 @@ class Progress:
 
         elapsed = time.monotonic() - self.started
         now = ", ".join(sorted(self.running)) or "-"
-        return Text.from_markup(f"[bold]{self.done}/{self.total}[/] steps  running: {now}  [dim]{elapsed:5.1f}s[/]")
+        return Text.from_markup(f"[bold]{self.done}/{self.total}[/] steps  running: {_escape(now)}  [dim]{elapsed:5.1f}s[/]")
 
 
 def _rel(path: str) -> str:
@@ -101,21 +104,32 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
 
     console = Console(file=stream, highlight=False)
     table = Table(title=f"acpbuild run: {result.recipe}", title_justify="left")
-    for column in ("step", "status", "provider/model", "cost", "output"):
-        table.add_column(column, justify="right" if column == "cost" else "left")
+    for column in ("step", "status", "provider/model", "estimate", "cost", "output"):
+        table.add_column(column, justify="right" if column in ("estimate", "cost") else "left")
     for step in result.steps.values():
         output = ", ".join(_rel(o) for o in step.outputs) if step.status not in ("failed", "skipped") else (step.error or step.reason)
         table.add_row(
-            step.name,
+            _escape(step.name),
             f"[{_STYLE[step.status]}]{step.status}[/]",
             f"{step.provider}/{step.model}",
+            _money(step.estimated_cost),
             _money(step.cost),
             _escape(output or ""),
         )
     console.print(table)
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("ran", "restored", "uptodate", "failed", "skipped") if result.count(s))
     verdict = "[green]ok[/]" if result.success else "[bold red]FAILED[/]"
-    console.print(f"{verdict}: {counts}; paid {_money(result.total_cost)}; {seconds:.1f}s")
+    verdict = "[bold red]REFUSED[/]" if result.refused else verdict
+    console.print(
+        f"{verdict}: {counts}; paid {_money(result.total_cost)} (estimated {_money(result.estimated_cost)}); {seconds:.1f}s"
+    )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/]: {_escape(warning)}")
+    if result.refused:
+        console.print(
+            f"[bold red]budget[/]: {', '.join(result.refused)} not run, their calls would have crossed the budget; "
+            "raise it (--budget or budget_usd) and run again"
+        )
     if result.drafted:
         console.print(
             f"[yellow]DRAFT[/]: {len(result.drafted)} paid steps replaced by free local stand-ins "
@@ -125,19 +139,58 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
         console.print(f"[red]{_escape(error)}[/]")
 
 
-def plan_table(name: str, entries: list[Assessment], stream: IO[str]) -> None:
+def plan_table(forecast: Forecast, stream: IO[str], *, detailed: bool = False, title: str = "plan") -> None:
+    """The plan: each step's state, why, and what a run would pay for it now."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=stream, highlight=False)
-    table = Table(title=f"acpbuild plan: {name}", title_justify="left")
-    for column in ("step", "state", "why"):
-        table.add_column(column)
+    entries = forecast.entries
+    table = Table(title=f"acpbuild {title}: {forecast.recipe.name}", title_justify="left")
+    for column in ("step", "state", "why", "estimate"):
+        table.add_column(column, justify="right" if column == "estimate" else "left")
+    if detailed:
+        table.add_column("how")
     styles = {"uptodate": "dim", "restorable": "cyan", "run": "green"}
     labels = {"uptodate": "up to date", "restorable": "restorable", "run": "will run"}
     for entry in entries:
-        table.add_row(entry.name, f"[{styles[entry.state]}]{labels[entry.state]}[/]", _escape(entry.reason))
+        est = entry.estimate
+        row = [
+            _escape(entry.name),
+            f"[{styles[entry.state]}]{labels[entry.state]}[/]",
+            _escape(entry.reason),
+            ("~" if est.guess else "") + _money(est.usd),
+        ]
+        if detailed:
+            how = est.formula if entry.state == "run" else entry.reason
+            row.append(_escape(how + (f" [{est.guess}]" if est.guess and entry.state == "run" else "")))
+        table.add_row(*row)
     console.print(table)
     runs = sum(1 for e in entries if e.state == "run")
     restores = sum(1 for e in entries if e.state == "restorable")
     console.print(f"{runs} will run, {restores} restorable from the store, {len(entries) - runs - restores} up to date")
+    guessed = any(e.estimate.guess and e.estimate.usd for e in entries)
+    console.print(f"a run now would pay {'~' if guessed else ''}{_money(forecast.total)}" + (" (~: a guess, see --detailed)" if guessed else ""))
+    for label, allowed in forecast.budget.limits.items():
+        console.print(f"[dim]{_escape(label)}: ${allowed:.4f} left[/]")
+    over = forecast.over_budget()
+    if over:
+        console.print(f"[bold red]over budget[/]: {_escape(over)}")
+
+
+def costs_table(rows: list[Row], by: str, stream: IO[str]) -> None:
+    """Spend from the ledger, one row per group."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, highlight=False)
+    table = Table(title=f"acpbuild costs by {by}", title_justify="left")
+    for column in (by, "bought", "estimated", "cost", "restores", "saved"):
+        table.add_column(column, justify="left" if column == by else "right")
+    for row in rows:
+        table.add_row(
+            _escape(row.group), str(row.generations), _money(row.estimated), _money(row.cost), str(row.restores), _money(row.saved)
+        )
+    console.print(table)
+    spent, saved = sum(r.cost for r in rows), sum(r.saved for r in rows)
+    console.print(f"spent {_money(spent)}; restores saved {_money(saved)}")

@@ -19,7 +19,7 @@ from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 from doit.task import Task, dict_to_task
 
 from acpbuild.build import Context, Event, StepResult, build, uptodate
-from acpbuild.errors import AcpbuildError
+from acpbuild.errors import AcpbuildError, BudgetExceeded
 from acpbuild.graph import topological
 from acpbuild.recipe import Step
 from acpbuild.secrets import redact
@@ -28,12 +28,29 @@ from acpbuild.secrets import redact
 def _action(ctx: Context, step: Step) -> bool | TaskFailed:
     try:
         result = build(ctx, step)
+    except BudgetExceeded as exc:
+        message = str(exc)
+        ctx.record(
+            StepResult(step.name, "failed", provider=step.provider, model=step.model, error=message, refused=True)
+        )
+        return TaskFailed(message)
     except AcpbuildError as exc:
         message = redact(str(exc), ctx.env)
         ctx.record(StepResult(step.name, "failed", provider=step.provider, model=step.model, error=message))
         return TaskFailed(message)
     ctx.record(result)
     return True
+
+
+def _files(values: list[Any]) -> list[Path]:
+    """The external input files among parameter values (lists included)."""
+    found = []
+    for value in values:
+        if isinstance(value, list):
+            found += _files(value)
+        elif isinstance(value, Path):
+            found.append(value)
+    return found
 
 
 def task_dicts(ctx: Context, names: list[str] | None = None, prefix: str = "") -> list[dict[str, Any]]:
@@ -49,7 +66,7 @@ def task_dicts(ctx: Context, names: list[str] | None = None, prefix: str = "") -
         if name not in wanted:
             continue
         step = recipe.steps[name]
-        inputs = sorted(str(v) for v in step.params.values() if isinstance(v, Path))
+        inputs = sorted({str(v) for v in _files(list(step.params.values()))})
         tasks.append(
             {
                 "name": prefix + name,
@@ -151,7 +168,8 @@ class RecipeLoader(TaskLoader2):
             "check_file_uptodate": "timestamp",
             "num_process": self.jobs if self.jobs > 1 else 0,
             "par_type": "thread",
-            "continue": self.keep_going,
+            # under a budget a refused call fails its own step only: the steps that fit still run
+            "continue": self.keep_going or self.ctx.budget.limited,
             "reporter": Reporter(self.ctx),
             "outfile": io.StringIO(),  # our reporter writes nothing; events go to the caller
             "verbosity": 0,

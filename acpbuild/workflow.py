@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from acpbuild.build import Assessment, Context, Event, StepResult, assess
+from acpbuild.config import load_config
 from acpbuild.draft import draft_recipe, drafted
-from acpbuild.errors import AcpbuildError
+from acpbuild.errors import AcpbuildError, BudgetExceeded
 from acpbuild.graph import closure, topological
+from acpbuild.ledger import Ledger
+from acpbuild.money import Budget
 from acpbuild.recipe import Recipe, load_recipe
 from acpbuild.secrets import environment
 from acpbuild.store import LinkMode
@@ -30,6 +34,10 @@ class RunResult:
     errors: list[str] = field(default_factory=list)
     #: steps a ``draft`` run replaced with local stand-ins
     drafted: list[str] = field(default_factory=list)
+    #: what the steps that ran were expected to cost
+    estimated_cost: float = 0.0
+    #: budget warnings (80% of the budget or of the monthly cap passed)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -44,7 +52,15 @@ class RunResult:
         return {n: r.outputs for n, r in self.steps.items() if r.status not in ("failed", "skipped")}
 
     @property
+    def refused(self) -> list[str]:
+        """Steps that failed because their call would have crossed the budget."""
+        return [n for n, r in self.steps.items() if r.refused]
+
+    @property
     def exit_code(self) -> int:
+        """0 success, 3 a call was refused for the budget, 1 another failure."""
+        if self.refused:
+            return BudgetExceeded.exit_code
         return 0 if self.success else 1
 
     def count(self, status: str) -> int:
@@ -60,8 +76,11 @@ class RunResult:
                 "steps": len(self.steps),
                 **{s: self.count(s) for s in ("ran", "restored", "uptodate", "failed", "skipped")},
                 "cost": round(self.total_cost, 6),
+                "estimated": round(self.estimated_cost, 6),
             },
             "errors": self.errors,
+            "warnings": self.warnings,
+            "refused": self.refused,
             "draft": bool(self.drafted),
             "drafted": self.drafted,
         }
@@ -82,8 +101,107 @@ def _selected(recipe: Recipe, targets: Iterable[str] | None) -> list[str]:
     order = topological(deps)
     if not targets:
         return order
-    wanted = closure(deps, targets)
+    wanted = closure(deps, recipe.expand(list(targets)))
     return [n for n in order if n in wanted]
+
+
+def month_start(now: float | None = None) -> float:
+    """The Unix time of the first of this month, 00:00 local time."""
+    t = time.localtime(now)
+    return time.mktime((t.tm_year, t.tm_mon, 1, 0, 0, 0, 0, 0, -1))
+
+
+def budget_for(recipe: Recipe, ledger: Ledger, env: Mapping[str, str], budget: float | None = None) -> Budget:
+    """The limits a run of ``recipe`` must keep to: ``budget`` (else the recipe's ``budget_usd``) and the monthly cap."""
+    limits: dict[str, float] = {}
+    already: dict[str, float] = {}
+    if budget is not None:
+        limits[f"the budget of ${budget:g} (--budget)"] = budget
+    elif recipe.budget_usd is not None:
+        limits[f"the budget of ${recipe.budget_usd:g} (budget_usd in the recipe)"] = recipe.budget_usd
+    config = load_config(env)
+    if config.monthly_cap_usd is not None:
+        spent = ledger.spent_since(month_start())
+        label = f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path}; ${spent:.2f} spent this month)"
+        limits[label] = max(0.0, config.monthly_cap_usd - spent)
+        already[label] = spent
+    return Budget(limits, already=already)
+
+
+@dataclass
+class Forecast:
+    """What a run would do now and what it would pay: :func:`forecast`'s answer."""
+
+    recipe: Recipe
+    entries: list[Assessment]
+    budget: Budget
+
+    @property
+    def total(self) -> float:
+        return sum(e.estimate.usd for e in self.entries)
+
+    @property
+    def paid_steps(self) -> list[Assessment]:
+        return [e for e in self.entries if e.estimate.usd > 0]
+
+    def over_budget(self) -> str | None:
+        """Why the plan cannot be paid within the limits, or None when it fits."""
+        for label, allowed in self.budget.limits.items():
+            if self.total > allowed + 1e-9:
+                return f"the plan would pay ~${self.total:.4f}, more than the ${allowed:.4f} left of {label}"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        steps = []
+        for e in self.entries:
+            step = self.recipe.steps[e.name]
+            steps.append(
+                {
+                    "name": e.name,
+                    "status": e.state,
+                    "reason": e.reason,
+                    "key": e.key,
+                    "provider": step.provider,
+                    "model": step.model,
+                    "outputs": [str(step.output_path)],
+                    "estimated_cost": round(e.estimate.usd, 6),
+                    "formula": e.estimate.formula,
+                    "guess": e.estimate.guess or None,
+                    "cost": 0.0,
+                }
+            )
+        totals: dict[str, Any] = {s: sum(1 for e in self.entries if e.state == s) for s in ("run", "restorable", "uptodate")}
+        totals.update(estimated=round(self.total, 6), cost=0.0)
+        return {
+            "recipe": self.recipe.name,
+            "steps": steps,
+            "totals": totals,
+            "limits": {label: round(v, 6) for label, v in self.budget.limits.items()},
+            "over_budget": self.over_budget(),
+        }
+
+
+def forecast(
+    path: str | os.PathLike[str] | None = None,
+    targets: Iterable[str] | None = None,
+    *,
+    draft: bool = False,
+    budget: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Forecast:
+    """The plan with an estimate per step, the total a run would pay now, and the limits it must keep to.
+
+    Needs no API key: estimates come from the price registry and the steps' parameters.
+    """
+    recipe, env = _open(path, env, draft=draft)
+    names = _selected(recipe, targets)
+    ctx = Context(recipe, env=env)
+    try:
+        found = assess(ctx, names)
+        limits = budget_for(recipe, ctx.ledger, env, budget)
+    finally:
+        ctx.close()
+    return Forecast(recipe, [found[n] for n in names], limits)
 
 
 def run(
@@ -94,6 +212,7 @@ def run(
     keep_going: bool = False,
     draft: bool = False,
     link: LinkMode = "copy",
+    budget: float | None = None,
     env: Mapping[str, str] | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> RunResult:
@@ -104,6 +223,15 @@ def run(
     :class:`~acpbuild.errors.RecipeError` for a bad recipe before any work;
     failed steps are reported in the result, not raised. ``draft`` swaps every
     paid step for a free local stand-in (see :mod:`acpbuild.draft`).
+
+    ``budget`` (USD; default the recipe's ``budget_usd``) and the monthly cap of
+    the user's config file limit what the run may pay. A run whose plan is over
+    a limit raises :class:`~acpbuild.errors.BudgetExceeded` before any call,
+    unless ``keep_going``, which builds what fits. Each paid call reserves its
+    estimate first; a call that would cross a limit is not made, its step fails
+    (``refused``), its dependants are skipped, the others go on, and
+    ``exit_code`` is 3. This function never asks for confirmation: that is the
+    caller's business (the CLI asks, or wants ``--yes``).
     """
     from doit.doit_cmd import DoitMain
 
@@ -114,6 +242,14 @@ def run(
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
     ctx = Context(recipe, env=env, link=link, on_event=on_event)
     try:
+        ctx.budget = budget_for(recipe, ctx.ledger, env, budget)
+        if ctx.budget.limited and not keep_going:
+            entries = assess(ctx, names)
+            why_not = Forecast(recipe, [entries[n] for n in names], ctx.budget).over_budget()
+            if why_not:
+                raise BudgetExceeded(
+                    f"{why_not}; nothing was spent. Raise the budget, or run with --keep-going to build what fits"
+                )
         ctx.emit(Event("start", total=len(names)))
         loader = RecipeLoader(ctx, jobs=jobs, keep_going=keep_going)
         DoitMain(loader, config_filenames=()).run(["run", *names])
@@ -132,6 +268,8 @@ def run(
             total_cost=sum(r.cost for r in results.values() if r.status == "ran"),
             errors=list(ctx.runtime_errors),
             drafted=[n for n in drafted(recipe) if n in results],
+            estimated_cost=sum(r.estimated_cost for r in results.values() if r.status == "ran"),
+            warnings=list(ctx.budget.warnings),
         )
         ctx.emit(Event("finish"))
         return result
@@ -157,17 +295,28 @@ def plan(
     return recipe, [found[n] for n in names]
 
 
-def clean(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> list[Path]:
-    """Remove the recipe's outputs (the store keeps every generation). Return what was removed."""
+def clean(
+    path: str | os.PathLike[str] | None = None, *, orphans: bool = False, env: Mapping[str, str] | None = None
+) -> list[Path]:
+    """Remove the recipe's outputs (the store keeps every generation). Return what was removed.
+
+    With ``orphans``, remove only outputs this recipe once made that no step makes
+    any more (a foreach item whose file was deleted, a renamed output).
+    """
     recipe, env = _open(path, env)
     ctx = Context(recipe, env=env)
+    current = {step.output_path for step in recipe.steps.values()}
+    if orphans:
+        targets = [Path(r.path) for r in ctx.ledger.outputs_of(recipe.name) if Path(r.path) not in current]
+    else:
+        targets = sorted(current)
     removed = []
     try:
-        for step in recipe.steps.values():
-            if step.output_path.exists():
-                step.output_path.unlink()
-                removed.append(step.output_path)
-            ctx.ledger.drop_output(step.output_path)
+        for target in targets:
+            if target.exists():
+                target.unlink()
+                removed.append(target)
+            ctx.ledger.drop_output(target)
     except OSError as exc:
         raise AcpbuildError(f"cannot remove {exc.filename}: {exc.strerror}") from exc
     finally:

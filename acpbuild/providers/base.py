@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-ParamType = Literal["str", "int", "float", "bool", "list", "image", "audio", "video", "file"]
+ParamType = Literal["str", "int", "float", "bool", "list", "image", "audio", "video", "file", "files"]
 
 # Parameter types whose value is a file (a path in the recipe or another step's output).
 FILE_TYPES = frozenset({"image", "audio", "video", "file"})
@@ -39,6 +39,9 @@ class Param:
         """Why ``value`` is not acceptable, or None when it is."""
         if self.type in FILE_TYPES:
             return None if isinstance(value, (str, Path)) else "expected a file path"
+        if self.type == "files":
+            ok_list = isinstance(value, list) and all(isinstance(v, (str, Path)) for v in value)
+            return None if ok_list else "expected a list of file paths"
         if self.type == "bool":
             ok = isinstance(value, bool)
         elif self.type == "int":

@@ -30,6 +30,7 @@ _HANDLERS: dict[str, tuple[str, str]] = {
     "mux": ("ffmpeg", "video:generate_mux"),
     "thumbnail": ("ffmpeg", "video:generate_thumbnail"),
     "transcode": ("ffmpeg", "video:generate_transcode"),
+    "concat": ("ffmpeg", "video:generate_concat"),
 }
 
 

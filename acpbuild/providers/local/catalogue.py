@@ -124,9 +124,15 @@ CATALOGUE: dict[str, Model] = {
             "mux": "local/ffmpeg-mux",
             "thumbnail": "local/ffmpeg-thumbnail",
             "transcode": "local/ffmpeg-transcode",
+            "concat": "local/ffmpeg-concat",
         },
         params={
-            "video": Param("video", required=True, help="the input video"),
+            "video": Param(
+                "video", required=True, kinds=("mux", "thumbnail", "transcode"), help="the input video"
+            ),
+            "videos": Param(
+                "files", required=True, kinds=("concat",), help="the videos to join, in order"
+            ),
             "audio": Param("audio", required=True, kinds=("mux",), help="the soundtrack"),
             "fit": Param(
                 "str",
@@ -140,8 +146,8 @@ CATALOGUE: dict[str, Model] = {
             ),
             "width": _size("output width; alone, keeps the aspect ratio", ("transcode",)),
             "height": _size("output height; alone, keeps the aspect ratio", ("transcode",)),
-            "fps": Param("int", min=1, max=120, kinds=("transcode",), help="frames per second"),
+            "fps": Param("int", min=1, max=120, kinds=("transcode", "concat"), help="frames per second"),
         },
-        description="Local ffmpeg operations: mux, thumbnail, transcode.",
+        description="Local ffmpeg operations: mux, thumbnail, transcode, concat.",
     ),
 }

@@ -259,6 +259,44 @@ def generate_mux(job: Job, params: dict[str, Any]) -> Outcome:
     )
 
 
+def generate_concat(job: Job, params: dict[str, Any]) -> Outcome:
+    """Join videos end to end at the first one's size; silence fills clips without sound."""
+    files = [input_file(p, "video") for p in params["videos"]]
+    if not files:
+        raise RequestRejected("concat needs at least one video in 'videos'", provider=_PROVIDER)
+    infos = [_video_info(f) for f in files]
+    width = (infos[0].width or 640) // 2 * 2
+    height = (infos[0].height or 360) // 2 * 2
+    fps = int(params.get("fps") or 25)
+    with_audio = any(i.audio_streams for i in infos)
+    args: list[str | Path] = []
+    for f in files:
+        args += ["-i", f]
+    filters = []
+    silent = len(files)
+    for n, info in enumerate(infos):
+        filters.append(
+            f"[{n}:v:0]scale={width}:{height}:force_original_aspect_ratio=decrease,"
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps},format=yuv420p[v{n}]"
+        )
+        if not with_audio:
+            continue
+        if info.audio_streams:
+            source = f"[{n}:a:0]"
+        else:
+            # a clip without sound gets silence of its own length, so the joins stay in sync
+            args += ["-f", "lavfi", "-t", f"{info.duration_s:.3f}", "-i", "anullsrc=r=44100:cl=stereo"]
+            source, silent = f"[{silent}:a:0]", silent + 1
+        filters.append(f"{source}aresample=44100,aformat=channel_layouts=stereo,apad=whole_dur={info.duration_s:.3f}[a{n}]")
+    joined = "".join(f"[v{n}]" + (f"[a{n}]" if with_audio else "") for n in range(len(files)))
+    filters.append(f"{joined}concat=n={len(files)}:v=1:a={int(with_audio)}[v]" + ("[a]" if with_audio else ""))
+    args += ["-filter_complex", ";".join(filters), "-map", "[v]"] + (["-map", "[a]"] if with_audio else [])
+    args += [*_codec_args(job.output.suffix.lower(), audio=with_audio), job.output]
+    run_ffmpeg(args, timeout=job.timeout_s)
+    total = sum(i.duration_s or 0.0 for i in infos)
+    return Outcome(usage={"seconds": round(total, 3)}, meta={"clips": len(files)})
+
+
 def generate_thumbnail(job: Job, params: dict[str, Any]) -> Outcome:
     video = input_file(params["video"], "video")
     suffix = job.output.suffix.lower()

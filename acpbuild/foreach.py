@@ -1,0 +1,141 @@
+"""``foreach`` item sources: a glob of files, a CSV or JSONL file, or an inline list of tables.
+
+Each item has an ``id`` (it names the expanded step, ``narration[intro]``) and
+fields that ``${item.FIELD}`` reads. A file from a glob offers ``path``,
+``stem``, ``name`` and ``text`` (read only when a step uses it).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+class ItemError(ValueError):
+    """An item source that cannot be read; the message says why."""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    fields: Mapping[str, Any]
+    #: the file a glob item stands for (its ``text`` is read from it)
+    file: Path | None = None
+
+    def get(self, name: str) -> Any:
+        if name == "text" and self.file is not None and "text" not in self.fields:
+            try:
+                return self.file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ItemError(f"cannot read {self.file}: {exc}") from exc
+        if name not in self.fields:
+            from acpbuild.providers.base import nearest
+
+            names = [*self.fields, *(("text",) if self.file else ())]
+            near = nearest(name, names)
+            hint = f"; did you mean '${{item.{near}}}'?" if near else f"; items have {', '.join(names)}"
+            raise ItemError(f"item {self.id!r} has no field {name!r}{hint}")
+        return self.fields[name]
+
+    def lookup(self, fallback: Callable[[str], Any]) -> Callable[[str], Any]:
+        """An interpolation lookup that answers ``item.*`` and passes the rest on."""
+
+        def lookup(name: str) -> Any:
+            if name.startswith("item."):
+                return self.get(name.removeprefix("item."))
+            return fallback(name)
+
+        return lookup
+
+
+def watched(source: str | list[Any], root: Path, items: list[Item]) -> list[Path]:
+    """What to watch for changes to the item list: the file read, or the folders globbed."""
+    if isinstance(source, list):
+        return []
+    if not _GLOB.search(source):
+        return [(root / source).resolve()]
+    prefix = []
+    for part in Path(source).parts:
+        if _GLOB.search(part):
+            break
+        prefix.append(part)
+    folders = {(root / Path(*prefix)).resolve() if prefix else root.resolve()}
+    folders.update(item.file.parent.resolve() for item in items if item.file is not None)
+    return sorted(folders)
+
+
+def _item_id(row: Mapping[str, Any], index: int) -> str:
+    for field in ("id", "name", "stem"):
+        if row.get(field) not in (None, ""):
+            return str(row[field])
+    return str(index + 1)
+
+
+def _unique(items: list[Item], source: str) -> list[Item]:
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise ItemError(f"two items of {source} share the id {item.id!r}; give each an 'id' field")
+        seen.add(item.id)
+    return items
+
+
+def load_items(source: str | list[Any], root: Path) -> list[Item]:
+    """The items of a foreach ``source`` (not a ``${steps.X}`` one), relative to ``root``."""
+    if isinstance(source, list):
+        if not all(isinstance(row, dict) for row in source):
+            raise ItemError("an inline foreach is a list of tables, e.g. [{ id = \"a\", prompt = \"...\" }]")
+        return _unique([Item(_item_id(row, n), row) for n, row in enumerate(source)], "the inline list")
+    suffix = Path(source).suffix.lower()
+    if not _GLOB.search(source) and suffix in (".csv", ".jsonl"):
+        path = (root / source).resolve()
+        if not path.is_file():
+            raise ItemError(f"foreach file not found: {source} (looked for {path})")
+        rows = _read_csv(path) if suffix == ".csv" else _read_jsonl(path)
+        return _unique([Item(_item_id(row, n), row) for n, row in enumerate(rows)], source)
+    files = sorted(p for p in root.glob(source) if p.is_file())
+    if not files:
+        raise ItemError(f"the glob {source!r} matches no file under {root}")
+    stems = [p.stem for p in files]
+    items = []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        # the stem names the item unless two files share it (a/x.md, b/x.md)
+        item_id = path.stem if stems.count(path.stem) == 1 else rel.rsplit(".", 1)[0]
+        fields = {"path": rel, "stem": path.stem, "name": path.name}
+        items.append(Item(item_id, fields, path))
+    return _unique(items, source)
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [dict(row) for row in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ItemError(f"cannot read {path}: {exc}") from exc
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ItemError(f"cannot read {path}: {exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ItemError(f"{path.name}:{number}: invalid JSON: {exc.msg}") from exc
+        if not isinstance(row, dict):
+            raise ItemError(f"{path.name}:{number}: each line must be a JSON object")
+        rows.append(row)
+    return rows
