@@ -114,9 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    recipe, targets = _split_targets(args.items)
+    if not targets and not args.draft and _nothing_to_do(args, recipe):
+        return 0
     from acpbuild import report, workflow
 
-    recipe, targets = _split_targets(args.items)
     if not args.yes:
         refused = _confirm(args, recipe, targets)
         if refused is not None:
@@ -142,6 +144,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         report.summary(result, sys.stdout, seconds=time.monotonic() - started)
     return result.exit_code
+
+
+def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> bool:
+    """The no-op fast path: report and return True when nothing changed since the last complete run."""
+    import os
+
+    if os.environ.get("ACPBUILD_NO_FASTPATH"):
+        return False
+    from acpbuild import noop
+    from acpbuild.secrets import environment
+
+    path = Path(recipe or "acpbuild.toml").resolve()
+    found = noop.check(path, environment((path.parent, Path.cwd())))
+    if found is None:
+        return False
+    name, steps = found
+    if args.json:
+        print(json.dumps(noop.report(name, steps), indent=2))
+    else:
+        print(f"ok: {len(steps)} uptodate; paid $0; nothing changed since the last run of {name}")
+    return True
 
 
 def _confirm(args: argparse.Namespace, recipe: str | None, targets: list[str]) -> int | None:

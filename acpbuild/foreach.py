@@ -56,7 +56,7 @@ class Item:
 
 
 def watched(source: str | list[Any], root: Path, items: list[Item]) -> list[Path]:
-    """What to watch for changes to the item list: the file read, or the folders globbed."""
+    """What to watch for changes to the items: the file read, or the files globbed and their folders."""
     if isinstance(source, list):
         return []
     if not _GLOB.search(source):
@@ -67,8 +67,9 @@ def watched(source: str | list[Any], root: Path, items: list[Item]) -> list[Path
             break
         prefix.append(part)
     folders = {(root / Path(*prefix)).resolve() if prefix else root.resolve()}
-    folders.update(item.file.parent.resolve() for item in items if item.file is not None)
-    return sorted(folders)
+    files = [item.file.resolve() for item in items if item.file is not None]
+    folders.update(f.parent for f in files)
+    return sorted(folders) + files
 
 
 def _item_id(row: Mapping[str, Any], index: int) -> str:

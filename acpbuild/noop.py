@@ -22,7 +22,7 @@ from typing import Any
 from acpbuild import __version__
 
 _ENV_REF = re.compile(rb"\$\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
-_FORMAT = 1
+_FORMAT = 2
 
 
 def _stat(path: str) -> list[int] | None:
@@ -76,8 +76,8 @@ def forget(store: Path, recipe_name: str) -> None:
         pass
 
 
-def check(recipe_path: Path, env: Mapping[str, str]) -> list[dict[str, Any]] | None:
-    """The steps of the last run when nothing has changed since, else None."""
+def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]] | None:
+    """The recipe's name and the steps of its last run when nothing has changed since, else None."""
     try:
         text = recipe_path.read_bytes()
     except OSError:
@@ -100,7 +100,36 @@ def check(recipe_path: Path, env: Mapping[str, str]) -> list[dict[str, Any]] | N
         if recorded is None or _stat(path) != recorded:
             return None
     steps: list[dict[str, Any]] = doc["steps"]
-    return steps
+    return name, steps
+
+
+def report(recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``--json`` document of a run that found nothing to do (the shape ``RunResult.to_dict`` has)."""
+    done = [
+        {
+            **step,
+            "status": "uptodate",
+            "cost": 0.0,
+            "estimated_cost": 0.0,
+            "reason": "up to date",
+            "error": None,
+            "seconds": 0.0,
+        }
+        for step in steps
+    ]
+    statuses = ("ran", "restored", "uptodate", "failed", "skipped")
+    return {
+        "recipe": recipe_name,
+        "success": True,
+        "exit_code": 0,
+        "steps": done,
+        "totals": {"steps": len(done), **{s: len(done) if s == "uptodate" else 0 for s in statuses}, "cost": 0.0, "estimated": 0.0},
+        "errors": [],
+        "warnings": [],
+        "refused": [],
+        "draft": False,
+        "drafted": [],
+    }
 
 
 # The recipe's name and store decide where the manifest is. Reading them with a

@@ -53,6 +53,11 @@ def _files(values: list[Any]) -> list[Path]:
     return found
 
 
+def input_files(step: Step) -> list[Path]:
+    """The external files a step reads (not other steps' outputs)."""
+    return _files(list(step.params.values()))
+
+
 def task_dicts(ctx: Context, names: list[str] | None = None, prefix: str = "") -> list[dict[str, Any]]:
     """doit task dictionaries for the recipe's steps (all, or ``names``), in build order.
 
@@ -66,7 +71,7 @@ def task_dicts(ctx: Context, names: list[str] | None = None, prefix: str = "") -
         if name not in wanted:
             continue
         step = recipe.steps[name]
-        inputs = sorted({str(v) for v in _files(list(step.params.values()))})
+        inputs = sorted({str(p) for p in input_files(step)})
         tasks.append(
             {
                 "name": prefix + name,

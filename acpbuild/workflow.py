@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acpbuild import noop
 from acpbuild.build import Assessment, Context, Event, StepResult, assess
 from acpbuild.config import load_config
 from acpbuild.draft import draft_recipe, drafted
@@ -241,6 +242,9 @@ def run(
     names = _selected(recipe, targets)
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
     ctx = Context(recipe, env=env, link=link, on_event=on_event)
+    full = not targets and not draft
+    if full:
+        noop.forget(recipe.store_dir, recipe.name)
     try:
         ctx.budget = budget_for(recipe, ctx.ledger, env, budget)
         if ctx.budget.limited and not keep_going:
@@ -271,10 +275,27 @@ def run(
             estimated_cost=sum(r.estimated_cost for r in results.values() if r.status == "ran"),
             warnings=list(ctx.budget.warnings),
         )
+        if full and result.success:
+            _save_noop(recipe, env, result)
         ctx.emit(Event("finish"))
         return result
     finally:
         ctx.close()
+
+
+def _save_noop(recipe: Recipe, env: Mapping[str, str], result: RunResult) -> None:
+    """Remember what this complete, successful run read and wrote, for the no-op fast path."""
+    from acpbuild.tasks import input_files
+
+    files: set[Path] = set(recipe.sources)
+    for step in recipe.steps.values():
+        files.update(input_files(step))
+        files.add(step.output_path)
+    steps = [
+        {"name": r.name, "key": r.key, "outputs": r.outputs, "provider": r.provider, "model": r.model}
+        for r in result.steps.values()
+    ]
+    noop.save(recipe.path, recipe.store_dir, recipe.name, env, sorted(files), steps)
 
 
 def plan(

@@ -1,0 +1,149 @@
+"""The no-op fast path: nothing changed means nothing loaded; anything changed means the full build."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from acpbuild.cli import main
+from conftest import copy_recipe
+
+FAST = "nothing changed since the last run"
+
+RECIPE = """
+[steps.summary]
+kind = "text"
+foreach = "scripts/*.md"
+prompt = "${item.text} (${env.ACPBUILD_TEST_TONE})"
+output = "summaries/${item.stem}.txt"
+
+[steps.cover]
+kind = "image_understanding"
+image = "picture.png"
+output = "facts.txt"
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Path:
+    from PIL import Image
+
+    monkeypatch.setenv("ACPBUILD_TEST_TONE", "calm")
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "a.md").write_text("Alpha.")
+    (tmp_path / "scripts" / "b.md").write_text("Beta.")
+    Image.new("RGB", (32, 32), "teal").save(tmp_path / "picture.png")
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(RECIPE)
+    assert main(["run", str(path)]) == 0
+    assert FAST not in capsys.readouterr().out
+    return path
+
+
+def run_out(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    assert main(["run", str(path), *extra]) == 0
+    return capsys.readouterr().out
+
+
+def test_a_second_run_takes_the_fast_path(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert FAST in run_out(repo, capsys)
+    assert FAST in run_out(repo, capsys)
+
+
+def _edit_recipe(repo: Path) -> None:
+    repo.write_text(repo.read_text().replace("Alpha", "Alpha") + "\n# a comment\n")
+
+
+def _touch_input(repo: Path) -> None:
+    (repo.parent / "picture.png").touch()
+
+
+def _add_item(repo: Path) -> None:
+    (repo.parent / "scripts" / "c.md").write_text("Gamma.")
+
+
+def _edit_item(repo: Path) -> None:
+    (repo.parent / "scripts" / "a.md").write_text("Alpha, changed.")
+
+
+def _delete_output(repo: Path) -> None:
+    (repo.parent / "out" / "facts.txt").unlink()
+
+
+def _modify_output(repo: Path) -> None:
+    (repo.parent / "out" / "summaries" / "b.txt").write_text("edited by hand")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _edit_recipe,  # any byte of the recipe
+        _touch_input,  # an input file's mtime
+        _add_item,  # a new file in a globbed folder
+        _edit_item,  # a globbed file's content
+        _delete_output,  # an output gone
+        _modify_output,  # an output edited
+    ],
+)
+def test_any_change_falls_back_to_the_full_build(
+    repo: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], None]
+) -> None:
+    change(repo)
+    assert FAST not in run_out(repo, capsys)
+    assert FAST in run_out(repo, capsys)  # and the full build leaves a fresh manifest
+
+
+def test_an_environment_value_the_recipe_uses_invalidates_it(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACPBUILD_TEST_TONE", "brisk")
+    out = run_out(repo, capsys)
+    assert FAST not in out and "2 ran" in out
+
+
+def test_targets_drafts_and_the_switch_take_the_full_path(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert FAST not in run_out(repo, capsys, "cover")
+    assert FAST not in run_out(repo, capsys, "--draft")
+    monkeypatch.setenv("ACPBUILD_NO_FASTPATH", "1")
+    assert FAST not in run_out(repo, capsys)
+
+
+def test_a_failed_run_leaves_no_manifest(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.write_text(repo.read_text() + '\n[steps.voice]\nkind = "text_to_speech"\ntext = "hi"\nvoice = "xx-none"\noutput = "v.wav"\n')
+    assert main(["run", str(repo)]) == 1
+    capsys.readouterr()
+    assert not list((repo.parent / ".acpbuild").glob("noop-*"))
+
+
+def test_fast_json_has_the_shape_of_the_full_json(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = json.loads(run_out(repo, capsys, "--json"))
+    monkeypatch.setenv("ACPBUILD_NO_FASTPATH", "1")
+    full = json.loads(run_out(repo, capsys, "--json"))
+    assert fast.keys() == full.keys() and fast["totals"] == full["totals"]
+    for a, b in zip(fast["steps"], full["steps"], strict=True):
+        assert a.keys() == b.keys()
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+
+
+def test_the_fast_path_imports_neither_doit_nor_pydantic(tmp_path: Path) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path)
+    assert main(["run", str(recipe)]) == 0
+    code = (
+        "import sys; from acpbuild.cli import main\n"
+        f"assert main(['run', {str(recipe)!r}]) == 0\n"
+        "loaded = [m for m in ('doit', 'pydantic', 'tomli', 'rich', 'PIL') if m in sys.modules]\n"
+        "assert not loaded, loaded"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert FAST in done.stdout
