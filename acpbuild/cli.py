@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from acpbuild import __version__
 
@@ -320,7 +321,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if args.provider and args.provider not in providers.NAMES:
         near = nearest(args.provider, list(providers.NAMES))
         raise RecipeError(f"unknown provider {args.provider!r}", tip=f"did you mean {near!r}?" if near else None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in providers.NAMES:
         if args.provider and name != args.provider:
             continue

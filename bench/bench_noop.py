@@ -40,9 +40,9 @@ def task_t():
 '''
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env=env)
+    subprocess.run(argv, cwd=cwd, check=check, capture_output=True, env=env)
     return time.perf_counter() - start
 
 
@@ -75,7 +75,10 @@ def bench(n: int) -> list[tuple[str, float]]:
         make_recipe(ours, n)
         make_dodo(theirs, n)
         build_ours = timed(acpbuild, ours)
-        build_theirs = timed(doit, theirs)
+        # doit's thread runner can exit 120 after a big first build (a flush error at
+        # interpreter exit) although every task ran; check the targets instead
+        build_theirs = timed(doit, theirs, check=False)
+        assert len(list((theirs / "out").iterdir())) == n, "plain doit did not build every target"
         slow_env = {**os.environ, "ACPBUILD_NO_FASTPATH": "1"}
         return [
             ("plain doit, first build", build_theirs),

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import copy_recipe
 
 from acpbuild.cli import main
-from conftest import copy_recipe
 
 FAST = "nothing changed since the last run"
 
