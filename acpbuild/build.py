@@ -50,6 +50,10 @@ class StepResult:
     seconds: float = 0.0
     #: the step failed because its call would have crossed the budget
     refused: bool = False
+    #: the group this step is a member of
+    group: str | None = None
+    #: a failed first_success member whose group fell back to the next one: not a failure of the run
+    fallback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +68,7 @@ class StepResult:
             "reason": self.reason,
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            **({"group": self.group} if self.group else {}),
         }
 
 
@@ -120,6 +125,7 @@ class Context:
         self._lock = threading.Lock()
         self._providers: dict[str, Provider] = {}
         self._key_locks: dict[str, threading.Lock] = {}
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
 
     def close(self) -> None:
         self.ledger.close()
@@ -141,6 +147,14 @@ class Context:
             if name not in self._providers:
                 self._providers[name] = providers.provider_class(name)(self.env)
             return self._providers[name]
+
+    def slot(self, provider: str) -> threading.BoundedSemaphore:
+        """The provider's concurrency limit: the recipe's ``concurrency``, else the adapter's own."""
+        with self._lock:
+            if provider not in self._slots:
+                limit = self.recipe.concurrency.get(provider) or providers.provider_class(provider).concurrency
+                self._slots[provider] = threading.BoundedSemaphore(limit)
+            return self._slots[provider]
 
     def key_lock(self, key: str) -> threading.Lock:
         """One lock per key: two steps asking for the same generation pay once."""
@@ -164,7 +178,7 @@ def material(ctx: Context, step: Step, upstream: Upstream) -> dict[str, Any]:
 
     def key_value(ref: Ref) -> Any:
         path, digest = upstream(ref.step)
-        if ctx.recipe.steps[ref.step].media == "text":
+        if ctx.recipe.output_of(ref.step)[0] == "text":
             return path.read_text(encoding="utf-8")  # what the provider sees
         return {"digest": digest}
 
@@ -199,7 +213,7 @@ def current_upstream(ctx: Context) -> Upstream:
     """Upstream outputs as materialised in ``output_dir`` (during a run)."""
 
     def upstream(name: str) -> tuple[Path, str]:
-        path = ctx.recipe.steps[name].output_path
+        path = ctx.recipe.output_of(name)[1]
         digest = ctx.digests.digest(path)
         if digest is None:
             raise _UnknownInput(name)
@@ -239,28 +253,47 @@ def assess(ctx: Context, order: list[str]) -> dict[str, Assessment]:
             raise _UnknownInput(name)
         return known[name]
 
+    def one(step: Step) -> Assessment:
+        return _assess_step(ctx, step, found, known, expected, upstream)
+
     for name in order:
-        step = ctx.recipe.steps[name]
-        pending = [d for d in step.deps if found.get(d) is None or found[d].state == "run"]
-        if pending:
-            found[name] = Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
-            found[name].estimate = _plan_estimate(ctx, step, known, expected)
-            continue
-        mat = material(ctx, step, upstream)
-        key = key_of(mat)
-        record = ctx.ledger.output(step.output_path)
-        if record is not None and record.key == key and ctx.output_digest(step) == record.digest:
-            found[name] = Assessment(name, "uptodate", "up to date", key, record.digest)
-            known[name] = (step.output_path, record.digest)
-            continue
-        done = ctx.ledger.find_done(key)
-        if done is not None and done.digest and ctx.store.has(done.digest):
-            found[name] = Assessment(name, "restorable", "in the store (free)", key, done.digest)
-            known[name] = (ctx.store.path(done.digest), done.digest)
-            continue
-        found[name] = Assessment(name, "run", why(ctx, step, mat), key)
-        found[name].estimate = _plan_estimate(ctx, step, known, expected)
+        group = ctx.recipe.groups.get(name)
+        if group is not None:
+            from acpbuild.groups import assess_group
+
+            found[name] = assess_group(ctx, group, found, known, upstream, one)
+        else:
+            found[name] = one(ctx.recipe.steps[name])
     return found
+
+
+def _assess_step(
+    ctx: Context,
+    step: Step,
+    found: Mapping[str, Assessment],
+    known: dict[str, tuple[Path, str]],
+    expected: dict[str, Unknown],
+    upstream: Upstream,
+) -> Assessment:
+    name = step.name
+    pending = [d for d in step.deps if found.get(d) is None or found[d].state == "run"]
+    if pending:
+        entry = Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
+        entry.estimate = _plan_estimate(ctx, step, known, expected)
+        return entry
+    mat = material(ctx, step, upstream)
+    key = key_of(mat)
+    record = ctx.ledger.output(step.output_path)
+    if record is not None and record.key == key and ctx.output_digest(step) == record.digest:
+        known[name] = (step.output_path, record.digest)
+        return Assessment(name, "uptodate", "up to date", key, record.digest)
+    done = ctx.ledger.find_done(key)
+    if done is not None and done.digest and ctx.store.has(done.digest):
+        known[name] = (ctx.store.path(done.digest), done.digest)
+        return Assessment(name, "restorable", "in the store (free)", key, done.digest)
+    entry = Assessment(name, "run", why(ctx, step, mat), key)
+    entry.estimate = _plan_estimate(ctx, step, known, expected)
+    return entry
 
 
 def _plan_estimate(
@@ -270,12 +303,12 @@ def _plan_estimate(
     unknown: list[str] = []
 
     def value(ref: Ref) -> Any:
-        upstream = ctx.recipe.steps[ref.step]
+        media = ctx.recipe.output_of(ref.step)[0]
         if ref.step in known:
             path = known[ref.step][0]
-            return path.read_text(encoding="utf-8") if upstream.media == "text" else path
+            return path.read_text(encoding="utf-8") if media == "text" else path
         guess = expected.get(ref.step) or Unknown(why=f"output of {ref.step!r} unknown")
-        if guess.why and upstream.media == "text":
+        if guess.why and media == "text":
             unknown.append(f"{ref.step}: {guess.why}")
         return guess
 
@@ -370,10 +403,8 @@ def job_params(ctx: Context, step: Step) -> dict[str, Any]:
     """The step's parameters for the provider: outputs resolved, model defaults filled in."""
 
     def value(ref: Ref) -> Any:
-        upstream = ctx.recipe.steps[ref.step]
-        if upstream.media == "text":
-            return upstream.output_path.read_text(encoding="utf-8")
-        return upstream.output_path
+        media, path = ctx.recipe.output_of(ref.step)
+        return path.read_text(encoding="utf-8") if media == "text" else path
 
     provider = ctx.provider(step.provider)
     model = provider.catalogue()[step.model]
@@ -429,7 +460,8 @@ def _call(
     staging = ctx.store.staging(step.output_path.suffix)
     job = Job(step.kind, model, params, staging, step.timeout_s)
     try:
-        outcome = provider.generate(job, journal)
+        with ctx.slot(step.provider):
+            outcome = provider.generate(job, journal)
         if not staging.is_file() or staging.stat().st_size == 0:
             raise BadResponse("the provider reported success but wrote no output", provider=step.provider)
     except ProviderError as exc:

@@ -265,9 +265,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from acpbuild.workflow import _open
 
     recipe, _ = _open(args.recipe, None)
-    order = topological({n: s.deps for n, s in recipe.steps.items()})
+    order = topological(recipe.deps())
     width = max(len(n) for n in order)
     for name in order:
+        group = recipe.groups.get(name)
+        if group is not None:
+            into = f" -> {group.output}" if group.output else ""
+            print(f"{name:<{width}}  {'group':<15} {group.merge} of {', '.join(group.members)}{into}")
+            continue
         step = recipe.steps[name]
         needs = f"  needs {', '.join(step.deps)}" if step.deps else ""
         print(f"{name:<{width}}  {step.kind:<15} {step.provider}/{step.model:<12} -> {step.output}{needs}")

@@ -50,6 +50,8 @@ class RecipeMeta(_Strict):
     budget_usd: float | None = Field(default=None, ge=0)
     jobs: int | None = Field(default=None, ge=1, le=256)
     store: str | None = None
+    #: provider -> how many of its generations may run at once
+    concurrency: dict[str, int] = {}
 
 
 class RawStep(BaseModel):
@@ -66,11 +68,23 @@ class RawStep(BaseModel):
     foreach: str | list[dict[str, Any]] | None = None
 
 
+class RawGroup(_Strict):
+    """A ``[groups.NAME]`` table: member steps and how their outputs merge."""
+
+    steps: list[str] = Field(min_length=1)
+    merge: str
+    output: str | None = None
+    score: str | None = None
+    judge: str | None = None
+    description: str = ""
+
+
 class RecipeFile(_Strict):
     recipe: RecipeMeta = RecipeMeta()
     vars: dict[str, str | int | float | bool] = {}
     defaults: dict[str, dict[str, Any]] = {}
     steps: dict[str, RawStep] = Field(min_length=1)
+    groups: dict[str, RawGroup] = {}
 
 
 @dataclass
@@ -99,6 +113,46 @@ class Step:
     item: str | None = None
 
 
+MERGES = ("collect_all", "first_success", "best_quality")
+
+#: built-in best_quality metrics -> the media each one can score
+METRICS: dict[str, tuple[Media, ...]] = {
+    "resolution": ("image", "video"),
+    "sharpness": ("image",),
+    "duration": ("video", "audio"),
+    "loudness": ("audio", "video"),
+}
+
+#: the metric best_quality uses when neither ``score`` nor ``judge`` is set
+DEFAULT_METRIC: dict[Media, str] = {"image": "sharpness", "video": "resolution", "audio": "loudness"}
+
+
+@dataclass
+class Group:
+    """A ``[groups.NAME]``: steps whose outputs merge into one output (or, for collect_all, a list)."""
+
+    name: str
+    merge: str
+    members: tuple[str, ...]
+    media: Media
+    #: the chosen member's copy (first_success, best_quality); None for collect_all
+    output: str | None
+    output_path: Path | None
+    #: best_quality: a built-in metric, or the text step whose output names the winner
+    score: str | None = None
+    judge: str | None = None
+    #: what the group's task waits for; first_success waits only for its members' inputs,
+    #: because it runs the members itself, one at a time
+    deps: tuple[str, ...] = ()
+    description: str = ""
+    line: int | None = None
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Everything the group's output depends on (for cycles)."""
+        return (*self.members, *((self.judge,) if self.judge else ()))
+
+
 @dataclass
 class Recipe:
     """A validated recipe."""
@@ -112,14 +166,46 @@ class Recipe:
     jobs: int | None = None
     description: str = ""
     vars: dict[str, Any] = field(default_factory=dict)
+    #: provider -> how many of its generations may run at once (default: the adapter's own)
+    concurrency: dict[str, int] = field(default_factory=dict)
     #: a foreach step's name -> the names of the steps it expanded into
     families: dict[str, list[str]] = field(default_factory=dict)
     #: files and folders foreach sources read (a new file in a globbed folder changes it)
     sources: list[Path] = field(default_factory=list)
+    groups: dict[str, Group] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    def deps(self) -> dict[str, tuple[str, ...]]:
+        """The build graph: every step and group -> what it waits for."""
+        graph = {n: s.deps for n, s in self.steps.items()}
+        graph.update({n: g.deps for n, g in self.groups.items()})
+        return graph
+
+    @property
+    def lazy(self) -> set[str]:
+        """first_success members nothing else needs: only their group runs them, one at a time."""
+        needed = {d for deps in self.deps().values() for d in deps}
+        return {m for g in self.groups.values() if g.merge == "first_success" for m in g.members} - needed
+
+    def output_of(self, name: str) -> tuple[Media, Path]:
+        """The media and output path of a step, or of a group that chooses one member."""
+        step = self.steps.get(name)
+        if step is not None:
+            return step.media, step.output_path
+        group = self.groups[name]
+        # collect_all references are bound to the members' own outputs at load time
+        assert group.output_path is not None, name
+        return group.media, group.output_path
+
+    def who(self, name: str) -> tuple[str, str]:
+        """(provider, model) of a step; ("group", merge) of a group."""
+        if name in self.groups:
+            return "group", self.groups[name].merge
+        step = self.steps[name]
+        return step.provider, step.model
 
     def expand(self, names: list[str] | tuple[str, ...]) -> list[str]:
         """Step names with each foreach step's name replaced by its expanded steps."""
@@ -192,6 +278,8 @@ def _valid_keys(parent: tuple[Any, ...]) -> list[str]:
         return list(RecipeFile.model_fields)
     if parent == ("recipe",):
         return list(RecipeMeta.model_fields)
+    if len(parent) == 2 and parent[0] == "groups":
+        return list(RawGroup.model_fields)
     return []
 
 
@@ -212,6 +300,14 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
     meta = raw.recipe
     output_dir = (root / meta.output_dir).resolve()
     store_dir = Path(env.get("ACPBUILD_STORE") or (root / (meta.store or ".acpbuild"))).resolve()
+    for provider, limit in meta.concurrency.items():
+        at = ("recipe", "concurrency", provider)
+        if provider not in providers.NAMES:
+            raise where.error(
+                f"unknown provider {provider!r} in concurrency", at, _did_you_mean(nearest(provider, list(providers.NAMES)))
+            )
+        if limit < 1:
+            raise where.error(f"concurrency for {provider} must be 1 or more", at)
     for kind in raw.defaults:
         if kind not in KINDS:
             near = nearest(kind, list(KINDS))
@@ -231,16 +327,26 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
             step.name, step.family, step.item = expanded, name, item.id
             steps[expanded] = step
             families[name].append(expanded)
+    groups = _resolve_groups(raw, steps, output_dir, where)
+    _bind_collected(steps, groups, where)
     _bind_families(steps, families, where)
-    _check_references(steps, where)
-    _check_outputs(steps, where)
+    _check_references(steps, groups, where)
+    _check_outputs(steps, where, groups)
+    for group in groups.values():
+        if group.merge == "first_success":
+            group.deps = tuple(dict.fromkeys(d for m in group.members for d in steps[m].deps))
+        else:
+            group.deps = group.needs
     from acpbuild.graph import find_cycle
 
-    cycle = find_cycle({n: s.deps for n, s in steps.items()})
+    graph: dict[str, tuple[str, ...]] = {n: s.deps for n, s in steps.items()}
+    graph.update({n: g.needs for n, g in groups.items()})
+    cycle = find_cycle(graph)
     if cycle:
+        table = "groups" if cycle[0] in groups else "steps"
         raise where.error(
             "the steps form a cycle: " + " -> ".join(cycle),
-            ("steps", cycle[0]),
+            (table, cycle[0]),
             "a step cannot depend, directly or through others, on its own output",
         )
     return Recipe(
@@ -255,6 +361,8 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
         vars=dict(raw.vars),
         families=families,
         sources=sources,
+        concurrency=dict(meta.concurrency),
+        groups=groups,
     )
 
 
@@ -320,7 +428,7 @@ def _resolve_step(
         raise where.error(str(exc), (*at, "output")) from None
     if not isinstance(output, str):
         raise where.error("an output path cannot reference a step's output", (*at, "output"))
-    output_path = _output_path(output, output_dir, kind, (*at, "output"), where)
+    output_path = _output_path(output, output_dir, KINDS[kind], (*at, "output"), where, f"kind {kind!r}")
     deps = tuple(dict.fromkeys(r.step for r in refs_in(params)))
     return Step(
         name=name,
@@ -408,7 +516,9 @@ def _check_param(key: str, spec: Param, value: Any, root: Path, at: tuple[str, .
     return value
 
 
-def _output_path(output: str, output_dir: Path, kind: str, at: tuple[str, ...], where: _Where) -> Path:
+def _output_path(
+    output: str, output_dir: Path, media: Media, at: tuple[str, ...], where: _Where, what: str
+) -> Path:
     if not output or Path(output).is_absolute():
         raise where.error(
             f"output {output!r} must be a relative path inside output_dir", at, f"output_dir is {output_dir}"
@@ -416,10 +526,9 @@ def _output_path(output: str, output_dir: Path, kind: str, at: tuple[str, ...], 
     path = (output_dir / output).resolve()
     if not path.is_relative_to(output_dir):
         raise where.error(f"output {output!r} escapes output_dir", at, f"keep outputs inside {output_dir}")
-    media = KINDS[kind]
     if media_of_suffix(path.suffix) != media:
         raise where.error(
-            f"output {output!r} does not fit kind {kind!r}, which makes {media}",
+            f"output {output!r} does not fit {what}, which makes {media}",
             at,
             "use a suffix among " + ", ".join(SUFFIXES[media]),
         )
@@ -509,22 +618,187 @@ def _bind_families(steps: dict[str, Step], families: dict[str, list[str]], where
         step.deps = tuple(dict.fromkeys(r.step for r in refs_in(step.params)))
 
 
-def _check_references(steps: dict[str, Step], where: _Where) -> None:
+def _resolve_groups(raw: RecipeFile, steps: dict[str, Step], output_dir: Path, where: _Where) -> dict[str, Group]:
+    """Check each ``[groups.NAME]`` against the steps and return the groups."""
+    groups: dict[str, Group] = {}
+    owner: dict[str, str] = {}
+    for name, raw_group in raw.groups.items():
+        at = ("groups", name)
+        if name in raw.steps:
+            raise where.error(
+                f"group {name!r} has the name of a step", at, "groups and steps share one namespace: rename one"
+            )
+        if raw_group.merge not in MERGES:
+            raise where.error(
+                f"unknown merge {raw_group.merge!r}",
+                (*at, "merge"),
+                _did_you_mean(nearest(raw_group.merge, list(MERGES))) or f"merge is one of {', '.join(MERGES)}",
+            )
+        members: list[str] = []
+        for member in raw_group.steps:
+            if member == name:
+                raise where.error(f"group {name!r} lists itself as a member", (*at, "steps"))
+            if member in raw.groups:
+                raise where.error(
+                    f"member {member!r} is a group; members are steps", (*at, "steps"), "list its steps instead"
+                )
+            if member not in raw.steps:
+                raise where.error(
+                    f"unknown member step {member!r}",
+                    (*at, "steps"),
+                    _did_you_mean(nearest(member, list(raw.steps))),
+                )
+            if raw.steps[member].foreach is not None:
+                raise where.error(
+                    f"member {member!r} is a foreach step; members must be single steps", (*at, "steps")
+                )
+            if member in members:
+                raise where.error(f"member {member!r} is listed twice", (*at, "steps"))
+            if member in owner:
+                raise where.error(
+                    f"step {member!r} is already a member of group {owner[member]!r}",
+                    (*at, "steps"),
+                    "a step can be in one group only",
+                )
+            owner[member] = name
+            members.append(member)
+        media = {steps[m].media for m in members}
+        if len(media) > 1:
+            made = ", ".join(f"{m} makes {steps[m].media}" for m in members)
+            raise where.error(f"members of group {name!r} make different media ({made})", (*at, "steps"))
+        kind = steps[members[0]].media
+        merge = raw_group.merge
+        group = Group(name, merge, tuple(members), kind, None, None, description=raw_group.description)
+        group.line = line_of(where.lines, at)
+        if merge == "collect_all":
+            for key in ("output", "score", "judge"):
+                if getattr(raw_group, key) is not None:
+                    raise where.error(
+                        f"a collect_all group has no {key!r}", (*at, key), "its output is every member's output"
+                    )
+        else:
+            if raw_group.output is None:
+                raise where.error(
+                    f"a {merge} group needs an 'output': where the chosen member's copy goes",
+                    at,
+                    f"e.g. output = \"{name}{SUFFIXES[kind][0]}\"",
+                )
+            group.output = raw_group.output
+            group.output_path = _output_path(
+                raw_group.output, output_dir, kind, (*at, "output"), where, f"the members' media ({kind})"
+            )
+        if merge != "best_quality":
+            for key in ("score", "judge"):
+                if getattr(raw_group, key) is not None:
+                    raise where.error(f"only a best_quality group takes {key!r}", (*at, key))
+        else:
+            _resolve_scorer(group, raw_group, raw, steps, where)
+        groups[name] = group
+    return groups
+
+
+def _resolve_scorer(group: Group, raw_group: RawGroup, raw: RecipeFile, steps: dict[str, Step], where: _Where) -> None:
+    at = ("groups", group.name)
+    if raw_group.score is not None and raw_group.judge is not None:
+        raise where.error("set either 'score' or 'judge', not both", (*at, "judge"))
+    if raw_group.judge is not None:
+        judge = raw_group.judge
+        if judge not in raw.steps:
+            raise where.error(
+                f"unknown judge step {judge!r}", (*at, "judge"), _did_you_mean(nearest(judge, list(raw.steps)))
+            )
+        if judge in group.members:
+            raise where.error(f"the judge {judge!r} is a member of the group it judges", (*at, "judge"))
+        if raw.steps[judge].foreach is not None or steps[judge].media != "text":
+            raise where.error(
+                f"the judge {judge!r} must be a single step that makes text naming the winning member",
+                (*at, "judge"),
+            )
+        group.judge = judge
+        return
+    if raw_group.score is None:
+        if group.media not in DEFAULT_METRIC:
+            raise where.error(
+                f"best_quality has no built-in metric for {group.media}", at, "set judge = \"STEP\": a text step naming the winner"
+            )
+        group.score = DEFAULT_METRIC[group.media]
+        return
+    if raw_group.score not in METRICS:
+        raise where.error(
+            f"unknown score {raw_group.score!r}",
+            (*at, "score"),
+            _did_you_mean(nearest(raw_group.score, list(METRICS))) or f"scores: {', '.join(METRICS)}",
+        )
+    if group.media not in METRICS[raw_group.score]:
+        fits = [m for m, media in METRICS.items() if group.media in media]
+        raise where.error(
+            f"score {raw_group.score!r} does not measure {group.media}",
+            (*at, "score"),
+            f"for {group.media}: {', '.join(fits)}" if fits else "set judge = \"STEP\" instead",
+        )
+    group.score = raw_group.score
+
+
+def _bind_collected(steps: dict[str, Step], groups: dict[str, Group], where: _Where) -> None:
+    """Point ``${steps.GROUP}`` of a collect_all group at every member's output.
+
+    A files parameter takes the list of files; a text parameter takes the members'
+    texts joined by blank lines.
+    """
+    collected = {n: g for n, g in groups.items() if g.merge == "collect_all"}
+    if not collected:
+        return
+
+    def bind(step: Step, key: str, value: Any) -> Any:
+        if isinstance(value, list):
+            return [bind(step, key, v) for v in value]
+        if not isinstance(value, Template) or not any(r.step in collected for r in value.refs):
+            return value
+        at = ("steps", step.family or step.name, key)
+        spec = providers.catalogue(step.provider)[step.model].params[key]
+        single = value.single_ref
+        if spec.type == "files" and single is not None:
+            return [Template((Ref(m),)) for m in collected[single.step].members]
+        group = next(collected[r.step] for r in value.refs if r.step in collected)
+        if spec.type == "str" and group.media == "text":
+            parts: list[str | Ref] = []
+            for part in value.parts:
+                if isinstance(part, Ref) and part.step in collected:
+                    for i, member in enumerate(collected[part.step].members):
+                        parts += (["\n\n"] if i else []) + [Ref(member)]
+                else:
+                    parts.append(part)
+            return Template(tuple(parts))
+        raise where.error(
+            f"group {group.name!r} collects all its members' outputs: it has one per member",
+            at,
+            "take them with a files parameter (kind = \"concat\", videos = \"${steps." + group.name + "}\")"
+            + (", or inline their texts into a text parameter" if group.media == "text" else ""),
+        )
+
+    for step in steps.values():
+        step.params = {k: bind(step, k, v) for k, v in step.params.items()}
+        step.deps = tuple(dict.fromkeys(r.step for r in refs_in(step.params)))
+
+
+def _check_references(steps: dict[str, Step], groups: dict[str, Group], where: _Where) -> None:
     for step in steps.values():
         for key, value in step.params.items():
             for ref in refs_in(value):
                 at = ("steps", step.family or step.name, key)
-                target = steps.get(ref.step)
+                target: Step | Group | None = steps.get(ref.step) or groups.get(ref.step)
                 if target is None:
                     raise where.error(
                         f"reference to a missing step '${{steps.{ref.step}}}'",
                         at,
-                        _did_you_mean(nearest(ref.step, list(steps))),
+                        _did_you_mean(nearest(ref.step, [*steps, *groups])),
                     )
                 _check_ref_media(step, key, value, target, at, where)
 
 
-def _check_ref_media(step: Step, key: str, value: Any, target: Step, at: tuple[str, ...], where: _Where) -> None:
+def _check_ref_media(
+    step: Step, key: str, value: Any, target: Step | Group, at: tuple[str, ...], where: _Where
+) -> None:
     spec = providers.catalogue(step.provider)[step.model].params[key]
     if spec.type == "files":
         if target.media == "text":
@@ -543,8 +817,11 @@ def _check_ref_media(step: Step, key: str, value: Any, target: Step, at: tuple[s
     del value
 
 
-def _check_outputs(steps: dict[str, Step], where: _Where) -> None:
+def _check_outputs(steps: dict[str, Step], where: _Where, groups: Mapping[str, Group] | None = None) -> None:
     seen: dict[Path, str] = {}
+    for group in (groups or {}).values():
+        if group.output_path is not None:
+            seen[group.output_path] = group.name
     for step in steps.values():
         other = seen.get(step.output_path)
         if other is not None:
@@ -554,11 +831,11 @@ def _check_outputs(steps: dict[str, Step], where: _Where) -> None:
                 else "give each step its own output path"
             )
             raise where.error(
-                f"steps {other!r} and {step.name!r} both write {step.output}",
+                f"{'group' if other in (groups or {}) else 'steps'} {other!r} and {step.name!r} both write {step.output}",
                 ("steps", step.family or step.name, "output"),
                 tip,
             )
         seen[step.output_path] = step.name
 
 
-__all__ = ["Recipe", "RecipeFile", "Ref", "Step", "load_recipe"]
+__all__ = ["Group", "Recipe", "RecipeFile", "Ref", "Step", "load_recipe"]

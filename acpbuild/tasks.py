@@ -21,7 +21,7 @@ from doit.task import Task, dict_to_task
 from acpbuild.build import Context, Event, StepResult, build, uptodate
 from acpbuild.errors import AcpbuildError, BudgetExceeded
 from acpbuild.graph import topological
-from acpbuild.recipe import Step
+from acpbuild.recipe import Group, Step
 from acpbuild.secrets import redact
 
 
@@ -40,6 +40,32 @@ def _action(ctx: Context, step: Step) -> bool | TaskFailed:
         return TaskFailed(message)
     ctx.record(result)
     return True
+
+
+def _group_action(ctx: Context, group: Group) -> bool | TaskFailed:
+    from acpbuild.groups import build_group
+
+    try:
+        result = build_group(ctx, group)
+    except AcpbuildError as exc:
+        message = redact(str(exc), ctx.env)
+        ctx.record(StepResult(group.name, "failed", provider="group", model=group.merge, error=message))
+        return TaskFailed(message)
+    ctx.record(result)
+    return True
+
+
+def _group_task(ctx: Context, group: Group, prefix: str) -> dict[str, Any]:
+    return {
+        "name": prefix + group.name,
+        # the action decides itself whether the choice is current: it is cheap and free
+        "actions": [(_group_action, (ctx, group))],
+        "task_dep": [prefix + d for d in group.deps],
+        "targets": [str(group.output_path)] if group.output_path else [],
+        "doc": group.description or f"group ({group.merge}) of {', '.join(group.members)}",
+        "verbosity": 0,
+        "io": {"capture": False},
+    }
 
 
 def _files(values: list[Any]) -> list[Path]:
@@ -62,13 +88,18 @@ def task_dicts(ctx: Context, names: list[str] | None = None, prefix: str = "") -
     """doit task dictionaries for the recipe's steps (all, or ``names``), in build order.
 
     ``prefix`` namespaces the task names, for recipes loaded into another ``dodo.py``.
+    Members of a first_success group that nothing else needs get no task of their own
+    unless named: the group runs them, one at a time.
     """
     recipe = ctx.recipe
-    order = topological({n: s.deps for n, s in recipe.steps.items()})
-    wanted = set(order if names is None else names)
+    order = topological(recipe.deps())
+    wanted = set(order) - recipe.lazy if names is None else set(names)
     tasks = []
     for name in order:
         if name not in wanted:
+            continue
+        if name in recipe.groups:
+            tasks.append(_group_task(ctx, recipe.groups[name], prefix))
             continue
         step = recipe.steps[name]
         inputs = sorted({str(p) for p in input_files(step)})
@@ -109,16 +140,16 @@ class Reporter:
         self._done(task.name)
 
     def add_failure(self, task: Task, fail: BaseFail) -> None:
-        step = self.ctx.recipe.steps[task.name]
+        provider, model = self.ctx.recipe.who(task.name)
         if isinstance(fail, UnmetDependency):
             result = StepResult(
-                task.name, "skipped", provider=step.provider, model=step.model, reason=f"needs {fail.message}, which failed"
+                task.name, "skipped", provider=provider, model=model, reason=f"needs {fail.message}, which failed"
             )
             self.ctx.record(result)
         elif task.name not in self.ctx.results or self.ctx.results[task.name].status != "failed":
             # an exception escaped the action: a bug in acpbuild, reported with its traceback
             message = redact(fail.get_msg(), self.ctx.env)
-            self.ctx.record(StepResult(task.name, "failed", provider=step.provider, model=step.model, error=message))
+            self.ctx.record(StepResult(task.name, "failed", provider=provider, model=model, error=message))
         self._done(task.name)
 
     def skip_uptodate(self, task: Task) -> None:
@@ -159,11 +190,12 @@ class Reporter:
 class RecipeLoader(TaskLoader2):
     """Loads a recipe's steps as doit tasks for ``DoitMain``."""
 
-    def __init__(self, ctx: Context, *, jobs: int, keep_going: bool) -> None:
+    def __init__(self, ctx: Context, *, jobs: int, keep_going: bool, names: list[str] | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.jobs = jobs
         self.keep_going = keep_going
+        self.names = names
 
     def load_doit_config(self) -> dict[str, Any]:
         return {
@@ -181,4 +213,4 @@ class RecipeLoader(TaskLoader2):
         }
 
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Task]:
-        return [dict_to_task(t) for t in task_dicts(self.ctx)]
+        return [dict_to_task(t) for t in task_dicts(self.ctx, self.names)]

@@ -22,7 +22,7 @@ from acpbuild.secrets import environment
 from acpbuild.store import LinkMode
 
 #: default parallelism: most steps wait on remote APIs, not on this machine
-DEFAULT_JOBS = 4
+DEFAULT_JOBS = 16
 
 
 @dataclass
@@ -46,7 +46,7 @@ class RunResult:
 
     @property
     def failed(self) -> list[str]:
-        return [n for n, r in self.steps.items() if r.status == "failed"]
+        return [n for n, r in self.steps.items() if r.status == "failed" and not r.fallback]
 
     @property
     def outputs(self) -> dict[str, list[str]]:
@@ -55,7 +55,7 @@ class RunResult:
     @property
     def refused(self) -> list[str]:
         """Steps that failed because their call would have crossed the budget."""
-        return [n for n, r in self.steps.items() if r.refused]
+        return [n for n, r in self.steps.items() if r.refused and not r.fallback]
 
     @property
     def exit_code(self) -> int:
@@ -98,10 +98,11 @@ def _open(
 
 
 def _selected(recipe: Recipe, targets: Iterable[str] | None) -> list[str]:
-    deps = {n: s.deps for n, s in recipe.steps.items()}
+    deps = recipe.deps()
     order = topological(deps)
     if not targets:
-        return order
+        lazy = recipe.lazy  # first_success members: their group runs them
+        return [n for n in order if n not in lazy]
     wanted = closure(deps, recipe.expand(list(targets)))
     return [n for n in order if n in wanted]
 
@@ -155,16 +156,23 @@ class Forecast:
     def to_dict(self) -> dict[str, Any]:
         steps = []
         for e in self.entries:
-            step = self.recipe.steps[e.name]
+            provider, model = self.recipe.who(e.name)
+            group = self.recipe.groups.get(e.name)
+            if group is None:
+                outputs = [str(self.recipe.steps[e.name].output_path)]
+            elif group.output_path is None:
+                outputs = [str(self.recipe.steps[m].output_path) for m in group.members]
+            else:
+                outputs = [str(group.output_path)]
             steps.append(
                 {
                     "name": e.name,
                     "status": e.state,
                     "reason": e.reason,
                     "key": e.key,
-                    "provider": step.provider,
-                    "model": step.model,
-                    "outputs": [str(step.output_path)],
+                    "provider": provider,
+                    "model": model,
+                    "outputs": outputs,
                     "estimated_cost": round(e.estimate.usd, 6),
                     "formula": e.estimate.formula,
                     "guess": e.estimate.guess or None,
@@ -255,15 +263,21 @@ def run(
                     f"{why_not}; nothing was spent. Raise the budget, or run with --keep-going to build what fits"
                 )
         ctx.emit(Event("start", total=len(names)))
-        loader = RecipeLoader(ctx, jobs=jobs, keep_going=keep_going)
+        loader = RecipeLoader(ctx, jobs=jobs, keep_going=keep_going, names=names)
         DoitMain(loader, config_filenames=()).run(["run", *names])
-        results = {}
+        results: dict[str, StepResult] = {}
         for name in names:
+            group = recipe.groups.get(name)
+            for member in group.members if group else ():
+                # first_success members the group ran itself, each with its own status
+                if member not in results and member in ctx.results:
+                    results[member] = ctx.results[member]
+            provider, model = recipe.who(name)
             results[name] = ctx.results.get(name) or StepResult(
                 name,
                 "skipped",
-                provider=recipe.steps[name].provider,
-                model=recipe.steps[name].model,
+                provider=provider,
+                model=model,
                 reason="not run: an earlier step failed (--keep-going runs what it can)",
             )
         result = RunResult(
@@ -290,10 +304,15 @@ def _save_noop(recipe: Recipe, env: Mapping[str, str], result: RunResult) -> Non
     files: set[Path] = set(recipe.sources)
     for step in recipe.steps.values():
         files.update(input_files(step))
-        files.add(step.output_path)
+        made = result.steps.get(step.name)
+        if made is None or made.status not in ("failed", "skipped"):
+            files.add(step.output_path)
+    files.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
     steps = [
         {"name": r.name, "key": r.key, "outputs": r.outputs, "provider": r.provider, "model": r.model}
         for r in result.steps.values()
+        # a first_success member that failed or was not tried has nothing to report as up to date
+        if r.status not in ("failed", "skipped")
     ]
     noop.save(recipe.path, recipe.store_dir, recipe.name, env, sorted(files), steps)
 
@@ -327,6 +346,7 @@ def clean(
     recipe, env = _open(path, env)
     ctx = Context(recipe, env=env)
     current = {step.output_path for step in recipe.steps.values()}
+    current.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
     if orphans:
         targets = [Path(r.path) for r in ctx.ledger.outputs_of(recipe.name) if Path(r.path) not in current]
     else:

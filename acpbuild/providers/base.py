@@ -144,6 +144,10 @@ class Provider(abc.ABC):
     key_vars: tuple[str, ...] = ()
     #: environment variable that overrides the endpoint
     url_var: str = ""
+    #: how many of its generations run at once unless the recipe says otherwise
+    #: (``[recipe] concurrency = { fal = 2 }``); kept below the default ``-j`` so
+    #: one slow or rate-limited provider cannot hold every worker
+    concurrency: int = 4
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         import os

@@ -154,6 +154,7 @@ class ElevenLabsProvider(Provider):
     version = "1"
     key_vars = ("ELEVENLABS_API_KEY",)
     url_var = "ACPBUILD_ELEVENLABS_URL"
+    concurrency = 4
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)

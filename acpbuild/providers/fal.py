@@ -115,6 +115,7 @@ class FalProvider(Provider):
     version = "1"
     key_vars = (KEY_VAR,)
     url_var = "ACPBUILD_FAL_URL"
+    concurrency = 8
 
     def catalogue(self) -> Mapping[str, Model]:
         return CATALOGUE

@@ -121,6 +121,7 @@ class GoogleProvider(Provider):
     version = "1"
     key_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     url_var = "ACPBUILD_GOOGLE_URL"
+    concurrency = 4
 
     def catalogue(self) -> Mapping[str, Model]:
         return gm.CATALOGUE

@@ -9,6 +9,7 @@ the ffmpeg helpers, so they are imported only when a job of their kind runs.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +41,8 @@ class LocalProvider(Provider):
     name = "local"
     version = "1"
     paid = False
+    # ffmpeg, Pillow and eSpeak work this machine's cores
+    concurrency = os.cpu_count() or 2
 
     def catalogue(self) -> Mapping[str, Model]:
         return CATALOGUE
