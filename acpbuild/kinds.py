@@ -21,6 +21,7 @@ KINDS: dict[str, Media] = {
     "upscale_video": "video",
     "mux": "video",
     "concat": "video",
+    "mix_audio": "audio",
     "subtitles": "subtitles",
     "transcode": "video",
     "thumbnail": "image",

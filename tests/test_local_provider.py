@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import itertools
 import json
 import math
 import os
@@ -402,6 +403,117 @@ def test_transcode(tmp_path: Path, media: dict[str, Path]) -> None:
     info = probe(out)
     assert (info.width, info.height) == (80, 44)
     assert info.duration_s == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("reframe", "crop_edges"),
+    [
+        ("crop", False),  # 16:9 cropped to fill 1:1: picture reaches every edge
+        ("pad", True),  # 16:9 padded into 1:1: black bars above and below
+    ],
+)
+def test_transcode_reframes_to_another_shape(
+    tmp_path: Path, media: dict[str, Path], reframe: str, crop_edges: bool
+) -> None:
+    out = tmp_path / "square.mp4"
+    generate("transcode", "ffmpeg", out, video=str(media["video"]), width=90, height=90, reframe=reframe)
+    info = probe(out)
+    assert (info.width, info.height) == (90, 90)
+    frame = tmp_path / "frame.png"
+    generate("thumbnail", "ffmpeg", frame, video=str(out), at_s=0.5)
+    with Image.open(frame) as img:
+        top_row = img.convert("L").crop((0, 0, 90, 4))
+        is_black_bar = max(top_row.tobytes()) < 24
+    assert is_black_bar == crop_edges
+
+
+def test_transcode_burns_captions_in_while_their_cue_lasts(
+    tmp_path: Path, media: dict[str, Path]
+) -> None:
+    captions = tmp_path / "captions.srt"
+    captions.write_text("1\n00:00:00,000 --> 00:00:00,500\nHELLO THERE\n", encoding="utf-8")
+    plain, burnt = tmp_path / "plain.mp4", tmp_path / "burnt.mp4"
+    generate("transcode", "ffmpeg", plain, video=str(media["video"]), width=320, height=180)
+    generate(
+        "transcode", "ffmpeg", burnt, video=str(media["video"]), width=320, height=180,
+        subtitles=str(captions),
+    )
+
+    def lower_band(video: Path, at: float) -> list[int]:
+        frame = tmp_path / f"{video.stem}-{at}.png"
+        generate("thumbnail", "ffmpeg", frame, video=str(video), at_s=at)
+        with Image.open(frame) as img:
+            return list(img.convert("L").crop((0, 130, 320, 175)).tobytes())
+
+    def differs(a: list[int], b: list[int]) -> int:
+        return sum(abs(x - y) > 60 for x, y in zip(a, b, strict=True))
+
+    # During the cue the caption's white text and black outline change the lower band ...
+    assert differs(lower_band(plain, 0.2), lower_band(burnt, 0.2)) > 200
+    # ... and after it the two videos look the same again.
+    assert differs(lower_band(plain, 0.8), lower_band(burnt, 0.8)) < 20
+
+
+@pytest.mark.parametrize(
+    ("mode", "gap_s", "suffix"),
+    [
+        ("sequence", 0.0, ".mp3"),  # end to end: the sum of the clips
+        ("sequence", 0.5, ".wav"),  # with half a second of silence between the two
+        ("overlay", 0.0, ".mp3"),  # at once: as long as the longest clip
+    ],
+)
+def test_mix_audio_lengths(
+    tmp_path: Path, media: dict[str, Path], mode: str, gap_s: float, suffix: str
+) -> None:
+    short = tmp_path / "short.wav"
+    generate("text_to_speech", "espeak", short, text="Hello.")
+    long_s, _ = wav_stats(media["speech"])
+    short_s, _ = wav_stats(short)
+    out = tmp_path / f"mix{suffix}"
+    generate(
+        "mix_audio", "ffmpeg", out, audios=[str(media["speech"]), str(short)], mode=mode, gap_s=gap_s
+    )
+    want = long_s + short_s + gap_s if mode == "sequence" else max(long_s, short_s)
+    info = probe(out)
+    assert info.audio_streams == 1 and info.video_streams == 0
+    assert info.duration_s == pytest.approx(want, abs=0.08)
+
+
+def test_mix_audio_rejects_a_file_without_sound(tmp_path: Path, media: dict[str, Path]) -> None:
+    with pytest.raises(ProviderError, match="no audio stream"):
+        generate("mix_audio", "ffmpeg", tmp_path / "m.mp3", audios=[str(media["video"])])
+
+
+@pytest.mark.parametrize("suffix", [".srt", ".vtt"])
+def test_subtitles_span_the_narration_in_order(
+    tmp_path: Path, media: dict[str, Path], suffix: str
+) -> None:
+    from acpbuild.providers.local.captions import read_cues
+
+    text = "The lighthouse keeps its watch. Over the harbour, all night long, it turns."
+    out = tmp_path / f"captions{suffix}"
+    generate("subtitles", "captions", out, text=text, audio=str(media["speech"]), words_per_cue=3)
+    assert out.read_text(encoding="utf-8").startswith("WEBVTT" if suffix == ".vtt" else "1\n")
+    cues = read_cues(out)
+    speech_s, _ = wav_stats(media["speech"])
+    assert cues[0].start == 0 and cues[-1].end == pytest.approx(speech_s, abs=0.01)
+    assert all(a.end == b.start for a, b in itertools.pairwise(cues))
+    assert all(len(c.text.split()) <= 3 for c in cues)
+    # a cue never runs across a sentence end
+    assert "watch. Over" not in " | ".join(c.text for c in cues)
+    assert " ".join(c.text for c in cues) == text
+
+
+def test_subtitles_need_audio_or_a_duration(tmp_path: Path) -> None:
+    with pytest.raises(ProviderError, match="'audio'.*or 'duration_s'"):
+        generate("subtitles", "captions", tmp_path / "c.srt", text="words", words_per_cue=6)
+
+
+def test_mux_fit_and_transcode_reframe_are_separate_parameters() -> None:
+    ffmpeg = LocalProvider().catalogue()["ffmpeg"]
+    assert ffmpeg.params_for("mux")["fit"].choices == ("longest", "shortest")
+    assert ffmpeg.params_for("transcode")["reframe"].choices == ("stretch", "crop", "pad")
+    assert "reframe" not in ffmpeg.params_for("mux") and "fit" not in ffmpeg.params_for("transcode")
 
 
 # --- probe and ffmpeg errors -----------------------------------------------------

@@ -2,8 +2,9 @@
 
 It is the embedded default a new user runs without API keys, and the stand-in
 ``--draft`` swaps paid steps for. Each kind is one function in a submodule
-(``text``, ``image``, ``speech``, ``video``); those import Pillow, ctypes and
-the ffmpeg helpers, so they are imported only when a job of their kind runs.
+(``text``, ``image``, ``speech``, ``video``, ``audio``, ``captions``); those
+import Pillow, ctypes and the ffmpeg helpers, so they are imported only when a
+job of their kind runs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ _HANDLERS: dict[str, tuple[str, str]] = {
     "thumbnail": ("ffmpeg", "video:generate_thumbnail"),
     "transcode": ("ffmpeg", "video:generate_transcode"),
     "concat": ("ffmpeg", "video:generate_concat"),
+    "mix_audio": ("ffmpeg", "audio:generate_mix"),
+    "subtitles": ("captions", "captions:generate_subtitles"),
 }
 
 

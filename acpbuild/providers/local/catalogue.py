@@ -23,6 +23,9 @@ IMAGE_SIZES: dict[str, tuple[int, int]] = {
 
 OPERATIONS: tuple[str, ...] = ("grayscale", "blur", "sharpen", "mirror", "posterize")
 
+# How transcode reframes a video into a width x height of another shape.
+REFRAMES: tuple[str, ...] = ("stretch", "crop", "pad")
+
 
 def _size(help_: str, kinds: tuple[str, ...] | None = None) -> Param:
     return Param("int", min=16, max=4096, kinds=kinds, help=help_)
@@ -125,6 +128,7 @@ CATALOGUE: dict[str, Model] = {
             "thumbnail": "local/ffmpeg-thumbnail",
             "transcode": "local/ffmpeg-transcode",
             "concat": "local/ffmpeg-concat",
+            "mix_audio": "local/ffmpeg-mix",
         },
         params={
             "video": Param(
@@ -147,7 +151,49 @@ CATALOGUE: dict[str, Model] = {
             "width": _size("output width; alone, keeps the aspect ratio", ("transcode",)),
             "height": _size("output height; alone, keeps the aspect ratio", ("transcode",)),
             "fps": Param("int", min=1, max=120, kinds=("transcode", "concat"), help="frames per second"),
+            "reframe": Param(
+                "str",
+                choices=REFRAMES,
+                kinds=("transcode",),
+                help="with width and height: stretch (default), crop to fill, or pad",
+            ),
+            "subtitles": Param(
+                "file", kinds=("transcode",), help="an .srt whose captions are drawn onto the video"
+            ),
+            "audios": Param(
+                "files", required=True, kinds=("mix_audio",), help="the audio files, in order"
+            ),
+            "mode": Param(
+                "str",
+                default="sequence",
+                choices=("sequence", "overlay"),
+                kinds=("mix_audio",),
+                help="sequence: one after another; overlay: all at once",
+            ),
+            "gap_s": Param(
+                "float",
+                default=0.0,
+                min=0,
+                max=10,
+                kinds=("mix_audio",),
+                help="silence between clips in sequence mode",
+            ),
         },
-        description="Local ffmpeg operations: mux, thumbnail, transcode, concat.",
+        description="Local ffmpeg operations: mux, thumbnail, transcode, concat, mix_audio.",
+    ),
+    "captions": Model(
+        name="captions",
+        endpoints={"subtitles": "local/captions"},
+        params={
+            "text": Param("str", required=True, help="the words the captions show"),
+            "audio": Param("audio", help="the narration; the captions span its duration"),
+            "duration_s": Param(
+                "float", min=0.1, max=36000, help="how long the captions span, without audio"
+            ),
+            "words_per_cue": Param(
+                "int", default=6, min=1, max=40, help="at most this many words on screen at once"
+            ),
+        },
+        description="An .srt or .vtt from a text, timed across a narration or a duration.",
     ),
 }

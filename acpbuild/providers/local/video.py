@@ -1,4 +1,7 @@
-"""Video with the bundled ffmpeg: Ken Burns pans, title cards, mux, thumbnail, transcode."""
+"""Video with the bundled ffmpeg: Ken Burns pans, title cards, mux, thumbnail, transcode.
+
+``transcode`` also reframes (``reframe``: crop or pad to a new shape) and burns in captions.
+"""
 
 from __future__ import annotations
 
@@ -325,6 +328,18 @@ def generate_thumbnail(job: Job, params: dict[str, Any]) -> Outcome:
     return Outcome(meta={"at_s": at})
 
 
+def _fit_filter(w: int, h: int, fit: str) -> str:
+    """Scale to exactly ``w`` x ``h``: stretched, cropped to fill, or padded to fit."""
+    if fit == "crop":
+        return f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=lanczos,crop={w}:{h},setsar=1"
+    if fit == "pad":
+        return (
+            f"scale={w}:{h}:force_original_aspect_ratio=decrease:flags=lanczos,"
+            f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1"
+        )
+    return f"scale={w}:{h}:flags=lanczos,setsar=1"
+
+
 def generate_transcode(job: Job, params: dict[str, Any]) -> Outcome:
     video = input_file(params["video"], "video")
     info = _video_info(video)
@@ -334,15 +349,31 @@ def generate_transcode(job: Job, params: dict[str, Any]) -> Outcome:
     # Also rounds an odd source size down to even, which yuv420p needs.
     w, h = _size_keeping_aspect(params.get("width"), params.get("height"), src_w, src_h)
     if (w, h) != (src_w, src_h):
-        filters.append(f"scale={w}:{h}:flags=lanczos,setsar=1")
+        filters.append(_fit_filter(w, h, params.get("reframe") or "stretch"))
     if params.get("fps"):
         filters.append(f"fps={int(params['fps'])}")
     has_audio = info.audio_streams > 0
-    args: list[str | Path] = ["-i", video, "-map", "0:v:0"]
-    if has_audio:
-        args += ["-map", "0:a:0"]
-    if filters:
-        args += ["-vf", ",".join(filters)]
-    args += [*_codec_args(job.output.suffix, audio=has_audio), job.output]
-    run_ffmpeg(args, timeout=job.timeout_s)
+    with ExitStack() as stack:
+        args: list[str | Path] = ["-i", video]
+        if params.get("subtitles"):
+            from acpbuild.providers.local.captions import caption_frames, read_cues
+
+            cues = read_cues(input_file(params["subtitles"], "subtitles"))
+            frames = stack.enter_context(caption_frames(cues, w, h, job.output.parent))
+            # Each caption is a still laid over the picture while its cue lasts.
+            chain = [f"[0:v:0]{','.join(filters) or 'null'}[c0]"]
+            for n, (still, cue) in enumerate(frames, 1):
+                args += ["-i", still]
+                chain.append(
+                    f"[c{n - 1}][{n}:v]overlay=0:0:enable='between(t,{cue.start:.3f},{cue.end:.3f})'[c{n}]"
+                )
+            args += ["-filter_complex", ";".join(chain), "-map", f"[c{len(frames)}]"]
+        else:
+            args += ["-map", "0:v:0"]
+            if filters:
+                args += ["-vf", ",".join(filters)]
+        if has_audio:
+            args += ["-map", "0:a:0"]
+        args += [*_codec_args(job.output.suffix, audio=has_audio), job.output]
+        run_ffmpeg(args, timeout=job.timeout_s)
     return Outcome(usage={"seconds": round(info.duration_s, 3)})
