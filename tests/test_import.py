@@ -1,0 +1,203 @@
+"""`acpbuild import`: pipelines of the older YAML tool become recipes that load."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import tomli
+
+import acpbuild
+from acpbuild import importer
+from acpbuild.cli import main
+from acpbuild.errors import RecipeError
+from tests.conftest import RECIPES
+
+
+def _import(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict, acpbuild.Recipe, str]:
+    source = tmp_path / name
+    shutil.copyfile(RECIPES / name, source)
+    assert main(["import", str(source)]) == 0
+    target = source.with_suffix(".toml")
+    err = capsys.readouterr().err
+    return tomli.loads(target.read_text()), acpbuild.load_recipe(target, env={}), err
+
+
+def test_first_dialect_makes_flow_explicit_and_keeps_the_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, recipe, err = _import("legacy_steps.yaml", tmp_path, capsys)
+    steps = data["steps"]
+    # llm -> image -> parallel videos -> add_audio: each takes the one before
+    assert steps["text_to_image_1"]["prompt"] == "${steps.text_1}"
+    assert steps["image_to_video_1"]["image"] == "${steps.text_to_image_1}"
+    assert steps["image_to_video_2"]["image"] == "${steps.text_to_image_1}"
+    assert steps["add_audio_1"]["video"] == "${steps.parallel_1}"
+    # model names through the catalogue: endpoint id, alias, alias
+    assert (steps["text_to_image_1"]["provider"], steps["text_to_image_1"]["model"]) == ("fal", "flux-dev")
+    assert steps["image_to_video_1"]["model"] == "hailuo-02" and steps["image_to_video_2"]["model"] == "kling"
+    assert steps["image_to_video_1"]["duration_s"] == 6  # duration "6" -> duration_s = 6
+    assert "num_images" not in steps["text_to_image_1"]
+    assert data["groups"]["parallel_1"] == {
+        "steps": ["image_to_video_1", "image_to_video_2"],
+        "merge": "first_success",
+        "output": "parallel_1.mp4",
+    }
+    assert data["recipe"] == {
+        "name": "lighthouse_promo",
+        "description": "A script, a picture, two video candidates and a soundtrack",
+        "output_dir": "output",
+        "jobs": 2,
+    }
+    # the disabled upscale step is left out, with a note in the recipe and on stderr
+    assert "upscale_video_1" not in steps and "topaz" not in {s["model"] for s in steps.values()}
+    text = (tmp_path / "legacy_steps.toml").read_text()
+    assert text.startswith("# Imported by `acpbuild import` from ")
+    assert "enabled: false" in text and "disabled" in err and "temp_dir" in err
+    assert recipe.groups["parallel_1"].merge == "first_success"
+
+
+def test_second_dialect_maps_budget_groups_and_unknown_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, recipe, err = _import("legacy_pipeline.yaml", tmp_path, capsys)
+    steps = data["steps"]
+    assert data["recipe"]["budget_usd"] == 20.0 and recipe.budget_usd == 20.0
+    assert data["recipe"]["output_dir"] == "content_output" and data["recipe"]["name"] == "narrated_kite"
+    assert data["recipe"]["jobs"] == 4
+    assert data["groups"]["parallel_1"] == {"steps": ["text_to_speech_1", "text_to_speech_2"], "merge": "collect_all"}
+    # both voices take the script; the mux after takes the picture's clip and a voice
+    assert steps["text_to_speech_1"]["text"] == "${steps.text_1}"
+    assert steps["text_to_speech_2"]["text"] == "${steps.text_1}"
+    assert steps["text_to_speech_1"]["voice"] == "Rachel"  # voice_id -> voice
+    assert steps["text_to_speech_2"]["model"] == "eleven_turbo_v2_5"
+    assert steps["image_to_video_1"]["image"] == "${steps.text_to_image_1}"
+    assert steps["image_to_video_1"]["duration_s"] == 8
+    assert steps["mux_1"] == {
+        "kind": "mux",
+        "provider": "local",
+        "model": "ffmpeg",
+        "video": "${steps.image_to_video_1}",
+        "audio": "${steps.text_to_speech_1}",
+        "output": "final.mp4",
+    }
+    assert steps["text_to_image_1"]["image_size"] == "landscape_16_9"  # 1920x1080
+    assert steps["text_1"]["output"] == "script.txt"
+    # a parameter the model does not take is kept, commented out, and reported
+    text = (tmp_path / "legacy_pipeline.toml").read_text()
+    assert '# emotion = "calm"  # not imported' in text
+    assert "emotion" in err and "collects all its members" in err
+    assert set(recipe.steps) == {"text_1", "text_to_speech_1", "text_to_speech_2", "text_to_image_1", "image_to_video_1", "mux_1"}
+
+
+@pytest.mark.parametrize(
+    ("given", "kind", "expected"),
+    [
+        ("flux-dev", "text_to_image", ("fal", "flux-dev")),  # the exact key
+        ("fal-ai/flux/dev", "text_to_image", ("fal", "flux-dev")),  # fal's endpoint id
+        ("flux_dev", "text_to_image", ("fal", "flux-dev")),  # normalised
+        ("hailuo", "image_to_video", ("fal", "hailuo-02")),  # an alias of the older tool
+        ("kling-2.1", "text_to_video", ("fal", "kling")),
+        ("veo3", "image_to_video", ("fal", "veo3")),
+        ("eleven_multilingual_v2", "text_to_speech", ("elevenlabs", "eleven_multilingual_v2")),
+        ("elevenlabs", "text_to_speech", ("elevenlabs", "eleven_multilingual_v2")),
+        ("gemini-2.5-flash", "text", ("google", "gemini-2.5-flash")),
+        ("google/gemini-2.5-flash", "text", ("openrouter", "google/gemini-2.5-flash")),
+        ("Gemini_2.5_Flash", "image_understanding", ("google", "gemini-2.5-flash")),
+        ("local", "text_to_speech", ("local", "espeak")),
+    ],
+)
+def test_model_names_map_to_the_catalogue(given: str, kind: str, expected: tuple[str, str]) -> None:
+    conv = importer._Converter("p.yaml", {}, None, None)
+    provider, model = conv.model(kind, given, ("steps", 0, "model"), {})
+    assert (provider, model.name) == expected
+
+
+def _convert(yaml_text: str) -> importer.Imported:
+    data, lines = importer.parse(yaml_text, "p.yaml")
+    return importer.convert(data, source="p.yaml", lines=lines)
+
+
+def test_an_unknown_model_names_the_nearest_one() -> None:
+    with pytest.raises(RecipeError) as exc:
+        _convert("steps:\n  - type: text_to_image\n    model: flux-deev\n")
+    assert exc.value.line == 3 and exc.value.table == "steps[0].model"
+    assert "unknown model 'flux-deev'" in str(exc.value) and "did you mean 'fal/flux-dev'" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "line", "says"),
+    [
+        # bad YAML: the line of the problem
+        ("steps:\n  - type: llm\n    params: {prompt: [unclosed\n", 4, "invalid YAML"),
+        # a type with no kind lists the ones that import
+        ("steps:\n  - type: speech_to_text\n    model: x\n", 2, "types that import"),
+        # more than one image per step cannot be one file
+        ("steps:\n  - type: text_to_image\n    model: flux_dev\n    params: {prompt: a, num_images: 3}\n", 4, "one acpbuild step makes one file"),
+        # an unknown merge strategy
+        ("steps:\n  - type: parallel_group\n    params:\n      merge_strategy: vote\n      parallel_steps: [{type: llm, model: local}]\n", 4, "unknown merge_strategy"),
+        # a model that exists, for another kind
+        ("steps:\n  - type: image_to_video\n    model: flux-dev\n    params: {image: a.png, prompt: a}\n", 3, "does not make image_to_video"),
+        # a URL input
+        ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {image_url: 'https://x/a.png', prompt: a}\n", 4, "download it"),
+        # an image_to_video with nothing before it to take an image from
+        ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {prompt: a}\n", 2, "no earlier step makes one"),
+        # group members of different media
+        ("steps:\n  - type: parallel_group\n    params:\n      parallel_steps:\n        - {type: llm, model: local, params: {prompt: a}}\n        - {type: text_to_image, model: local}\n", 6, "but the group's first member makes text"),
+    ],
+)
+def test_errors_name_the_yaml_line_and_what_to_fix(yaml_text: str, line: int, says: str) -> None:
+    with pytest.raises(RecipeError) as exc:
+        _convert(yaml_text)
+    assert exc.value.line == line and exc.value.file == "p.yaml"
+    assert says in str(exc.value)
+
+
+def test_strings_are_escaped_for_toml_and_interpolation(tmp_path: Path) -> None:
+    yaml_text = 'name: q\nprompt: "say \\"hi\\" \\\\ ${not_a_var}\\nbye"\nsteps:\n  - {type: llm, model: local}\n'
+    imported = _convert(yaml_text)
+    path = tmp_path / "q.toml"
+    path.write_text(imported.text)
+    recipe = acpbuild.load_recipe(path, env={})
+    assert recipe.vars["prompt"] == 'say "hi" \\ $${not_a_var}\nbye'
+
+
+def test_import_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "p.yaml"
+    source.write_text("steps:\n  - {type: llm, model: local, params: {prompt: hi}}\n")
+    target = tmp_path / "out" / "r.toml"
+    assert main(["import", str(source), "-o", str(target)]) == 0
+    assert main(["import", str(source), "-o", str(target)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["import", str(source), "-o", str(target), "--force"]) == 0
+
+
+def test_bad_yaml_from_the_command_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "bad.yaml"
+    source.write_text("steps:\n  - type: llm\n   model: local\n")
+    assert main(["import", str(source)]) == 2
+    assert f"{source}:3" in capsys.readouterr().err
+    assert not (tmp_path / "bad.toml").exists()
+
+
+def test_input_files_are_rebased_onto_the_recipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "media").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "media" / "in.png")
+    source = tmp_path / "p.yaml"
+    source.write_text("steps:\n  - {type: image_to_video, model: kenburns, params: {input_image: media/in.png}}\n")
+    target = tmp_path / "recipes" / "r.toml"
+    assert main(["import", str(source), "-o", str(target)]) == 0
+    assert tomli.loads(target.read_text())["steps"]["image_to_video_1"]["image"] == "../media/in.png"
+
+
+@pytest.mark.slow
+def test_an_imported_local_pipeline_runs_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, recipe, _ = _import("legacy_local.yaml", tmp_path, capsys)
+    assert recipe.groups["parallel_1"].merge == "best_quality"
+    result = acpbuild.run(tmp_path / "legacy_local.toml", env={})
+    assert result.exit_code == 0, [(s.name, s.error) for s in result.steps]
+    assert (tmp_path / "out" / "mux_1.mp4").stat().st_size > 0
+    assert (tmp_path / "out" / "parallel_1.mp4").is_file()
