@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check recipes without running anything")
     validate.add_argument("recipes", nargs="*")
+    imp = sub.add_parser("import", help="convert a pipeline of the older YAML tool into a recipe")
+    imp.add_argument("pipeline", metavar="PIPELINE.yaml")
+    imp.add_argument("-o", "--output", help="the recipe to write (default: the YAML's name with .toml, beside it)")
+    imp.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     doctor = sub.add_parser("doctor", help="check keys (never their values), ffmpeg, eSpeak and the store")
     doctor.add_argument("--ping", action="store_true", help="one cheap authenticated request per configured provider")
     doctor.add_argument("--store", help="store to check (default: .acpbuild here, or ACPBUILD_STORE)")
@@ -77,6 +81,26 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--kind", help="only models serving this kind")
     models.add_argument("--provider", help="only this provider's models")
     models.add_argument("--json", action="store_true")
+
+    init = sub.add_parser("init", help="start a project: a ready recipe, .gitignore and .env.example")
+    init.add_argument("dir", nargs="?", default=".", help="where to write it (default: here)")
+    init.add_argument("--template", default="quickstart", metavar="NAME", help="which template (acpbuild templates)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing acpbuild.toml")
+    sub.add_parser("templates", help="the recipe templates acpbuild init can write")
+    new = sub.add_parser("new", help="write a recipe by answering questions")
+    new.add_argument("--interactive", "-i", action="store_true", help="ask step by step (the only mode)")
+    new.add_argument("--dir", default=".", help="where to write the recipe (default: here)")
+
+    info = sub.add_parser("info", help="version, store, ledger, providers and keys (names only), price registry")
+    info.add_argument("recipe", nargs="?", help="whose store to show (default: acpbuild.toml here, else .acpbuild)")
+    info.add_argument("--json", action="store_true")
+
+    graph = sub.add_parser("graph", help="the step graph as Mermaid or Graphviz dot")
+    graph.add_argument("recipe", nargs="?")
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid", help="default: mermaid")
+
+    schema = sub.add_parser("schema", help="a JSON Schema of the recipe format, for TOML editors")
+    schema.add_argument("-o", "--output", metavar="FILE", help="write it here instead of printing it")
     return parser
 
 
@@ -305,6 +329,46 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return worst
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from acpbuild import importer
+    from acpbuild.errors import RecipeError
+
+    source = Path(args.pipeline)
+    target = Path(args.output) if args.output else source.with_suffix(".toml")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read the pipeline: {exc}", file=str(source)) from None
+    if target.exists() and not args.force:
+        raise RecipeError(f"{target} exists", tip="pass --force to overwrite it, or -o to write elsewhere")
+    data, lines = importer.parse(text, str(source))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    imported = importer.convert(
+        data,
+        source=str(source),
+        lines=lines,
+        source_dir=source.resolve().parent,
+        recipe_dir=target.resolve().parent,
+    )
+    # validate beside the target (relative inputs resolve from there), then move into place
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".toml", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(imported.text)
+        importer.check(imported, Path(tmp))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    for warning in imported.warnings:
+        print(f"acpbuild: warning: {warning}", file=sys.stderr)
+    print(f"wrote {target} from {source}; check it with: acpbuild plan {target}")
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from acpbuild import doctor
     from acpbuild.secrets import environment
@@ -378,6 +442,124 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print(f"    {param}: {spec['type']}{required}" + (f"  {'; '.join(extra)}" if extra else ""))
     if not rows:
         print("no models match")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from acpbuild import info as gather
+    from acpbuild.secrets import environment
+
+    recipe_dir = Path(args.recipe).resolve().parent if args.recipe else Path.cwd()
+    found = gather.gather(args.recipe, environment((recipe_dir, Path.cwd())), Path.cwd())
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2))
+        return 0
+    size = gather.human_size
+    where = {"recipe": f"from {found.recipe}", "ACPBUILD_STORE": "from ACPBUILD_STORE", "default": "default"}
+    print(f"acpbuild {found.version}")
+    config = "" if found.config_exists else " (not found: defaults apply)"
+    print(f"config     {found.config or 'none (no HOME)'}{config}")
+    print(f"store      {found.store}  ({where[found.store_from]})")
+    print(f"  objects  {found.blobs} blobs, {size(found.objects_bytes)}")
+    if found.ledger_exists:
+        print(f"ledger     {found.ledger}  {size(found.ledger_bytes)}, {found.generations} generations")
+    else:
+        print(f"ledger     {found.ledger}  (not created yet: the first run makes it)")
+    dates = f"dated {found.prices_oldest} to {found.prices_newest}" if found.prices_newest else "undated"
+    print(f"prices     {found.prices} entries, {dates}")
+    print("providers")
+    for p in found.providers:
+        if not p.paid:
+            key = "no key needed"
+        elif p.key_set_in:
+            key = f"{p.key_set_in} is set"
+        else:
+            key = f"{' or '.join(p.key_vars)} not set"
+        url = f"; endpoint {p.url_var}={p.url}" if p.url else ""
+        print(f"  {p.name:<11} {p.models:>2} models  {key}{url}")
+    return 0
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from acpbuild import diagram
+    from acpbuild.workflow import _open
+
+    recipe, _ = _open(args.recipe, None)
+    sys.stdout.write(diagram.render(recipe, args.format))
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from acpbuild.errors import AcpbuildError
+    from acpbuild.schema import recipe_schema
+
+    text = json.dumps(recipe_schema(), indent=2) + "\n"
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output)
+    if not target.parent.is_dir():
+        raise AcpbuildError(
+            f"cannot write {target}: folder {target.parent} does not exist; create it or pick another path"
+        )
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise AcpbuildError(f"cannot write {target}: {exc.strerror}; pick a writable path") from exc
+    print(f"wrote {target}; attach it with a first line '#:schema {target.name}' in your recipe (see README)")
+    return 0
+
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from acpbuild import scaffold
+
+    directory = Path(args.dir)
+    for path, what in scaffold.init(directory, args.template, force=args.force):
+        print(f"{what:<9} {path}")
+    recipe = directory / scaffold.RECIPE_FILE
+    where = "" if directory.resolve() == Path.cwd() else f"cd {args.dir} && "
+    print(f"next: {where}acpbuild run    (template {args.template!r}, offline: no key needed)")
+    print(f"      edit {recipe} to switch a step to a paid provider, and copy .env.example to .env")
+    return 0
+
+
+def _cmd_templates(args: argparse.Namespace) -> int:
+    from acpbuild import scaffold
+
+    found = scaffold.templates()
+    width = max(len(t.name) for t in found)
+    for tpl in found:
+        data = f"  (+ {', '.join(tpl.files)})" if tpl.files else ""
+        print(f"{tpl.name:<{width}}  {tpl.description}{data}")
+    print("use one: acpbuild init [DIR] --template NAME")
+    return 0
+
+
+def _cmd_new(args: argparse.Namespace) -> int:
+    from acpbuild import wizard
+    from acpbuild.errors import RecipeError
+
+    if not args.interactive:
+        raise RecipeError(
+            "acpbuild new asks questions: pass --interactive",
+            tip="or start from a template: acpbuild init --template NAME (acpbuild templates lists them)",
+        )
+
+    def ask(question: str) -> str:
+        try:
+            return input(question)
+        except EOFError:
+            raise RecipeError(
+                "no answer: standard input ended before the recipe was complete",
+                tip="run acpbuild new --interactive in a terminal, or pipe one answer per line",
+            ) from None
+
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise RecipeError(f"no directory {args.dir!r}", tip="create it first, or pass --dir with an existing one")
+    path = wizard.write(ask, print, directory)
+    print(f"wrote {path}; build it with: acpbuild run {path}")
     return 0
 
 

@@ -44,14 +44,28 @@ class _Strict(BaseModel):
 
 
 class RecipeMeta(_Strict):
-    name: str | None = None
-    description: str = ""
-    output_dir: str = "out"
-    budget_usd: float | None = Field(default=None, ge=0)
-    jobs: int | None = Field(default=None, ge=1, le=256)
-    store: str | None = None
+    """The ``[recipe]`` table: name, where outputs go, and how the recipe runs."""
+
+    name: str | None = Field(default=None, description="The recipe's name (default: the file's name).")
+    description: str = Field(default="", description="What the recipe makes; shown nowhere else.")
+    output_dir: str = Field(
+        default="out", description="Where outputs go, relative to the recipe; every output stays inside it."
+    )
+    budget_usd: float | None = Field(
+        default=None, ge=0, description="The most a run may pay, in US dollars (--budget overrides it)."
+    )
+    jobs: int | None = Field(
+        default=None, ge=1, le=256, description="How many steps run at once (-j overrides it; default 16)."
+    )
+    store: str | None = Field(
+        default=None,
+        description="Where the store and ledger live, relative to the recipe (default .acpbuild; "
+        "ACPBUILD_STORE overrides it).",
+    )
     #: provider -> how many of its generations may run at once
-    concurrency: dict[str, int] = {}
+    concurrency: dict[str, int] = Field(
+        default={}, description="Provider -> how many of its generations may run at once, e.g. { fal = 4 }."
+    )
 
 
 class RawStep(BaseModel):
@@ -59,32 +73,54 @@ class RawStep(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    kind: str
-    provider: str | None = None
-    model: str | None = None
-    output: str
-    description: str = ""
-    timeout_s: float = Field(default=600.0, gt=0)
-    foreach: str | list[dict[str, Any]] | None = None
+    kind: str = Field(description="What the step makes (text, text_to_image, mux, ...).")
+    provider: str | None = Field(
+        default=None, description="Who makes it (default: [defaults.KIND] provider, else local)."
+    )
+    model: str | None = Field(
+        default=None, description="The provider's model; may be left out when it has one model for the kind."
+    )
+    output: str = Field(description="The output file, relative to output_dir; its suffix must fit the kind.")
+    description: str = Field(default="", description="A note on the step; never enters its key.")
+    timeout_s: float = Field(default=600.0, gt=0, description="Seconds the generation may take.")
+    foreach: str | list[dict[str, Any]] | None = Field(
+        default=None,
+        description="One step per item: a glob, a CSV or JSONL file, '${steps.NAME}' of another "
+        "foreach step, or an inline list of tables.",
+    )
 
 
 class RawGroup(_Strict):
     """A ``[groups.NAME]`` table: member steps and how their outputs merge."""
 
-    steps: list[str] = Field(min_length=1)
-    merge: str
-    output: str | None = None
-    score: str | None = None
-    judge: str | None = None
-    description: str = ""
+    steps: list[str] = Field(min_length=1, description="Member step names, in order.")
+    merge: str = Field(description="collect_all, first_success or best_quality.")
+    output: str | None = Field(
+        default=None, description="first_success and best_quality: where the chosen member's copy goes."
+    )
+    score: str | None = Field(
+        default=None, description="best_quality: a built-in metric (resolution, sharpness, duration, loudness)."
+    )
+    judge: str | None = Field(
+        default=None, description="best_quality: a text step whose output names the winner."
+    )
+    description: str = Field(default="", description="A note on the group.")
 
 
 class RecipeFile(_Strict):
-    recipe: RecipeMeta = RecipeMeta()
-    vars: dict[str, str | int | float | bool] = {}
-    defaults: dict[str, dict[str, Any]] = {}
-    steps: dict[str, RawStep] = Field(min_length=1)
-    groups: dict[str, RawGroup] = {}
+    """An acpbuild recipe: a pipeline of generation steps built like make builds code."""
+
+    recipe: RecipeMeta = Field(default=RecipeMeta(), description="Name, output_dir, jobs, budget, store.")
+    vars: dict[str, str | int | float | bool] = Field(
+        default={}, description="Values that steps use as ${name}."
+    )
+    defaults: dict[str, dict[str, Any]] = Field(
+        default={}, description="[defaults.KIND]: provider, model and parameters merged under every step of KIND."
+    )
+    steps: dict[str, RawStep] = Field(min_length=1, description="[steps.NAME]: one generation or local step each.")
+    groups: dict[str, RawGroup] = Field(
+        default={}, description="[groups.NAME]: steps whose outputs merge into one."
+    )
 
 
 @dataclass
@@ -299,7 +335,7 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
     root = path.parent
     meta = raw.recipe
     output_dir = (root / meta.output_dir).resolve()
-    store_dir = Path(env.get("ACPBUILD_STORE") or (root / (meta.store or ".acpbuild"))).resolve()
+    store = store_dir(meta, root, env)
     for provider, limit in meta.concurrency.items():
         at = ("recipe", "concurrency", provider)
         if provider not in providers.NAMES:
@@ -355,7 +391,7 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
         path=path,
         name=meta.name or path.stem,
         output_dir=output_dir,
-        store_dir=store_dir,
+        store_dir=store,
         steps=steps,
         budget_usd=meta.budget_usd,
         jobs=meta.jobs,
@@ -366,6 +402,11 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
         concurrency=dict(meta.concurrency),
         groups=groups,
     )
+
+
+def store_dir(meta: RecipeMeta, root: Path, env: Mapping[str, str]) -> Path:
+    """Where a recipe's store and ledger live: ``ACPBUILD_STORE``, else ``[recipe] store``, else ``.acpbuild``."""
+    return Path(env.get("ACPBUILD_STORE") or (root / (meta.store or ".acpbuild"))).resolve()
 
 
 def _did_you_mean(near: str | None) -> str | None:

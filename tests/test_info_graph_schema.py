@@ -1,0 +1,260 @@
+"""`acpbuild info`, `graph` and `schema`: what they show, and that their output parses."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import tomli
+
+from acpbuild import diagram
+from acpbuild.cli import main
+from acpbuild.ledger import Ledger
+from acpbuild.recipe import load_recipe
+from acpbuild.schema import recipe_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES = ROOT / "tests" / "recipes"
+
+CHAIN_EDGES = {("script", "voice"), ("cover", "clip"), ("clip", "final"), ("voice", "final")}
+
+# A foreach family, a first_success group and a step name that needs escaping.
+FAMILY_AND_GROUP = """\
+[steps.card]
+kind = "text"
+foreach = [{ id = "intro", words = "first" }, { id = "outro", words = "second" }]
+prompt = "${item.words}"
+output = "cards/${item.id}.txt"
+
+[steps.a]
+kind = "text"
+prompt = "one"
+output = "a.txt"
+
+[steps."b-2"]
+kind = "text"
+prompt = "two"
+output = "b.txt"
+
+[groups.pick]
+steps = ["a", "b-2"]
+merge = "first_success"
+output = "pick.txt"
+
+[steps.use]
+kind = "text"
+prompt = "${steps.pick}"
+output = "use.txt"
+
+[steps.more]
+kind = "text"
+foreach = "${steps.card}"
+prompt = "${steps.card} and more"
+output = "more/${item.id}.txt"
+"""
+
+
+def _mermaid_graph(text: str) -> tuple[dict[str, str], set[tuple[str, str, str]]]:
+    """A tiny Mermaid flowchart parser: node id -> label, and (from, arrow, to) edges."""
+    lines = text.splitlines()
+    assert lines[0] == "flowchart LR"
+    nodes: dict[str, str] = {}
+    edges: set[tuple[str, str, str]] = set()
+    for line in lines[1:]:
+        node = re.fullmatch(r'    (\w+)(?:\["([^"]*)"\]|\{\{"([^"]*)"\}\})', line)
+        edge = re.fullmatch(r"    (\w+) (-->|-\.->) (\w+)", line)
+        assert node or edge, f"unparsable line: {line!r}"
+        if node:
+            nodes[node[1]] = node[2] if node[2] is not None else "GROUP " + node[3]
+        else:
+            assert edge is not None
+            edges.add((edge[1], edge[2], edge[3]))
+    assert all(a in nodes and b in nodes for a, _, b in edges), "every edge joins declared nodes"
+    return nodes, edges
+
+
+def _dot_graph(text: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """A tiny dot parser for what acpbuild writes: node id -> label, and edges."""
+    lines = text.splitlines()
+    assert re.fullmatch(r'digraph "(?:[^"\\]|\\.)*" \{', lines[0]) and lines[-1] == "}"
+    nodes: dict[str, str] = {}
+    edges: set[tuple[str, str]] = set()
+    for line in lines[3:-1]:
+        node = re.fullmatch(r'    (\w+) \[label="((?:[^"\\]|\\.)*)"(?:, shape=hexagon)?\];', line)
+        edge = re.fullmatch(r"    (\w+) -> (\w+)(?: \[style=dashed\])?;", line)
+        assert node or edge, f"unparsable line: {line!r}"
+        if node:
+            nodes[node[1]] = node[2]
+        else:
+            assert edge is not None
+            edges.add((edge[1], edge[2]))
+    assert all(a in nodes and b in nodes for a, b in edges), "every edge joins declared nodes"
+    return nodes, edges
+
+
+def test_graph_mermaid_has_exactly_the_chain_edges(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", str(RECIPES / "chain.toml")]) == 0
+    nodes, edges = _mermaid_graph(capsys.readouterr().out)
+    assert nodes["n_voice"] == "voice<br/>text_to_speech<br/>local/espeak"
+    assert {(a.removeprefix("n_"), b.removeprefix("n_")) for a, arrow, b in edges if arrow == "-->"} == CHAIN_EDGES
+    assert len(edges) == len(CHAIN_EDGES)
+
+
+def test_graph_dot_has_exactly_the_chain_edges(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", str(RECIPES / "chain.toml"), "--format", "dot"]) == 0
+    nodes, edges = _dot_graph(capsys.readouterr().out)
+    assert set(nodes) == {"n_script", "n_voice", "n_cover", "n_clip", "n_final"}
+    assert {(a.removeprefix("n_"), b.removeprefix("n_")) for a, b in edges} == CHAIN_EDGES
+
+
+def test_graph_folds_foreach_families_and_draws_groups(tmp_path: Path) -> None:
+    path = tmp_path / "fam.toml"
+    path.write_text(FAMILY_AND_GROUP)
+    recipe = load_recipe(path)
+    nodes, edges = _mermaid_graph(diagram.mermaid(recipe))
+    assert nodes["n_card"].startswith("card  x2 items<br/>")  # one node for the family
+    assert nodes["n_pick"].startswith("GROUP pick<br/>group: first_success")
+    assert {
+        ("n_a", "-.->", "n_pick"),  # membership: dashed
+        ("n_b_2", "-.->", "n_pick"),
+        ("n_pick", "-->", "n_use"),
+        ("n_card", "-->", "n_more"),  # card[intro] -> more[intro] and outro fold into one edge
+    } == edges
+    dot_nodes, dot_edges = _dot_graph(diagram.dot(recipe))
+    assert dot_edges == {(a, b) for a, _, b in edges} and set(dot_nodes) == set(nodes)
+
+
+@pytest.mark.parametrize(
+    ("text", "mermaid", "dot"),
+    [
+        ('say "hi"', "say #34;hi#34;", 'say \\"hi\\"'),  # a quote cannot end a label
+        ("a\\b <c>", "a\\b #60;c#62;", "a\\\\b <c>"),  # dot escapes backslashes; mermaid angle brackets
+        ("narration[intro]", "narration[intro]", "narration[intro]"),  # brackets are safe inside quotes
+    ],
+)
+def test_labels_are_escaped(text: str, mermaid: str, dot: str) -> None:
+    assert diagram._mermaid_text(text) == mermaid
+    assert diagram._dot_text(text) == dot
+
+
+def test_node_ids_are_sanitised_and_unique() -> None:
+    nodes = [diagram.Node(n, "step", (n,)) for n in ("a-b", "a_b", "narration[intro]")]
+    assert diagram._ids(nodes) == {"a-b": "n_a_b", "a_b": "n_a_b_2", "narration[intro]": "n_narration_intro_"}
+
+
+def test_graph_of_a_missing_recipe_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml" in capsys.readouterr().err
+
+
+def test_schema_is_valid_draft7_and_accepts_the_shipped_recipes() -> None:
+    schema = recipe_schema()
+    jsonschema.Draft7Validator.check_schema(schema)
+    validator = jsonschema.Draft7Validator(schema)
+    for path in (ROOT / "recipes" / "quickstart.toml", RECIPES / "mixed.toml", RECIPES / "chain.toml"):
+        errors = [e.message for e in validator.iter_errors(tomli.loads(path.read_text()))]
+        assert errors == [], path
+    assert list(validator.iter_errors(tomli.loads(FAMILY_AND_GROUP))) == []
+
+
+@pytest.mark.parametrize(
+    ("fixture", "where"),
+    [
+        ("bad_top_level_key.toml", []),  # [varz]: unknown top-level key
+        ("bad_recipe_key.toml", ["recipe"]),  # budjet_usd
+        ("bad_kind.toml", ["steps", "cover", "kind"]),  # kind enum
+        ("bad_provider.toml", ["steps", "cover", "provider"]),  # provider enum
+        ("bad_model.toml", ["steps", "cover", "model"]),  # fal's models
+        ("bad_param_name.toml", ["steps", "script"]),  # promt: no model takes it
+        ("bad_param_range.toml", ["steps", "voice", "speed"]),  # local (the default provider) espeak's range
+        ("bad_param_type.toml", ["steps", "cover", "seed"]),  # an int, not a string
+        ("bad_param_choice.toml", ["steps", "cover", "image_size"]),  # the model's choices
+    ],
+)
+def test_schema_rejects_what_loading_rejects(fixture: str, where: list[str]) -> None:
+    validator = jsonschema.Draft7Validator(recipe_schema())
+    errors = list(validator.iter_errors(tomli.loads((RECIPES / fixture).read_text())))
+    assert errors and list(errors[0].absolute_path) == where
+
+
+def test_schema_defers_to_defaults_that_name_a_provider() -> None:
+    # a step without provider is fal's here, so local's parameter list must not apply to it
+    text = (
+        '[defaults.text_to_image]\nprovider = "fal"\nmodel = "flux-dev"\n'
+        '[steps.cover]\nkind = "text_to_image"\nprompt = "x"\nimage_size = "landscape_16_9"\noutput = "c.png"\n'
+    )
+    assert list(jsonschema.Draft7Validator(recipe_schema()).iter_errors(tomli.loads(text))) == []
+
+
+def test_a_schema_directive_comment_does_not_disturb_loading(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text("#:schema ./acpbuild.schema.json\n" + (RECIPES / "chain.toml").read_text())
+    recipe = load_recipe(path)
+    assert recipe.steps["voice"].line == 15  # line numbers still count the directive
+
+
+def test_schema_command_writes_a_file_or_says_what_to_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "acpbuild.schema.json"
+    assert main(["schema", "-o", str(target)]) == 0
+    assert json.loads(target.read_text())["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert "#:schema" in capsys.readouterr().out
+    assert main(["schema", "-o", str(tmp_path / "missing" / "s.json")]) == 1
+    assert "does not exist; create it" in capsys.readouterr().err
+
+
+def test_info_shows_store_ledger_keys_and_prices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("ACPBUILD_STORE", "FAL_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ACPBUILD_FAL_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FAL_KEY", "fal-secret-value-1234")
+    monkeypatch.setenv("ACPBUILD_FAL_URL", "http://127.0.0.1:9/fal")
+    monkeypatch.setenv("ACPBUILD_CONFIG", str(tmp_path / "config.toml"))
+    (tmp_path / "acpbuild.toml").write_text('[recipe]\nstore = "cache"\n' + (RECIPES / "chain.toml").read_text().split("\n", 4)[4])
+    blob = tmp_path / "cache" / "objects" / "ab"
+    blob.mkdir(parents=True)
+    (blob / "cdef").write_bytes(b"x" * 100)
+    Ledger(tmp_path / "cache" / "ledger.sqlite3").close()
+
+    assert main(["info", "--json"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    assert doc["store"] == str(tmp_path / "cache") and doc["store_from"] == "recipe"
+    assert (doc["blobs"], doc["objects_bytes"]) == (1, 100)
+    assert doc["ledger_exists"] and doc["generations"] == 0 and doc["ledger_bytes"] > 0
+    fal = next(p for p in doc["providers"] if p["name"] == "fal")
+    assert fal["key_set_in"] == "FAL_KEY" and fal["url"] == "http://127.0.0.1:9/fal" and fal["models"] > 5
+    google = next(p for p in doc["providers"] if p["name"] == "google")
+    assert google["key_set_in"] is None
+    assert doc["prices"] > 10 and doc["prices_oldest"] <= doc["prices_newest"]
+    assert doc["config"] == str(tmp_path / "config.toml") and not doc["config_exists"]
+    assert "fal-secret-value-1234" not in out
+
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "FAL_KEY is set" in text and "1 blobs, 100 B" in text and "fal-secret-value-1234" not in text
+
+
+def test_info_without_a_recipe_uses_acpbuild_store_or_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ACPBUILD_STORE", raising=False)
+    assert main(["info", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["store"] == str(tmp_path / ".acpbuild") and doc["store_from"] == "default"
+    assert not doc["ledger_exists"] and not (tmp_path / ".acpbuild").exists()  # info creates nothing
+    monkeypatch.setenv("ACPBUILD_STORE", str(tmp_path / "elsewhere"))
+    assert main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["store_from"] == "ACPBUILD_STORE"
+
+
+def test_info_with_a_missing_recipe_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml" in capsys.readouterr().err
