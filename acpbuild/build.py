@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -111,8 +112,14 @@ class Context:
         link: LinkMode = "copy",
         on_event: Callable[[Event], None] | None = None,
         budget: money.Budget | None = None,
+        jobs: int = 0,
     ) -> None:
         self.recipe = recipe
+        # -j: how many steps work at once. doit runs more threads than this (see
+        # tasks.RecipeLoader), so a step waiting for its provider's turn gives its
+        # place to a step of another provider instead of holding it.
+        self._work = threading.BoundedSemaphore(jobs) if jobs > 1 else None
+        self._holds_work = threading.local()
         self.budget = budget or money.Budget()
         self._warned = 0
         self.env = env
@@ -155,6 +162,43 @@ class Context:
                 limit = self.recipe.concurrency.get(provider) or providers.provider_class(provider).concurrency
                 self._slots[provider] = threading.BoundedSemaphore(limit)
             return self._slots[provider]
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """Hold one of the run's ``-j`` places while a step does its work."""
+        if self._work is None:
+            yield
+            return
+        self._work.acquire()
+        self._holds_work.held = True
+        try:
+            yield
+        finally:
+            self._holds_work.held = False
+            self._work.release()
+
+    @contextmanager
+    def waiting_for(self, lock: threading.Lock | threading.BoundedSemaphore) -> Iterator[None]:
+        """Hold ``lock``; while blocked on it, lend this step's ``-j`` place to another step.
+
+        A step never waits on anything while it holds a place, so the places can
+        never all be taken by steps waiting on one another or on a busy provider.
+        """
+        if not lock.acquire(blocking=False):
+            lend = self._work is not None and getattr(self._holds_work, "held", False)
+            if lend:
+                assert self._work is not None
+                self._work.release()
+            try:
+                lock.acquire()
+            finally:
+                if lend:
+                    assert self._work is not None
+                    self._work.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def key_lock(self, key: str) -> threading.Lock:
         """One lock per key: two steps asking for the same generation pay once."""
@@ -365,7 +409,7 @@ def build(ctx: Context, step: Step) -> StepResult:
         raise AcpbuildError(f"step {step.name!r}: the output of {exc.args[0]!r} is missing") from None
     key = key_of(mat)
     result.key = key
-    with ctx.key_lock(key):
+    with ctx.waiting_for(ctx.key_lock(key)):
         if is_current(ctx, step, key):
             result.status, result.reason = "uptodate", "up to date"
         elif _restore(ctx, step, key, mat):
@@ -460,7 +504,7 @@ def _call(
     staging = ctx.store.staging(step.output_path.suffix)
     job = Job(step.kind, model, params, staging, step.timeout_s)
     try:
-        with ctx.slot(step.provider):
+        with ctx.waiting_for(ctx.slot(step.provider)):
             outcome = provider.generate(job, journal)
         if not staging.is_file() or staging.stat().st_size == 0:
             raise BadResponse("the provider reported success but wrote no output", provider=step.provider)

@@ -26,6 +26,16 @@ def _split_targets(items: list[str]) -> tuple[str | None, list[str]]:
     return None, items
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too few: run at least 1 step at a time")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acpbuild",
@@ -36,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build a recipe (all steps, or the named steps and what they need)")
     run.add_argument("items", nargs="*", metavar="[RECIPE] [STEP]", help="recipe file (default acpbuild.toml), then steps")
-    run.add_argument("-j", "--jobs", type=int, help="steps to run at once (default: the recipe's jobs, else 4)")
+    run.add_argument(
+        "-j", "--jobs", type=_positive, help="steps to run at once (default: the recipe's jobs, else 16)"
+    )
     run.add_argument("-k", "--keep-going", action="store_true", help="run what can run past a failed step")
     run.add_argument("--json", action="store_true", help="print one JSON document instead of the display")
     run.add_argument("--draft", action="store_true", help="replace every paid step with a free local stand-in")

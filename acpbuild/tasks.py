@@ -27,7 +27,8 @@ from acpbuild.secrets import redact
 
 def _action(ctx: Context, step: Step) -> bool | TaskFailed:
     try:
-        result = build(ctx, step)
+        with ctx.working():
+            result = build(ctx, step)
     except BudgetExceeded as exc:
         message = str(exc)
         ctx.record(
@@ -46,7 +47,8 @@ def _group_action(ctx: Context, group: Group) -> bool | TaskFailed:
     from acpbuild.groups import build_group
 
     try:
-        result = build_group(ctx, group)
+        with ctx.working():
+            result = build_group(ctx, group)
     except AcpbuildError as exc:
         message = redact(str(exc), ctx.env)
         ctx.record(StepResult(group.name, "failed", provider="group", model=group.merge, error=message))
@@ -187,6 +189,10 @@ class Reporter:
         self.ctx.emit(Event("step_done", step=name, result=self.ctx.results.get(name)))
 
 
+#: the most threads doit starts; more waiting steps than this queue in doit itself
+MAX_THREADS = 512
+
+
 class RecipeLoader(TaskLoader2):
     """Loads a recipe's steps as doit tasks for ``DoitMain``."""
 
@@ -196,6 +202,7 @@ class RecipeLoader(TaskLoader2):
         self.jobs = jobs
         self.keep_going = keep_going
         self.names = names
+        self._dicts: list[dict[str, Any]] | None = None
 
     def load_doit_config(self) -> dict[str, Any]:
         return {
@@ -203,7 +210,9 @@ class RecipeLoader(TaskLoader2):
             "backend": "sqlite3",
             # the action checks content itself; doit only needs to notice a touched input
             "check_file_uptodate": "timestamp",
-            "num_process": self.jobs if self.jobs > 1 else 0,
+            # A thread per task (up to a bound): a step waiting for its provider
+            # blocks only its own thread, while Context.working keeps -j steps working.
+            "num_process": max(self.jobs, min(len(self._tasks()), MAX_THREADS)) if self.jobs > 1 else 0,
             "par_type": "thread",
             # under a budget a refused call fails its own step only: the steps that fit still run
             "continue": self.keep_going or self.ctx.budget.limited,
@@ -212,5 +221,10 @@ class RecipeLoader(TaskLoader2):
             "verbosity": 0,
         }
 
+    def _tasks(self) -> list[dict[str, Any]]:
+        if self._dicts is None:
+            self._dicts = task_dicts(self.ctx, self.names)
+        return self._dicts
+
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Task]:
-        return [dict_to_task(t) for t in task_dicts(self.ctx, self.names)]
+        return [dict_to_task(t) for t in self._tasks()]

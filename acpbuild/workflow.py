@@ -249,7 +249,7 @@ def run(
     recipe, env = _open(path, env, draft=draft)
     names = _selected(recipe, targets)
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
-    ctx = Context(recipe, env=env, link=link, on_event=on_event)
+    ctx = Context(recipe, env=env, link=link, on_event=on_event, jobs=jobs)
     full = not targets and not draft
     if full:
         noop.forget(recipe.store_dir, recipe.name)

@@ -76,3 +76,11 @@ def test_commands_default_to_acpbuild_toml_here(
     assert main(["validate"]) == 0
     assert main(["run", "hello"]) == 0
     assert (tmp_path / "out" / "hello.txt").read_text()
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2", "many"])
+def test_a_jobs_count_below_one_is_a_usage_error(jobs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "-j", jobs, str(ROOT / "recipes" / "quickstart.toml")])
+    assert exited.value.code == 2
+    assert "-j/--jobs" in capsys.readouterr().err

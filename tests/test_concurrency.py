@@ -67,18 +67,19 @@ def speech_steps(n: int) -> str:
 
 
 @pytest.mark.parametrize(
-    ("header", "peak"),
+    ("header", "jobs", "peak"),
     [
-        ("", 4),  # the adapter's own limit for ElevenLabs
-        ("[recipe]\nconcurrency = { elevenlabs = 2 }\n\n", 2),  # the recipe's
+        ("", 16, 4),  # the adapter's own limit for ElevenLabs
+        ("[recipe]\nconcurrency = { elevenlabs = 2 }\n\n", 16, 2),  # the recipe's
+        ("[recipe]\nconcurrency = { elevenlabs = 8 }\n\n", 3, 3),  # -j, below the provider's limit
     ],
 )
 def test_a_provider_never_runs_more_at_once_than_its_limit(
-    tmp_path: Path, speech: SlowSpeech, header: str, peak: int
+    tmp_path: Path, speech: SlowSpeech, header: str, jobs: int, peak: int
 ) -> None:
     recipe = tmp_path / "lines.toml"
     recipe.write_text(header + speech_steps(8))
-    result = acpbuild.run(recipe, jobs=16, env=env_for(speech))
+    result = acpbuild.run(recipe, jobs=jobs, env=env_for(speech))
     assert result.success, result.to_dict()
     assert speech.submissions == 8
     assert speech.peak == peak
@@ -107,6 +108,36 @@ def test_a_rate_limited_provider_slows_only_its_own_steps(tmp_path: Path, speech
     fastest_line = min(finished[f"line{i}"] for i in range(3))
     assert fastest_line >= 1.0  # each speech step waited out its Retry-After
     assert slowest_note < fastest_line  # the chat steps did not wait for them
+
+
+def test_steps_queued_for_a_busy_provider_never_hold_back_another_provider(
+    tmp_path: Path, speech: SlowSpeech
+) -> None:
+    import openai  # noqa: F401  -- imported up front, so the chat steps time the wire, not the import
+
+    # 12 speech steps, 2 at a time, 0.3 s each; -j 4. The speech steps come first in the
+    # recipe, so doit hands them out first: were a step waiting for ElevenLabs to keep one
+    # of the 4 places, the chat steps would start only after 8 speech steps had finished.
+    recipe = tmp_path / "busy.toml"
+    chat_steps = "".join(
+        f'[steps.note{i}]\nkind = "text"\nprovider = "openrouter"\nmodel = "openai/gpt-4o-mini"\n'
+        f'prompt = "Note {i}"\nmax_tokens = 50\noutput = "note{i}.txt"\n\n'
+        for i in range(3)
+    )
+    recipe.write_text("[recipe]\nconcurrency = { elevenlabs = 2 }\n\n" + speech_steps(12) + chat_steps)
+    order: list[str] = []
+
+    def record(event: Event) -> None:
+        if event.kind == "step_done" and event.step:
+            order.append(event.step)
+
+    with OpenRouterEmulator() as chat:
+        result = acpbuild.run(recipe, jobs=4, env=env_for(speech, chat), on_event=record)
+    assert result.success, result.to_dict()
+    assert speech.peak == 2
+    last_note = max(order.index(f"note{i}") for i in range(3))
+    speech_before = sum(1 for name in order[:last_note] if name.startswith("line"))
+    assert speech_before < 6, order
 
 
 def test_an_unknown_provider_in_concurrency_is_a_recipe_error(tmp_path: Path) -> None:
