@@ -6,9 +6,20 @@
     doit quickstart    the steps of recipes/quickstart.toml, as ordinary doit tasks
 """
 
+from pathlib import Path
+
 from acpbuild.doit_tasks import recipe_tasks
 
-DOIT_CONFIG = {"default_tasks": ["test"], "verbosity": 2}
+# doit's own state beside acpbuild's, in SQLite, out of the way of git
+Path(".acpbuild").mkdir(exist_ok=True)
+DOIT_CONFIG = {
+    "default_tasks": ["test"],
+    "verbosity": 2,
+    "dep_file": ".acpbuild/doit-project.sqlite3",
+    "backend": "sqlite3",
+    # `doit list` shows each recipe step (a sub-task) beside the project's own tasks
+    "subtasks": True,
+}
 
 
 def task_test():
@@ -23,8 +34,6 @@ def task_lint():
 
 def task_bench():
     """Run every benchmark in bench/ and print its table."""
-    from pathlib import Path
-
     for script in sorted(Path("bench").glob("bench_*.py")):
         yield {"name": script.stem, "actions": [f"python {script}"], "verbosity": 2}
 

@@ -124,6 +124,7 @@ class Context:
         self._warned = 0
         self.env = env
         self.store = Store(recipe.store_dir, link)
+        self.store.sweep()  # what a killed run of this machine left half-written
         self.ledger = Ledger(recipe.store_dir / "ledger.sqlite3")
         self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
         self.on_event = on_event
@@ -236,7 +237,11 @@ def material(ctx: Context, step: Step, upstream: Upstream) -> dict[str, Any]:
             raise AcpbuildError(f"step {step.name!r}: input file {value} has disappeared")
         return {"digest": digest}
 
-    params = {name: file_value(value) for name, value in render(step.params, key_value).items()}
+    # Keyed as the provider receives them: a default written out is the same request.
+    model = ctx.provider(step.provider).catalogue().get(step.model)
+    specs = model.params_for(step.kind) if model is not None else {}
+    rendered = _with_defaults(specs, render(step.params, key_value))
+    params = {name: file_value(value) for name, value in rendered.items()}
     mat = {
         "schema": KEY_SCHEMA,
         "kind": step.kind,

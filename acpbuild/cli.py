@@ -141,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except AcpbuildError as exc:
         print(f"acpbuild: error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            # a JSON reader (CI) gets one document whatever happened
+            doc = {"success": False, "exit_code": exc.exit_code, "error": str(exc)}
+            print(json.dumps(doc, indent=2))
         return exc.exit_code
     except BrokenPipeError:  # `acpbuild models | head`
         sys.stderr.close()

@@ -10,6 +10,7 @@ ready to key and run. Both stages raise :class:`RecipeError` before any work.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,7 +295,9 @@ def read_file(path: Path) -> tuple[RecipeFile, _Where]:
 
 
 def _shape_error(exc: ValidationError, where: _Where, data: dict[str, Any]) -> RecipeError:
-    first = exc.errors()[0]
+    errors = exc.errors()
+    # An unknown key first: it is often the misspelling of the key reported missing.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     if first["type"] == "extra_forbidden":
         parent = loc[:-1]
@@ -303,10 +306,22 @@ def _shape_error(exc: ValidationError, where: _Where, data: dict[str, Any]) -> R
         tip = f"did you mean {near!r}?" if near else (f"valid keys: {', '.join(valid)}" if valid else None)
         return where.error(f"unknown key {loc[-1]!r}", loc, tip)
     if first["type"] == "missing":
+        table = _table_at(data, loc[:-1])
+        typo = nearest(str(loc[-1]), [str(k) for k in table]) if table else None
+        if typo is not None:
+            return where.error(
+                f"missing required key {loc[-1]!r}", (*loc[:-1], typo), f"did you mean {loc[-1]!r} for {typo!r}?"
+            )
         return where.error(f"missing required key {loc[-1]!r}", loc)
     if first["type"] == "too_short" and loc == ("steps",):
         return where.error("the recipe has no steps", ("steps",), "add a [steps.NAME] table")
     return where.error(first["msg"].lower(), loc)
+
+
+def _table_at(data: dict[str, Any], loc: tuple[Any, ...]) -> dict[str, Any] | None:
+    for part in loc:
+        data = data.get(part) if isinstance(data, dict) else None  # type: ignore[assignment]
+    return data if isinstance(data, dict) else None
 
 
 def _valid_keys(parent: tuple[Any, ...]) -> list[str]:
@@ -350,6 +365,9 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
             raise where.error(f"unknown kind {kind!r} in [defaults]", ("defaults", kind), _did_you_mean(near))
     from acpbuild.expansion import all_items, bind_collected, bind_families, resolve_groups
 
+    for table, names in (("steps", raw.steps), ("groups", raw.groups)):
+        for name in names:
+            _check_name(name, (table, name), where)
     lookup = env_lookup(raw.vars, env, secret=is_secret_name)
     items, sources = all_items(raw, root, lookup, where)
     steps: dict[str, Step] = {}
@@ -360,6 +378,13 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
             continue
         families[name] = []
         for item in items[name]:
+            if "=" in item.id:
+                # doit names tasks by step name, and refuses an '=' in one
+                raise where.error(
+                    f"foreach item id {item.id!r} contains '='",
+                    ("steps", name, "foreach"),
+                    "give each item an 'id' field without '='",
+                )
             expanded = f"{name}[{item.id}]"
             step = _resolve_step(name, raw_step, raw, root, output_dir, item.lookup(lookup), where)
             step.name, step.family, step.item = expanded, name, item.id
@@ -402,6 +427,23 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
         concurrency=dict(meta.concurrency),
         groups=groups,
     )
+
+
+# Characters a step or group name cannot hold: '[' and ']' name foreach items,
+# ':' separates a recipe's tasks from their dodo.py task, doit refuses '=',
+# and a leading '-' would read as an option on the command line.
+_BAD_NAME = re.compile(r"[\[\]:=\s$]|^-")
+
+
+def _check_name(name: str, at: tuple[str, ...], where: _Where) -> None:
+    bad = _BAD_NAME.search(name)
+    if bad:
+        what = "start with '-'" if bad.group() == "-" else f"contain {bad.group()!r}"
+        raise where.error(
+            f"a {at[0][:-1]} name cannot {what}: {name!r}",
+            at,
+            "use letters, digits, '_', '-' and '.', e.g. " + repr(_BAD_NAME.sub("_", name).lstrip("_-") or "step"),
+        )
 
 
 def store_dir(meta: RecipeMeta, root: Path, env: Mapping[str, str]) -> Path:
@@ -463,7 +505,9 @@ def _resolve_step(
     for key, spec in accepted.items():
         if spec.required and key not in params:
             raise where.error(
-                f"missing required parameter {key!r} for {provider}/{model.name} ({kind})", at, spec.help or None
+                f"missing required parameter {key!r} for {provider}/{model.name} ({kind})",
+                at,
+                f"add {key}: {spec.describe()}",
             )
     try:
         output = interpolate_tree(raw_step.output, lookup)
@@ -555,7 +599,7 @@ def _check_param(key: str, spec: Param, value: Any, root: Path, at: tuple[str, .
         return file
     problem = spec.check(value)
     if problem:
-        raise where.error(f"parameter {key!r}: {problem}", at, spec.help or None)
+        raise where.error(f"parameter {key!r}: {problem}", at, f"{key}: {spec.describe()}")
     return value
 
 
@@ -633,6 +677,21 @@ def _check_outputs(steps: dict[str, Step], where: _Where, groups: Mapping[str, G
                 tip,
             )
         seen[step.output_path] = step.name
+    for step in steps.values():
+        for key, value in step.params.items():
+            for file in value if isinstance(value, list) else [value]:
+                writer = seen.get(file) if isinstance(file, Path) else None
+                if writer is not None:
+                    tip = (
+                        "a step cannot overwrite its own input: give it another output"
+                        if writer == step.name
+                        else f"reference it as '${{steps.{writer}}}', or give {writer!r} another output"
+                    )
+                    raise where.error(
+                        f"input file {file.name} is also the output of {writer!r}",
+                        ("steps", step.family or step.name, key),
+                        tip,
+                    )
 
 
 __all__ = ["Group", "Recipe", "RecipeFile", "Ref", "Step", "load_recipe"]

@@ -17,6 +17,14 @@ from acpbuild.workflow import Forecast, RunResult
 _STYLE = {"ran": "green", "restored": "cyan", "uptodate": "dim", "failed": "bold red", "skipped": "yellow"}
 
 
+def _console(stream: IO[str]) -> Any:
+    """A rich console on ``stream``; off a terminal (CI logs, pipes) wide, so nothing is cut."""
+    from rich.console import Console
+
+    terminal = hasattr(stream, "isatty") and stream.isatty()
+    return Console(file=stream, highlight=False, width=None if terminal else 200)
+
+
 def _money(value: float) -> str:
     return f"${value:,.4f}" if value else "$0"
 
@@ -27,7 +35,7 @@ class Progress:
     def __init__(self, stream: IO[str], *, live: bool) -> None:
         from rich.console import Console
 
-        self.console = Console(file=stream, force_terminal=live or None, highlight=False)
+        self.console = Console(file=stream, force_terminal=live or None, highlight=False, width=None if live else 200)
         self.live_enabled = live
         self.total = 0
         self.done = 0
@@ -99,10 +107,9 @@ def _escape(text: str) -> str:
 
 def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
     """The table printed at the end of a run."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=stream, highlight=False)
+    console = _console(stream)
     table = Table(title=f"acpbuild run: {result.recipe}", title_justify="left")
     for column in ("step", "status", "provider/model", "estimate", "cost", "output"):
         table.add_column(column, justify="right" if column in ("estimate", "cost") else "left")
@@ -141,10 +148,9 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
 
 def plan_table(forecast: Forecast, stream: IO[str], *, detailed: bool = False, title: str = "plan") -> None:
     """The plan: each step's state, why, and what a run would pay for it now."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=stream, highlight=False)
+    console = _console(stream)
     entries = forecast.entries
     table = Table(title=f"acpbuild {title}: {forecast.recipe.name}", title_justify="left")
     for column in ("step", "state", "why", "estimate"):
@@ -180,10 +186,9 @@ def plan_table(forecast: Forecast, stream: IO[str], *, detailed: bool = False, t
 
 def costs_table(rows: list[Row], by: str, stream: IO[str]) -> None:
     """Spend from the ledger, one row per group."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=stream, highlight=False)
+    console = _console(stream)
     table = Table(title=f"acpbuild costs by {by}", title_justify="left")
     for column in (by, "bought", "estimated", "cost", "restores", "saved"):
         table.add_column(column, justify="left" if column == by else "right")

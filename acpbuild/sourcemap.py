@@ -133,4 +133,6 @@ def line_of(lines: dict[tuple[str, ...], int], path: tuple[object, ...]) -> int 
     for end in range(len(keys), 0, -1):
         if keys[:end] in lines:
             return lines[keys[:end]]
-    return None
+    # A table only ever named as a prefix ([step.a] makes `step`): its first mention.
+    below = [line for known, line in lines.items() if known[: len(keys)] == keys]
+    return min(below) if keys and below else None

@@ -2,7 +2,7 @@
 
 ``objects/ab/cdef…`` holds each blob once, named by the xxh3-128 of its bytes.
 A blob enters by rename from ``tmp/`` (same file system), so a crash leaves at
-worst a stray temporary file, never a partial blob. Outputs are copied (or
+worst a stray temporary file, never a partial blob; the next run sweeps those away. Outputs are copied (or
 hard-linked, when asked) into a temporary file beside the output and renamed
 over it, so no output path ever holds half a file.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -20,6 +21,18 @@ from acpbuild.errors import StoreError
 from acpbuild.keys import file_digest
 
 LinkMode = Literal["copy", "hardlink"]
+
+_HOST = socket.gethostname().replace("@", "_")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: alive
+    return True
 
 
 class Store:
@@ -43,8 +56,30 @@ class Store:
         return self.path(digest).is_file()
 
     def staging(self, suffix: str) -> Path:
-        """A fresh path in the store's own file system for a provider to write to."""
-        return self.tmp / f"{uuid.uuid4().hex}{suffix}"
+        """A fresh path in the store's own file system for a provider to write to.
+
+        Its name says which process on which machine owns it, so :meth:`sweep`
+        can tell a killed run's leftovers from a live run's work in a shared store.
+        """
+        return self.tmp / f"{os.getpid()}@{_HOST}@{uuid.uuid4().hex}{suffix}"
+
+    def sweep(self) -> int:
+        """Remove staging files of processes on this machine that are no longer running."""
+        removed = 0
+        try:
+            entries = list(os.scandir(self.tmp))
+        except OSError:
+            return 0
+        for entry in entries:
+            pid, host, _ = (entry.name.split("@", 2) + ["", ""])[:3]
+            if host != _HOST or not pid.isdigit() or _alive(int(pid)):
+                continue
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+        return removed
 
     def put(self, src: Path) -> str:
         """Move ``src`` (a staging file) into the store; return its digest."""

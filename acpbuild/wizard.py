@@ -152,15 +152,6 @@ def parse_value(text: str, spec: Param, earlier: dict[str, Media], root: Path) -
     return value
 
 
-def _describe(spec: Param) -> str:
-    bits: list[str] = [spec.type]
-    if spec.choices:
-        bits.append("one of " + ", ".join(map(str, spec.choices)))
-    if spec.min is not None or spec.max is not None:
-        bits.append(f"{'' if spec.min is None else f'{spec.min:g}'}..{'' if spec.max is None else f'{spec.max:g}'}")
-    return f"{spec.help} ({'; '.join(bits)})" if spec.help else f"({'; '.join(bits)})"
-
-
 def _ask_step(ask: Ask, say: Say, steps: list[StepAnswers], root: Path) -> StepAnswers:
     from acpbuild.money import price_of
 
@@ -201,7 +192,7 @@ def _ask_step(ask: Ask, say: Say, steps: list[StepAnswers], root: Path) -> StepA
     accepted = model.params_for(kind)
     for pname, spec in accepted.items():
         if spec.required or pname in _NEEDED.get(kind, ()):
-            say(f"  {pname}: {_describe(spec)}")
+            say(f"  {pname}: {spec.describe()}")
             if spec.type in FILE_TYPES or spec.type == "files":
                 fitting = [n for n, m in earlier.items() if m != "text"]
                 if fitting:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +20,7 @@ from acpbuild.graph import closure, topological
 from acpbuild.ledger import Ledger
 from acpbuild.money import Budget
 from acpbuild.recipe import Recipe, load_recipe
-from acpbuild.secrets import environment
+from acpbuild.secrets import environment, redact
 from acpbuild.store import LinkMode
 
 #: default parallelism: most steps wait on remote APIs, not on this machine
@@ -264,7 +266,14 @@ def run(
                 )
         ctx.emit(Event("start", total=len(names)))
         loader = RecipeLoader(ctx, jobs=jobs, keep_going=keep_going, names=names)
-        DoitMain(loader, config_filenames=()).run(["run", *names])
+        # doit reports what stops it before any task runs (say, a target that is
+        # also a file_dep) on stderr and in its exit code: keep both as the run's error
+        said = io.StringIO()
+        with contextlib.redirect_stderr(said):
+            code = DoitMain(loader, config_filenames=()).run(["run", *names])
+        if code not in (0, 1):
+            detail = " ".join(said.getvalue().split()) or "no message"
+            ctx.runtime_errors.append(redact(f"doit stopped the run (exit {code}): {detail}", env))
         results: dict[str, StepResult] = {}
         for name in names:
             group = recipe.groups.get(name)
@@ -278,7 +287,11 @@ def run(
                 "skipped",
                 provider=provider,
                 model=model,
-                reason="not run: an earlier step failed (--keep-going runs what it can)",
+                reason=(
+                    "not run: doit stopped the run"
+                    if ctx.runtime_errors
+                    else "not run: an earlier step failed (--keep-going runs what it can)"
+                ),
             )
         result = RunResult(
             recipe.name,
@@ -289,7 +302,7 @@ def run(
             estimated_cost=sum(r.estimated_cost for r in results.values() if r.status == "ran"),
             warnings=list(ctx.budget.warnings),
         )
-        if full and result.success:
+        if full and result.success and not any(r.status == "skipped" for r in results.values()):
             _save_noop(recipe, env, result)
         ctx.emit(Event("finish"))
         return result

@@ -7,6 +7,7 @@ calls in the ledger (one row per generation requested).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -207,8 +208,38 @@ def test_cli_plan_says_what_would_run_and_why(recipe: Path, capsys: pytest.Captu
     assert provider_calls(recipe.parent / ".acpbuild") == 5  # planning never calls anything
 
 
-def test_the_summary_is_plain_text_when_not_a_terminal(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_summary_is_plain_text_when_not_a_terminal(
+    recipe: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACPBUILD_NO_FASTPATH", "1")  # the whole display, not the no-op line
+    (recipe.parent / "out" / "final.mp4").unlink()
     assert main(["run", str(recipe)]) == 0
     out = capsys.readouterr().out
     assert "\x1b[" not in out
-    assert "5 uptodate" in out
+    assert "restored final" in out  # a plain progress line per step that did something
+    assert "1 restored, 4 uptodate" in out
+    # the summary table is not cut to 80 columns: every output path is there whole
+    for name in ("script.txt", "voice.wav", "cover.png", "clip.mp4", "final.mp4"):
+        path = recipe.parent / "out" / name
+        assert str(path) in out or os.path.relpath(path) in out
+
+
+def test_the_live_display_shows_progress_on_a_terminal() -> None:
+    import io
+
+    from acpbuild.build import Event, StepResult
+    from acpbuild.report import Progress
+
+    screen = io.StringIO()
+    progress = Progress(screen, live=True)
+    progress(Event("start", total=2))
+    progress(Event("step_start", step="cover"))
+    frame = progress._render().plain
+    assert frame.startswith("0/2 steps  running: cover")
+    progress(Event("step_done", step="cover", result=StepResult("cover", "ran", reason="never built")))
+    assert progress._render().plain.startswith("1/2 steps  running: -")
+    progress(Event("finish"))
+    shown = screen.getvalue()
+    assert "\x1b[" in shown  # styled for a terminal
+    assert "\x1b[32m     ran\x1b[0m cover" in shown and "never built" in shown
+    assert "1/2\x1b[0m steps" in shown  # the live line, redrawn in place

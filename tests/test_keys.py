@@ -133,6 +133,10 @@ MUST_CHANGE = [
     pytest.param("cover", _with(recipe=edit("over the hills", "over the sea")), id="prompt"),
     # a different seed is a different picture
     pytest.param("cover", _with(recipe=edit("seed = 7", "seed = 8")), id="seed"),
+    # a value other than the model's default is another request
+    pytest.param(
+        "cover", _with(recipe=edit("seed = 7\n", "seed = 7\nnum_inference_steps = 12\n")), id="non-default"
+    ),
     # same provider and parameters, another model
     pytest.param("cover", _with(recipe=edit('"flux-dev"', '"flux-schnell"')), id="model"),
     # same model name and parameters, another provider
@@ -227,6 +231,13 @@ MUST_NOT_CHANGE = [
     ),
     # a value set through [defaults.KIND] is the same value
     pytest.param("cover", "cover", _with(recipe=IN_DEFAULTS), id="moved-to-defaults"),
+    # writing out a model's default value sends the same request
+    pytest.param(
+        "cover",
+        "cover",
+        _with(recipe=edit("seed = 7\n", "seed = 7\nnum_inference_steps = 28\n")),
+        id="default-written-out",
+    ),
     # API keys reach providers through the environment, never the key
     pytest.param(
         "cover",

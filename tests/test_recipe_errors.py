@@ -218,3 +218,59 @@ def test_cli_run_on_a_bad_recipe_exits_2_and_touches_nothing(
     assert f"{fixture}:" in capsys.readouterr().err
     # no output dir, no store, no ledger: nothing but the recipe itself
     assert sorted(p.name for p in tmp_path.iterdir()) == [fixture]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "table", "message", "tip"),
+    [
+        # a misspelt [steps] table, named only as a prefix of [step.a]: its header line
+        ('[step.a]\nkind = "text"\nprompt = "x"\noutput = "a.txt"\n', 1, "step", "unknown key 'step'", "'steps'"),
+        # a misspelt required key points at the misspelling, not at the table
+        ('[steps.a]\nknd = "text"\nprompt = "x"\noutput = "a.txt"\n', 2, "steps.a.knd", "missing required key 'kind'", "'kind' for 'knd'"),
+        ('[steps.a]\nkind = "text"\nprompt = "x"\noutptu = "a.txt"\n', 4, "steps.a.outptu", "missing required key 'output'", "'output' for 'outptu'"),
+        # doit cannot name a task with '=', and reads a leading '-' as an option
+        ('[steps."a=b"]\nkind = "text"\nprompt = "x"\noutput = "a.txt"\n', 1, "steps.a=b", "cannot contain '='", "'a_b'"),
+        ('[steps."-x"]\nkind = "text"\nprompt = "x"\noutput = "a.txt"\n', 1, "steps.-x", "cannot start with '-'", "'x'"),
+        ('[steps.a]\nkind = "text"\nforeach = [{ id = "p=q" }]\nprompt = "x"\noutput = "${item.id}.txt"\n', 3, "steps.a.foreach", "'p=q' contains '='", "without '='"),
+        # the tip of a wrong value says what the parameter takes, not only what it means
+        ('[steps.a]\nkind = "text_to_image"\nprompt = "x"\nseed = "seven"\noutput = "a.png"\n', 4, "steps.a.seed", "expected int", "seed: changes the colours (int)"),
+        ('[steps.a]\nkind = "text"\noutput = "a.txt"\n', 1, "steps.a", "missing required parameter 'prompt'", "add prompt: the words"),
+    ],
+)
+def test_shape_and_name_errors_point_at_the_culprit(
+    tmp_path: Path, text: str, line: int, table: str, message: str, tip: str
+) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(text, encoding="utf-8")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(recipe, env={})
+    error = caught.value
+    assert (error.line, error.table) == (line, table)
+    assert message in error.message
+    assert error.tip is not None and tip in error.tip
+
+
+@pytest.mark.parametrize(
+    ("steps", "message", "tip"),
+    [
+        # a step that would overwrite its own input
+        ('[steps.gray]\nkind = "image_to_image"\nimage = "photo.png"\noperation = "mirror"\noutput = "photo.png"\n',
+         "input file photo.png is also the output of 'gray'", "cannot overwrite its own input"),
+        # a step reading, as a plain file, what another step writes
+        (('[steps.gray]\nkind = "image_to_image"\nimage = "photo.png"\noperation = "mirror"\noutput = "g.png"\n\n'
+          '[steps.blur]\nkind = "image_to_image"\nimage = "g.png"\noperation = "blur"\noutput = "b.png"\n'),
+         "input file g.png is also the output of 'gray'", "'${steps.gray}'"),
+    ],
+)
+def test_an_output_that_is_also_an_input_file_is_an_error(
+    tmp_path: Path, steps: str, message: str, tip: str
+) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "g.png")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[recipe]\noutput_dir = "."\n\n' + steps, encoding="utf-8")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(recipe, env={})
+    assert message in caught.value.message and tip in (caught.value.tip or "")

@@ -255,3 +255,19 @@ def test_digest_cache_is_not_read_again_across_runs(
 def test_digest_cache_of_a_missing_file_is_none(tmp_path: Path, digest_calls: list[Path]) -> None:
     assert DigestCache().digest(tmp_path / "nothing.png") is None
     assert digest_calls == []
+
+
+def test_sweep_removes_only_what_dead_processes_of_this_machine_left(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    store = Store(tmp_path / "store")
+    mine = staged(store, b"in progress")  # this process is alive: its file stays
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    host = mine.name.split("@")[1]
+    orphan = store.tmp / f"{dead.stdout.strip()}@{host}@abc.png"
+    orphan.write_bytes(b"half a picture")
+    elsewhere = store.tmp / f"{dead.stdout.strip()}@another-machine@abc.png"  # may be alive there
+    elsewhere.write_bytes(b"someone else's")
+    assert store.sweep() == 1
+    assert sorted(p.name for p in store.tmp.iterdir()) == sorted([mine.name, elsewhere.name])

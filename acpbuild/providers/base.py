@@ -35,6 +35,17 @@ class Param:
     kinds: tuple[str, ...] | None = None  # None: every kind the model serves
     help: str = ""
 
+    def describe(self) -> str:
+        """What the parameter takes, for a person: its meaning, type, choices and range."""
+        bits: list[str] = [self.type]
+        if self.choices:
+            bits.append("one of " + ", ".join(map(str, self.choices)))
+        if self.min is not None or self.max is not None:
+            low = "" if self.min is None else f"{self.min:g}"
+            high = "" if self.max is None else f"{self.max:g}"
+            bits.append(f"{low}..{high}")
+        return f"{self.help} ({'; '.join(bits)})" if self.help else f"({'; '.join(bits)})"
+
     def check(self, value: Any) -> str | None:
         """Why ``value`` is not acceptable, or None when it is."""
         if self.type in FILE_TYPES:

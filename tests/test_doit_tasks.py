@@ -1,0 +1,128 @@
+"""The recipe as doit sees it: the task contract, doit's own file, and a plain `dodo.py`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import acpbuild
+from acpbuild.build import Context
+from acpbuild.recipe import load_recipe
+from acpbuild.tasks import task_dicts
+from tests.conftest import provider_calls
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# An external input file, a step reading it, and a step using that step's output.
+WITH_INPUT = """\
+[recipe]
+name = "photo"
+output_dir = "out"
+
+[steps.gray]
+kind = "image_to_image"
+image = "photo.png"
+operation = "grayscale"
+output = "gray.png"
+
+[steps.facts]
+kind = "image_understanding"
+image = "${steps.gray}"
+prompt = "What is this?"
+output = "facts.txt"
+"""
+
+
+@pytest.fixture
+def photo_recipe(tmp_path: Path) -> Path:
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(tmp_path / "photo.png")
+    recipe = tmp_path / "photo.toml"
+    recipe.write_text(WITH_INPUT, encoding="utf-8")
+    return recipe
+
+
+def test_each_step_is_a_task_with_its_edges_files_targets_and_ledger_check(photo_recipe: Path) -> None:
+    recipe = load_recipe(photo_recipe, env={})
+    ctx = Context(recipe, env={})
+    try:
+        tasks = {t["name"]: t for t in task_dicts(ctx)}
+    finally:
+        ctx.close()
+    out = photo_recipe.parent / "out"
+    assert list(tasks) == ["gray", "facts"]  # build order
+    # an external input is a file_dep; another step's output is a task_dep, not a file_dep
+    assert tasks["gray"]["file_dep"] == [str(photo_recipe.parent / "photo.png")]
+    assert tasks["gray"]["task_dep"] == []
+    assert tasks["facts"]["file_dep"] == [] and tasks["facts"]["task_dep"] == ["gray"]
+    assert tasks["gray"]["targets"] == [str(out / "gray.png")]
+    assert tasks["facts"]["targets"] == [str(out / "facts.txt")]
+    # the uptodate check asks the ledger: nothing is built yet, so nothing is up to date
+    assert all(len(t["uptodate"]) == 1 and t["uptodate"][0]() is False for t in tasks.values())
+
+
+def test_editing_a_parameter_of_a_step_with_an_input_file_reruns_it(photo_recipe: Path) -> None:
+    # doit alone would call the step up to date: its file_dep and target are untouched
+    store = photo_recipe.parent / ".acpbuild"
+    assert acpbuild.run(photo_recipe, jobs=2).success
+    photo_recipe.write_text(WITH_INPUT.replace('"grayscale"', '"mirror"'), encoding="utf-8")
+    result = acpbuild.run(photo_recipe, jobs=2)
+    assert result.steps["gray"].status == "ran" and result.steps["gray"].reason == "operation changed"
+    assert result.steps["facts"].status == "ran"
+    assert provider_calls(store) == 4
+
+
+def test_doits_dependency_file_is_sqlite_inside_the_store(photo_recipe: Path) -> None:
+    assert acpbuild.run(photo_recipe).success
+    (dep_file,) = (photo_recipe.parent / ".acpbuild").glob("doit-*")
+    assert dep_file.name == "doit-photo.sqlite3"
+    assert dep_file.read_bytes()[:16] == b"SQLite format 3\0"
+    assert not list(photo_recipe.parent.glob(".doit.db*"))
+
+
+@pytest.mark.slow
+def test_the_projects_dodo_lists_and_builds_recipe_steps_as_doit_tasks(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "dodo.py", tmp_path / "dodo.py")
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+
+    def doit(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "doit", *args], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    listed = {line.split()[0] for line in doit("list").splitlines()}
+    steps = {"quickstart:script", "quickstart:narration", "quickstart:cover", "quickstart:clip", "quickstart:final"}
+    assert {"test", "lint", "bench", "quickstart"} | steps <= listed
+    doit("quickstart:clip")  # one step and what it needs, nothing else
+    out = tmp_path / "out" / "quickstart"
+    assert sorted(p.name for p in out.iterdir()) == ["clip.mp4", "cover.png"]
+    assert (tmp_path / ".acpbuild" / "doit-project.sqlite3").read_bytes()[:15] == b"SQLite format 3"
+    assert not list(tmp_path.glob(".doit.db*"))
+
+
+def test_a_run_doit_refuses_fails_and_is_never_taken_for_up_to_date(
+    photo_recipe: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pure plumbing: whatever makes doit refuse the tasks (here a name it cannot take),
+    # the run must fail with doit's reason, and no no-op manifest may record it as done.
+    import acpbuild.tasks
+
+    real = acpbuild.tasks.task_dicts
+
+    def refused(*args: object, **kwargs: object) -> list[dict[str, object]]:
+        tasks = real(*args, **kwargs)  # type: ignore[arg-type]
+        tasks[0]["name"] = "gray=broken"
+        return tasks
+
+    monkeypatch.setattr(acpbuild.tasks, "task_dicts", refused)
+    result = acpbuild.run(photo_recipe)
+    assert not result.success and result.exit_code == 1
+    assert any("doit stopped the run" in e and "'='" in e for e in result.errors), result.errors
+    assert {r.status for r in result.steps.values()} == {"skipped"}
+    assert not list((photo_recipe.parent / ".acpbuild").glob("noop-*"))
