@@ -254,15 +254,14 @@ def pick_named(text: str, members: tuple[str, ...]) -> str | None:
 
 def _scored(ctx: Context, group: Group) -> tuple[str, str]:
     assert group.score is not None
-    best: tuple[str, tuple[float, ...]] | None = None
-    for name in group.members:
-        value = measure(ctx.recipe.steps[name].output_path, group.score, group.media)
-        if best is None or value > best[1]:  # a tie keeps the earlier member
-            best = (name, value)
-    assert best is not None
-    name, value = best
+    values = {name: measure(ctx.recipe.steps[name].output_path, group.score, group.media) for name in group.members}
+    name = max(values, key=lambda n: values[n])  # max keeps the earlier member of a tie
+    value = values[name]
     shown = f"{value[0]:.0f}" if group.score == "resolution" else f"{value[0]:.1f}"
-    return name, f"chose {name} by {group.score} {shown}"
+    reason = f"chose {name} by {group.score} {shown}"
+    if len(value) > 1 and sum(v[0] == value[0] for v in values.values()) > 1:
+        reason += f", then duration {value[1]:.1f} s"  # a video resolution tie broken on duration
+    return name, reason
 
 
 # -- metrics ---------------------------------------------------------------------

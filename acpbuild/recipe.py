@@ -376,6 +376,13 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
         if name not in items:
             steps[name] = _resolve_step(name, raw_step, raw, root, output_dir, lookup, where)
             continue
+        if "${item." not in raw_step.output:
+            # with one item today it would work, and break the day a second one arrives
+            raise where.error(
+                f"the output of foreach step {name!r} is the same for every item",
+                ("steps", name, "output"),
+                'put the item in it, e.g. "' + name + '/${item.id}' + Path(raw_step.output).suffix + '"',
+            )
         families[name] = []
         for item in items[name]:
             if "=" in item.id:

@@ -293,6 +293,11 @@ def run(
                     else "not run: an earlier step failed (--keep-going runs what it can)"
                 ),
             )
+        for group in recipe.groups.values():
+            # members keep their group even when it never ran (a member failed)
+            for member in group.members:
+                if member in results:
+                    results[member].group = group.name
         result = RunResult(
             recipe.name,
             results,

@@ -1,7 +1,9 @@
 """No-op rebuild: a recipe of N local text steps, built once, then run again with nothing changed.
 
-Compared, in the same run, with plain doit running N trivial tasks (one
-file_dep and one target each) that are all up to date. Whole-process wall time,
+Like for like with plain doit: acpbuild's N steps are a ``foreach`` over N
+input files (each step reads one file and writes one output), compared in the
+same run with plain doit running N trivial tasks (one file_dep and one target
+each) that are all up to date. Whole-process wall time,
 median of several runs. Also shown: acpbuild's full check (the fast path turned
 off with ACPBUILD_NO_FASTPATH=1), which loads the recipe and asks doit and the
 ledger about every step.
@@ -51,10 +53,13 @@ def median(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> flo
 
 
 def make_recipe(folder: Path, n: int) -> None:
-    lines = ['[recipe]\nname = "bench"\n']
+    (folder / "in").mkdir()
     for i in range(n):
-        lines.append(f'[steps.s{i}]\nkind = "text"\nprompt = "note number {i}"\noutput = "notes/{i}.txt"\n')
-    (folder / "acpbuild.toml").write_text("\n".join(lines))
+        (folder / "in" / f"{i}.txt").write_text(f"note number {i}")
+    (folder / "acpbuild.toml").write_text(
+        '[recipe]\nname = "bench"\n\n[steps.note]\nkind = "text"\nforeach = "in/*.txt"\n'
+        'prompt = "${item.text}"\noutput = "notes/${item.stem}.txt"\n'
+    )
 
 
 def make_dodo(folder: Path, n: int) -> None:

@@ -72,10 +72,12 @@ def speech_steps(n: int) -> str:
         ("", 16, 4),  # the adapter's own limit for ElevenLabs
         ("[recipe]\nconcurrency = { elevenlabs = 2 }\n\n", 16, 2),  # the recipe's
         ("[recipe]\nconcurrency = { elevenlabs = 8 }\n\n", 3, 3),  # -j, below the provider's limit
+        ("[recipe]\njobs = 2\nconcurrency = { elevenlabs = 8 }\n\n", None, 2),  # the recipe's jobs
+        ("[recipe]\nconcurrency = { elevenlabs = 32 }\n\n", None, 8),  # default -j 16: all 8 at once
     ],
 )
 def test_a_provider_never_runs_more_at_once_than_its_limit(
-    tmp_path: Path, speech: SlowSpeech, header: str, jobs: int, peak: int
+    tmp_path: Path, speech: SlowSpeech, header: str, jobs: int | None, peak: int
 ) -> None:
     recipe = tmp_path / "lines.toml"
     recipe.write_text(header + speech_steps(8))

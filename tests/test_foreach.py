@@ -112,6 +112,25 @@ def test_rows_of_a_table_become_items(tmp_path: Path, source: str, extra_file: t
     recipe = acpbuild.load_recipe(path, env={})
     assert recipe.families["ad"] == ["ad[k1]", "ad[m2]"]
     assert recipe.steps["ad[m2]"].params["prompt"] == "Mug: holds tea"
+    result = acpbuild.run(path, env={})
+    assert ran(result) == {"ad[k1]", "ad[m2]"}
+    # the local text model builds its sentences from the prompt's words
+    assert "Mug" in (tmp_path / "out" / "ads" / "m2.txt").read_text()
+    assert "Kettle" in (tmp_path / "out" / "ads" / "k1.txt").read_text()
+
+
+def test_glob_items_offer_path_stem_name_and_text(tmp_path: Path) -> None:
+    (tmp_path / "scripts" / "deep").mkdir(parents=True)
+    (tmp_path / "scripts" / "deep" / "harbour.md").write_text("Gulls over water.")
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(
+        '[steps.s]\nkind = "text"\nforeach = "scripts/**/*.md"\n'
+        'prompt = "${item.path} | ${item.stem} | ${item.name} | ${item.text}"\noutput = "${item.stem}.txt"\n'
+    )
+    recipe = acpbuild.load_recipe(path, env={})
+    assert recipe.steps["s[harbour]"].params["prompt"] == (
+        "scripts/deep/harbour.md | harbour | harbour.md | Gulls over water."
+    )
 
 
 def test_concat_consumes_every_item_at_once(tmp_path: Path) -> None:
@@ -145,9 +164,14 @@ output = "reel.mp4"
 @pytest.mark.parametrize(
     ("body", "message", "line"),
     [
-        # every item writing the same file
+        # every item writing the same file: caught even while there is one item
         ('[steps.s]\nkind = "text"\nforeach = "scripts/*.md"\nprompt = "${item.text}"\noutput = "same.txt"\n',
-         "both write same.txt", 5),
+         "is the same for every item", 5),
+        ('[steps.s]\nkind = "text"\nforeach = [{ id = "only" }]\nprompt = "x"\noutput = "same.txt"\n',
+         "is the same for every item", 5),
+        # two items whose ids collide on one output
+        ('[steps.s]\nkind = "text"\nforeach = [{ id = "a", n = "x" }, { id = "b", n = "x" }]\nprompt = "x"\noutput = "${item.n}.txt"\n',
+         "both write x.txt", 5),
         # a field items do not have, with the nearest one suggested
         ('[steps.s]\nkind = "text"\nforeach = "scripts/*.md"\nprompt = "${item.txt}"\noutput = "${item.stem}.txt"\n',
          "did you mean '${item.text}'", 4),

@@ -1,4 +1,4 @@
-"""Groups: collect_all, first_success and best_quality, on the local provider."""
+"""Groups: collect_all, first_success and best_quality, on the local provider and on the wire."""
 
 from __future__ import annotations
 
@@ -283,6 +283,317 @@ output = "best.png"
     assert file_digest(tmp_path / "out" / "best.png") == file_digest(tmp_path / "out" / "crisp.png")
 
 
+# Two videos and two speech clips, each pair differing in one measurable way.
+MEDIA = """
+[defaults.text_to_video]
+prompt = "harbour"
+fps = 10
+
+[steps.wide]
+kind = "text_to_video"
+width = 192
+height = 96
+duration_s = {wide_s}
+output = "wide.mp4"
+
+[steps.narrow]
+kind = "text_to_video"
+width = {narrow_w}
+height = 96
+duration_s = 2
+output = "narrow.mp4"
+
+[groups.clip]
+steps = ["narrow", "wide"]
+merge = "best_quality"
+output = "clip.mp4"
+{video_score}
+
+[steps.quiet]
+kind = "mix_audio"
+audios = ["{{tone}}"]
+output = "quiet.wav"
+
+[steps.short]
+kind = "text_to_speech"
+text = "The harbour wakes."
+output = "short.wav"
+
+[groups.voice]
+steps = ["fancy", "plain"]
+merge = "first_success"
+output = "voice.wav"
+
+[steps.final]
+kind = "transcode"
+video = "${{steps.clip}}"
+output = "final.mp4"
+
+[steps.clip]
+kind = "text_to_video"
+prompt = "harbour"
+duration_s = 1
+fps = 10
+width = 160
+height = 96
+output = "clip.mp4"
+
+[steps.narrated]
+kind = "mux"
+video = "${{steps.clip}}"
+audio = "${{steps.voice}}"
+output = "narrated.mp4"
+"""
+
+
+def test_first_success_falls_back_when_the_first_member_fails(tmp_path: Path) -> None:
+    path = write(tmp_path, FALLBACK.format(voice="no-such-voice"))
+    store = tmp_path / ".acpbuild"
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert result.exit_code == 0
+    fancy, plain, group = result.steps["fancy"], result.steps["plain"], result.steps["voice"]
+    assert fancy.status == "failed" and "no-such-voice" in (fancy.error or "")
+    assert fancy.fallback and fancy.group == "voice"
+    assert plain.status == "ran"
+    assert group.reason == "fancy failed, fell back to plain"
+    out = tmp_path / "out"
+    assert file_digest(out / "voice.wav") == file_digest(out / "plain.wav")
+    assert result.steps["narrated"].status == "ran"
+    # reported per member in --json too
+    doc = {s["name"]: s for s in result.to_dict()["steps"]}
+    assert doc["fancy"]["status"] == "failed" and doc["fancy"]["group"] == "voice"
+
+    calls = provider_calls(store)
+    again = acpbuild.run(path, env={})
+    assert again.success
+    assert "ran" not in statuses(again).values()
+    assert again.steps["voice"].reason == "plain chosen (up to date)"
+    assert provider_calls(store) == calls  # the failed member is not tried again
+
+
+def test_first_success_never_runs_the_fallback_when_the_first_member_succeeds(tmp_path: Path) -> None:
+    path = write(tmp_path, FALLBACK.format(voice="en"))
+    store = tmp_path / ".acpbuild"
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert result.steps["fancy"].status == "ran"
+    assert result.steps["plain"].status == "skipped"
+    assert not (tmp_path / "out" / "plain.wav").exists()
+    assert provider_calls(store) == 4  # fancy, clip, final, narrated: never plain
+    assert result.steps["voice"].reason == "chose fancy, the first member"
+
+    # outputs gone: the first member comes back from the store, for free
+    assert workflow.clean(path, env={})
+    again = acpbuild.run(path, env={})
+    assert again.steps["fancy"].status == "restored"
+    assert again.steps["voice"].status == "restored"
+    assert again.steps["plain"].status == "skipped"
+    assert provider_calls(store) == 4
+
+
+def test_first_success_fails_with_every_members_error_when_all_fail(tmp_path: Path) -> None:
+    body = FALLBACK.format(voice="no-such-voice").replace("speed = 150", 'voice = "nor-this-one"')
+    result = acpbuild.run(write(tmp_path, body), env={}, keep_going=True)
+    assert not result.success
+    assert {n for n in result.failed} == {"fancy", "plain", "voice"}
+    assert "every member failed" in (result.steps["voice"].error or "")
+    assert result.steps["narrated"].status == "skipped"
+
+
+IMAGES = """
+[defaults.text_to_image]
+prompt = "harbour"
+
+[steps.small]
+kind = "text_to_image"
+width = 64
+height = 48
+output = "small.png"
+
+[steps.large]
+kind = "text_to_image"
+width = 128
+height = 96
+output = "large.png"
+
+[groups.cover]
+steps = ["small", "large"]
+merge = "best_quality"
+output = "cover.png"
+{scorer}
+
+[steps.thumb]
+kind = "image_to_image"
+image = "${{steps.cover}}"
+operation = "mirror"
+output = "thumb.png"
+"""
+
+
+def test_best_quality_by_resolution_picks_the_larger_image(tmp_path: Path) -> None:
+    path = write(tmp_path, IMAGES.format(scorer='score = "resolution"'))
+    store = tmp_path / ".acpbuild"
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert result.steps["cover"].reason == "chose large by resolution 12288"
+    assert probe(tmp_path / "out" / "cover.png").width == 128
+    assert probe(tmp_path / "out" / "thumb.png").width == 128
+    calls = provider_calls(store)
+    again = acpbuild.run(path, env={})
+    assert set(statuses(again).values()) == {"uptodate"}
+    assert provider_calls(store) == calls
+
+
+def test_best_quality_by_sharpness_by_default(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[steps.base]
+kind = "text_to_image"
+prompt = "harbour at dawn"
+width = 128
+height = 96
+output = "base.png"
+
+[steps.soft]
+kind = "image_to_image"
+image = "${steps.base}"
+operation = "blur"
+output = "soft.png"
+
+[steps.crisp]
+kind = "image_to_image"
+image = "${steps.base}"
+operation = "sharpen"
+output = "crisp.png"
+
+[groups.best]
+steps = ["soft", "crisp"]
+merge = "best_quality"
+output = "best.png"
+""",
+    )
+    assert acpbuild.load_recipe(path, env={}).groups["best"].score == "sharpness"
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert result.steps["best"].reason.startswith("chose crisp by sharpness ")
+    assert file_digest(tmp_path / "out" / "best.png") == file_digest(tmp_path / "out" / "crisp.png")
+
+
+# Two videos and two speech clips, each pair differing in one measurable way.
+MEDIA = """
+[defaults.text_to_video]
+prompt = "harbour"
+fps = 10
+
+[steps.wide]
+kind = "text_to_video"
+width = 192
+height = 96
+duration_s = {wide_s}
+output = "wide.mp4"
+
+[steps.narrow]
+kind = "text_to_video"
+width = {narrow_w}
+height = 96
+duration_s = 2
+output = "narrow.mp4"
+
+[groups.clip]
+steps = ["narrow", "wide"]
+merge = "best_quality"
+output = "clip.mp4"
+{video_score}
+
+[steps.quiet]
+kind = "mix_audio"
+audios = ["{{tone}}"]
+output = "quiet.wav"
+
+[steps.long]
+kind = "text_to_speech"
+text = "The harbour wakes slowly, one light after another, until the whole bay glows."
+output = "long.wav"
+
+[steps.short]
+kind = "text_to_speech"
+text = "The harbour wakes."
+output = "short.wav"
+
+[groups.voice]
+steps = ["quiet", "short"]
+merge = "best_quality"
+output = "voice.wav"
+{audio_score}
+"""
+
+
+def _quiet_tone(where: Path) -> Path:
+    """Three seconds of very soft sine: longer than the speech, and far quieter."""
+    import math
+    import struct
+    import wave
+
+    path = where / "tone.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(22050)
+        wav.writeframes(b"".join(struct.pack("<h", int(200 * math.sin(i / 10))) for i in range(3 * 22050)))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fill", "clip", "clip_reason", "voice", "voice_reason"),
+    [
+        # defaults: resolution for video, loudness for audio
+        (dict(wide_s=1, narrow_w=128, video_score="", audio_score=""), "wide", "by resolution 18432", "short", "by loudness"),
+        # a resolution tie broken by the longer clip, and said so
+        (dict(wide_s=1, narrow_w=192, video_score="", audio_score=""), "narrow", "by resolution 18432, then duration 2.0 s", "short", "by loudness"),
+        # duration alone: the longer video, and the long soft tone over the short speech
+        (dict(wide_s=1, narrow_w=128, video_score='score = "duration"', audio_score='score = "duration"'), "narrow", "by duration 2.0", "quiet", "by duration 3.0"),
+    ],
+)
+def test_best_quality_scores_video_and_audio(
+    tmp_path: Path, fill: dict[str, object], clip: str, clip_reason: str, voice: str, voice_reason: str
+) -> None:
+    tone = _quiet_tone(tmp_path)
+    path = write(tmp_path, MEDIA.format(**fill).replace("{tone}", str(tone)))
+    result = acpbuild.run(path, env={}, jobs=2)
+    assert result.success, result.to_dict()
+    assert result.steps["clip"].reason == f"chose {clip} {clip_reason}"
+    assert result.steps["voice"].reason.startswith(f"chose {voice} {voice_reason}")
+    out = tmp_path / "out"
+    assert file_digest(out / "clip.mp4") == file_digest(out / f"{clip}.mp4")
+    assert file_digest(out / "voice.wav") == file_digest(out / f"{voice}.wav")
+
+
+def test_members_of_a_group_that_never_ran_keep_their_group(tmp_path: Path) -> None:
+    body = """
+[steps.good]
+kind = "text_to_speech"
+text = "Hello."
+output = "good.wav"
+
+[steps.bad]
+kind = "text_to_speech"
+text = "Hello."
+voice = "no-such-voice"
+output = "bad.wav"
+
+[groups.both]
+steps = ["good", "bad"]
+merge = "collect_all"
+"""
+    result = acpbuild.run(write(tmp_path, body), env={}, keep_going=True)
+    assert statuses(result) == {"good": "ran", "bad": "failed", "both": "skipped"}
+    doc = {s["name"]: s for s in result.to_dict()["steps"]}
+    assert doc["good"]["group"] == "both" and doc["bad"]["group"] == "both"
+    assert "no-such-voice" in doc["bad"]["error"]
+
+
 def test_best_quality_by_a_judge_step(tmp_path: Path) -> None:
     body = IMAGES.format(scorer='judge = "pick"') + (
         '\n[steps.pick]\nkind = "text"\nprompt = "small"\nsentences = 1\noutput = "pick.txt"\n'
@@ -372,3 +683,54 @@ def test_group_mistakes_are_recipe_errors(tmp_path: Path, group: str, message: s
         acpbuild.load_recipe(path, env={})
     assert message in str(caught.value)
     assert caught.value.line == line
+
+
+PAID_FALLBACK = """
+[steps.premium]
+kind = "text_to_speech"
+provider = "elevenlabs"
+model = "eleven_multilingual_v2"
+voice = "Rachel"
+text = "Welcome aboard."
+output = "premium.mp3"
+
+[steps.cheap]
+kind = "text_to_speech"
+provider = "elevenlabs"
+model = "eleven_flash_v2_5"
+voice = "Adam"
+text = "Welcome aboard."
+output = "cheap.mp3"
+
+[groups.voice]
+steps = ["premium", "cheap"]
+merge = "first_success"
+output = "voice.mp3"
+"""
+
+
+@pytest.mark.parametrize("premium_fails", [False, True])
+def test_first_success_pays_only_for_the_members_it_tries(tmp_path: Path, premium_fails: bool) -> None:
+    from tests.emulators import Response
+    from tests.emulators.elevenlabs import KEY, ElevenLabsEmulator
+
+    path = write(tmp_path, PAID_FALLBACK)
+    with ElevenLabsEmulator() as speech:
+        if premium_fails:
+            # Rachel's request is refused; Adam's goes through
+            refusal = Response(422, {"detail": [{"loc": ["body", "text"], "msg": "refused"}]})
+            speech.fail("POST", r"/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM", refusal)
+        env = {"ELEVENLABS_API_KEY": KEY, "ACPBUILD_ELEVENLABS_URL": speech.url}
+        result = acpbuild.run(path, env=env)
+        assert result.success, result.to_dict()
+        voices = [r.path.rsplit("/", 1)[1] for r in speech.calls("POST", r"/v1/text-to-speech/.+")]
+        if premium_fails:
+            assert voices == ["21m00Tcm4TlvDq8ikWAM", "pNInz6obpgDQGcFMaJgB"]  # Rachel, then Adam
+            assert result.steps["premium"].status == "failed" and result.steps["premium"].cost == 0
+            assert result.steps["cheap"].status == "ran" and result.total_cost == result.steps["cheap"].cost > 0
+        else:
+            assert voices == ["21m00Tcm4TlvDq8ikWAM"]  # the fallback is never called
+            assert result.steps["cheap"].status == "skipped"
+        again = acpbuild.run(path, env=env)
+        assert again.success and again.total_cost == 0
+        assert speech.submissions == len(voices)  # nothing is bought twice, nor retried
