@@ -155,6 +155,8 @@ def estimate(provider: str, model: Model, kind: str, params: Mapping[str, Any], 
     else:  # "request"
         usage["requests"] = 1
         formula = f"1 request x {_money(price.usd)}"
+    for name, value, factor in price.factors(params):
+        formula += f" x {factor:g} ({name} {value})"
     return Estimate(money.cost(price, usage, params), formula, "; ".join(dict.fromkeys(guesses)))
 
 

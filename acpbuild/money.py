@@ -2,14 +2,17 @@
 
 One TOML file per provider, one table per catalogued model, each with its unit
 (``image``, ``megapixel``, ``second``, ``1k_characters``, ``1m_tokens``,
-``request``), the figure, and where and when the figure was found.
+``request``), the figure, and where and when the figure was found. A model whose
+rate depends on a parameter (a video's resolution, an upscaler's target fps)
+says so in a ``by`` table: ``[models."hailuo-02".by.resolution]`` maps each
+value to the factor it multiplies the rate by.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -31,6 +34,18 @@ class Price:
     round_up: bool = False
     source: str = ""
     date: str = ""
+    #: parameter -> its value -> the factor that value multiplies the rate by
+    by: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def factors(self, params: Mapping[str, Any]) -> list[tuple[str, Any, float]]:
+        """(parameter, value, factor) for each parameter of ``params`` that changes the rate."""
+        found = []
+        for name, table in self.by.items():
+            value = params.get(name)
+            factor = table.get(str(value), 1.0) if value is not None else 1.0
+            if factor != 1.0:
+                found.append((name, value, factor))
+        return found
 
     def describe(self) -> str:
         if self.unit == "1m_tokens":
@@ -68,6 +83,8 @@ def cost(price: Price, usage: Mapping[str, float], params: Mapping[str, Any]) ->
     if price.unit == "1m_tokens":
         return (usage.get("input_tokens", 0) * price.input_usd + usage.get("output_tokens", 0) * price.output_usd) / 1e6
     rate = price.usd_with_audio if price.usd_with_audio is not None and _with_audio(params) else price.usd
+    for _, _, factor in price.factors(params):
+        rate *= factor
     amount = {
         "image": usage.get("images", 1),
         "megapixel": usage.get("megapixels", 0),

@@ -52,6 +52,17 @@ def test_every_paid_model_has_a_price_and_every_price_a_model() -> None:
         assert entry["source"] and entry["date"]
 
 
+def test_every_rate_factor_covers_every_value_of_its_parameter() -> None:
+    # a value missing from a `by` table would silently be billed at the base rate
+    for (provider, name), entry in _registry().items():
+        model = providers.catalogue(provider)[name]
+        for param, table in entry.get("by", {}).items():
+            specs = [model.params_for(k)[param] for k in model.kinds if param in model.params_for(k)]
+            assert specs, f"{provider}/{name}: no parameter {param!r}"
+            for spec in specs:
+                assert spec.choices is not None and set(map(str, spec.choices)) == set(table), (name, param)
+
+
 # -- estimates match the registry --------------------------------------------------
 def _expected(entry: dict[str, Any], params: dict[str, Any], *, seconds: float | None = None) -> float:
     """The registry's own arithmetic, written out for the test."""
@@ -64,6 +75,8 @@ def _expected(entry: dict[str, Any], params: dict[str, Any], *, seconds: float |
         return (math.ceil(mp) if entry.get("round_up") else mp) * entry["usd"]
     if unit == "second":
         rate = entry.get("usd_with_audio") if params.get("generate_audio") and "usd_with_audio" in entry else entry["usd"]
+        for param, table in entry.get("by", {}).items():
+            rate *= table[str(params[param])] if param in params else 1.0
         return float(seconds if seconds is not None else params["duration_s"]) * rate
     if unit == "1k_characters":
         return len(params["text"]) / 1000 * entry["usd"]
@@ -90,6 +103,10 @@ def _cases() -> list[Any]:
                     variants = [{**v, "generate_audio": a} for v in variants for a in (False, True)]
                 if "image_size" in specs:
                     variants = [{**v, "image_size": s} for v in variants for s in FAL_IMAGE_SIZES]
+                for param in _registry()[(provider, name)].get("by", {}):
+                    # every value of a parameter the rate depends on (resolution, fps)
+                    if param in specs:
+                        variants = [{**v, param: c} for v in variants for c in specs[param].choices or ()]
                 if "text" in specs:
                     variants = [{"text": "x" * n} for n in (1, 140, 5000)]
                 if "max_tokens" in specs:
