@@ -2,8 +2,8 @@
 
 After a complete, successful run, :func:`save` writes a manifest beside the
 ledger: the digest of the recipe's bytes, the values of the environment
-variables it names, and the size, mtime and inode of every file the build read
-or wrote (inputs, foreach sources and their folders, outputs). :func:`check`
+variables the recipe read while loading, and the size, mtime and inode of every
+file the build read or wrote (inputs, foreach sources and their folders, outputs). :func:`check`
 compares those with a handful of ``stat`` calls; if nothing moved, no step can
 have changed, and the run is over before pydantic or doit is imported. Anything
 different, missing or unreadable falls back to the full build, which is always
@@ -21,8 +21,7 @@ from typing import Any
 
 from acpbuild import __version__
 
-_ENV_REF = re.compile(rb"\$\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
-_FORMAT = 2
+_FORMAT = 3
 
 
 def _stat(path: str) -> list[int] | None:
@@ -33,15 +32,16 @@ def _stat(path: str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def _fingerprint(text: bytes, env: Mapping[str, str]) -> dict[str, Any]:
+def _fingerprint(text: bytes, env: Mapping[str, str], names: Iterable[str]) -> dict[str, Any]:
     import xxhash
 
-    names = sorted({m.decode() for m in _ENV_REF.findall(text)})
+    # The names come from the loader, not from scanning the text: TOML escapes
+    # ("\u0024{env.X}") and any later way of reaching the environment stay covered.
     return {
         "format": _FORMAT,
         "version": __version__,
         "recipe": xxhash.xxh3_128_hexdigest(text),
-        "env": {n: xxhash.xxh3_64_hexdigest(env.get(n, "\0unset").encode()) for n in names},
+        "env": {n: xxhash.xxh3_64_hexdigest(env.get(n, "\0unset").encode()) for n in sorted(names)},
     }
 
 
@@ -54,11 +54,15 @@ def save(
     store: Path,
     recipe_name: str,
     env: Mapping[str, str],
+    env_names: Iterable[str],
     files: Iterable[Path],
     steps: list[dict[str, Any]],
 ) -> None:
-    """Record the state a complete, successful run left behind."""
-    doc = _fingerprint(recipe_path.read_bytes(), env)
+    """Record the state a complete, successful run left behind.
+
+    ``env_names`` are the environment variables the recipe read while loading.
+    """
+    doc = _fingerprint(recipe_path.read_bytes(), env, env_names)
     doc["path"] = str(recipe_path)
     doc["files"] = {str(p): _stat(str(p)) for p in files}
     doc["steps"] = steps
@@ -90,8 +94,11 @@ def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str
         doc = json.loads(manifest_path(store, name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    names = doc.get("env")
+    if not isinstance(names, dict):
+        return None
     if doc.get("path") != str(recipe_path) or {k: doc.get(k) for k in ("format", "version", "recipe", "env")} != (
-        _fingerprint(text, env)
+        _fingerprint(text, env, names)
     ):
         return None
     if not (store / "ledger.sqlite3").exists():

@@ -209,6 +209,8 @@ class Recipe:
     #: files and folders foreach sources read (a new file in a globbed folder changes it)
     sources: list[Path] = field(default_factory=list)
     groups: dict[str, Group] = field(default_factory=dict)
+    #: the environment variables ``${env.NAME}`` read while loading (the fast path watches their values)
+    env_names: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -350,7 +352,8 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
             raise where.error(f"unknown kind {kind!r} in [defaults]", ("defaults", kind), _did_you_mean(near))
     from acpbuild.expansion import all_items, bind_collected, bind_families, resolve_groups
 
-    lookup = env_lookup(raw.vars, env, secret=is_secret_name)
+    env_names: set[str] = set()
+    lookup = env_lookup(raw.vars, env, secret=is_secret_name, read=env_names)
     items, sources = all_items(raw, root, lookup, where)
     steps: dict[str, Step] = {}
     families: dict[str, list[str]] = {}
@@ -401,6 +404,7 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
         sources=sources,
         concurrency=dict(meta.concurrency),
         groups=groups,
+        env_names=sorted(env_names),
     )
 
 

@@ -314,7 +314,7 @@ def _save_noop(recipe: Recipe, env: Mapping[str, str], result: RunResult) -> Non
         # a first_success member that failed or was not tried has nothing to report as up to date
         if r.status not in ("failed", "skipped")
     ]
-    noop.save(recipe.path, recipe.store_dir, recipe.name, env, sorted(files), steps)
+    noop.save(recipe.path, recipe.store_dir, recipe.name, env, recipe.env_names, sorted(files), steps)
 
 
 def plan(

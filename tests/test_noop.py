@@ -147,3 +147,20 @@ def test_the_fast_path_imports_neither_doit_nor_pydantic(tmp_path: Path) -> None
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert FAST in done.stdout
+
+
+def test_an_environment_variable_named_through_a_toml_escape_is_watched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TOML decodes \u0024 to "$" before the loader sees the string, so no scan of
+    # the file's bytes finds this reference; the names the loader read do.
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    monkeypatch.setenv("ACPBUILD_TEST_TONE", "calm")
+    path = tmp_path / "acpbuild.toml"
+    path.write_text('[steps.t]\nkind = "text"\nprompt = "Tone: \\u0024{env.ACPBUILD_TEST_TONE}"\noutput = "t.txt"\n')
+    assert "1 ran" in run_out(path, capsys)
+    assert FAST in run_out(path, capsys)
+    monkeypatch.setenv("ACPBUILD_TEST_TONE", "angry")
+    out = run_out(path, capsys)
+    assert FAST not in out and "1 ran" in out
+    assert "angry" in (tmp_path / "out" / "t.txt").read_text()
