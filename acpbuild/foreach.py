@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from acpbuild.keys import Signature, signature
+
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -55,21 +57,17 @@ class Item:
         return lookup
 
 
-def watched(source: str | list[Any], root: Path, items: list[Item]) -> list[Path]:
-    """What to watch for changes to the items: the file read, or the files globbed and their folders."""
-    if isinstance(source, list):
-        return []
-    if not _GLOB.search(source):
-        return [(root / source).resolve()]
-    prefix = []
-    for part in Path(source).parts:
-        if _GLOB.search(part):
-            break
-        prefix.append(part)
-    folders = {(root / Path(*prefix)).resolve() if prefix else root.resolve()}
-    files = [item.file.resolve() for item in items if item.file is not None]
-    folders.update(f.parent for f in files)
-    return sorted(folders) + files
+Seen = dict[Path, Signature | None]
+
+
+def _note(seen: Seen | None, path: Path) -> None:
+    """Record ``path``'s signature in ``seen``, unless an earlier one is there."""
+    if seen is None or path in seen:
+        return
+    try:
+        seen[path] = signature(path)
+    except OSError:
+        seen[path] = None  # unreadable: the fast path will never trust it
 
 
 def _item_id(row: Mapping[str, Any], index: int) -> str:
@@ -88,8 +86,13 @@ def _unique(items: list[Item], source: str) -> list[Item]:
     return items
 
 
-def load_items(source: str | list[Any], root: Path) -> list[Item]:
-    """The items of a foreach ``source`` (not a ``${steps.X}`` one), relative to ``root``."""
+def load_items(source: str | list[Any], root: Path, seen: Seen | None = None) -> list[Item]:
+    """The items of a foreach ``source`` (not a ``${steps.X}`` one), relative to ``root``.
+
+    ``seen`` gets the signature of every file and folder the items come from,
+    each taken before it is read (a glob file's ``text`` is read after this
+    returns), so the no-op fast path notices a change made at any later moment.
+    """
     if isinstance(source, list):
         if not all(isinstance(row, dict) for row in source):
             raise ItemError("an inline foreach is a list of tables, e.g. [{ id = \"a\", prompt = \"...\" }]")
@@ -99,9 +102,20 @@ def load_items(source: str | list[Any], root: Path) -> list[Item]:
         path = (root / source).resolve()
         if not path.is_file():
             raise ItemError(f"foreach file not found: {source} (looked for {path})")
+        _note(seen, path)
         rows = _read_csv(path) if suffix == ".csv" else _read_jsonl(path)
         return _unique([Item(_item_id(row, n), row) for n, row in enumerate(rows)], source)
+    prefix = []
+    for part in Path(source).parts:
+        if _GLOB.search(part):
+            break
+        prefix.append(part)
+    # a new file in the folder changes its mtime
+    _note(seen, (root / Path(*prefix)).resolve() if prefix else root.resolve())
     files = sorted(p for p in root.glob(source) if p.is_file())
+    for path in files:
+        _note(seen, path.resolve().parent)
+        _note(seen, path.resolve())
     if not files:
         raise ItemError(f"the glob {source!r} matches no file under {root}")
     stems = [p.stem for p in files]

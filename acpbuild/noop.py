@@ -1,13 +1,17 @@
 """The no-op fast path: answer "nothing to do" without loading the recipe, doit or any media.
 
-After a complete, successful run, :func:`save` writes a manifest beside the
-ledger: the digest of the recipe's bytes, the values of the environment
-variables the recipe read while loading, and the size, mtime and inode of every
-file the build read or wrote (inputs, foreach sources and their folders, outputs). :func:`check`
-compares those with a handful of ``stat`` calls; if nothing moved, no step can
-have changed, and the run is over before pydantic or doit is imported. Anything
-different, missing or unreadable falls back to the full build, which is always
-correct: the fast path can only say "nothing to do", never skip real work.
+A complete, successful run writes a manifest beside the ledger in two halves.
+:func:`snapshot`, taken before any step runs, holds the digest of the recipe's
+bytes as loaded, the values of the environment variables the recipe read, and
+the signature (device, inode, size, mtime) of every input file, foreach source
+and globbed folder, each stat'd before the build read it. :func:`save` adds the
+outputs' signatures once the run is over. :func:`check` compares all of it with
+a handful of ``stat`` calls; if nothing moved, no step can have changed, and the
+run is over before pydantic or doit is imported. An input edited while the
+build ran no longer matches what the snapshot saw, so it is never taken as
+built. Anything different, missing or unreadable falls back to the full build,
+which is always correct: the fast path can only say "nothing to do", never skip
+real work.
 """
 
 from __future__ import annotations
@@ -15,24 +19,25 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from acpbuild import __version__
+from acpbuild.keys import signature
 
 _FORMAT = 3
 
 
-def _stat(path: str) -> list[int] | None:
+def _signature(path: str | Path) -> list[int] | None:
     try:
-        st = os.stat(path)
+        sig = signature(Path(path))
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return None if sig is None else list(sig)
 
 
-def _fingerprint(text: bytes, env: Mapping[str, str], names: Iterable[str]) -> dict[str, Any]:
+def _fingerprint(recipe_digest: str, env: Mapping[str, str], names: Iterable[str]) -> dict[str, Any]:
     import xxhash
 
     # The names come from the loader, not from scanning the text: TOML escapes
@@ -40,7 +45,7 @@ def _fingerprint(text: bytes, env: Mapping[str, str], names: Iterable[str]) -> d
     return {
         "format": _FORMAT,
         "version": __version__,
-        "recipe": xxhash.xxh3_128_hexdigest(text),
+        "recipe": recipe_digest,
         "env": {n: xxhash.xxh3_64_hexdigest(env.get(n, "\0unset").encode()) for n in sorted(names)},
     }
 
@@ -49,23 +54,34 @@ def manifest_path(store: Path, recipe_name: str) -> Path:
     return store / f"noop-{recipe_name}.json"
 
 
-def save(
+def snapshot(
     recipe_path: Path,
-    store: Path,
-    recipe_name: str,
+    recipe_digest: str,
     env: Mapping[str, str],
     env_names: Iterable[str],
-    files: Iterable[Path],
-    steps: list[dict[str, Any]],
-) -> None:
-    """Record the state a complete, successful run left behind.
+    inputs: Iterable[Path],
+    seen: Mapping[Path, Sequence[int] | None],
+) -> dict[str, Any]:
+    """What a run is about to read, taken before any step runs: the first half of a manifest.
 
-    ``env_names`` are the environment variables the recipe read while loading.
+    ``recipe_digest`` is the xxh3-128 of the recipe's bytes as loaded,
+    ``env_names`` the environment variables the recipe read, ``inputs`` the
+    files the steps will read (stat'd now), and ``seen`` signatures taken
+    earlier, while the recipe loaded (they win over a later stat of the same path).
     """
-    doc = _fingerprint(recipe_path.read_bytes(), env, env_names)
+    doc = _fingerprint(recipe_digest, env, env_names)
     doc["path"] = str(recipe_path)
-    doc["files"] = {str(p): _stat(str(p)) for p in files}
-    doc["steps"] = steps
+    files = {str(p): _signature(p) for p in inputs}
+    files.update({str(p): None if sig is None else list(sig) for p, sig in seen.items()})
+    doc["inputs"] = files
+    return doc
+
+
+def save(
+    store: Path, recipe_name: str, before: dict[str, Any], outputs: Iterable[Path], steps: list[dict[str, Any]]
+) -> None:
+    """Write the manifest of a complete, successful run: its :func:`snapshot`, outputs as they are now, and steps."""
+    doc = {**before, "outputs": {str(p): _signature(p) for p in outputs}, "steps": steps}
     target = manifest_path(store, recipe_name)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(json.dumps(doc), encoding="utf-8")
@@ -82,6 +98,8 @@ def forget(store: Path, recipe_name: str) -> None:
 
 def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]] | None:
     """The recipe's name and the steps of its last run when nothing has changed since, else None."""
+    import xxhash
+
     try:
         text = recipe_path.read_bytes()
     except OSError:
@@ -97,15 +115,16 @@ def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str
     names = doc.get("env")
     if not isinstance(names, dict):
         return None
-    if doc.get("path") != str(recipe_path) or {k: doc.get(k) for k in ("format", "version", "recipe", "env")} != (
-        _fingerprint(text, env, names)
-    ):
+    now = _fingerprint(xxhash.xxh3_128_hexdigest(text), env, names)
+    if doc.get("path") != str(recipe_path) or {k: doc.get(k) for k in now} != now:
         return None
     if not (store / "ledger.sqlite3").exists():
         return None
-    for path, recorded in doc["files"].items():
-        if recorded is None or _stat(path) != recorded:
-            return None
+    # a path can be in both halves (an output some step also reads as a file); both must hold
+    for half in ("inputs", "outputs"):
+        for path, recorded in doc[half].items():
+            if recorded is None or _signature(path) != recorded:
+                return None
     steps: list[dict[str, Any]] = doc["steps"]
     return name, steps
 

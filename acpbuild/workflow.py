@@ -249,8 +249,11 @@ def run(
     recipe, env = _open(path, env, draft=draft)
     names = _selected(recipe, targets)
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
-    ctx = Context(recipe, env=env, link=link, on_event=on_event)
     full = not targets and not draft
+    # before any step (or a budget check) reads an input: an edit made while the
+    # build runs must not be mistaken for what it built
+    before = _noop_snapshot(recipe, env) if full else None
+    ctx = Context(recipe, env=env, link=link, on_event=on_event)
     if full:
         noop.forget(recipe.store_dir, recipe.name)
     try:
@@ -289,32 +292,37 @@ def run(
             estimated_cost=sum(r.estimated_cost for r in results.values() if r.status == "ran"),
             warnings=list(ctx.budget.warnings),
         )
-        if full and result.success:
-            _save_noop(recipe, env, result)
+        if before is not None and result.success:
+            _save_noop(recipe, before, result)
         ctx.emit(Event("finish"))
         return result
     finally:
         ctx.close()
 
 
-def _save_noop(recipe: Recipe, env: Mapping[str, str], result: RunResult) -> None:
-    """Remember what this complete, successful run read and wrote, for the no-op fast path."""
+def _noop_snapshot(recipe: Recipe, env: Mapping[str, str]) -> dict[str, Any]:
+    """What the build is about to read, for the no-op fast path (see :func:`noop.snapshot`)."""
     from acpbuild.tasks import input_files
 
-    files: set[Path] = set(recipe.sources)
+    inputs = {p for step in recipe.steps.values() for p in input_files(step)}
+    return noop.snapshot(recipe.path, recipe.digest, env, recipe.env_names, sorted(inputs), recipe.sources)
+
+
+def _save_noop(recipe: Recipe, before: dict[str, Any], result: RunResult) -> None:
+    """Remember what this complete, successful run wrote, beside what it read, for the no-op fast path."""
+    outputs: set[Path] = set()
     for step in recipe.steps.values():
-        files.update(input_files(step))
         made = result.steps.get(step.name)
         if made is None or made.status not in ("failed", "skipped"):
-            files.add(step.output_path)
-    files.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
+            outputs.add(step.output_path)
+    outputs.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
     steps = [
         {"name": r.name, "key": r.key, "outputs": r.outputs, "provider": r.provider, "model": r.model}
         for r in result.steps.values()
         # a first_success member that failed or was not tried has nothing to report as up to date
         if r.status not in ("failed", "skipped")
     ]
-    noop.save(recipe.path, recipe.store_dir, recipe.name, env, recipe.env_names, sorted(files), steps)
+    noop.save(recipe.store_dir, recipe.name, before, sorted(outputs), steps)
 
 
 def plan(

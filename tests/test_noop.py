@@ -99,6 +99,41 @@ def test_any_change_falls_back_to_the_full_build(
     assert FAST in run_out(repo, capsys)  # and the full build leaves a fresh manifest
 
 
+def _recolour_input(repo: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), "navy").save(repo.parent / "picture.png")
+
+
+def _reword_recipe(repo: Path) -> None:
+    repo.write_text(repo.read_text().replace("(${env.", "[${env.").replace("TONE})", "TONE}]"))
+
+
+# (what is edited while the build runs, the step after which it is edited, how many steps that reruns)
+EDITS_DURING_A_RUN = [
+    (_edit_item, "summary[a]", 1),  # a globbed file, read while the recipe loaded
+    (_add_item, "summary[a]", 1),  # a new file in a globbed folder
+    (_recolour_input, "cover", 1),  # an input file, read by its step
+    (_reword_recipe, "summary[b]", 2),  # the recipe itself
+]
+
+
+@pytest.mark.parametrize(("change", "after", "reruns"), EDITS_DURING_A_RUN)
+def test_an_input_edited_while_the_build_runs_is_built_next_time(
+    repo: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], None], after: str, reruns: int
+) -> None:
+    import acpbuild
+    from acpbuild.build import Event
+
+    def edit_midway(event: Event) -> None:
+        if event.kind == "step_done" and event.step == after:
+            change(repo)
+
+    assert acpbuild.run(repo, on_event=edit_midway).success
+    out = run_out(repo, capsys)
+    assert FAST not in out and f"{reruns} ran" in out
+
+
 def test_an_environment_value_the_recipe_uses_invalidates_it(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
