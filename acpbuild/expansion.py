@@ -33,7 +33,9 @@ from acpbuild.recipe import (
 from acpbuild.sourcemap import line_of
 
 
-def all_items(raw: RecipeFile, root: Path, lookup: Any, where: _Where) -> tuple[dict[str, list[Item]], Seen]:
+def all_items(
+    raw: RecipeFile, root: Path, lookup: Any, where: _Where, store: Path
+) -> tuple[dict[str, list[Item]], Seen]:
     """The items of every foreach step (``${steps.X}`` sources take X's items).
 
     Also the signature of every file and folder they came from, taken before it was read.
@@ -66,7 +68,7 @@ def all_items(raw: RecipeFile, root: Path, lookup: Any, where: _Where) -> tuple[
             found[name] = items_of(ref.step, (*visiting, name))
             return found[name]
         try:
-            found[name] = load_items(source, root, sources)  # type: ignore[arg-type]
+            found[name] = load_items(source, root, sources, store=store)  # type: ignore[arg-type]
         except ItemError as exc:
             raise where.error(str(exc), at) from None
         return found[name]

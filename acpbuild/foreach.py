@@ -8,7 +8,9 @@ fields that ``${item.FIELD}`` reads. A file from a glob offers ``path``,
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -70,6 +72,53 @@ def _note(seen: Seen | None, path: Path) -> None:
         seen[path] = None  # unreadable: the fast path will never trust it
 
 
+def _watch_glob(pattern: str, root: Path, seen: Seen, store: Path | None) -> None:
+    """Note every folder the glob ``pattern`` lists under ``root``, each before it is listed.
+
+    A new match can only appear as a new entry in one of them, which changes that
+    folder's mtime: the folder the literal prefix names, each folder a wildcard part
+    matches, every folder below a ``**``, and the folder a missing literal part would
+    be created in.
+    """
+    parts = Path(pattern).parts
+    level = [root]
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        below: list[Path] = []
+        # the build writes to its store on every run, and a source never lives there
+        for folder in (f for f in level if f != store):
+            if part == "**":
+                below += _tree(folder, seen, store)
+            elif _GLOB.search(part):
+                _note(seen, folder)
+                if not last:
+                    below += [sub for sub in _subfolders(folder, links=True) if fnmatch.fnmatch(sub.name, part)]
+            elif (folder / part).is_file() if last else (folder / part).is_dir():
+                below.append(folder / part)  # the last part's file is an item, noted as one
+            else:
+                _note(seen, folder)  # the folder it would be created in
+        level = below
+
+
+def _tree(folder: Path, seen: Seen, store: Path | None) -> list[Path]:
+    """``folder`` and every folder below it, as ``**`` walks them (not through links), each noted."""
+    if folder == store:
+        return []
+    _note(seen, folder)
+    found = [folder]
+    for sub in _subfolders(folder, links=False):
+        found += _tree(sub, seen, store)
+    return found
+
+
+def _subfolders(folder: Path, *, links: bool) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(e.path) for e in entries if e.is_dir() and (links or not e.is_symlink())]
+    except OSError:
+        return []
+
+
 def _item_id(row: Mapping[str, Any], index: int) -> str:
     for field in ("id", "name", "stem"):
         if row.get(field) not in (None, ""):
@@ -86,12 +135,15 @@ def _unique(items: list[Item], source: str) -> list[Item]:
     return items
 
 
-def load_items(source: str | list[Any], root: Path, seen: Seen | None = None) -> list[Item]:
+def load_items(
+    source: str | list[Any], root: Path, seen: Seen | None = None, *, store: Path | None = None
+) -> list[Item]:
     """The items of a foreach ``source`` (not a ``${steps.X}`` one), relative to ``root``.
 
     ``seen`` gets the signature of every file and folder the items come from,
     each taken before it is read (a glob file's ``text`` is read after this
     returns), so the no-op fast path notices a change made at any later moment.
+    A ``**`` glob does not watch the folders of the ``store``.
     """
     if isinstance(source, list):
         if not all(isinstance(row, dict) for row in source):
@@ -105,17 +157,11 @@ def load_items(source: str | list[Any], root: Path, seen: Seen | None = None) ->
         _note(seen, path)
         rows = _read_csv(path) if suffix == ".csv" else _read_jsonl(path)
         return _unique([Item(_item_id(row, n), row) for n, row in enumerate(rows)], source)
-    prefix = []
-    for part in Path(source).parts:
-        if _GLOB.search(part):
-            break
-        prefix.append(part)
-    # a new file in the folder changes its mtime
-    _note(seen, (root / Path(*prefix)).resolve() if prefix else root.resolve())
+    if seen is not None:
+        _watch_glob(source, root, seen, store)
     files = sorted(p for p in root.glob(source) if p.is_file())
     for path in files:
-        _note(seen, path.resolve().parent)
-        _note(seen, path.resolve())
+        _note(seen, path)
     if not files:
         raise ItemError(f"the glob {source!r} matches no file under {root}")
     stems = [p.stem for p in files]

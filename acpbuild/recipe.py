@@ -369,7 +369,7 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
 
     env_names: set[str] = set()
     lookup = env_lookup(raw.vars, env, secret=is_secret_name, read=env_names)
-    items, sources = all_items(raw, root, lookup, where)
+    items, sources = all_items(raw, root, lookup, where, store)
     steps: dict[str, Step] = {}
     families: dict[str, list[str]] = {}
     for name, raw_step in raw.steps.items():

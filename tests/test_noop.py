@@ -134,6 +134,46 @@ def test_an_input_edited_while_the_build_runs_is_built_next_time(
     assert FAST not in out and f"{reruns} ran" in out
 
 
+# (the glob, the files there at the first build, the file added after it)
+NEW_FILES_IN_FOLDERS_WITHOUT_A_MATCH = [
+    ("s/**/*.md", ["s/a/x.md", "s/empty/readme.txt"], "s/empty/new.md"),  # a subfolder under **
+    ("s/**/*.md", ["s/a/x.md", "s/b/c/readme.txt"], "s/b/c/new.md"),  # a deeper one
+    ("s/*/x.md", ["s/a/x.md", "s/empty/readme.txt"], "s/empty/x.md"),  # a folder a wildcard part matches
+    ("s/*/*/*.md", ["s/a/b/x.md", "s/a/c/readme.txt"], "s/a/c/new.md"),  # two wildcard parts
+]
+
+
+@pytest.mark.parametrize(("glob", "files", "added"), NEW_FILES_IN_FOLDERS_WITHOUT_A_MATCH)
+def test_a_new_match_in_any_folder_the_glob_walks_is_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], glob: str, files: list[str], added: str
+) -> None:
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(
+        f'[steps.t]\nkind = "text"\nforeach = "{glob}"\nprompt = "${{item.text}}"\noutput = "o/${{item.path}}.txt"\n'
+    )
+    assert "1 ran" in run_out(path, capsys)
+    assert FAST in run_out(path, capsys)
+    (tmp_path / added).write_text("new")
+    out = run_out(path, capsys)
+    assert FAST not in out and "1 ran" in out
+
+
+def test_a_glob_over_the_whole_project_does_not_watch_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # every run writes into .acpbuild; watching it would make the fast path never apply
+    (tmp_path / "a.md").write_text("Alpha.")
+    path = tmp_path / "acpbuild.toml"
+    path.write_text('[steps.t]\nkind = "text"\nforeach = "**/*.md"\nprompt = "${item.text}"\noutput = "${item.stem}.txt"\n')
+    run_out(path, capsys)
+    run_out(path, capsys)  # the first build made out/ in a watched folder
+    assert FAST in run_out(path, capsys)
+    assert FAST in run_out(path, capsys)
+
+
 def test_an_environment_value_the_recipe_uses_invalidates_it(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
