@@ -2,9 +2,10 @@
 
 A complete, successful run writes a manifest beside the ledger in two halves.
 :func:`snapshot`, taken before any step runs, holds the digest of the recipe's
-bytes as loaded, the values of the environment variables the recipe read, and
-the signature (device, inode, size, mtime) of every input file, foreach source
-and globbed folder, each stat'd before the build read it. :func:`save` adds the
+bytes as loaded, the values of the environment variables the recipe read, the
+versions of the adapters its steps use (they enter the step keys), and the
+signature (device, inode, size, mtime) of every input file, foreach source and
+globbed folder, each stat'd before the build read it. :func:`save` adds the
 outputs' signatures once the run is over. :func:`check` compares all of it with
 a handful of ``stat`` calls; if nothing moved, no step can have changed, and the
 run is over before pydantic or doit is imported. An input edited while the
@@ -19,14 +20,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acpbuild import __version__
-from acpbuild.keys import signature
+from acpbuild.keys import KEY_SCHEMA, signature
+
+if TYPE_CHECKING:
+    from acpbuild.providers.base import Provider
 
 _FORMAT = 3
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def _signature(path: str | Path) -> list[int] | None:
@@ -45,6 +51,8 @@ def _fingerprint(recipe_digest: str, env: Mapping[str, str], names: Iterable[str
     return {
         "format": _FORMAT,
         "version": __version__,
+        # a new key schema changes every key, as a new adapter version changes its steps' keys
+        "schema": KEY_SCHEMA,
         "recipe": recipe_digest,
         "env": {n: xxhash.xxh3_64_hexdigest(env.get(n, "\0unset").encode()) for n in sorted(names)},
     }
@@ -61,20 +69,50 @@ def snapshot(
     env_names: Iterable[str],
     inputs: Iterable[Path],
     seen: Mapping[Path, Sequence[int] | None],
+    adapters: Mapping[str, type[Provider]],
 ) -> dict[str, Any]:
     """What a run is about to read, taken before any step runs: the first half of a manifest.
 
     ``recipe_digest`` is the xxh3-128 of the recipe's bytes as loaded,
     ``env_names`` the environment variables the recipe read, ``inputs`` the
-    files the steps will read (stat'd now), and ``seen`` signatures taken
-    earlier, while the recipe loaded (they win over a later stat of the same path).
+    files the steps will read (stat'd now), ``seen`` signatures taken earlier,
+    while the recipe loaded (they win over a later stat of the same path), and
+    ``adapters`` the provider classes the steps use, whose versions enter their keys.
     """
     doc = _fingerprint(recipe_digest, env, env_names)
     doc["path"] = str(recipe_path)
+    doc["adapters"] = {name: _adapter(cls) for name, cls in adapters.items()}
     files = {str(p): _signature(p) for p in inputs}
     files.update({str(p): None if sig is None else list(sig) for p, sig in seen.items()})
     doc["inputs"] = files
     return doc
+
+
+def _adapter(cls: type[Provider]) -> dict[str, Any]:
+    """An adapter's version, and the source file that declares it with that file's signature."""
+    owner = next(c for c in cls.__mro__ if "version" in vars(c))
+    file = sys.modules[owner.__module__].__file__
+    if file is None:
+        return {"version": cls.version, "file": None, "signature": None}
+    # relative to the package, so a reinstall elsewhere is compared with its own files
+    return {"version": cls.version, "file": os.path.relpath(file, _PACKAGE), "signature": _signature(file)}
+
+
+def _same_adapters(recorded: Mapping[str, Any]) -> bool:
+    """Whether each adapter still has the version it had; cheap while the files declaring them are untouched."""
+    for name, was in recorded.items():
+        if was["signature"] is not None and _signature(_PACKAGE / was["file"]) == was["signature"]:
+            continue
+        # Its file changed, perhaps without a new version. Adapter modules import
+        # their SDKs only when they generate, so asking the class itself is cheap.
+        from acpbuild.providers import provider_class
+
+        try:
+            if provider_class(name).version != was["version"]:
+                return False
+        except (KeyError, ImportError):
+            return False
+    return True
 
 
 def save(
@@ -120,12 +158,17 @@ def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str
         return None
     if not (store / "ledger.sqlite3").exists():
         return None
-    # a path can be in both halves (an output some step also reads as a file); both must hold
-    for half in ("inputs", "outputs"):
-        for path, recorded in doc[half].items():
-            if recorded is None or _signature(path) != recorded:
-                return None
-    steps: list[dict[str, Any]] = doc["steps"]
+    try:
+        if not _same_adapters(doc["adapters"]):
+            return None
+        # a path can be in both halves (an output some step also reads as a file); both must hold
+        for half in ("inputs", "outputs"):
+            for path, recorded in doc[half].items():
+                if recorded is None or _signature(path) != recorded:
+                    return None
+        steps: list[dict[str, Any]] = doc["steps"]
+    except (KeyError, TypeError, AttributeError):
+        return None  # a manifest of another shape: the full build writes a fresh one
     return name, steps
 
 

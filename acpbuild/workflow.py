@@ -302,10 +302,14 @@ def run(
 
 def _noop_snapshot(recipe: Recipe, env: Mapping[str, str]) -> dict[str, Any]:
     """What the build is about to read, for the no-op fast path (see :func:`noop.snapshot`)."""
+    from acpbuild.providers import provider_class
     from acpbuild.tasks import input_files
 
     inputs = {p for step in recipe.steps.values() for p in input_files(step)}
-    return noop.snapshot(recipe.path, recipe.digest, env, recipe.env_names, sorted(inputs), recipe.sources)
+    adapters = {name: provider_class(name) for name in sorted({s.provider for s in recipe.steps.values()})}
+    return noop.snapshot(
+        recipe.path, recipe.digest, env, recipe.env_names, sorted(inputs), recipe.sources, adapters
+    )
 
 
 def _save_noop(recipe: Recipe, before: dict[str, Any], result: RunResult) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -208,6 +209,35 @@ def test_fast_json_has_the_shape_of_the_full_json(
     for a, b in zip(fast["steps"], full["steps"], strict=True):
         assert a.keys() == b.keys()
         assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+
+
+def test_a_new_adapter_version_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A copy of the package stands for an installation whose adapter is edited;
+    # step keys hold the adapter's version, so bumping it must rebuild the step.
+    import acpbuild
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(acpbuild.__file__).parent, site / "acpbuild", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "acpbuild.toml").write_text('[steps.t]\nkind = "text"\nprompt = "hello"\noutput = "t.txt"\n')
+
+    def run() -> str:
+        argv = [sys.executable, "-m", "acpbuild", "run"]
+        return subprocess.run(argv, cwd=project, capture_output=True, text=True, check=True).stdout
+
+    adapter = site / "acpbuild" / "providers" / "local" / "__init__.py"
+    source = adapter.read_text()
+    assert '    version = "1"\n' in source
+    assert "1 ran" in run()
+    assert FAST in run()
+    adapter.write_text(source + "\n# an edit that keeps the version\n")
+    assert FAST in run()  # the file moved, but the version it declares did not
+    adapter.write_text(source.replace('    version = "1"\n', '    version = "2"\n'))
+    out = run()
+    assert FAST not in out and "1 ran" in out
 
 
 def test_the_fast_path_imports_neither_doit_nor_pydantic(tmp_path: Path) -> None:
