@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -56,19 +57,26 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-Signature = tuple[int, int, int, int]  # device, inode, size, mtime_ns
+Signature = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 
 
 def signature(path: Path) -> Signature | None:
+    """The stat fields that move when a file's bytes change, or None when it does not exist."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    # ctime catches a same-size rewrite whose mtime was put back (touch -r, os.utime):
+    # no one can set it. But adding or removing any name of a file changes its ctime
+    # too, and with --link hardlink every output is a name of a store blob that other
+    # outputs link and unlink, so for a file with several names it would only make
+    # unchanged media be hashed again.
+    several = st.st_nlink > 1 and stat.S_ISREG(st.st_mode)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, 0 if several else st.st_ctime_ns)
 
 
 class DigestCache:
-    """File digests remembered by device, inode, size and mtime.
+    """File digests remembered by device, inode, size, mtime and ctime (see :func:`signature`).
 
     An untouched file is never read twice, in one run or across runs when a
     ``load``/``save`` pair (the ledger's ``files`` table) backs the cache.

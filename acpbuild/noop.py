@@ -4,8 +4,8 @@ A complete, successful run writes a manifest beside the ledger in two halves.
 :func:`snapshot`, taken before any step runs, holds the digest of the recipe's
 bytes as loaded, the values of the environment variables the recipe read, the
 versions of the adapters its steps use (they enter the step keys), and the
-signature (device, inode, size, mtime) of every input file, foreach source and
-globbed folder, each stat'd before the build read it. :func:`save` adds the
+digest cache's signature (device, inode, size, mtime, ctime) of every input
+file, foreach source and globbed folder, each stat'd before the build read it. :func:`save` adds the
 outputs' signatures once the run is over. :func:`check` compares all of it with
 a handful of ``stat`` calls; if nothing moved, no step can have changed, and the
 run is over before pydantic or doit is imported. An input edited while the

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import pytest
 from conftest import copy_recipe
 
 from acpbuild.cli import main
+from acpbuild.store import LinkMode
 
 FAST = "nothing changed since the last run"
 
@@ -173,6 +176,58 @@ def test_a_glob_over_the_whole_project_does_not_watch_the_store(
     run_out(path, capsys)  # the first build made out/ in a watched folder
     assert FAST in run_out(path, capsys)
     assert FAST in run_out(path, capsys)
+
+
+def test_a_same_size_rewrite_with_its_mtime_put_back_is_built(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    picture = repo.parent / "picture.png"
+    before = picture.stat()
+    Image.new("RGB", (32, 32), "navy").save(picture)  # in place: same inode
+    os.utime(picture, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = picture.stat()
+    # only ctime tells: size, inode and mtime are what they were
+    assert (after.st_size, after.st_ino, after.st_mtime_ns) == (before.st_size, before.st_ino, before.st_mtime_ns)
+    assert after.st_ctime_ns != before.st_ctime_ns
+    out = run_out(repo, capsys)
+    assert FAST not in out and "1 ran" in out
+    assert "#000080" in (repo.parent / "out" / "facts.txt").read_text()  # navy
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink"])
+def test_a_full_no_op_run_hashes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: LinkMode) -> None:
+    from PIL import Image
+
+    import acpbuild
+    import acpbuild.keys
+
+    Image.new("RGB", (32, 32), "teal").save(tmp_path / "picture.png")
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(
+        '[steps.cover]\nkind = "text_to_image"\nprompt = "a kite"\nwidth = 48\nheight = 32\noutput = "cover.png"\n'
+        '[steps.facts]\nkind = "image_understanding"\nimage = "${steps.cover}"\noutput = "facts.txt"\n'
+        '[steps.photo]\nkind = "image_understanding"\nimage = "picture.png"\noutput = "photo.txt"\n'
+        # with hardlinks, the group's copy is one more name of cover's blob
+        '[groups.best]\nsteps = ["cover"]\nmerge = "first_success"\noutput = "best.png"\n'
+        '[steps.more]\nkind = "image_understanding"\nimage = "${steps.best}"\noutput = "more.txt"\n'
+    )
+    assert acpbuild.run(path, link=link).success
+    if link == "hardlink":
+        # Another name for the blob (another recipe sharing the store) changes the
+        # ctime of every output linked to it; add names until the clock shows it.
+        cover = tmp_path / "out" / "cover.png"
+        ctime = cover.stat().st_ctime_ns
+        names = itertools.count()
+        while cover.stat().st_ctime_ns == ctime:
+            os.link(cover, tmp_path / f"elsewhere-{next(names)}.png")
+    calls: list[Path] = []
+    real = acpbuild.keys.file_digest
+    monkeypatch.setattr(acpbuild.keys, "file_digest", lambda p: calls.append(p) or real(p))
+    result = acpbuild.run(path, link=link)
+    assert {r.status for r in result.steps.values()} == {"uptodate"}
+    assert calls == []
 
 
 def test_an_environment_value_the_recipe_uses_invalidates_it(
