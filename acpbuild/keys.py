@@ -94,6 +94,11 @@ class DigestCache:
 
     def digest(self, path: Path) -> str | None:
         """The digest of ``path``, or None when it does not exist."""
+        found = self.signed(path)
+        return None if found is None else found[1]
+
+    def signed(self, path: Path) -> tuple[Signature, str] | None:
+        """The digest of ``path`` and its signature from before it was read, or None when it does not exist."""
         sig = signature(path)
         if sig is None:
             return None
@@ -103,12 +108,12 @@ class DigestCache:
         if known is None and self._load is not None:
             known = self._load(name)
         if known is not None and tuple(known[0]) == sig:
-            return known[1]
+            return sig, known[1]
         digest = file_digest(path)
         # a file written while we read it gets a new signature; only keep stable ones
         if signature(path) == sig:
             self.remember(path, sig, digest)
-        return digest
+        return sig, digest
 
     def remember(self, path: Path, sig: Signature, digest: str) -> None:
         with self._lock:

@@ -5,14 +5,15 @@ A complete, successful run writes a manifest beside the ledger in two halves.
 bytes as loaded, the values of the environment variables the recipe read, the
 versions of the adapters its steps use (they enter the step keys), and the
 digest cache's signature (device, inode, size, mtime, ctime) of every input
-file, foreach source and globbed folder, each stat'd before the build read it. :func:`save` adds the
-outputs' signatures once the run is over. :func:`check` compares all of it with
-a handful of ``stat`` calls; if nothing moved, no step can have changed, and the
-run is over before pydantic or doit is imported. An input edited while the
-build ran no longer matches what the snapshot saw, so it is never taken as
-built. Anything different, missing or unreadable falls back to the full build,
-which is always correct: the fast path can only say "nothing to do", never skip
-real work.
+file, foreach source and globbed folder, each stat'd before the build read it.
+:func:`save` adds, once the run is over, each output's signature as it was when
+seen to hold what the ledger says it holds. :func:`check` compares all of it
+with a handful of ``stat`` calls; if nothing moved, no step can have changed,
+and the run is over before pydantic or doit is imported. An input edited while
+the build ran no longer matches what the snapshot saw, so it is never taken as
+built; an output edited after its step is never vouched for. Anything
+different, missing or unreadable falls back to the full build, which is always
+correct: the fast path can only say "nothing to do", never skip real work.
 """
 
 from __future__ import annotations
@@ -116,10 +117,20 @@ def _same_adapters(recorded: Mapping[str, Any]) -> bool:
 
 
 def save(
-    store: Path, recipe_name: str, before: dict[str, Any], outputs: Iterable[Path], steps: list[dict[str, Any]]
+    store: Path,
+    recipe_name: str,
+    before: dict[str, Any],
+    outputs: Mapping[Path, Sequence[int] | None],
+    steps: list[dict[str, Any]],
 ) -> None:
-    """Write the manifest of a complete, successful run: its :func:`snapshot`, outputs as they are now, and steps."""
-    doc = {**before, "outputs": {str(p): _signature(p) for p in outputs}, "steps": steps}
+    """Write the manifest of a complete, successful run: its :func:`snapshot`, outputs and steps.
+
+    ``outputs`` maps each output to the signature at which it was seen to hold
+    what the ledger says it holds, or to None when it does not (the fast path
+    will then never answer for it).
+    """
+    doc = {**before, "outputs": {str(p): None if sig is None else list(sig) for p, sig in outputs.items()}}
+    doc["steps"] = steps
     target = manifest_path(store, recipe_name)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(json.dumps(doc), encoding="utf-8")

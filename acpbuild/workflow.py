@@ -15,6 +15,7 @@ from acpbuild.config import load_config
 from acpbuild.draft import draft_recipe, drafted
 from acpbuild.errors import AcpbuildError, BudgetExceeded
 from acpbuild.graph import closure, topological
+from acpbuild.keys import Signature
 from acpbuild.ledger import Ledger
 from acpbuild.money import Budget
 from acpbuild.recipe import Recipe, load_recipe
@@ -293,7 +294,7 @@ def run(
             warnings=list(ctx.budget.warnings),
         )
         if before is not None and result.success:
-            _save_noop(recipe, before, result)
+            _save_noop(ctx, before, result)
         ctx.emit(Event("finish"))
         return result
     finally:
@@ -312,21 +313,29 @@ def _noop_snapshot(recipe: Recipe, env: Mapping[str, str]) -> dict[str, Any]:
     )
 
 
-def _save_noop(recipe: Recipe, before: dict[str, Any], result: RunResult) -> None:
+def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
     """Remember what this complete, successful run wrote, beside what it read, for the no-op fast path."""
+    recipe = ctx.recipe
     outputs: set[Path] = set()
     for step in recipe.steps.values():
         made = result.steps.get(step.name)
         if made is None or made.status not in ("failed", "skipped"):
             outputs.add(step.output_path)
     outputs.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
+    # An output edited after its step finished no longer holds what the ledger
+    # says: the full path would restore it, so the fast path must not vouch for it.
+    held = {Path(r.path): r.digest for r in ctx.ledger.outputs_of(recipe.name)}
+    verified: dict[Path, Signature | None] = {}
+    for path in sorted(outputs):
+        found = ctx.digests.signed(path)
+        verified[path] = found[0] if found is not None and found[1] == held.get(path) else None
     steps = [
         {"name": r.name, "key": r.key, "outputs": r.outputs, "provider": r.provider, "model": r.model}
         for r in result.steps.values()
         # a first_success member that failed or was not tried has nothing to report as up to date
         if r.status not in ("failed", "skipped")
     ]
-    noop.save(recipe.store_dir, recipe.name, before, sorted(outputs), steps)
+    noop.save(recipe.store_dir, recipe.name, before, verified, steps)
 
 
 def plan(

@@ -230,6 +230,25 @@ def test_a_full_no_op_run_hashes_no_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert calls == []
 
 
+def test_an_output_edited_while_the_build_runs_is_restored_next_time(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import acpbuild
+    from acpbuild.build import Event
+
+    facts = repo.parent / "out" / "facts.txt"
+    built = facts.read_text()
+
+    def edit_output(event: Event) -> None:
+        if event.kind == "step_done" and event.step == "cover":
+            facts.write_text("edited by hand")
+
+    assert acpbuild.run(repo, on_event=edit_output).success
+    out = run_out(repo, capsys)
+    assert FAST not in out and "1 restored" in out
+    assert facts.read_text() == built
+
+
 def test_an_environment_value_the_recipe_uses_invalidates_it(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
