@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from acpbuild import providers
-from acpbuild.foreach import Item, ItemError, load_items, watched
+from acpbuild.foreach import Item, ItemError, Seen, load_items
 from acpbuild.interpolate import InterpolationError, Ref, Template, interpolate_tree, refs_in
 from acpbuild.kinds import SUFFIXES
 from acpbuild.providers.base import nearest
@@ -34,11 +34,14 @@ from acpbuild.sourcemap import line_of
 
 
 def all_items(
-    raw: RecipeFile, root: Path, lookup: Any, where: _Where
-) -> tuple[dict[str, list[Item]], list[Path]]:
-    """The items of every foreach step (``${steps.X}`` sources take X's items), and what they read."""
+    raw: RecipeFile, root: Path, lookup: Any, where: _Where, store: Path
+) -> tuple[dict[str, list[Item]], Seen]:
+    """The items of every foreach step (``${steps.X}`` sources take X's items).
+
+    Also the signature of every file and folder they came from, taken before it was read.
+    """
     found: dict[str, list[Item]] = {}
-    sources: set[Path] = set()
+    sources: Seen = {}
 
     def items_of(name: str, visiting: tuple[str, ...]) -> list[Item]:
         if name in found:
@@ -65,16 +68,15 @@ def all_items(
             found[name] = items_of(ref.step, (*visiting, name))
             return found[name]
         try:
-            found[name] = load_items(source, root)  # type: ignore[arg-type]
+            found[name] = load_items(source, root, sources, store=store)  # type: ignore[arg-type]
         except ItemError as exc:
             raise where.error(str(exc), at) from None
-        sources.update(watched(source, root, found[name]))  # type: ignore[arg-type]
         return found[name]
 
     for name, step in raw.steps.items():
         if step.foreach is not None:
             items_of(name, ())
-    return found, sorted(sources)
+    return found, sources
 
 
 def bind_families(steps: dict[str, Step], families: dict[str, list[str]], where: _Where) -> None:

@@ -8,12 +8,16 @@ fields that ``${item.FIELD}`` reads. A file from a glob offers ``path``,
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from acpbuild.keys import Signature, signature
 
 _GLOB = re.compile(r"[*?\[]")
 
@@ -55,21 +59,64 @@ class Item:
         return lookup
 
 
-def watched(source: str | list[Any], root: Path, items: list[Item]) -> list[Path]:
-    """What to watch for changes to the items: the file read, or the files globbed and their folders."""
-    if isinstance(source, list):
+Seen = dict[Path, Signature | None]
+
+
+def _note(seen: Seen | None, path: Path) -> None:
+    """Record ``path``'s signature in ``seen``, unless an earlier one is there."""
+    if seen is None or path in seen:
+        return
+    try:
+        seen[path] = signature(path)
+    except OSError:
+        seen[path] = None  # unreadable: the fast path will never trust it
+
+
+def _watch_glob(pattern: str, root: Path, seen: Seen, store: Path | None) -> None:
+    """Note every folder the glob ``pattern`` lists under ``root``, each before it is listed.
+
+    A new match can only appear as a new entry in one of them, which changes that
+    folder's mtime: the folder the literal prefix names, each folder a wildcard part
+    matches, every folder below a ``**``, and the folder a missing literal part would
+    be created in.
+    """
+    parts = Path(pattern).parts
+    level = [root]
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        below: list[Path] = []
+        # the build writes to its store on every run, and a source never lives there
+        for folder in (f for f in level if f != store):
+            if part == "**":
+                below += _tree(folder, seen, store)
+            elif _GLOB.search(part):
+                _note(seen, folder)
+                if not last:
+                    below += [sub for sub in _subfolders(folder, links=True) if fnmatch.fnmatch(sub.name, part)]
+            elif (folder / part).is_file() if last else (folder / part).is_dir():
+                below.append(folder / part)  # the last part's file is an item, noted as one
+            else:
+                _note(seen, folder)  # the folder it would be created in
+        level = below
+
+
+def _tree(folder: Path, seen: Seen, store: Path | None) -> list[Path]:
+    """``folder`` and every folder below it, as ``**`` walks them (not through links), each noted."""
+    if folder == store:
         return []
-    if not _GLOB.search(source):
-        return [(root / source).resolve()]
-    prefix = []
-    for part in Path(source).parts:
-        if _GLOB.search(part):
-            break
-        prefix.append(part)
-    folders = {(root / Path(*prefix)).resolve() if prefix else root.resolve()}
-    files = [item.file.resolve() for item in items if item.file is not None]
-    folders.update(f.parent for f in files)
-    return sorted(folders) + files
+    _note(seen, folder)
+    found = [folder]
+    for sub in _subfolders(folder, links=False):
+        found += _tree(sub, seen, store)
+    return found
+
+
+def _subfolders(folder: Path, *, links: bool) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(e.path) for e in entries if e.is_dir() and (links or not e.is_symlink())]
+    except OSError:
+        return []
 
 
 def _item_id(row: Mapping[str, Any], index: int) -> str:
@@ -88,8 +135,16 @@ def _unique(items: list[Item], source: str) -> list[Item]:
     return items
 
 
-def load_items(source: str | list[Any], root: Path) -> list[Item]:
-    """The items of a foreach ``source`` (not a ``${steps.X}`` one), relative to ``root``."""
+def load_items(
+    source: str | list[Any], root: Path, seen: Seen | None = None, *, store: Path | None = None
+) -> list[Item]:
+    """The items of a foreach ``source`` (not a ``${steps.X}`` one), relative to ``root``.
+
+    ``seen`` gets the signature of every file and folder the items come from,
+    each taken before it is read (a glob file's ``text`` is read after this
+    returns), so the no-op fast path notices a change made at any later moment.
+    A ``**`` glob does not watch the folders of the ``store``.
+    """
     if isinstance(source, list):
         if not all(isinstance(row, dict) for row in source):
             raise ItemError("an inline foreach is a list of tables, e.g. [{ id = \"a\", prompt = \"...\" }]")
@@ -99,9 +154,14 @@ def load_items(source: str | list[Any], root: Path) -> list[Item]:
         path = (root / source).resolve()
         if not path.is_file():
             raise ItemError(f"foreach file not found: {source} (looked for {path})")
+        _note(seen, path)
         rows = _read_csv(path) if suffix == ".csv" else _read_jsonl(path)
         return _unique([Item(_item_id(row, n), row) for n, row in enumerate(rows)], source)
+    if seen is not None:
+        _watch_glob(source, root, seen, store)
     files = sorted(p for p in root.glob(source) if p.is_file())
+    for path in files:
+        _note(seen, path)
     if not files:
         raise ItemError(f"the glob {source!r} matches no file under {root}")
     stems = [p.stem for p in files]

@@ -118,12 +118,24 @@ def render(value: Any, resolve: Callable[[Ref], Any]) -> Any:
     return value
 
 
-def env_lookup(vars_: Mapping[str, Any], env: Mapping[str, str], *, secret: Callable[[str], bool]) -> Lookup:
-    """The lookup for recipe values: ``${name}`` from vars, ``${env.NAME}`` from the environment."""
+def env_lookup(
+    vars_: Mapping[str, Any],
+    env: Mapping[str, str],
+    *,
+    secret: Callable[[str], bool],
+    read: set[str] | None = None,
+) -> Lookup:
+    """The lookup for recipe values: ``${name}`` from vars, ``${env.NAME}`` from the environment.
+
+    Each environment variable looked up is added to ``read``, so a caller can tell
+    which values the recipe depends on.
+    """
 
     def lookup(name: str) -> Any:
         if name.startswith("env."):
             var = name.removeprefix("env.")
+            if read is not None:
+                read.add(var)
             if secret(var):
                 raise InterpolationError(
                     f"'${{env.{var}}}' would put a credential into a step; keys reach "

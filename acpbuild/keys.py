@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -56,19 +57,26 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-Signature = tuple[int, int, int, int]  # device, inode, size, mtime_ns
+Signature = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 
 
 def signature(path: Path) -> Signature | None:
+    """The stat fields that move when a file's bytes change, or None when it does not exist."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    # ctime catches a same-size rewrite whose mtime was put back (touch -r, os.utime):
+    # no one can set it. But adding or removing any name of a file changes its ctime
+    # too, and with --link hardlink every output is a name of a store blob that other
+    # outputs link and unlink, so for a file with several names it would only make
+    # unchanged media be hashed again.
+    several = st.st_nlink > 1 and stat.S_ISREG(st.st_mode)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, 0 if several else st.st_ctime_ns)
 
 
 class DigestCache:
-    """File digests remembered by device, inode, size and mtime.
+    """File digests remembered by device, inode, size, mtime and ctime (see :func:`signature`).
 
     An untouched file is never read twice, in one run or across runs when a
     ``load``/``save`` pair (the ledger's ``files`` table) backs the cache.
@@ -86,6 +94,11 @@ class DigestCache:
 
     def digest(self, path: Path) -> str | None:
         """The digest of ``path``, or None when it does not exist."""
+        found = self.signed(path)
+        return None if found is None else found[1]
+
+    def signed(self, path: Path) -> tuple[Signature, str] | None:
+        """The digest of ``path`` and its signature from before it was read, or None when it does not exist."""
         sig = signature(path)
         if sig is None:
             return None
@@ -95,12 +108,12 @@ class DigestCache:
         if known is None and self._load is not None:
             known = self._load(name)
         if known is not None and tuple(known[0]) == sig:
-            return known[1]
+            return sig, known[1]
         digest = file_digest(path)
         # a file written while we read it gets a new signature; only keep stable ones
         if signature(path) == sig:
             self.remember(path, sig, digest)
-        return digest
+        return sig, digest
 
     def remember(self, path: Path, sig: Signature, digest: str) -> None:
         with self._lock:

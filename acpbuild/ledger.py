@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS restores (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, digest TEXT
+    path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, digest TEXT,
+    ctime_ns INTEGER                 -- last, where ALTER TABLE puts it in an older ledger
 );
 """
 
@@ -98,8 +99,22 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._add_ctime()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the ledger at {path}: {exc}") from exc
+
+    def _add_ctime(self) -> None:
+        """Give a ledger from before ctime entered file signatures its column.
+
+        Its rows hold no ctime, so they match no file: each file is hashed once more.
+        """
+        if any(row[1] == "ctime_ns" for row in self._db.execute("PRAGMA table_info(files)")):
+            return
+        try:
+            self._db.execute("ALTER TABLE files ADD COLUMN ctime_ns INTEGER")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process added it first
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -242,11 +257,14 @@ class Ledger:
 
     # -- file digests ----------------------------------------------------------
     def load_digest(self, path: str) -> tuple[Signature, str] | None:
-        rows = self._rows("SELECT dev, ino, size, mtime_ns, digest FROM files WHERE path=?", (path,))
+        rows = self._rows("SELECT dev, ino, size, mtime_ns, ctime_ns, digest FROM files WHERE path=?", (path,))
         if not rows:
             return None
-        dev, ino, size, mtime_ns, digest = rows[0]
-        return (dev, ino, size, mtime_ns), digest
+        dev, ino, size, mtime_ns, ctime_ns, digest = rows[0]
+        return (dev, ino, size, mtime_ns, ctime_ns), digest
 
     def save_digest(self, path: str, sig: Signature, digest: str) -> None:
-        self._exec("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", (path, *sig, digest))
+        self._exec(
+            "INSERT OR REPLACE INTO files (path, dev, ino, size, mtime_ns, ctime_ns, digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (path, *sig, digest),
+        )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli
+import xxhash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from acpbuild import providers
@@ -30,6 +31,7 @@ from acpbuild.interpolate import (
     interpolate_tree,
     refs_in,
 )
+from acpbuild.keys import Signature
 from acpbuild.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 from acpbuild.providers.base import FILE_TYPES, Model, Param, nearest
 from acpbuild.secrets import is_secret_name
@@ -207,9 +209,14 @@ class Recipe:
     concurrency: dict[str, int] = field(default_factory=dict)
     #: a foreach step's name -> the names of the steps it expanded into
     families: dict[str, list[str]] = field(default_factory=dict)
-    #: files and folders foreach sources read (a new file in a globbed folder changes it)
-    sources: list[Path] = field(default_factory=list)
+    #: files and folders foreach sources read, each with its signature from just before it was
+    #: read (a new file in a globbed folder changes the folder's)
+    sources: dict[Path, Signature | None] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
+    #: the environment variables ``${env.NAME}`` read while loading (the fast path watches their values)
+    env_names: list[str] = field(default_factory=list)
+    #: xxh3-128 of the recipe file's bytes as loaded
+    digest: str = ""
 
     @property
     def root(self) -> Path:
@@ -272,8 +279,16 @@ def _display(path: Path) -> str:
 
 def read_file(path: Path) -> tuple[RecipeFile, _Where]:
     """Parse ``path`` and check its shape."""
+    raw, where, _ = _read(path)
+    return raw, where
+
+
+def _read(path: Path) -> tuple[RecipeFile, _Where, str]:
+    """:func:`read_file`, and the xxh3-128 of the very bytes parsed."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        # what read_text gives, from the very bytes the digest is taken of
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise RecipeError(
             "recipe file not found",
@@ -284,14 +299,14 @@ def read_file(path: Path) -> tuple[RecipeFile, _Where]:
         raise RecipeError(f"cannot read the recipe: {exc}", file=_display(path)) from exc
     where = _Where(path, text)
     try:
-        data = tomli.loads(text)
+        table = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
         message = str(exc).split(" (at line")[0]
         raise RecipeError(f"invalid TOML: {message}", file=where.file, line=getattr(exc, "lineno", None)) from None
     try:
-        return RecipeFile.model_validate(data), where
+        return RecipeFile.model_validate(table), where, xxhash.xxh3_128_hexdigest(data)
     except ValidationError as exc:
-        raise _shape_error(exc, where, data) from None
+        raise _shape_error(exc, where, table) from None
 
 
 def _shape_error(exc: ValidationError, where: _Where, data: dict[str, Any]) -> RecipeError:
@@ -342,8 +357,10 @@ def load_recipe(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     steps, cycles, clashing or escaping outputs, missing input files.
     """
     recipe_path = Path(path).resolve()
-    raw, where = read_file(recipe_path)
-    return resolve(raw, recipe_path, where, os.environ if env is None else env)
+    raw, where, digest = _read(recipe_path)
+    recipe = resolve(raw, recipe_path, where, os.environ if env is None else env)
+    recipe.digest = digest
+    return recipe
 
 
 def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) -> Recipe:
@@ -368,8 +385,9 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
     for table, names in (("steps", raw.steps), ("groups", raw.groups)):
         for name in names:
             _check_name(name, (table, name), where)
-    lookup = env_lookup(raw.vars, env, secret=is_secret_name)
-    items, sources = all_items(raw, root, lookup, where)
+    env_names: set[str] = set()
+    lookup = env_lookup(raw.vars, env, secret=is_secret_name, read=env_names)
+    items, sources = all_items(raw, root, lookup, where, store)
     steps: dict[str, Step] = {}
     families: dict[str, list[str]] = {}
     for name, raw_step in raw.steps.items():
@@ -433,6 +451,7 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
         sources=sources,
         concurrency=dict(meta.concurrency),
         groups=groups,
+        env_names=sorted(env_names),
     )
 
 

@@ -17,6 +17,7 @@ from acpbuild.config import load_config
 from acpbuild.draft import draft_recipe, drafted
 from acpbuild.errors import AcpbuildError, BudgetExceeded
 from acpbuild.graph import closure, topological
+from acpbuild.keys import Signature
 from acpbuild.ledger import Ledger
 from acpbuild.money import Budget
 from acpbuild.recipe import Recipe, load_recipe
@@ -251,8 +252,11 @@ def run(
     recipe, env = _open(path, env, draft=draft)
     names = _selected(recipe, targets)
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
-    ctx = Context(recipe, env=env, link=link, on_event=on_event, jobs=jobs)
     full = not targets and not draft
+    # before any step (or a budget check) reads an input: an edit made while the
+    # build runs must not be mistaken for what it built
+    before = _noop_snapshot(recipe, env) if full else None
+    ctx = Context(recipe, env=env, link=link, on_event=on_event, jobs=jobs)
     if full:
         noop.forget(recipe.store_dir, recipe.name)
     try:
@@ -307,32 +311,49 @@ def run(
             estimated_cost=sum(r.estimated_cost for r in results.values() if r.status == "ran"),
             warnings=list(ctx.budget.warnings),
         )
-        if full and result.success and not any(r.status == "skipped" for r in results.values()):
-            _save_noop(recipe, env, result)
+        if before is not None and result.success and not any(r.status == "skipped" for r in results.values()):
+            _save_noop(ctx, before, result)
         ctx.emit(Event("finish"))
         return result
     finally:
         ctx.close()
 
 
-def _save_noop(recipe: Recipe, env: Mapping[str, str], result: RunResult) -> None:
-    """Remember what this complete, successful run read and wrote, for the no-op fast path."""
+def _noop_snapshot(recipe: Recipe, env: Mapping[str, str]) -> dict[str, Any]:
+    """What the build is about to read, for the no-op fast path (see :func:`noop.snapshot`)."""
+    from acpbuild.providers import provider_class
     from acpbuild.tasks import input_files
 
-    files: set[Path] = set(recipe.sources)
+    inputs = {p for step in recipe.steps.values() for p in input_files(step)}
+    adapters = {name: provider_class(name) for name in sorted({s.provider for s in recipe.steps.values()})}
+    return noop.snapshot(
+        recipe.path, recipe.digest, env, recipe.env_names, sorted(inputs), recipe.sources, adapters
+    )
+
+
+def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
+    """Remember what this complete, successful run wrote, beside what it read, for the no-op fast path."""
+    recipe = ctx.recipe
+    outputs: set[Path] = set()
     for step in recipe.steps.values():
-        files.update(input_files(step))
         made = result.steps.get(step.name)
         if made is None or made.status not in ("failed", "skipped"):
-            files.add(step.output_path)
-    files.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
+            outputs.add(step.output_path)
+    outputs.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
+    # An output edited after its step finished no longer holds what the ledger
+    # says: the full path would restore it, so the fast path must not vouch for it.
+    held = {Path(r.path): r.digest for r in ctx.ledger.outputs_of(recipe.name)}
+    verified: dict[Path, Signature | None] = {}
+    for path in sorted(outputs):
+        found = ctx.digests.signed(path)
+        verified[path] = found[0] if found is not None and found[1] == held.get(path) else None
     steps = [
         {"name": r.name, "key": r.key, "outputs": r.outputs, "provider": r.provider, "model": r.model}
         for r in result.steps.values()
         # a first_success member that failed or was not tried has nothing to report as up to date
         if r.status not in ("failed", "skipped")
     ]
-    noop.save(recipe.path, recipe.store_dir, recipe.name, env, sorted(files), steps)
+    noop.save(recipe.store_dir, recipe.name, before, verified, steps)
 
 
 def plan(

@@ -185,3 +185,23 @@ def test_rows_survive_reopening(db: Path) -> None:
         assert pending is not None and pending.id == gen_id
     finally:
         second.close()
+
+
+def test_a_ledger_from_before_ctime_gains_the_column(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(db)) as old:
+        old.execute(
+            "CREATE TABLE files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, "
+            "mtime_ns INTEGER, digest TEXT)"
+        )
+        old.execute("INSERT INTO files VALUES ('a.png', 1, 2, 3, 4, 'old')")
+        old.commit()
+    ledger = Ledger(db)
+    try:
+        # the old row holds no ctime, so it matches no file's signature: hashed once more
+        assert ledger.load_digest("a.png") == ((1, 2, 3, 4, None), "old")
+        ledger.save_digest("a.png", (1, 2, 3, 4, 5), "new")
+        assert ledger.load_digest("a.png") == ((1, 2, 3, 4, 5), "new")
+    finally:
+        ledger.close()
+    Ledger(db).close()  # and opening it again finds the column there

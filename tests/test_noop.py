@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +15,7 @@ import pytest
 from conftest import copy_recipe
 
 from acpbuild.cli import main
+from acpbuild.store import LinkMode
 
 FAST = "nothing changed since the last run"
 
@@ -99,6 +103,152 @@ def test_any_change_falls_back_to_the_full_build(
     assert FAST in run_out(repo, capsys)  # and the full build leaves a fresh manifest
 
 
+def _recolour_input(repo: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), "navy").save(repo.parent / "picture.png")
+
+
+def _reword_recipe(repo: Path) -> None:
+    repo.write_text(repo.read_text().replace("(${env.", "[${env.").replace("TONE})", "TONE}]"))
+
+
+# (what is edited while the build runs, the step after which it is edited, how many steps that reruns)
+EDITS_DURING_A_RUN = [
+    (_edit_item, "summary[a]", 1),  # a globbed file, read while the recipe loaded
+    (_add_item, "summary[a]", 1),  # a new file in a globbed folder
+    (_recolour_input, "cover", 1),  # an input file, read by its step
+    (_reword_recipe, "summary[b]", 2),  # the recipe itself
+]
+
+
+@pytest.mark.parametrize(("change", "after", "reruns"), EDITS_DURING_A_RUN)
+def test_an_input_edited_while_the_build_runs_is_built_next_time(
+    repo: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], None], after: str, reruns: int
+) -> None:
+    import acpbuild
+    from acpbuild.build import Event
+
+    def edit_midway(event: Event) -> None:
+        if event.kind == "step_done" and event.step == after:
+            change(repo)
+
+    assert acpbuild.run(repo, on_event=edit_midway).success
+    out = run_out(repo, capsys)
+    assert FAST not in out and f"{reruns} ran" in out
+
+
+# (the glob, the files there at the first build, the file added after it)
+NEW_FILES_IN_FOLDERS_WITHOUT_A_MATCH = [
+    ("s/**/*.md", ["s/a/x.md", "s/empty/readme.txt"], "s/empty/new.md"),  # a subfolder under **
+    ("s/**/*.md", ["s/a/x.md", "s/b/c/readme.txt"], "s/b/c/new.md"),  # a deeper one
+    ("s/*/x.md", ["s/a/x.md", "s/empty/readme.txt"], "s/empty/x.md"),  # a folder a wildcard part matches
+    ("s/*/*/*.md", ["s/a/b/x.md", "s/a/c/readme.txt"], "s/a/c/new.md"),  # two wildcard parts
+]
+
+
+@pytest.mark.parametrize(("glob", "files", "added"), NEW_FILES_IN_FOLDERS_WITHOUT_A_MATCH)
+def test_a_new_match_in_any_folder_the_glob_walks_is_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], glob: str, files: list[str], added: str
+) -> None:
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(
+        f'[steps.t]\nkind = "text"\nforeach = "{glob}"\nprompt = "${{item.text}}"\noutput = "o/${{item.path}}.txt"\n'
+    )
+    assert "1 ran" in run_out(path, capsys)
+    assert FAST in run_out(path, capsys)
+    (tmp_path / added).write_text("new")
+    out = run_out(path, capsys)
+    assert FAST not in out and "1 ran" in out
+
+
+def test_a_glob_over_the_whole_project_does_not_watch_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # every run writes into .acpbuild; watching it would make the fast path never apply
+    (tmp_path / "a.md").write_text("Alpha.")
+    path = tmp_path / "acpbuild.toml"
+    path.write_text('[steps.t]\nkind = "text"\nforeach = "**/*.md"\nprompt = "${item.text}"\noutput = "${item.stem}.txt"\n')
+    run_out(path, capsys)
+    run_out(path, capsys)  # the first build made out/ in a watched folder
+    assert FAST in run_out(path, capsys)
+    assert FAST in run_out(path, capsys)
+
+
+def test_a_same_size_rewrite_with_its_mtime_put_back_is_built(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    picture = repo.parent / "picture.png"
+    before = picture.stat()
+    Image.new("RGB", (32, 32), "navy").save(picture)  # in place: same inode
+    os.utime(picture, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = picture.stat()
+    # only ctime tells: size, inode and mtime are what they were
+    assert (after.st_size, after.st_ino, after.st_mtime_ns) == (before.st_size, before.st_ino, before.st_mtime_ns)
+    assert after.st_ctime_ns != before.st_ctime_ns
+    out = run_out(repo, capsys)
+    assert FAST not in out and "1 ran" in out
+    assert "#000080" in (repo.parent / "out" / "facts.txt").read_text()  # navy
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink"])
+def test_a_full_no_op_run_hashes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: LinkMode) -> None:
+    from PIL import Image
+
+    import acpbuild
+    import acpbuild.keys
+
+    Image.new("RGB", (32, 32), "teal").save(tmp_path / "picture.png")
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(
+        '[steps.cover]\nkind = "text_to_image"\nprompt = "a kite"\nwidth = 48\nheight = 32\noutput = "cover.png"\n'
+        '[steps.facts]\nkind = "image_understanding"\nimage = "${steps.cover}"\noutput = "facts.txt"\n'
+        '[steps.photo]\nkind = "image_understanding"\nimage = "picture.png"\noutput = "photo.txt"\n'
+        # with hardlinks, the group's copy is one more name of cover's blob
+        '[groups.best]\nsteps = ["cover"]\nmerge = "first_success"\noutput = "best.png"\n'
+        '[steps.more]\nkind = "image_understanding"\nimage = "${steps.best}"\noutput = "more.txt"\n'
+    )
+    assert acpbuild.run(path, link=link).success
+    if link == "hardlink":
+        # Another name for the blob (another recipe sharing the store) changes the
+        # ctime of every output linked to it; add names until the clock shows it.
+        cover = tmp_path / "out" / "cover.png"
+        ctime = cover.stat().st_ctime_ns
+        names = itertools.count()
+        while cover.stat().st_ctime_ns == ctime:
+            os.link(cover, tmp_path / f"elsewhere-{next(names)}.png")
+    calls: list[Path] = []
+    real = acpbuild.keys.file_digest
+    monkeypatch.setattr(acpbuild.keys, "file_digest", lambda p: calls.append(p) or real(p))
+    result = acpbuild.run(path, link=link)
+    assert {r.status for r in result.steps.values()} == {"uptodate"}
+    assert calls == []
+
+
+def test_an_output_edited_while_the_build_runs_is_restored_next_time(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import acpbuild
+    from acpbuild.build import Event
+
+    facts = repo.parent / "out" / "facts.txt"
+    built = facts.read_text()
+
+    def edit_output(event: Event) -> None:
+        if event.kind == "step_done" and event.step == "cover":
+            facts.write_text("edited by hand")
+
+    assert acpbuild.run(repo, on_event=edit_output).success
+    out = run_out(repo, capsys)
+    assert FAST not in out and "1 restored" in out
+    assert facts.read_text() == built
+
+
 def test_an_environment_value_the_recipe_uses_invalidates_it(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,6 +285,35 @@ def test_fast_json_has_the_shape_of_the_full_json(
         assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
 
 
+def test_a_new_adapter_version_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A copy of the package stands for an installation whose adapter is edited;
+    # step keys hold the adapter's version, so bumping it must rebuild the step.
+    import acpbuild
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(acpbuild.__file__).parent, site / "acpbuild", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "acpbuild.toml").write_text('[steps.t]\nkind = "text"\nprompt = "hello"\noutput = "t.txt"\n')
+
+    def run() -> str:
+        argv = [sys.executable, "-m", "acpbuild", "run"]
+        return subprocess.run(argv, cwd=project, capture_output=True, text=True, check=True).stdout
+
+    adapter = site / "acpbuild" / "providers" / "local" / "__init__.py"
+    source = adapter.read_text()
+    assert '    version = "1"\n' in source
+    assert "1 ran" in run()
+    assert FAST in run()
+    adapter.write_text(source + "\n# an edit that keeps the version\n")
+    assert FAST in run()  # the file moved, but the version it declares did not
+    adapter.write_text(source.replace('    version = "1"\n', '    version = "2"\n'))
+    out = run()
+    assert FAST not in out and "1 ran" in out
+
+
 def test_the_fast_path_imports_neither_doit_nor_pydantic(tmp_path: Path) -> None:
     recipe = copy_recipe("chain.toml", tmp_path)
     assert main(["run", str(recipe)]) == 0
@@ -147,3 +326,20 @@ def test_the_fast_path_imports_neither_doit_nor_pydantic(tmp_path: Path) -> None
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert FAST in done.stdout
+
+
+def test_an_environment_variable_named_through_a_toml_escape_is_watched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TOML decodes \u0024 to "$" before the loader sees the string, so no scan of
+    # the file's bytes finds this reference; the names the loader read do.
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    monkeypatch.setenv("ACPBUILD_TEST_TONE", "calm")
+    path = tmp_path / "acpbuild.toml"
+    path.write_text('[steps.t]\nkind = "text"\nprompt = "Tone: \\u0024{env.ACPBUILD_TEST_TONE}"\noutput = "t.txt"\n')
+    assert "1 ran" in run_out(path, capsys)
+    assert FAST in run_out(path, capsys)
+    monkeypatch.setenv("ACPBUILD_TEST_TONE", "angry")
+    out = run_out(path, capsys)
+    assert FAST not in out and "1 ran" in out
+    assert "angry" in (tmp_path / "out" / "t.txt").read_text()

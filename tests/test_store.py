@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from collections.abc import Callable
@@ -206,6 +207,15 @@ def _swap_in_twin(path: Path) -> None:
     os.replace(twin, path)
 
 
+def _rewrite_and_put_mtime_back(path: Path) -> None:
+    before = path.stat()
+    with open(path, "r+b") as f:
+        f.write(b"two")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
 # how a file changes between two digests
 CHANGES = [
     # new bytes, new size
@@ -214,6 +224,8 @@ CHANGES = [
     pytest.param(_rewrite_later, id="mtime"),
     # replaced by another file (new inode) of the same size and mtime
     pytest.param(_swap_in_twin, id="inode"),
+    # same inode, same size, rewritten and its mtime put back (touch -r): only ctime moved
+    pytest.param(_rewrite_and_put_mtime_back, id="ctime"),
 ]
 
 
@@ -234,11 +246,30 @@ def test_digest_cache_rereads_a_changed_file(
     assert len(digest_calls) == 2
 
 
+def test_digest_cache_trusts_a_linked_file_whose_links_change(
+    tmp_path: Path, digest_calls: list[Path]
+) -> None:
+    # with --link hardlink, outputs are names of store blobs; linking the blob
+    # elsewhere changes its ctime, but not a byte of it
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"one")
+    output = tmp_path / "photo.png"
+    os.link(blob, output)
+    cache = DigestCache()
+    first = cache.digest(output)
+    ctime = output.stat().st_ctime_ns
+    names = itertools.count()
+    while output.stat().st_ctime_ns == ctime:  # new names until the clock shows one
+        os.link(blob, tmp_path / f"copy-{next(names)}.png")
+    assert cache.digest(output) == first
+    assert digest_calls == [output]
+
+
 def test_digest_cache_is_not_read_again_across_runs(
     tmp_path: Path, digest_calls: list[Path]
 ) -> None:
     # a load/save pair (the ledger's files table) carries digests to the next run
-    saved: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+    saved: dict[str, tuple[tuple[int, int, int, int, int], str]] = {}
     path = tmp_path / "photo.png"
     path.write_bytes(b"one")
     first_run = DigestCache(

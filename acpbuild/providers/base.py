@@ -147,7 +147,9 @@ class Provider(abc.ABC):
     #: name as recipes write it
     name: str = ""
     #: the adapter's own version; it enters every step key, so bump it when
-    #: the same parameters would now produce a different result
+    #: the same parameters would now produce a different result. Write it in
+    #: the adapter's class body: the no-op fast path reads it again only when
+    #: the file that declares it has changed
     version: str = "1"
     #: whether calls cost money (the local provider is free)
     paid: bool = True
