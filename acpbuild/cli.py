@@ -12,9 +12,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acpbuild import __version__
+
+if TYPE_CHECKING:
+    from acpbuild.recipe import Recipe
 
 EXIT_INTERRUPTED = 130
 
@@ -160,15 +163,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     from acpbuild import report, workflow
 
+    loaded, _ = workflow.open_recipe(recipe, draft=args.draft)  # once, for the check and the run
     if not args.yes:
-        refused = _confirm(args, recipe, targets)
+        refused = _confirm(args, loaded, targets)
         if refused is not None:
             return refused
     started = time.monotonic()
     progress = None if args.json else report.Progress(sys.stdout, live=sys.stdout.isatty())
     try:
         result = workflow.run(
-            recipe,
+            loaded,
             targets,
             jobs=args.jobs,
             keep_going=args.keep_going,
@@ -208,15 +212,18 @@ def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> bool:
     return True
 
 
-def _confirm(args: argparse.Namespace, recipe: str | None, targets: list[str]) -> int | None:
+def _confirm(args: argparse.Namespace, recipe: Recipe, targets: list[str]) -> int | None:
     """Ask before a run that would pay more than the threshold; None to go on, else the exit code."""
     import shlex
 
-    from acpbuild import report, workflow
+    from acpbuild import providers, report, workflow
     from acpbuild.config import load_config
     from acpbuild.errors import SpendNotConfirmed
     from acpbuild.secrets import environment
 
+    selected = [recipe.steps[n] for n in workflow.selected(recipe, targets) if n in recipe.steps]
+    if not any(providers.provider_class(step.provider).paid for step in selected):
+        return None  # nothing here can cost money: no need to plan it first
     forecast = workflow.forecast(recipe, targets, draft=args.draft, budget=args.budget)
     threshold = load_config(environment((Path.cwd(),))).confirm_above_usd
     if not forecast.paid_steps or forecast.total <= threshold:
@@ -266,9 +273,9 @@ def _cmd_costs(args: argparse.Namespace) -> int:
     if args.store:
         store = Path(args.store).resolve()
     elif args.recipe or Path("acpbuild.toml").is_file():
-        from acpbuild.workflow import _open
+        from acpbuild.workflow import open_recipe
 
-        store = _open(args.recipe, None)[0].store_dir
+        store = open_recipe(args.recipe)[0].store_dir
     else:
         store = doctor.default_store(environment((Path.cwd(),)))
     since = spend.parse_since(args.since) if args.since else None
@@ -302,9 +309,9 @@ def _cmd_costs(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from acpbuild.graph import topological
-    from acpbuild.workflow import _open
+    from acpbuild.workflow import open_recipe
 
-    recipe, _ = _open(args.recipe, None)
+    recipe, _ = open_recipe(args.recipe)
     order = topological(recipe.deps())
     width = max(len(n) for n in order)
     for name in order:
@@ -331,12 +338,12 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from acpbuild.errors import RecipeError
-    from acpbuild.workflow import _open
+    from acpbuild.workflow import open_recipe
 
     worst = 0
     for path in args.recipes or [None]:
         try:
-            recipe, _ = _open(path, None)
+            recipe, _ = open_recipe(path)
         except RecipeError as exc:
             print(f"acpbuild: error: {exc}", file=sys.stderr)
             worst = 2
@@ -498,9 +505,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_graph(args: argparse.Namespace) -> int:
     from acpbuild import diagram
-    from acpbuild.workflow import _open
+    from acpbuild.workflow import open_recipe
 
-    recipe, _ = _open(args.recipe, None)
+    recipe, _ = open_recipe(args.recipe)
     sys.stdout.write(diagram.render(recipe, args.format))
     return 0
 

@@ -28,12 +28,12 @@ def recipe_tasks(path: str | os.PathLike[str], basename: str | None = None) -> I
     """
     from acpbuild.build import Context
     from acpbuild.tasks import task_dicts
-    from acpbuild.workflow import _open
+    from acpbuild.workflow import open_recipe
 
     if basename is None:
         caller = inspect.stack()[1].function
         basename = caller.removeprefix("task_")
-    recipe, env = _open(path, None)
+    recipe, env = open_recipe(path)
     ctx = Context(recipe, env=env)  # lives as long as the doit process
     for task in task_dicts(ctx, prefix=f"{basename}:"):
         task["name"] = task["name"].removeprefix(f"{basename}:")

@@ -210,7 +210,9 @@ class Ledger:
 
     def generations(self, *, since: float | None = None) -> list[Generation]:
         rows = self._rows(
-            "SELECT * FROM generations WHERE created >= ? ORDER BY id", (since or 0.0,)
+            # when it finished, as the monthly cap counts it; a job still running by when it began
+            "SELECT * FROM generations WHERE COALESCE(finished, created) >= ? ORDER BY id",
+            (since or 0.0,),
         )
         return [Generation(*r) for r in rows]
 

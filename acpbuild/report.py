@@ -113,7 +113,8 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
     table = Table(title=f"acpbuild run: {result.recipe}", title_justify="left")
     for column in ("step", "status", "provider/model", "estimate", "cost", "output"):
         table.add_column(column, justify="right" if column in ("estimate", "cost") else "left")
-    for step in result.steps.values():
+    # Steps that did nothing are counted below, not listed: a content repo has thousands.
+    for step in (s for s in result.steps.values() if s.status != "uptodate"):
         output = ", ".join(_rel(o) for o in step.outputs) if step.status not in ("failed", "skipped") else (step.error or step.reason)
         table.add_row(
             _escape(step.name),
@@ -123,7 +124,8 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
             _money(step.cost),
             _escape(output or ""),
         )
-    console.print(table)
+    if table.row_count:
+        console.print(table)
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("ran", "restored", "uptodate", "failed", "skipped") if result.count(s))
     verdict = "[green]ok[/]" if result.success else "[bold red]FAILED[/]"
     verdict = "[bold red]REFUSED[/]" if result.refused else verdict

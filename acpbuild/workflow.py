@@ -90,17 +90,28 @@ class RunResult:
         }
 
 
-def _open(
-    path: str | os.PathLike[str] | None, env: Mapping[str, str] | None, *, draft: bool = False
+RecipeSource = str | os.PathLike[str] | Recipe | None
+
+
+def open_recipe(
+    path: RecipeSource, env: Mapping[str, str] | None = None, *, draft: bool = False
 ) -> tuple[Recipe, Mapping[str, str]]:
-    recipe_path = Path(path) if path is not None else Path("acpbuild.toml")
-    if env is None:
-        env = environment((recipe_path.resolve().parent, Path.cwd()))
-    recipe = load_recipe(recipe_path, env)
+    """The recipe at ``path`` (``acpbuild.toml`` by default; a loaded :class:`Recipe` as it is) and its environment."""
+    if isinstance(path, Recipe):
+        recipe = path
+        if env is None:
+            env = environment((recipe.path.parent, Path.cwd()))
+    else:
+        recipe_path = Path(path) if path is not None else Path("acpbuild.toml")
+        if env is None:
+            env = environment((recipe_path.resolve().parent, Path.cwd()))
+        recipe = load_recipe(recipe_path, env)
     return (draft_recipe(recipe) if draft else recipe), env
 
 
-def _selected(recipe: Recipe, targets: Iterable[str] | None) -> list[str]:
+
+def selected(recipe: Recipe, targets: Iterable[str] | None) -> list[str]:
+    """The steps and groups a run of ``targets`` (None: everything) builds, in build order."""
     deps = recipe.deps()
     order = topological(deps)
     if not targets:
@@ -127,7 +138,7 @@ def budget_for(recipe: Recipe, ledger: Ledger, env: Mapping[str, str], budget: f
     config = load_config(env)
     if config.monthly_cap_usd is not None:
         spent = ledger.spent_since(month_start())
-        label = f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path}; ${spent:.2f} spent this month)"
+        label = f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path}; ${spent:.4f} spent this month)"
         limits[label] = max(0.0, config.monthly_cap_usd - spent)
         already[label] = spent
     return Budget(limits, already=already)
@@ -194,7 +205,7 @@ class Forecast:
 
 
 def forecast(
-    path: str | os.PathLike[str] | None = None,
+    path: RecipeSource = None,
     targets: Iterable[str] | None = None,
     *,
     draft: bool = False,
@@ -205,8 +216,8 @@ def forecast(
 
     Needs no API key: estimates come from the price registry and the steps' parameters.
     """
-    recipe, env = _open(path, env, draft=draft)
-    names = _selected(recipe, targets)
+    recipe, env = open_recipe(path, env, draft=draft)
+    names = selected(recipe, targets)
     ctx = Context(recipe, env=env)
     try:
         found = assess(ctx, names)
@@ -217,7 +228,7 @@ def forecast(
 
 
 def run(
-    path: str | os.PathLike[str] | None = None,
+    path: RecipeSource = None,
     targets: Iterable[str] | None = None,
     *,
     jobs: int | None = None,
@@ -249,8 +260,8 @@ def run(
 
     from acpbuild.tasks import RecipeLoader
 
-    recipe, env = _open(path, env, draft=draft)
-    names = _selected(recipe, targets)
+    recipe, env = open_recipe(path, env, draft=draft)
+    names = selected(recipe, targets)
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
     full = not targets and not draft
     # before any step (or a budget check) reads an input: an edit made while the
@@ -357,15 +368,15 @@ def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
 
 
 def plan(
-    path: str | os.PathLike[str] | None = None,
+    path: RecipeSource = None,
     targets: Iterable[str] | None = None,
     *,
     draft: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> tuple[Recipe, list[Assessment]]:
     """For each selected step: up to date, restorable from the store, or will run, and why."""
-    recipe, env = _open(path, env, draft=draft)
-    names = _selected(recipe, targets)
+    recipe, env = open_recipe(path, env, draft=draft)
+    names = selected(recipe, targets)
     ctx = Context(recipe, env=env)
     try:
         found = assess(ctx, names)
@@ -375,14 +386,14 @@ def plan(
 
 
 def clean(
-    path: str | os.PathLike[str] | None = None, *, orphans: bool = False, env: Mapping[str, str] | None = None
+    path: RecipeSource = None, *, orphans: bool = False, env: Mapping[str, str] | None = None
 ) -> list[Path]:
     """Remove the recipe's outputs (the store keeps every generation). Return what was removed.
 
     With ``orphans``, remove only outputs this recipe once made that no step makes
     any more (a foreach item whose file was deleted, a renamed output).
     """
-    recipe, env = _open(path, env)
+    recipe, env = open_recipe(path, env)
     ctx = Context(recipe, env=env)
     current = {step.output_path for step in recipe.steps.values()}
     current.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
