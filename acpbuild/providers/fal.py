@@ -148,6 +148,7 @@ class FalProvider(Provider):
                 raise BadResponse(
                     f"request {request_id}: the result has no downloadable {spec.output} URL",
                     provider=self.name,
+                    job_failed=True,
                 )
             size = with_retries(
                 lambda: download(
@@ -254,7 +255,11 @@ class FalProvider(Provider):
         if status.error or status.error_type:
             # The result GET of a failed request answers with fal's HTTP error and
             # message; it is asked once, since asking again cannot change it.
-            self._call("job", handle.get, rid)
+            try:
+                self._call("job", handle.get, rid)
+            except ProviderError as exc:
+                exc.job_failed = True  # whatever the GET said, the job is over
+                raise
             raise self._job_failed(rid, status.error, status.error_type)
         result = with_retries(
             lambda: self._call("result", handle.get, rid), policy=policy, billable=False
@@ -283,6 +288,7 @@ class FalProvider(Provider):
                 f"request {rid}: the result holds no {spec.output} (keys: "
                 f"{', '.join(sorted(result)) or 'none'})",
                 provider=self.name,
+                job_failed=True,
             )
         return media
 
@@ -505,6 +511,7 @@ class FalProvider(Provider):
                 f"request {rid} failed inside fal ({said}); fal does not bill it, try again",
                 provider=self.name,
                 sent=False,
+                job_failed=True,
             )
         return RequestRejected(f"request {rid} failed ({said})", provider=self.name)
 

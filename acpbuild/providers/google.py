@@ -407,7 +407,11 @@ class GoogleProvider(Provider):
                     "change the prompt or image",
                     provider=self.name,
                 )
-            raise BadResponse(f"Veo operation {name} finished without a video", provider=self.name)
+            raise BadResponse(
+                f"Veo operation {name} finished without a video",
+                provider=self.name,
+                job_failed=True,
+            )
         video = videos[0].video
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -423,17 +427,23 @@ class GoogleProvider(Provider):
                     f"Veo stored the video at {video.uri} instead of returning it; "
                     "acpbuild cannot fetch Cloud Storage URIs",
                     provider=self.name,
+                    job_failed=True,
                 )
             else:
                 raise BadResponse(
-                    f"Veo operation {name} returned an empty video", provider=self.name
+                    f"Veo operation {name} returned an empty video",
+                    provider=self.name,
+                    job_failed=True,
                 )
             problem = _mp4_problem(part)
             if problem:
-                # The operation is finished and paid for; polling it again is free
-                # but returns the same bytes, so this is not retried here.
+                # The operation is finished and paid for, but what it holds is broken:
+                # polling it again returns the same bytes, so resuming cannot help.
+                # (A final poll cut off in transit fails earlier, as a free poll.)
                 raise BadResponse(
-                    f"the video Veo returned is unusable: {problem}", provider=self.name
+                    f"the video Veo returned is unusable: {problem}",
+                    provider=self.name,
+                    job_failed=True,
                 )
             size = part.stat().st_size
             os.replace(part, dest)
@@ -467,17 +477,20 @@ class GoogleProvider(Provider):
         message = redact(str(error.get("message") or ""), self.env)[:500]
         said = f"operation {name} failed (code {code}): {message}"
         lowered = message.lower()
+        # The operation itself failed: polling it again cannot help, only a new one can.
         if any(word in lowered for word in _POLICY_WORDS):
             return RequestRejected(
                 f"refused by Google's content policy: {said}; change the prompt or image",
                 provider=self.name,
             )
         if code == 8:  # RESOURCE_EXHAUSTED
-            return RateLimited(f"{said}; try again later", provider=self.name)
+            return RateLimited(f"{said}; try again later", provider=self.name, job_failed=True)
         if code == 4:  # DEADLINE_EXCEEDED
-            return ProviderTimeout(said, provider=self.name)
+            return ProviderTimeout(said, provider=self.name, job_failed=True)
         if code in (13, 14):  # INTERNAL, UNAVAILABLE
-            return ServiceUnavailable(f"{said}; try again later", provider=self.name)
+            return ServiceUnavailable(
+                f"{said}; try again later", provider=self.name, job_failed=True
+            )
         return RequestRejected(said, provider=self.name)
 
     # -- ping -------------------------------------------------------------------
