@@ -12,9 +12,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acpbuild import __version__
+
+if TYPE_CHECKING:
+    from acpbuild.providers.base import Model
 
 EXIT_INTERRUPTED = 130
 
@@ -407,22 +410,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                     "endpoints": {k: model.endpoints[k] for k in kinds},
                     "price": price.describe() if price else ("free" if name == "local" else None),
                     "price_source": f"{price.source} ({price.date})" if price else None,
-                    "params": {
-                        p: {
-                            k: v
-                            for k, v in {
-                                "type": spec.type,
-                                "required": spec.required or None,
-                                "default": spec.default,
-                                "min": spec.min,
-                                "max": spec.max,
-                                "choices": list(spec.choices) if spec.choices else None,
-                            }.items()
-                            if v is not None
-                        }
-                        for kind in kinds
-                        for p, spec in model.params_for(kind).items()
-                    },
+                    "params": _model_params(model, kinds),
                 }
             )
     if args.json:
@@ -434,6 +422,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
             extra = []
             if "choices" in spec:
                 extra.append("one of " + ", ".join(map(str, spec["choices"])))
+            if "choices_by_kind" in spec:
+                extra.append(
+                    "; ".join(
+                        f"{kind}: one of {', '.join(map(str, choices))}" for kind, choices in spec["choices_by_kind"].items()
+                    )
+                )
             if "min" in spec or "max" in spec:
                 extra.append(f"{spec.get('min', '')}..{spec.get('max', '')}")
             if "default" in spec:
@@ -443,6 +437,33 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if not rows:
         print("no models match")
     return 0
+
+
+def _model_params(model: Model, kinds: list[str]) -> dict[str, dict[str, Any]]:
+    """Each parameter of ``model`` for ``kinds``; choices that differ by kind are listed per kind."""
+    per_kind: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        for name, spec in model.params_for(kind).items():
+            per_kind.setdefault(name, {})[kind] = spec
+    params: dict[str, dict[str, Any]] = {}
+    for name, specs in per_kind.items():
+        spec = next(iter(specs.values()))
+        choices = {kind: list(s.choices) for kind, s in specs.items() if s.choices}
+        same = len({tuple(c) for c in choices.values()}) <= 1 and len(choices) in (0, len(specs))
+        params[name] = {
+            k: v
+            for k, v in {
+                "type": spec.type,
+                "required": spec.required or None,
+                "default": spec.default,
+                "min": spec.min,
+                "max": spec.max,
+                "choices": next(iter(choices.values())) if choices and same else None,
+                "choices_by_kind": choices if choices and not same else None,
+            }.items()
+            if v is not None
+        }
+    return params
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -59,6 +59,22 @@ def test_doctor_names_keys_without_their_values_and_pings(
     assert el.key not in out and "test-wrong-key-9999" not in out
 
 
+def test_models_lists_choices_per_kind_where_they_differ(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--provider", "fal", "--json"]) == 0
+    veo3 = next(r for r in json.loads(capsys.readouterr().out) if r["model"] == "veo3")
+    aspect = veo3["params"]["aspect_ratio"]
+    assert "choices" not in aspect  # no single list fits both kinds
+    assert aspect["choices_by_kind"] == {
+        "text_to_video": ["16:9", "9:16", "1:1"],
+        "image_to_video": ["auto", "16:9", "9:16"],
+    }
+    assert main(["models", "--provider", "fal", "--kind", "text_to_video"]) == 0
+    text = capsys.readouterr().out
+    veo3_text = text[text.index("fal/veo3") :].split("\nfal/")[0]
+    assert "aspect_ratio: str  one of 16:9, 9:16, 1:1\n" in veo3_text
+    assert "auto" not in veo3_text
+
+
 def test_list_shows_steps_in_build_order(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", str(ROOT / "recipes" / "quickstart.toml")]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]

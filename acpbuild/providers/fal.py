@@ -31,7 +31,7 @@ from acpbuild.errors import (
     RequestRejected,
     ServiceUnavailable,
 )
-from acpbuild.providers.base import FILE_TYPES, Job, Journal, Model, Outcome, Provider
+from acpbuild.providers.base import FILE_TYPES, Job, Journal, Model, Outcome, Problem, Provider
 from acpbuild.providers.fal_models import CATALOGUE, SPECS, Spec
 from acpbuild.providers.wire import (
     RetryPolicy,
@@ -126,7 +126,7 @@ class FalProvider(Provider):
         deadline = time.monotonic() + job.timeout_s
         spec = SPECS[job.model.name]
         endpoint = job.model.endpoints[job.kind]
-        self._check(job, spec)
+        self.refuse_unfit(job)
         policy = RetryPolicy.from_env(self.env)
         with self._client(job.timeout_s) as client:
             request_id = journal.resume_id
@@ -172,24 +172,15 @@ class FalProvider(Provider):
             meta["seed"] = result["seed"]
         return Outcome(request_id=request_id, usage=usage, meta=meta)
 
-    def _check(self, job: Job, spec: Spec) -> None:
-        """Refuse, before anything is uploaded or paid for, what fal would refuse."""
-        suffix = job.output.suffix.lower()
-        if spec.output == "video" and suffix not in _VIDEO_SUFFIXES:
-            raise RequestRejected(
-                f"cannot write {job.output.name!r}: fal returns MP4 video; name the output .mp4",
-                provider=self.name,
-                sent=False,
-            )
-        for (param, kind), choices in spec.kind_choices.items():
-            value = job.params.get(param)
-            if kind == job.kind and value is not None and value not in choices:
-                raise RequestRejected(
-                    f"{param} {value!r} is not available for {kind} on {job.model.name}; "
-                    f"use one of {', '.join(map(repr, choices))}",
-                    provider=self.name,
-                    sent=False,
-                )
+    @classmethod
+    def check(
+        cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str
+    ) -> list[Problem]:
+        """fal returns MP4 video: a video step must write .mp4 (or .mov, which reads MP4)."""
+        spec = SPECS.get(model.name)
+        if spec is not None and spec.output == "video" and suffix.lower() not in _VIDEO_SUFFIXES:
+            return [Problem("output", "fal returns MP4 video; name the output .mp4 (or .mov)")]
+        return []
 
     def _arguments(
         self, client: SyncClient, job: Job, spec: Spec, policy: RetryPolicy

@@ -77,7 +77,7 @@ from acpbuild.errors import (
     ServiceUnavailable,
 )
 from acpbuild.providers import google_models as gm
-from acpbuild.providers.base import Job, Journal, Model, Outcome, Provider
+from acpbuild.providers.base import Job, Journal, Model, Outcome, Problem, Provider
 from acpbuild.providers.wire import RetryPolicy, download, parse_retry_after, with_retries
 from acpbuild.secrets import redact
 
@@ -126,8 +126,24 @@ class GoogleProvider(Provider):
     def catalogue(self) -> Mapping[str, Model]:
         return gm.CATALOGUE
 
+    @classmethod
+    def check(
+        cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str
+    ) -> list[Problem]:
+        """Veo returns MP4 (a .webm output would hold the wrong container); Gemini images
+        are saved as PNG, JPEG or WebP."""
+        suffix = suffix.lower()
+        if kind in gm.VIDEO_KINDS and suffix not in _VIDEO_SUFFIXES:
+            return [Problem("output", "Veo returns MP4 video; name the output .mp4 (or .mov)")]
+        if kind in gm.IMAGE_KINDS and suffix not in _IMAGE_FORMATS:
+            return [
+                Problem("output", f"Gemini images are saved as {', '.join(_IMAGE_FORMATS)}")
+            ]
+        return []
+
     def generate(self, job: Job, journal: Journal) -> Outcome:
         """Perform one Gemini call or one Veo operation, writing ``job.output``."""
+        self.refuse_unfit(job)
         if job.kind in gm.GEMINI_KINDS:
             return self._text(job)
         if job.kind in gm.IMAGE_KINDS:
@@ -173,14 +189,7 @@ class GoogleProvider(Provider):
     def _image(self, job: Job) -> Outcome:
         from google.genai import types
 
-        want = _IMAGE_FORMATS.get(job.output.suffix.lower())
-        if want is None:
-            raise RequestRejected(
-                f"cannot write {job.output.name!r}: Gemini images are saved as "
-                f"{', '.join(_IMAGE_FORMATS)}",
-                provider=self.name,
-                sent=False,
-            )
+        want = _IMAGE_FORMATS[job.output.suffix.lower()]  # refuse_unfit checked it
         p = job.params
         aspect = p.get("aspect_ratio")
         config = types.GenerateContentConfig(
@@ -301,13 +310,6 @@ class GoogleProvider(Provider):
     def _video(self, job: Job, journal: Journal) -> Outcome:
         from google.genai import types
 
-        if job.output.suffix.lower() not in _VIDEO_SUFFIXES:
-            raise RequestRejected(
-                f"cannot write {job.output.name!r}: Veo returns MP4 video; name the output "
-                ".mp4 (or .mov)",
-                provider=self.name,
-                sent=False,
-            )
         p = job.params
         model_id = job.model.endpoints[job.kind]
         duration = int(p.get("duration_s") or 8)
