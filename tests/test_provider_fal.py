@@ -8,6 +8,7 @@ uploads, downloads) are repeated freely.
 
 from __future__ import annotations
 
+import gzip
 import socket
 import subprocess
 import sys
@@ -637,6 +638,25 @@ def test_download_that_stays_truncated_leaves_no_output(emu: FalEmulator, tmp_pa
     assert len(emu.calls("GET", MEDIA)) == 3
     assert not job.output.exists()
     assert leftovers(tmp_path) == []
+    assert emu.submissions == 1
+
+
+def test_download_asks_for_identity_and_decodes_a_gzip_answer_anyway(
+    emu: FalEmulator, tmp_path: Path
+) -> None:
+    png = image_bytes("png")
+    packed = gzip.compress(png)
+    gz = {"Content-Type": "image/png", "Content-Encoding": "gzip"}
+    # first a compressed copy cut short (Content-Length counts the compressed bytes),
+    # then a whole one from a server that compresses although it was asked not to
+    emu.fail("GET", MEDIA, Response(200, packed, gz, truncate_to=len(packed) // 2))
+    emu.fail("GET", MEDIA, Response(200, packed, gz))
+    job = make_job(tmp_path)
+    FalProvider(env_for(emu)).generate(job, Journal())
+    assert job.output.read_bytes() == png
+    downloads = emu.calls("GET", MEDIA)
+    assert len(downloads) == 2
+    assert {d.headers["accept-encoding"] for d in downloads} == {"identity"}
     assert emu.submissions == 1
 
 
