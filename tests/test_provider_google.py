@@ -312,6 +312,30 @@ def test_ping_lists_one_model(emu: GoogleEmulator, extra: dict[str, str], path: 
     assert (request.method, request.path, request.query) == ("GET", path, {"pageSize": ["1"]})
 
 
+def test_vertex_ping_goes_the_way_veo_goes(emu: GoogleEmulator) -> None:
+    # Veo uses Vertex with GOOGLE_API_KEY first; the plain ping uses GEMINI_API_KEY first.
+    provider = GoogleProvider(env_for(emu, GOOGLE_API_KEY=CLOUD_KEY))
+    assert list(provider.pings()) == ["ping", "vertex ping"]
+    said = provider.pings()["vertex ping"]()
+    assert "Vertex AI (express mode, no project): key accepted" in said
+    (request,) = emu.requests
+    assert (request.method, request.path) == ("GET", "/v1beta1/publishers/google/models")
+    assert request.headers["x-goog-api-key"] == CLOUD_KEY
+
+
+def test_vertex_ping_with_a_wrong_cloud_key_fails_while_the_gemini_ping_passes(
+    emu: GoogleEmulator,
+) -> None:
+    provider = GoogleProvider(env_for(emu, GOOGLE_API_KEY="test-wrong-cloud-0000"))
+    assert "Gemini API: key accepted" in provider.ping()
+    with pytest.raises(AuthError, match="GOOGLE_API_KEY"):
+        provider.ping_vertex()
+
+
+def test_with_gemini_on_vertex_there_is_one_route_to_ping(emu: GoogleEmulator) -> None:
+    assert list(GoogleProvider(env_for(emu, ACPBUILD_GOOGLE_VERTEX="1")).pings()) == ["ping"]
+
+
 def test_ping_with_a_wrong_key_is_an_auth_error(emu: GoogleEmulator) -> None:
     with pytest.raises(AuthError, match="check GEMINI_API_KEY"):
         GoogleProvider(env_for(emu, GEMINI_API_KEY="test-wrong-key-0000")).ping()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
@@ -209,6 +209,10 @@ class Provider(abc.ABC):
                 provider=self.name,
                 sent=False,
             )
+
+    def pings(self) -> dict[str, Callable[[], str]]:
+        """What ``doctor --ping`` checks: a label ("ping", "vertex ping") -> a call like :meth:`ping`."""
+        return {"ping": self.ping}
 
     def ping(self) -> str:
         """Make one cheap authenticated request; say what it showed (never the key).

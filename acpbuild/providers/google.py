@@ -496,15 +496,33 @@ class GoogleProvider(Provider):
         return RequestRejected(said, provider=self.name)
 
     # -- ping -------------------------------------------------------------------
+    def pings(self) -> dict[str, Callable[[], str]]:
+        """The Gemini API, and Vertex AI apart from it: Veo always goes through Vertex,
+        with ``GOOGLE_API_KEY`` first, so a key that works for Gemini proves nothing there."""
+        if self._gemini_on_vertex():
+            return {"ping": self.ping}  # every call goes through Vertex already
+        return {"ping": self.ping, "vertex ping": self.ping_vertex}
+
     def ping(self) -> str:
-        """List one model (free): proves the key and the endpoint work."""
-        vertex = self._gemini_on_vertex()
+        """List one model (free): proves the key and the endpoint Gemini calls use."""
+        return self._ping(vertex=self._gemini_on_vertex())
+
+    def ping_vertex(self) -> str:
+        """List one model through Vertex AI, as Veo calls go (key, project and endpoint)."""
+        return self._ping(vertex=True)
+
+    def _ping(self, *, vertex: bool) -> str:
         with self._client(vertex=vertex, timeout_s=_LOOKUP_TIMEOUT_S) as client:
             pager = self._call(
                 lambda: client.models.list(config={"page_size": 1}), billable=False, vertex=vertex
             )
             first = pager.page[0].name if pager.page else None
-        api = "Vertex AI" if vertex else "Gemini API"
+        if vertex:
+            project = self.env.get("GOOGLE_CLOUD_PROJECT")
+            where = f"project {project}" if project else "express mode, no project"
+            api = f"Vertex AI ({where})"
+        else:
+            api = "Gemini API"
         return f"Google {api}: key accepted" + (f" (first model listed: {first})" if first else "")
 
     # -- clients ----------------------------------------------------------------
