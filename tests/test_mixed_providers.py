@@ -117,6 +117,11 @@ def test_a_recipe_mixing_every_provider_runs_then_reruns_for_free(world: World, 
     assert (final.video_streams, final.audio_streams) == (1, 1)
     assert (tmp_path / "out" / "poster.png").stat().st_size > 0
     # costs: reported by OpenRouter, computed from the price registry for the rest
+    (reported,) = world.openrouter.costs
+    assert result.steps["script"].cost == reported  # OpenRouter's usage.cost, to the last digit
+    with sqlite3.connect(tmp_path / ".acpbuild" / "ledger.sqlite3") as db:
+        (ledgered,) = db.execute("SELECT actual_cost FROM generations WHERE step='script'").fetchone()
+    assert ledgered == reported
     voice_chars = len((tmp_path / "out" / "script.txt").read_text())
     assert result.steps["voice"].cost == pytest.approx(voice_chars / 1000 * 0.10)
     assert result.steps["final"].cost == 0
@@ -263,6 +268,20 @@ def test_a_run_killed_while_polling_veo_resumes_the_same_operation(world: World,
     assert world.google.calls("POST", r".*:fetchPredictOperation")[-1].json() == {"operationName": name}
     assert (tmp_path / "out" / "teaser.mp4").read_bytes() == world.google.video
     assert provider_calls(tmp_path / ".acpbuild") == 3  # cover, caption, teaser: one row each
+
+
+def test_a_draft_run_says_so_in_its_summary(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = copy_recipe("mixed.toml", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for name, value in world.env.items():  # keys and endpoints a real run would use
+        monkeypatch.setenv(name, value)
+    assert main(["run", str(recipe), "cover", "--draft", "--yes"]) == 0  # one paid step: quick
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "DRAFT: 1 paid steps replaced by free local stand-ins (cover)" in out
+    assert "a run without --draft will generate them for real" in out
+    assert world.requests() == 0
 
 
 def test_keys_can_come_from_a_dotenv_file_beside_the_recipe(

@@ -581,6 +581,27 @@ def test_rate_limit_then_success(emu: FalEmulator, tmp_path: Path) -> None:
     assert job.output.exists()
 
 
+def test_retry_after_is_waited_for(emu: FalEmulator, tmp_path: Path) -> None:
+    # Our own backoff is 0.01 s here, so only fal's Retry-After can hold the second submit
+    # back; the emulator's arrival times are a fact of the wire, not a benchmark.
+    emu.fail("POST", SUBMIT, error(429, "Too many requests", **{"Retry-After": "1"}))
+    FalProvider(env_for(emu)).generate(make_job(tmp_path), Journal())
+    first, second = emu.calls("POST", SUBMIT)
+    assert second.at - first.at >= 0.9
+
+
+def test_submit_read_timeout_is_not_repeated(emu: FalEmulator, tmp_path: Path) -> None:
+    # The submit reached fal and its answer never came: the job may be queued (and
+    # billed), so it is not submitted again. The SDK's floor for a request is 10 s.
+    emu.fail("POST", SUBMIT, Response(200, {}, delay_s=12.0))
+    journal = Journal()
+    with pytest.raises(ProviderTimeout, match="was not submitted again") as info:
+        FalProvider(env_for(emu)).generate(make_job(tmp_path, timeout_s=1.0), journal)
+    assert info.value.sent is True
+    assert emu.submissions == 1
+    assert journal.ids == []  # no request id: nothing to resume
+
+
 def test_rate_limit_that_persists(emu: FalEmulator, tmp_path: Path) -> None:
     emu.fail("POST", SUBMIT, error(429, "Too many requests", **{"Retry-After": "0"}), times=10)
     with pytest.raises(RateLimited) as info:

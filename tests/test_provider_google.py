@@ -207,6 +207,38 @@ def test_image_to_image_sends_the_input(emu: GoogleEmulator, tmp_path: Path) -> 
     assert parts[1] == {"text": "make it green"}
 
 
+# Every model of the catalogue, for every kind it serves: the endpoint it names is the
+# one called, and the output is what the emulator answered.
+EVERY = [(model, kind) for model in CATALOGUE for kind in CATALOGUE[model].kinds]
+_SUFFIX = {"text": ".txt", "image_understanding": ".txt", "text_to_image": ".png",
+           "image_to_image": ".png", "text_to_video": ".mp4", "image_to_video": ".mp4"}
+
+
+@pytest.mark.parametrize(("model", "kind"), EVERY, ids=[f"{m}-{k}" for m, k in EVERY])
+def test_every_model_and_kind_succeeds(
+    emu: GoogleEmulator, tmp_path: Path, model: str, kind: str
+) -> None:
+    params: dict[str, Any] = {"prompt": "a lighthouse"}
+    if "image" in CATALOGUE[model].params_for(kind):
+        params["image"] = str(input_image(tmp_path))
+    job = make_job(kind, model, tmp_path / f"out{_SUFFIX[kind]}", **params)
+    outcome = GoogleProvider(env_for(emu)).generate(job, Journal())
+
+    endpoint = CATALOGUE[model].endpoints[kind]
+    if kind.endswith("_video"):
+        (submit,) = emu.submissions()
+        assert submit.path == f"/v1beta1/publishers/google/models/{endpoint}:predictLongRunning"
+        assert job.output.read_bytes() == emu.video
+        assert outcome.request_id and f"/models/{endpoint}/operations/" in outcome.request_id
+    else:
+        (request,) = emu.generations()
+        assert request.path == f"/v1/models/{endpoint}:generateContent"
+        if kind.endswith("_image"):
+            assert job.output.read_bytes() == emu.image
+        else:
+            assert job.output.read_text(encoding="utf-8").endswith("a lighthouse")
+
+
 def test_truncated_inline_image_is_rejected(emu: GoogleEmulator, tmp_path: Path) -> None:
     emu.image = png_bytes((64, 64))[:-40]  # a PNG cut short inside the JSON
     job = make_job("text_to_image", "gemini-2.5-flash-image", tmp_path / "pic.png", prompt="x")
