@@ -82,6 +82,11 @@ def test_doctor_pings_googles_vertex_route_on_its_own_line(
     assert "test-wrong-cloud-0000" not in out and GOOGLE_KEY not in out
 
 
+def test_models_with_an_unknown_kind_suggests_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--kind", "text_to_vidoe"]) == 2
+    assert "did you mean 'text_to_video'" in capsys.readouterr().err
+
+
 def test_models_lists_choices_per_kind_where_they_differ(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--provider", "fal", "--json"]) == 0
     veo3 = next(r for r in json.loads(capsys.readouterr().out) if r["model"] == "veo3")
