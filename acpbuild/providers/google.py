@@ -32,9 +32,10 @@ What a user sets (environment or ``.env``):
     Optional, Vertex only. Unset: Vertex "express mode", the global endpoint
     with paths ``publishers/google/models/...``. Set: the regional endpoint with
     paths ``projects/P/locations/L/publishers/...`` (location defaults to
-    ``us-central1``), for keys bound to a project. The SDK (3.6) accepts a key
+    ``us-central1``), for keys bound to a project. The SDK accepts a key
     together with a project and location and still authenticates with the key
-    (``x-goog-api-key``; no Application Default Credentials are looked up).
+    (``x-goog-api-key``; no Application Default Credentials are looked up):
+    verified on 3.6.1, the floor in pyproject.toml (early releases refused the pair).
     gcloud users often have ``GOOGLE_CLOUD_PROJECT`` set for other tools: with
     an express-mode key, unset it for acpbuild.
 ``ACPBUILD_GOOGLE_VERTEX=1``
