@@ -36,7 +36,7 @@ class Param:
     kinds: tuple[str, ...] | None = None  # None: every kind the model serves
     help: str = ""
     #: kind -> the narrower choices the model accepts for that kind only
-    kind_choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    kind_choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict, hash=False)
 
     def for_kind(self, kind: str) -> Param:
         """This parameter as a step of ``kind`` sees it (its choices narrowed, if they are)."""
