@@ -23,7 +23,7 @@ from acpbuild.errors import AcpbuildError, BadResponse, ProviderError, ProviderT
 from acpbuild.estimate import Estimate, Unknown, estimate, expected_media, expected_text
 from acpbuild.interpolate import Ref, render
 from acpbuild.keys import KEY_SCHEMA, DigestCache, canonical, key_of, signature
-from acpbuild.ledger import Ledger
+from acpbuild.ledger import Generation, Ledger
 from acpbuild.providers.base import Job, Provider
 from acpbuild.recipe import Recipe, Step
 from acpbuild.secrets import redact
@@ -342,6 +342,11 @@ def _assess_step(
         return Assessment(name, "restorable", "in the store (free)", key, done.digest)
     entry = Assessment(name, "run", why(ctx, step, mat), key)
     entry.estimate = _plan_estimate(ctx, step, known, expected)
+    kept = ctx.ledger.find_resumable(key)
+    if kept is not None:
+        # an earlier run submitted this very generation: a run waits for that job
+        entry.reason = f"resumes request {kept.request_id}, submitted by an earlier run"
+        entry.estimate = Estimate(0.0, f"already submitted as {kept.request_id}; resuming it pays nothing more")
     return entry
 
 
@@ -466,12 +471,15 @@ def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> tuple[
     model = provider.catalogue()[step.model]
     params = job_params(ctx, step)
     expected = estimate(step.provider, model, step.kind, params, paid=provider.paid).usd
-    if provider.paid:
-        # before the ledger row: a refused call leaves no trace of a generation
+    pending = ctx.ledger.find_resumable(key)
+    if provider.paid and pending is None:
+        # before the ledger row: a refused call leaves no trace of a generation.
+        # A job an earlier run submitted is not held against the budget: waiting
+        # for it costs nothing more, and refusing to would only lose what is paid.
         ctx.budget.reserve(step.name, expected)
         ctx.flush_warnings()
     try:
-        cost = _call(ctx, step, key, mat, provider, model, params, expected)
+        cost = _call(ctx, step, key, mat, provider, model, params, expected, pending)
     except BaseException:
         ctx.budget.release(step.name)
         raise
@@ -489,8 +497,8 @@ def _call(
     model: providers.Model,
     params: dict[str, Any],
     expected: float,
+    pending: Generation | None,
 ) -> float | None:
-    pending = ctx.ledger.find_resumable(key)
     if pending is not None:
         gen_id = pending.id
     else:
@@ -514,8 +522,13 @@ def _call(
         if not staging.is_file() or staging.stat().st_size == 0:
             raise BadResponse("the provider reported success but wrote no output", provider=step.provider)
     except ProviderError as exc:
-        # a long job that timed out while polling stays resumable: the next run polls it again
-        resumable = isinstance(exc, ProviderTimeout) and journal.request_id is not None
+        # Once the provider has a request id the job exists and may be billed. Unless
+        # the provider says the job itself failed, what broke was free (a poll, the
+        # result fetch, the download, our time limit): the row stays "submitted" and
+        # the next run resumes that job instead of paying for a new one.
+        resumable = journal.request_id is not None and not exc.job_failed
+        if resumable and not isinstance(exc, ProviderTimeout):  # a timeout already says so
+            exc.note = f"request {journal.request_id} is kept: the next run resumes it without paying again"
         ctx.ledger.fail(gen_id, redact(str(exc), ctx.env), resumable=resumable)
         staging.unlink(missing_ok=True)
         raise

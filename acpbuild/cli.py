@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from acpbuild import __version__
 
 if TYPE_CHECKING:
+    from acpbuild.providers.base import Model
     from acpbuild.recipe import Recipe
 
 EXIT_INTERRUPTED = 130
@@ -408,11 +409,17 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from acpbuild import money, providers
     from acpbuild.errors import RecipeError
+    from acpbuild.kinds import KINDS
     from acpbuild.providers.base import nearest
 
     if args.provider and args.provider not in providers.NAMES:
         near = nearest(args.provider, list(providers.NAMES))
         raise RecipeError(f"unknown provider {args.provider!r}", tip=f"did you mean {near!r}?" if near else None)
+    if args.kind and args.kind not in KINDS:
+        near = nearest(args.kind, list(KINDS))
+        raise RecipeError(
+            f"unknown kind {args.kind!r}", tip=f"did you mean {near!r}?" if near else "kinds: " + ", ".join(KINDS)
+        )
     rows: list[dict[str, Any]] = []
     for name in providers.NAMES:
         if args.provider and name != args.provider:
@@ -430,22 +437,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                     "endpoints": {k: model.endpoints[k] for k in kinds},
                     "price": price.describe() if price else ("free" if name == "local" else None),
                     "price_source": f"{price.source} ({price.date})" if price else None,
-                    "params": {
-                        p: {
-                            k: v
-                            for k, v in {
-                                "type": spec.type,
-                                "required": spec.required or None,
-                                "default": spec.default,
-                                "min": spec.min,
-                                "max": spec.max,
-                                "choices": list(spec.choices) if spec.choices else None,
-                            }.items()
-                            if v is not None
-                        }
-                        for kind in kinds
-                        for p, spec in model.params_for(kind).items()
-                    },
+                    "params": _model_params(model, kinds),
                 }
             )
     if args.json:
@@ -457,6 +449,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
             extra = []
             if "choices" in spec:
                 extra.append("one of " + ", ".join(map(str, spec["choices"])))
+            if "choices_by_kind" in spec:
+                extra.append(
+                    "; ".join(
+                        f"{kind}: one of {', '.join(map(str, choices))}" for kind, choices in spec["choices_by_kind"].items()
+                    )
+                )
             if "min" in spec or "max" in spec:
                 extra.append(f"{spec.get('min', '')}..{spec.get('max', '')}")
             if "default" in spec:
@@ -466,6 +464,33 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if not rows:
         print("no models match")
     return 0
+
+
+def _model_params(model: Model, kinds: list[str]) -> dict[str, dict[str, Any]]:
+    """Each parameter of ``model`` for ``kinds``; choices that differ by kind are listed per kind."""
+    per_kind: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        for name, spec in model.params_for(kind).items():
+            per_kind.setdefault(name, {})[kind] = spec
+    params: dict[str, dict[str, Any]] = {}
+    for name, specs in per_kind.items():
+        spec = next(iter(specs.values()))
+        choices = {kind: list(s.choices) for kind, s in specs.items() if s.choices}
+        same = len({tuple(c) for c in choices.values()}) <= 1 and len(choices) in (0, len(specs))
+        params[name] = {
+            k: v
+            for k, v in {
+                "type": spec.type,
+                "required": spec.required or None,
+                "default": spec.default,
+                "min": spec.min,
+                "max": spec.max,
+                "choices": next(iter(choices.values())) if choices and same else None,
+                "choices_by_kind": choices if choices and not same else None,
+            }.items()
+            if v is not None
+        }
+    return params
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -67,10 +67,12 @@ def checks(env: Mapping[str, str], store: Path, *, ping: bool) -> list[Check]:
         url = f"; endpoint {cls.url_var}={env[cls.url_var]}" if cls.url_var in env else ""
         found.append(Check(f"{name} key", key_set, (f"{vars_} is set" if key_set else f"{vars_} not set") + url, False))
         if ping and key_set:
-            try:
-                found.append(Check(f"{name} ping", True, redact(provider.ping(), env)))
-            except AcpbuildError as exc:
-                found.append(Check(f"{name} ping", False, redact(str(exc), env)))
+            # one line per route the provider uses (Google: Gemini API, and Vertex AI for Veo)
+            for label, call in provider.pings().items():
+                try:
+                    found.append(Check(f"{name} {label}", True, redact(call(), env)))
+                except AcpbuildError as exc:
+                    found.append(Check(f"{name} {label}", False, redact(str(exc), env)))
     found += [_ffmpeg(), _espeak(), _store(store)]
     return found
 

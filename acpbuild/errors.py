@@ -89,9 +89,17 @@ class ProviderError(AcpbuildError):
     request may have reached the provider (and so may have been billed): a
     billable call is only retried when ``sent`` is False. ``retry_after`` is the
     provider's own ``Retry-After`` in seconds, when it gave one.
+
+    ``job_failed`` matters once a long job has been submitted: True when the
+    provider's job itself is over and failed (it errored, its content was
+    refused, the request was rejected), so only a new submission can help;
+    False when a free step around it failed (a status poll, the result fetch,
+    the download), so the run that follows resumes the same job instead of
+    paying for another. ``note`` is a line the runner adds (what happens next).
     """
 
     retryable = False
+    job_failed = False
 
     def __init__(
         self,
@@ -101,13 +109,21 @@ class ProviderError(AcpbuildError):
         status: int | None = None,
         sent: bool = True,
         retry_after: float | None = None,
+        job_failed: bool | None = None,
     ) -> None:
         self.provider = provider
         self.status = status
         self.sent = sent
         self.retry_after = retry_after
+        if job_failed is not None:
+            self.job_failed = job_failed
+        self.note: str | None = None
         prefix = f"{provider}: " if provider else ""
         super().__init__(prefix + message)
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}; {self.note}" if self.note else text
 
 
 class MissingCredentials(ProviderError):
@@ -142,6 +158,8 @@ class ProviderTimeout(ProviderError):
 
 class RequestRejected(ProviderError):
     """The provider refused the request itself: bad parameters or a content policy."""
+
+    job_failed = True
 
 
 class BadResponse(ProviderError):

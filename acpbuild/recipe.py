@@ -542,6 +542,16 @@ def _resolve_step(
     if not isinstance(output, str):
         raise where.error("an output path cannot reference a step's output", (*at, "output"))
     output_path = _output_path(output, output_dir, KINDS[kind], (*at, "output"), where, f"kind {kind!r}")
+    # what the provider itself would refuse (a container it cannot write, a format that
+    # does not fit the suffix), found now rather than after earlier steps were paid for
+    for problem in providers.provider_class(provider).check(kind, model, params, output_path.suffix):
+        if problem.key == "output" or problem.key in (raw_step.model_extra or {}):
+            blamed: tuple[str, ...] = (*at, problem.key)
+        elif problem.key in defaults:
+            blamed = ("defaults", kind, problem.key)
+        else:
+            blamed = at
+        raise where.error(f"{provider}/{model.name}: {problem.message}", blamed)
     deps = tuple(dict.fromkeys(r.step for r in refs_in(params)))
     return Step(
         name=name,

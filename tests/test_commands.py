@@ -9,6 +9,8 @@ import pytest
 
 from acpbuild.cli import main
 from tests.emulators.elevenlabs import ElevenLabsEmulator
+from tests.emulators.google import KEY as GOOGLE_KEY
+from tests.emulators.google import GoogleEmulator
 from tests.emulators.openrouter import OpenRouterEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +59,48 @@ def test_doctor_names_keys_without_their_values_and_pings(
     assert "eSpeak NG" in out and "writable" in out
     assert code == 1  # a refused ping is a failure; a key that is not set is not
     assert el.key not in out and "test-wrong-key-9999" not in out
+
+
+def test_doctor_pings_googles_vertex_route_on_its_own_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # the AI Studio key works, the Cloud key Veo would use does not: only --ping can tell
+    with GoogleEmulator() as google:
+        monkeypatch.setenv("GEMINI_API_KEY", GOOGLE_KEY)
+        monkeypatch.setenv("GOOGLE_API_KEY", "test-wrong-cloud-0000")
+        monkeypatch.setenv("ACPBUILD_GOOGLE_URL", google.url)
+        monkeypatch.setenv("ACPBUILD_RETRY_BASE_S", "0.01")
+        code = main(["doctor", "--ping", "--store", str(tmp_path / "store")])
+        out = capsys.readouterr().out
+        paths = [r.path for r in google.requests]
+    lines = {" ".join(line.split()[1:3]): line for line in out.splitlines()}
+    assert lines["google ping"].startswith("ok") and "Gemini API: key accepted" in lines["google ping"]
+    vertex = next(line for line in out.splitlines() if "google vertex ping" in line)
+    assert vertex.startswith("FAIL") and "GOOGLE_API_KEY" in vertex
+    assert paths == ["/v1/models", "/v1beta1/publishers/google/models"]
+    assert code == 1
+    assert "test-wrong-cloud-0000" not in out and GOOGLE_KEY not in out
+
+
+def test_models_with_an_unknown_kind_suggests_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--kind", "text_to_vidoe"]) == 2
+    assert "did you mean 'text_to_video'" in capsys.readouterr().err
+
+
+def test_models_lists_choices_per_kind_where_they_differ(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--provider", "fal", "--json"]) == 0
+    veo3 = next(r for r in json.loads(capsys.readouterr().out) if r["model"] == "veo3")
+    aspect = veo3["params"]["aspect_ratio"]
+    assert "choices" not in aspect  # no single list fits both kinds
+    assert aspect["choices_by_kind"] == {
+        "text_to_video": ["16:9", "9:16", "1:1"],
+        "image_to_video": ["auto", "16:9", "9:16"],
+    }
+    assert main(["models", "--provider", "fal", "--kind", "text_to_video"]) == 0
+    text = capsys.readouterr().out
+    veo3_text = text[text.index("fal/veo3") :].split("\nfal/")[0]
+    assert "aspect_ratio: str  one of 16:9, 9:16, 1:1\n" in veo3_text
+    assert "auto" not in veo3_text
 
 
 def test_list_shows_steps_in_build_order(capsys: pytest.CaptureFixture[str]) -> None:

@@ -117,6 +117,11 @@ def test_a_recipe_mixing_every_provider_runs_then_reruns_for_free(world: World, 
     assert (final.video_streams, final.audio_streams) == (1, 1)
     assert (tmp_path / "out" / "poster.png").stat().st_size > 0
     # costs: reported by OpenRouter, computed from the price registry for the rest
+    (reported,) = world.openrouter.costs
+    assert result.steps["script"].cost == reported  # OpenRouter's usage.cost, to the last digit
+    with sqlite3.connect(tmp_path / ".acpbuild" / "ledger.sqlite3") as db:
+        (ledgered,) = db.execute("SELECT actual_cost FROM generations WHERE step='script'").fetchone()
+    assert ledgered == reported
     voice_chars = len((tmp_path / "out" / "script.txt").read_text())
     assert result.steps["voice"].cost == pytest.approx(voice_chars / 1000 * 0.10)
     assert result.steps["final"].cost == 0
@@ -188,40 +193,42 @@ def test_draft_replaces_paid_steps_and_never_satisfies_a_real_run(world: World, 
     assert not real.drafted
 
 
-def _wait_for_request_id(ledger: Path, deadline_s: float = 60) -> str:
+def _wait_for_request_id(ledger: Path, step: str, deadline_s: float = 60) -> str:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         if ledger.exists():
             with sqlite3.connect(ledger) as db:
                 row = db.execute(
-                    "SELECT request_id FROM generations WHERE step='clip' AND request_id IS NOT NULL"
+                    "SELECT request_id FROM generations WHERE step=? AND request_id IS NOT NULL", (step,)
                 ).fetchone()
             if row:
                 return str(row[0])
         time.sleep(0.05)
-    raise AssertionError("the clip was never submitted")
+    raise AssertionError(f"{step} was never submitted")
+
+
+def _run_in_a_child(recipe: Path, step: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "acpbuild", "run", str(recipe), step, "--yes"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_a_run_killed_while_polling_resumes_the_same_job(world: World, tmp_path: Path) -> None:
     recipe = copy_recipe("mixed.toml", tmp_path)
     world.fal.polls = 10**6  # every job stays in the queue until we say
-    env = {**os.environ, **world.env}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "acpbuild", "run", str(recipe), "clip", "--yes"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    child = _run_in_a_child(recipe, "clip", world.env)
     try:
-        for job in list(world.fal.jobs.values()):
-            job.polls = 0
-        # the cover finishes once released; the clip is submitted, then polled forever
+        # wait for the cover's job itself (a logged request comes before the job exists),
+        # release it; the clip is then submitted and polled forever
         deadline = time.monotonic() + 60
-        while world.fal.submissions < 1 and time.monotonic() < deadline:
+        while not world.fal.jobs and time.monotonic() < deadline:
             time.sleep(0.02)
         for job in list(world.fal.jobs.values()):
             job.polls = 0
-        request_id = _wait_for_request_id(tmp_path / ".acpbuild" / "ledger.sqlite3")
+        request_id = _wait_for_request_id(tmp_path / ".acpbuild" / "ledger.sqlite3", "clip")
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -236,6 +243,45 @@ def test_a_run_killed_while_polling_resumes_the_same_job(world: World, tmp_path:
     assert world.fal.submissions == 2  # the service saw exactly one submission of the clip
     assert probe(tmp_path / "out" / "clip.mp4").video_streams == 1
     assert provider_calls(tmp_path / ".acpbuild") == 2
+
+
+def test_a_run_killed_while_polling_veo_resumes_the_same_operation(world: World, tmp_path: Path) -> None:
+    recipe = copy_recipe("mixed.toml", tmp_path)
+    world.google.hold = True  # the Veo operation keeps running until we say
+    child = _run_in_a_child(recipe, "teaser", world.env)  # cover, caption, then teaser
+    try:
+        name = _wait_for_request_id(tmp_path / ".acpbuild" / "ledger.sqlite3", "teaser")
+        deadline = time.monotonic() + 60  # killed while polling, not between submit and poll
+        while not world.google.calls("POST", r".*:fetchPredictOperation") and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert len(world.google.submissions()) == 1
+
+    world.google.hold = False
+    result = acpbuild.run(recipe, ["teaser"], env=world.env)
+    assert result.success, result.to_dict()
+    assert result.steps["teaser"].status == "ran"
+    assert result.steps["caption"].status == "uptodate"
+    assert len(world.google.submissions()) == 1  # Google saw exactly one submission of the teaser
+    assert world.google.calls("POST", r".*:fetchPredictOperation")[-1].json() == {"operationName": name}
+    assert (tmp_path / "out" / "teaser.mp4").read_bytes() == world.google.video
+    assert provider_calls(tmp_path / ".acpbuild") == 3  # cover, caption, teaser: one row each
+
+
+def test_a_draft_run_says_so_in_its_summary(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = copy_recipe("mixed.toml", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for name, value in world.env.items():  # keys and endpoints a real run would use
+        monkeypatch.setenv(name, value)
+    assert main(["run", str(recipe), "cover", "--draft", "--yes"]) == 0  # one paid step: quick
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "DRAFT: 1 paid steps replaced by free local stand-ins (cover)" in out
+    assert "a run without --draft will generate them for real" in out
+    assert world.requests() == 0
 
 
 def test_keys_can_come_from_a_dotenv_file_beside_the_recipe(

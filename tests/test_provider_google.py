@@ -207,6 +207,38 @@ def test_image_to_image_sends_the_input(emu: GoogleEmulator, tmp_path: Path) -> 
     assert parts[1] == {"text": "make it green"}
 
 
+# Every model of the catalogue, for every kind it serves: the endpoint it names is the
+# one called, and the output is what the emulator answered.
+EVERY = [(model, kind) for model in CATALOGUE for kind in CATALOGUE[model].kinds]
+_SUFFIX = {"text": ".txt", "image_understanding": ".txt", "text_to_image": ".png",
+           "image_to_image": ".png", "text_to_video": ".mp4", "image_to_video": ".mp4"}
+
+
+@pytest.mark.parametrize(("model", "kind"), EVERY, ids=[f"{m}-{k}" for m, k in EVERY])
+def test_every_model_and_kind_succeeds(
+    emu: GoogleEmulator, tmp_path: Path, model: str, kind: str
+) -> None:
+    params: dict[str, Any] = {"prompt": "a lighthouse"}
+    if "image" in CATALOGUE[model].params_for(kind):
+        params["image"] = str(input_image(tmp_path))
+    job = make_job(kind, model, tmp_path / f"out{_SUFFIX[kind]}", **params)
+    outcome = GoogleProvider(env_for(emu)).generate(job, Journal())
+
+    endpoint = CATALOGUE[model].endpoints[kind]
+    if kind.endswith("_video"):
+        (submit,) = emu.submissions()
+        assert submit.path == f"/v1beta1/publishers/google/models/{endpoint}:predictLongRunning"
+        assert job.output.read_bytes() == emu.video
+        assert outcome.request_id and f"/models/{endpoint}/operations/" in outcome.request_id
+    else:
+        (request,) = emu.generations()
+        assert request.path == f"/v1/models/{endpoint}:generateContent"
+        if kind.endswith("_image"):
+            assert job.output.read_bytes() == emu.image
+        else:
+            assert job.output.read_text(encoding="utf-8").endswith("a lighthouse")
+
+
 def test_truncated_inline_image_is_rejected(emu: GoogleEmulator, tmp_path: Path) -> None:
     emu.image = png_bytes((64, 64))[:-40]  # a PNG cut short inside the JSON
     job = make_job("text_to_image", "gemini-2.5-flash-image", tmp_path / "pic.png", prompt="x")
@@ -310,6 +342,30 @@ def test_ping_lists_one_model(emu: GoogleEmulator, extra: dict[str, str], path: 
     assert "key accepted" in said and KEY not in said
     (request,) = emu.requests
     assert (request.method, request.path, request.query) == ("GET", path, {"pageSize": ["1"]})
+
+
+def test_vertex_ping_goes_the_way_veo_goes(emu: GoogleEmulator) -> None:
+    # Veo uses Vertex with GOOGLE_API_KEY first; the plain ping uses GEMINI_API_KEY first.
+    provider = GoogleProvider(env_for(emu, GOOGLE_API_KEY=CLOUD_KEY))
+    assert list(provider.pings()) == ["ping", "vertex ping"]
+    said = provider.pings()["vertex ping"]()
+    assert "Vertex AI (express mode, no project): key accepted" in said
+    (request,) = emu.requests
+    assert (request.method, request.path) == ("GET", "/v1beta1/publishers/google/models")
+    assert request.headers["x-goog-api-key"] == CLOUD_KEY
+
+
+def test_vertex_ping_with_a_wrong_cloud_key_fails_while_the_gemini_ping_passes(
+    emu: GoogleEmulator,
+) -> None:
+    provider = GoogleProvider(env_for(emu, GOOGLE_API_KEY="test-wrong-cloud-0000"))
+    assert "Gemini API: key accepted" in provider.ping()
+    with pytest.raises(AuthError, match="GOOGLE_API_KEY"):
+        provider.ping_vertex()
+
+
+def test_with_gemini_on_vertex_there_is_one_route_to_ping(emu: GoogleEmulator) -> None:
+    assert list(GoogleProvider(env_for(emu, ACPBUILD_GOOGLE_VERTEX="1")).pings()) == ["ping"]
 
 
 def test_ping_with_a_wrong_key_is_an_auth_error(emu: GoogleEmulator) -> None:

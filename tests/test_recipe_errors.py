@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,22 @@ CASES = [
     ),
     # an API key pulled into a step is refused even when it is set
     ("bad_env_credential.toml", 4, "steps.script.prompt", "credential", None, None),
+    # choices that depend on the kind: "auto" follows an input image, so text_to_video refuses it
+    ("bad_veo3_auto_aspect.toml", 7, "steps.clip.aspect_ratio", "'auto' is not one of", None, None),
+    ("bad_seedance_auto_aspect.toml", 7, "steps.clip.aspect_ratio", "'auto' is not one of", None, None),
+    # what the provider itself cannot write, found by its check hook when the recipe loads
+    ("bad_fal_webm.toml", 7, "steps.clip.output", "fal returns MP4 video", None, None),
+    ("bad_veo_webm.toml", 7, "steps.clip.output", "Veo returns MP4 video", None, None),
+    ("bad_speech_format.toml", 7, "steps.voice.output_format", "does not match the output file's .mp3", None, None),
+    # the same mismatch coming from [defaults] points at the defaults' line
+    (
+        "bad_speech_format_default.toml",
+        5,
+        "defaults.text_to_speech.output_format",
+        "does not match the output file's .wav",
+        None,
+        None,
+    ),
 ]
 
 
@@ -171,6 +189,37 @@ def test_cli_validate_reports_file_and_line_and_exits_2(
     captured = capsys.readouterr()
     assert f"tests/recipes/{fixture}:{line}" in captured.err
     assert "ok" not in captured.out
+
+
+@pytest.mark.parametrize(
+    ("fixture", "line", "key"),
+    [
+        # each would otherwise fail only when its step ran, after earlier steps were paid for
+        ("bad_veo3_auto_aspect.toml", 7, "steps.clip.aspect_ratio"),
+        ("bad_seedance_auto_aspect.toml", 7, "steps.clip.aspect_ratio"),
+        ("bad_fal_webm.toml", 7, "steps.clip.output"),
+        ("bad_veo_webm.toml", 7, "steps.clip.output"),
+        ("bad_speech_format.toml", 7, "steps.voice.output_format"),
+    ],
+)
+def test_cli_validate_refuses_what_the_provider_would_refuse(
+    fixture: str, line: int, key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert main(["validate", f"tests/recipes/{fixture}"]) == 2
+    err = capsys.readouterr().err
+    assert f"tests/recipes/{fixture}:{line} [{key}]" in err
+
+
+def test_loading_paid_steps_imports_no_sdk() -> None:
+    # the provider check hooks run at load time, so they must not pull in an SDK
+    code = (
+        "import sys; from acpbuild.recipe import load_recipe; "
+        "load_recipe('tests/recipes/mixed.toml', env={}); "
+        "loaded = [m for m in ('fal_client', 'elevenlabs', 'google.genai', 'openai') if m in sys.modules]; "
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def test_cli_validate_mixed_recipes_reports_each_and_exits_2(

@@ -10,11 +10,12 @@ loading a recipe or printing ``--help`` never pays for an SDK import.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 ParamType = Literal["str", "int", "float", "bool", "list", "image", "audio", "video", "file", "files"]
 
@@ -34,6 +35,15 @@ class Param:
     choices: tuple[Any, ...] | None = None
     kinds: tuple[str, ...] | None = None  # None: every kind the model serves
     help: str = ""
+    #: kind -> the narrower choices the model accepts for that kind only
+    kind_choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict, hash=False)
+
+    def for_kind(self, kind: str) -> Param:
+        """This parameter as a step of ``kind`` sees it (its choices narrowed, if they are)."""
+        narrowed = self.kind_choices.get(kind)
+        if narrowed is None:
+            return self
+        return dataclasses.replace(self, choices=narrowed, kind_choices={})
 
     def describe(self) -> str:
         """What the parameter takes, for a person: its meaning, type, choices and range."""
@@ -90,7 +100,8 @@ class Model:
         return tuple(self.endpoints)
 
     def params_for(self, kind: str) -> dict[str, Param]:
-        return {n: p for n, p in self.params.items() if p.kinds is None or kind in p.kinds}
+        """The parameters a step of ``kind`` takes, with that kind's own choices."""
+        return {n: p.for_kind(kind) for n, p in self.params.items() if p.kinds is None or kind in p.kinds}
 
 
 @dataclass
@@ -123,6 +134,16 @@ class Journal(Protocol):
     def resume_id(self) -> str | None: ...
 
     def submitted(self, request_id: str) -> None: ...
+
+
+class Problem(NamedTuple):
+    """Something a step asks for that its provider would refuse, found before any request.
+
+    ``key`` is the recipe key to blame: a parameter's name, or ``"output"``.
+    """
+
+    key: str
+    message: str
 
 
 @dataclass
@@ -174,6 +195,37 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def generate(self, job: Job, journal: Journal) -> Outcome:
         """Perform ``job``, writing exactly one file at ``job.output``."""
+
+    @classmethod
+    def check(cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str) -> list[Problem]:
+        """What this provider would refuse in a step, from the step alone (no SDK, no request).
+
+        The recipe loader calls it, so a step the provider cannot serve fails when
+        the recipe loads, before any step is paid for; ``generate`` asks again
+        (:meth:`refuse_unfit`). ``params`` are the step's parameters as the
+        recipe sets them: one left out takes its default, and a value made by
+        another step (not a plain value yet) is for the provider to check at run
+        time. ``suffix`` is the output file's, e.g. ``".mp4"``. Checks that the
+        catalogue expresses (types, ranges, per-kind choices) are not repeated here.
+        """
+        return []
+
+    def refuse_unfit(self, job: Job) -> None:
+        """Raise :class:`~acpbuild.errors.RequestRejected` (nothing sent) for the first problem of :meth:`check`."""
+        from acpbuild.errors import RequestRejected
+
+        for problem in self.check(job.kind, job.model, job.params, job.output.suffix):
+            raise RequestRejected(
+                f"cannot write {job.output.name!r}: {problem.message}"
+                if problem.key == "output"
+                else f"{problem.key}: {problem.message}",
+                provider=self.name,
+                sent=False,
+            )
+
+    def pings(self) -> dict[str, Callable[[], str]]:
+        """What ``doctor --ping`` checks: a label ("ping", "vertex ping") -> a call like :meth:`ping`."""
+        return {"ping": self.ping}
 
     def ping(self) -> str:
         """Make one cheap authenticated request; say what it showed (never the key).

@@ -39,7 +39,7 @@ from acpbuild.errors import (
     RequestRejected,
     ServiceUnavailable,
 )
-from acpbuild.providers.base import Job, Journal, Model, Outcome, Param, Provider
+from acpbuild.providers.base import Job, Journal, Model, Outcome, Param, Problem, Provider
 from acpbuild.providers.wire import (
     RetryPolicy,
     common_status_error,
@@ -202,25 +202,29 @@ class ElevenLabsProvider(Provider):
             meta=meta,
         )
 
-    def _output_format(self, job: Job) -> str:
-        suffix = job.output.suffix.lower()
-        asked = job.params.get("output_format")
+    @classmethod
+    def check(
+        cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str
+    ) -> list[Problem]:
+        """The output must be .mp3 or .wav, and ``output_format`` must write that container."""
+        suffix = suffix.lower()
         if suffix not in DEFAULT_FORMAT:
-            raise RequestRejected(
-                f"cannot write {job.output.name!r}: ElevenLabs speech is saved as .mp3 or .wav",
-                provider=self.name,
-                sent=False,
-            )
-        if asked is None:
-            return DEFAULT_FORMAT[suffix]
-        if not asked.startswith(suffix[1:] + "_"):
-            raise RequestRejected(
-                f"output_format {asked!r} does not match the output file {job.output.name!r}: "
-                f"use a {suffix[1:]}_* format or name the output .{asked.split('_')[0]}",
-                provider=self.name,
-                sent=False,
-            )
-        return str(asked)
+            return [Problem("output", "ElevenLabs speech is saved as .mp3 or .wav")]
+        asked = params.get("output_format")
+        if isinstance(asked, str) and not asked.startswith(suffix[1:] + "_"):
+            return [
+                Problem(
+                    "output_format",
+                    f"{asked!r} does not match the output file's {suffix} suffix: use a "
+                    f"{suffix[1:]}_* format or name the output .{asked.split('_')[0]}",
+                )
+            ]
+        return []
+
+    def _output_format(self, job: Job) -> str:
+        self.refuse_unfit(job)
+        asked = job.params.get("output_format")
+        return str(asked) if asked is not None else DEFAULT_FORMAT[job.output.suffix.lower()]
 
     @staticmethod
     def _request_body(params: Mapping[str, Any], model_id: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from acpbuild.errors import (
     RequestRejected,
     ServiceUnavailable,
 )
-from acpbuild.providers.base import FILE_TYPES, Job, Journal, Model, Outcome, Provider
+from acpbuild.providers.base import FILE_TYPES, Job, Journal, Model, Outcome, Problem, Provider
 from acpbuild.providers.fal_models import CATALOGUE, SPECS, Spec
 from acpbuild.providers.wire import (
     RetryPolicy,
@@ -126,7 +126,7 @@ class FalProvider(Provider):
         deadline = time.monotonic() + job.timeout_s
         spec = SPECS[job.model.name]
         endpoint = job.model.endpoints[job.kind]
-        self._check(job, spec)
+        self.refuse_unfit(job)
         policy = RetryPolicy.from_env(self.env)
         with self._client(job.timeout_s) as client:
             request_id = journal.resume_id
@@ -148,6 +148,7 @@ class FalProvider(Provider):
                 raise BadResponse(
                     f"request {request_id}: the result has no downloadable {spec.output} URL",
                     provider=self.name,
+                    job_failed=True,
                 )
             size = with_retries(
                 lambda: download(
@@ -171,24 +172,15 @@ class FalProvider(Provider):
             meta["seed"] = result["seed"]
         return Outcome(request_id=request_id, usage=usage, meta=meta)
 
-    def _check(self, job: Job, spec: Spec) -> None:
-        """Refuse, before anything is uploaded or paid for, what fal would refuse."""
-        suffix = job.output.suffix.lower()
-        if spec.output == "video" and suffix not in _VIDEO_SUFFIXES:
-            raise RequestRejected(
-                f"cannot write {job.output.name!r}: fal returns MP4 video; name the output .mp4",
-                provider=self.name,
-                sent=False,
-            )
-        for (param, kind), choices in spec.kind_choices.items():
-            value = job.params.get(param)
-            if kind == job.kind and value is not None and value not in choices:
-                raise RequestRejected(
-                    f"{param} {value!r} is not available for {kind} on {job.model.name}; "
-                    f"use one of {', '.join(map(repr, choices))}",
-                    provider=self.name,
-                    sent=False,
-                )
+    @classmethod
+    def check(
+        cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str
+    ) -> list[Problem]:
+        """fal returns MP4 video: a video step must write .mp4 (or .mov, which reads MP4)."""
+        spec = SPECS.get(model.name)
+        if spec is not None and spec.output == "video" and suffix.lower() not in _VIDEO_SUFFIXES:
+            return [Problem("output", "fal returns MP4 video; name the output .mp4 (or .mov)")]
+        return []
 
     def _arguments(
         self, client: SyncClient, job: Job, spec: Spec, policy: RetryPolicy
@@ -254,7 +246,11 @@ class FalProvider(Provider):
         if status.error or status.error_type:
             # The result GET of a failed request answers with fal's HTTP error and
             # message; it is asked once, since asking again cannot change it.
-            self._call("job", handle.get, rid)
+            try:
+                self._call("job", handle.get, rid)
+            except ProviderError as exc:
+                exc.job_failed = True  # whatever the GET said, the job is over
+                raise
             raise self._job_failed(rid, status.error, status.error_type)
         result = with_retries(
             lambda: self._call("result", handle.get, rid), policy=policy, billable=False
@@ -283,6 +279,7 @@ class FalProvider(Provider):
                 f"request {rid}: the result holds no {spec.output} (keys: "
                 f"{', '.join(sorted(result)) or 'none'})",
                 provider=self.name,
+                job_failed=True,
             )
         return media
 
@@ -505,6 +502,7 @@ class FalProvider(Provider):
                 f"request {rid} failed inside fal ({said}); fal does not bill it, try again",
                 provider=self.name,
                 sent=False,
+                job_failed=True,
             )
         return RequestRejected(f"request {rid} failed ({said})", provider=self.name)
 

@@ -3,7 +3,9 @@
 Every entry is a :class:`Spec`: the :class:`~acpbuild.providers.base.Model` the
 recipe loader checks parameters against, plus the few facts the adapter needs
 to build fal's JSON arguments (how ``duration_s`` is spelled, whether the model
-takes ``output_format``, per-kind choice limits). Parameter names are the
+takes ``output_format``). Choices that differ by kind (veo3's ``auto`` aspect
+ratio is for image_to_video only) are the parameter's ``kind_choices``, so the
+recipe loader and ``acpbuild models`` see them. Parameter names are the
 recipe's; the adapter renames them (``image`` -> ``image_url``, ``duration_s``
 -> ``duration`` ...). Schemas come from each model's fal page (``llms.txt``),
 read in 2026; prices live in ``acpbuild/data/prices/fal.toml``.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from acpbuild.providers.base import Model, Param
 
@@ -51,8 +53,6 @@ class Spec:
     num_images: bool = False
     #: recipe name -> fal argument name, where they differ (files get ``_url`` anyway)
     rename: Mapping[str, str] = field(default_factory=dict)
-    #: (param, kind) -> the choices fal accepts for that kind only
-    kind_choices: Mapping[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
 
 
 def _prompt(required: bool = True, kinds: tuple[str, ...] | None = None) -> Param:
@@ -235,6 +235,7 @@ SPECS: dict[str, Spec] = {
                     "str",
                     choices=("16:9", "9:16", "1:1", "auto"),
                     help="text_to_video: 16:9, 9:16 or 1:1; image_to_video: auto, 16:9 or 9:16",
+                    kind_choices={T2V: ("16:9", "9:16", "1:1"), I2V: ("auto", "16:9", "9:16")},
                 ),
                 "resolution": Param("str", default="720p", choices=("720p", "1080p")),
                 "generate_audio": Param(
@@ -247,10 +248,6 @@ SPECS: dict[str, Spec] = {
         ),
         "video",
         duration="str_s",
-        kind_choices={
-            ("aspect_ratio", T2V): ("16:9", "9:16", "1:1"),
-            ("aspect_ratio", I2V): ("auto", "16:9", "9:16"),
-        },
     ),
     "seedance": Spec(
         Model(
@@ -267,6 +264,7 @@ SPECS: dict[str, Spec] = {
                     "str",
                     choices=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "auto"),
                     help="'auto' (follow the image) is for image_to_video only",
+                    kind_choices={T2V: ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")},
                 ),
                 "resolution": Param("str", default="1080p", choices=("480p", "720p", "1080p")),
                 "camera_fixed": Param("bool", help="keep the camera still"),
@@ -277,9 +275,6 @@ SPECS: dict[str, Spec] = {
         ),
         "video",
         duration="str",
-        kind_choices={
-            ("aspect_ratio", T2V): ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16"),
-        },
     ),
     # -- video from other media ---------------------------------------------------
     "kling-avatar": Spec(

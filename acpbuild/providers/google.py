@@ -32,9 +32,10 @@ What a user sets (environment or ``.env``):
     Optional, Vertex only. Unset: Vertex "express mode", the global endpoint
     with paths ``publishers/google/models/...``. Set: the regional endpoint with
     paths ``projects/P/locations/L/publishers/...`` (location defaults to
-    ``us-central1``), for keys bound to a project. The SDK (3.6) accepts a key
+    ``us-central1``), for keys bound to a project. The SDK accepts a key
     together with a project and location and still authenticates with the key
-    (``x-goog-api-key``; no Application Default Credentials are looked up).
+    (``x-goog-api-key``; no Application Default Credentials are looked up):
+    verified on 3.6.1, the floor in pyproject.toml (early releases refused the pair).
     gcloud users often have ``GOOGLE_CLOUD_PROJECT`` set for other tools: with
     an express-mode key, unset it for acpbuild.
 ``ACPBUILD_GOOGLE_VERTEX=1``
@@ -77,7 +78,7 @@ from acpbuild.errors import (
     ServiceUnavailable,
 )
 from acpbuild.providers import google_models as gm
-from acpbuild.providers.base import Job, Journal, Model, Outcome, Provider
+from acpbuild.providers.base import Job, Journal, Model, Outcome, Problem, Provider
 from acpbuild.providers.wire import RetryPolicy, download, parse_retry_after, with_retries
 from acpbuild.secrets import redact
 
@@ -126,8 +127,24 @@ class GoogleProvider(Provider):
     def catalogue(self) -> Mapping[str, Model]:
         return gm.CATALOGUE
 
+    @classmethod
+    def check(
+        cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str
+    ) -> list[Problem]:
+        """Veo returns MP4 (a .webm output would hold the wrong container); Gemini images
+        are saved as PNG, JPEG or WebP."""
+        suffix = suffix.lower()
+        if kind in gm.VIDEO_KINDS and suffix not in _VIDEO_SUFFIXES:
+            return [Problem("output", "Veo returns MP4 video; name the output .mp4 (or .mov)")]
+        if kind in gm.IMAGE_KINDS and suffix not in _IMAGE_FORMATS:
+            return [
+                Problem("output", f"Gemini images are saved as {', '.join(_IMAGE_FORMATS)}")
+            ]
+        return []
+
     def generate(self, job: Job, journal: Journal) -> Outcome:
         """Perform one Gemini call or one Veo operation, writing ``job.output``."""
+        self.refuse_unfit(job)
         if job.kind in gm.GEMINI_KINDS:
             return self._text(job)
         if job.kind in gm.IMAGE_KINDS:
@@ -173,14 +190,7 @@ class GoogleProvider(Provider):
     def _image(self, job: Job) -> Outcome:
         from google.genai import types
 
-        want = _IMAGE_FORMATS.get(job.output.suffix.lower())
-        if want is None:
-            raise RequestRejected(
-                f"cannot write {job.output.name!r}: Gemini images are saved as "
-                f"{', '.join(_IMAGE_FORMATS)}",
-                provider=self.name,
-                sent=False,
-            )
+        want = _IMAGE_FORMATS[job.output.suffix.lower()]  # refuse_unfit checked it
         p = job.params
         aspect = p.get("aspect_ratio")
         config = types.GenerateContentConfig(
@@ -301,13 +311,6 @@ class GoogleProvider(Provider):
     def _video(self, job: Job, journal: Journal) -> Outcome:
         from google.genai import types
 
-        if job.output.suffix.lower() not in _VIDEO_SUFFIXES:
-            raise RequestRejected(
-                f"cannot write {job.output.name!r}: Veo returns MP4 video; name the output "
-                ".mp4 (or .mov)",
-                provider=self.name,
-                sent=False,
-            )
         p = job.params
         model_id = job.model.endpoints[job.kind]
         duration = int(p.get("duration_s") or 8)
@@ -407,7 +410,11 @@ class GoogleProvider(Provider):
                     "change the prompt or image",
                     provider=self.name,
                 )
-            raise BadResponse(f"Veo operation {name} finished without a video", provider=self.name)
+            raise BadResponse(
+                f"Veo operation {name} finished without a video",
+                provider=self.name,
+                job_failed=True,
+            )
         video = videos[0].video
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -423,17 +430,23 @@ class GoogleProvider(Provider):
                     f"Veo stored the video at {video.uri} instead of returning it; "
                     "acpbuild cannot fetch Cloud Storage URIs",
                     provider=self.name,
+                    job_failed=True,
                 )
             else:
                 raise BadResponse(
-                    f"Veo operation {name} returned an empty video", provider=self.name
+                    f"Veo operation {name} returned an empty video",
+                    provider=self.name,
+                    job_failed=True,
                 )
             problem = _mp4_problem(part)
             if problem:
-                # The operation is finished and paid for; polling it again is free
-                # but returns the same bytes, so this is not retried here.
+                # The operation is finished and paid for, but what it holds is broken:
+                # polling it again returns the same bytes, so resuming cannot help.
+                # (A final poll cut off in transit fails earlier, as a free poll.)
                 raise BadResponse(
-                    f"the video Veo returned is unusable: {problem}", provider=self.name
+                    f"the video Veo returned is unusable: {problem}",
+                    provider=self.name,
+                    job_failed=True,
                 )
             size = part.stat().st_size
             os.replace(part, dest)
@@ -467,29 +480,50 @@ class GoogleProvider(Provider):
         message = redact(str(error.get("message") or ""), self.env)[:500]
         said = f"operation {name} failed (code {code}): {message}"
         lowered = message.lower()
+        # The operation itself failed: polling it again cannot help, only a new one can.
         if any(word in lowered for word in _POLICY_WORDS):
             return RequestRejected(
                 f"refused by Google's content policy: {said}; change the prompt or image",
                 provider=self.name,
             )
         if code == 8:  # RESOURCE_EXHAUSTED
-            return RateLimited(f"{said}; try again later", provider=self.name)
+            return RateLimited(f"{said}; try again later", provider=self.name, job_failed=True)
         if code == 4:  # DEADLINE_EXCEEDED
-            return ProviderTimeout(said, provider=self.name)
+            return ProviderTimeout(said, provider=self.name, job_failed=True)
         if code in (13, 14):  # INTERNAL, UNAVAILABLE
-            return ServiceUnavailable(f"{said}; try again later", provider=self.name)
+            return ServiceUnavailable(
+                f"{said}; try again later", provider=self.name, job_failed=True
+            )
         return RequestRejected(said, provider=self.name)
 
     # -- ping -------------------------------------------------------------------
+    def pings(self) -> dict[str, Callable[[], str]]:
+        """The Gemini API, and Vertex AI apart from it: Veo always goes through Vertex,
+        with ``GOOGLE_API_KEY`` first, so a key that works for Gemini proves nothing there."""
+        if self._gemini_on_vertex():
+            return {"ping": self.ping}  # every call goes through Vertex already
+        return {"ping": self.ping, "vertex ping": self.ping_vertex}
+
     def ping(self) -> str:
-        """List one model (free): proves the key and the endpoint work."""
-        vertex = self._gemini_on_vertex()
+        """List one model (free): proves the key and the endpoint Gemini calls use."""
+        return self._ping(vertex=self._gemini_on_vertex())
+
+    def ping_vertex(self) -> str:
+        """List one model through Vertex AI, as Veo calls go (key, project and endpoint)."""
+        return self._ping(vertex=True)
+
+    def _ping(self, *, vertex: bool) -> str:
         with self._client(vertex=vertex, timeout_s=_LOOKUP_TIMEOUT_S) as client:
             pager = self._call(
                 lambda: client.models.list(config={"page_size": 1}), billable=False, vertex=vertex
             )
             first = pager.page[0].name if pager.page else None
-        api = "Vertex AI" if vertex else "Gemini API"
+        if vertex:
+            project = self.env.get("GOOGLE_CLOUD_PROJECT")
+            where = f"project {project}" if project else "express mode, no project"
+            api = f"Vertex AI ({where})"
+        else:
+            api = "Gemini API"
         return f"Google {api}: key accepted" + (f" (first model listed: {first})" if first else "")
 
     # -- clients ----------------------------------------------------------------

@@ -166,13 +166,19 @@ def download(
     ``Content-Length`` and its first bytes are of the ``expect`` media type.
     A short body raises :class:`BadResponse` with ``sent=False`` (a GET of a
     finished result is free), so :func:`with_retries` fetches it again.
+
+    The file is asked for uncompressed (``Accept-Encoding: identity``; httpx
+    would otherwise offer gzip). A server that compresses anyway is decoded,
+    and ``Content-Length``, which counts the bytes on the wire, is checked
+    against those rather than the decoded ones.
     """
     import httpx
 
     part = dest.with_name(dest.name + ".part")
+    asked = {"Accept-Encoding": "identity", **dict(headers or {})}
     try:
         with httpx.stream(
-            "GET", url, headers=dict(headers or {}), timeout=timeout_s, follow_redirects=True
+            "GET", url, headers=asked, timeout=timeout_s, follow_redirects=True
         ) as response:
             if response.status_code >= 400:
                 error = ServiceUnavailable if response.status_code >= 500 else BadResponse
@@ -185,9 +191,10 @@ def download(
             declared = response.headers.get("content-length")
             written = 0
             with open(part, "wb") as f:
-                for block in response.iter_raw(chunk):
+                for block in response.iter_bytes(chunk):
                     f.write(block)
                     written += len(block)
+            received = response.num_bytes_downloaded  # on the wire, before decoding
     except httpx.TimeoutException as exc:
         part.unlink(missing_ok=True)
         raise ProviderTimeout(f"download timed out after {timeout_s:g} s", provider=provider, sent=False) from exc
@@ -206,10 +213,10 @@ def download(
     except ProviderError:
         part.unlink(missing_ok=True)
         raise
-    if declared is not None and int(declared) != written:
+    if declared is not None and int(declared) != received:
         part.unlink(missing_ok=True)
         raise BadResponse(
-            f"download truncated: got {written} of {declared} bytes", provider=provider, sent=False
+            f"download truncated: got {received} of {declared} bytes", provider=provider, sent=False
         )
     if written == 0 or (expect is not None and expect != "text" and sniff(part) != expect):
         part.unlink(missing_ok=True)

@@ -103,6 +103,8 @@ class OpenRouterEmulator(Emulator):
     def __init__(self, key: str = KEY) -> None:
         super().__init__()
         self.key = key
+        #: the ``usage.cost`` of each completion answered, in order
+        self.costs: list[float] = []
         self.route("POST", CHAT, self._chat)
         self.route("GET", KEY_INFO, self._key_info)
 
@@ -171,6 +173,8 @@ class OpenRouterEmulator(Emulator):
             cost_details={"upstream_inference_cost": None},
         )
         answer["model"] = model
+        with self.lock:
+            self.costs.append(cost)
         return Response(200, answer)
 
     def _key_info(self, request: Request, match: re.Match[str]) -> Response:

@@ -1,0 +1,195 @@
+"""A long job whose run fails after the submission is resumed, not bought again.
+
+Once fal or Veo has a request id, the job exists and will be billed. If what
+breaks afterwards is free to repeat (a status poll, the result fetch, the
+download), the ledger row stays ``submitted`` and the next run polls the same
+job; only a job the provider itself reports as failed is marked ``failed`` and
+submitted anew. Every test runs the real SDKs against the emulators and counts
+the submissions the provider saw.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import copy_recipe
+
+import acpbuild
+from acpbuild.workflow import forecast
+from tests.emulators import Response
+from tests.emulators.fal import KEY as FAL_KEY
+from tests.emulators.fal import MEDIA, FalEmulator, error, mp4_bytes
+from tests.emulators.google import KEY as GOOGLE_KEY
+from tests.emulators.google import GoogleEmulator
+
+STATUS = r"/queue/.+/status"
+FETCH = r".*:fetchPredictOperation"
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    return {
+        "ACPBUILD_RETRY_BASE_S": "0.01",
+        "ACPBUILD_POLL_INTERVAL_S": "0.02",
+        "ACPBUILD_RETRY_ATTEMPTS": "3",
+        "ACPBUILD_CONFIG": os.devnull,
+        "PATH": os.environ.get("PATH", ""),
+        **extra,
+    }
+
+
+@pytest.fixture
+def fal() -> Iterator[FalEmulator]:
+    with FalEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def google() -> Iterator[GoogleEmulator]:
+    with GoogleEmulator() as emulator:
+        yield emulator
+
+
+def fal_env(fal: FalEmulator) -> dict[str, str]:
+    return base_env(FAL_KEY=FAL_KEY, ACPBUILD_FAL_URL=fal.url)
+
+
+def google_env(google: GoogleEmulator) -> dict[str, str]:
+    return base_env(GEMINI_API_KEY=GOOGLE_KEY, ACPBUILD_GOOGLE_URL=google.url)
+
+
+def rows(store: Path) -> list[tuple[str, str | None]]:
+    """(state, request id) of every generation in the ledger, oldest first."""
+    with sqlite3.connect(store / "ledger.sqlite3") as db:
+        return [(str(s), r) for s, r in db.execute("SELECT state, request_id FROM generations ORDER BY id")]
+
+
+# -- a free stage failed: the next run resumes the same job ---------------------
+
+
+def test_fal_status_polls_failing_past_their_retries_then_a_rerun_resumes(
+    fal: FalEmulator, tmp_path: Path
+) -> None:
+    recipe = copy_recipe("fal_clip.toml", tmp_path)
+    fal.polls = 3
+    fal.fail("GET", STATUS, error(503, "busy"), times=10)  # outlasts 3 attempts
+    first = acpbuild.run(recipe, env=fal_env(fal))
+    assert not first.success
+    assert first.steps["clip"].status == "failed"
+    assert "req-0001 is kept: the next run resumes it" in (first.steps["clip"].error or "")
+    assert rows(tmp_path / ".acpbuild") == [("submitted", "req-0001")]
+
+    fal.failures.clear()
+    second = acpbuild.run(recipe, env=fal_env(fal))
+    assert second.success, second.to_dict()
+    assert fal.submissions == 1  # the queued job was polled again, not bought again
+    assert rows(tmp_path / ".acpbuild") == [("done", "req-0001")]
+    assert (tmp_path / "out" / "clip.mp4").read_bytes() == mp4_bytes()
+
+
+def test_fal_download_that_stays_truncated_then_a_rerun_resumes(
+    fal: FalEmulator, tmp_path: Path
+) -> None:
+    recipe = copy_recipe("fal_clip.toml", tmp_path)
+    fal.fail("GET", MEDIA, Response(200, mp4_bytes(), truncate_to=100), times=10)
+    first = acpbuild.run(recipe, env=fal_env(fal))
+    assert not first.success
+    assert "truncated" in (first.steps["clip"].error or "")
+    assert not (tmp_path / "out" / "clip.mp4").exists()
+
+    fal.failures.clear()  # the CDN recovers
+    second = acpbuild.run(recipe, env=fal_env(fal))
+    assert second.success, second.to_dict()
+    assert fal.submissions == 1  # the finished, paid job was fetched, not bought again
+    assert (tmp_path / "out" / "clip.mp4").read_bytes() == mp4_bytes()
+
+
+def test_veo_final_poll_that_stays_truncated_then_a_rerun_resumes(
+    google: GoogleEmulator, tmp_path: Path
+) -> None:
+    recipe = copy_recipe("veo_teaser.toml", tmp_path)
+    google.polls_before_done = 0
+    cut = Response(200, {"name": "x", "done": True, "response": {}}, truncate_to=20)
+    google.fail("POST", FETCH, cut, times=10)
+    first = acpbuild.run(recipe, env=google_env(google))
+    assert not first.success
+    ((state, name),) = rows(tmp_path / ".acpbuild")
+    assert state == "submitted" and name is not None and name.endswith("/operations/op-1")
+
+    google.failures.clear()
+    second = acpbuild.run(recipe, env=google_env(google))
+    assert second.success, second.to_dict()
+    assert len(google.submissions()) == 1  # the operation was polled again, not bought again
+    assert google.calls("POST", FETCH)[-1].json() == {"operationName": name}
+    assert (tmp_path / "out" / "teaser.mp4").read_bytes() == google.video
+
+
+def test_plan_shows_a_kept_job_as_a_free_resume_and_a_zero_budget_lets_it_finish(
+    fal: FalEmulator, tmp_path: Path
+) -> None:
+    recipe = copy_recipe("fal_clip.toml", tmp_path)
+    fal.fail("GET", STATUS, error(503, "busy"), times=3)
+    assert not acpbuild.run(recipe, env=fal_env(fal)).success
+    before = forecast(recipe, env=fal_env(fal))
+    (entry,) = before.entries
+    assert entry.state == "run"
+    assert "resumes request req-0001" in entry.reason
+    assert entry.estimate.usd == 0
+    assert before.total == 0  # nothing new to pay for, so nothing to confirm
+
+    # the job is paid for already: a budget of $0 must not stop the run from collecting it
+    result = acpbuild.run(recipe, env=fal_env(fal), budget=0.0)
+    assert result.success, result.to_dict()
+    assert fal.submissions == 1
+
+
+# -- the job itself failed: it is marked failed and the next run submits anew ---------
+
+
+@pytest.mark.parametrize(
+    "job_error",
+    [
+        # fal reports the request itself failed (a bad input it only found when running)
+        error(422, "image could not be decoded", "request_error"),
+        # fal's content checker refused the prompt
+        error(422, "flagged by a content checker", "content_policy_violation"),
+        # the runner died inside fal: not billed, and the job is over
+        error(500, "Runner disconnected", "runner_disconnected"),
+    ],
+)
+def test_a_fal_job_that_failed_is_marked_failed_and_bought_again(
+    fal: FalEmulator, tmp_path: Path, job_error: Response
+) -> None:
+    recipe = copy_recipe("fal_clip.toml", tmp_path)
+    fal.job_error = job_error
+    first = acpbuild.run(recipe, env=fal_env(fal))
+    assert not first.success
+    assert "is kept" not in (first.steps["clip"].error or "")
+    assert rows(tmp_path / ".acpbuild") == [("failed", "req-0001")]
+    assert forecast(recipe, env=fal_env(fal)).entries[0].estimate.usd > 0  # a new job costs
+
+    fal.job_error = None
+    second = acpbuild.run(recipe, env=fal_env(fal))
+    assert second.success, second.to_dict()
+    assert fal.submissions == 2
+    assert rows(tmp_path / ".acpbuild") == [("failed", "req-0001"), ("done", "req-0002")]
+
+
+def test_a_veo_operation_that_failed_is_marked_failed_and_bought_again(
+    google: GoogleEmulator, tmp_path: Path
+) -> None:
+    recipe = copy_recipe("veo_teaser.toml", tmp_path)
+    google.polls_before_done = 0
+    failed = {"name": "x", "done": True, "error": {"code": 13, "message": "Internal error."}}
+    google.fail("POST", FETCH, Response(200, failed))
+    first = acpbuild.run(recipe, env=google_env(google))
+    assert not first.success
+    assert "code 13" in (first.steps["teaser"].error or "")
+    assert [state for state, _ in rows(tmp_path / ".acpbuild")] == ["failed"]
+
+    second = acpbuild.run(recipe, env=google_env(google))
+    assert second.success, second.to_dict()
+    assert len(google.submissions()) == 2
