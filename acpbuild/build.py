@@ -84,6 +84,8 @@ class Assessment:
     digest: str | None = None
     #: what a run would pay for this step now ($0 unless it will run)
     estimate: Estimate = field(default_factory=lambda: Estimate(0.0, "nothing to buy"))
+    #: a first_success group: what its fallbacks would add if the first member failed
+    fallback_usd: float = 0.0
 
 
 @dataclass
@@ -480,6 +482,14 @@ def _generate(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> tuple[
         ctx.flush_warnings()
     try:
         cost = _call(ctx, step, key, mat, provider, model, params, expected, pending)
+    except ProviderError as exc:
+        if exc.sent:
+            # the request reached the provider, which may bill it (or bill the job it
+            # keeps running): the estimate stays spent, so what follows cannot overspend
+            ctx.budget.settle(step.name, None)
+        else:
+            ctx.budget.release(step.name)
+        raise
     except BaseException:
         ctx.budget.release(step.name)
         raise
@@ -512,6 +522,7 @@ def _call(
             material=canonical(mat),
             estimated_cost=expected,
             draft=step.draft_of is not None,
+            cap=ctx.budget.cap if provider.paid else None,
         )
     journal = _Journal(ctx.ledger, gen_id, pending.request_id if pending else None)
     staging = ctx.store.staging(step.output_path.suffix)
@@ -539,6 +550,8 @@ def _call(
     cost = money.actual_cost(
         step.provider, step.model, outcome.actual_cost, outcome.usage, job.params, provider.paid
     )
+    if cost is None and provider.paid:
+        cost = expected  # neither the provider nor the output says: the estimate stands for it
     ctx.ledger.finish(
         gen_id,
         digest=digest,

@@ -222,18 +222,21 @@ def _confirm(args: argparse.Namespace, recipe: Recipe, targets: list[str]) -> in
     from acpbuild.errors import SpendNotConfirmed
     from acpbuild.secrets import environment
 
-    selected = [recipe.steps[n] for n in workflow.selected(recipe, targets) if n in recipe.steps]
-    if not any(providers.provider_class(step.provider).paid for step in selected):
+    names = set(workflow.selected(recipe, targets))
+    names.update(m for n in list(names) if n in recipe.groups for m in recipe.groups[n].members)
+    if not any(providers.provider_class(recipe.steps[n].provider).paid for n in names if n in recipe.steps):
         return None  # nothing here can cost money: no need to plan it first
     forecast = workflow.forecast(recipe, targets, draft=args.draft, budget=args.budget)
     threshold = load_config(environment((Path.cwd(),))).confirm_above_usd
-    if not forecast.paid_steps or forecast.total <= threshold:
+    if not forecast.paid_steps or forecast.worst_case <= threshold:
         return None
+    # what the user agrees to includes every fallback a first_success group may try
+    upto = forecast.worst_case
     again = shlex.join(["acpbuild", *args.argv, "--yes"])
     if sys.stdin.isatty() and not args.json:
         report.plan_table(forecast, sys.stdout)
         try:
-            answer = input(f"Proceed and pay up to ~${forecast.total:.4f}? [y/N] ")
+            answer = input(f"Proceed and pay up to ~${upto:.4f}? [y/N] ")
         except EOFError:
             answer = ""
         if answer.strip().lower() in ("y", "yes"):
@@ -245,7 +248,7 @@ def _confirm(args: argparse.Namespace, recipe: Recipe, targets: list[str]) -> in
     else:
         report.plan_table(forecast, sys.stdout)
     print(
-        f"acpbuild: refusing to spend ~${forecast.total:.4f} without confirmation; run again with --yes:\n  {again}",
+        f"acpbuild: refusing to spend up to ~${upto:.4f} without confirmation; run again with --yes:\n  {again}",
         file=sys.stderr,
     )
     return SpendNotConfirmed.exit_code

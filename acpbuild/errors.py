@@ -169,9 +169,13 @@ class BadResponse(ProviderError):
 
 
 class BudgetExceeded(AcpbuildError):
-    """A paid call would cross the run's budget, so it was not made."""
+    """A paid call would cross the run's budget, so it was not made. ``usd``: what it would have cost."""
 
     exit_code = 3
+
+    def __init__(self, message: str, *, usd: float = 0.0) -> None:
+        self.usd = usd
+        super().__init__(message)
 
 
 class SpendNotConfirmed(AcpbuildError):

@@ -160,7 +160,7 @@ def _first_success(ctx: Context, group: Group, result: StepResult) -> None:
         try:
             outcome = build(ctx, member)
         except BudgetExceeded as exc:
-            outcome = StepResult(name, "failed", provider=member.provider, model=member.model, error=str(exc), refused=True)
+            outcome = StepResult(name, "failed", provider=member.provider, model=member.model, error=str(exc), refused=True, estimated_cost=exc.usd)
         except AcpbuildError as exc:
             error = redact(str(exc), ctx.env)
             outcome = StepResult(name, "failed", provider=member.provider, model=member.model, error=error)
@@ -346,4 +346,8 @@ def assess_group(
         return Assessment(name, "restorable", f"{first_name}: {first.reason}", digest=first.digest)
     entry = Assessment(name, "run", f"will try {first_name}{rest}")
     entry.estimate = first.estimate
+    for member in group.members[1:]:
+        fallback = found.get(member) or assess_step(ctx.recipe.steps[member])
+        if fallback.state == "run":
+            entry.fallback_usd += fallback.estimate.usd
     return entry

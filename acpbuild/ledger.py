@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acpbuild.errors import StoreError
+from acpbuild.errors import BudgetExceeded, StoreError
 from acpbuild.keys import Signature
 
 _SCHEMA = """
@@ -52,6 +52,24 @@ CREATE TABLE IF NOT EXISTS files (
     ctime_ns INTEGER                 -- last, where ALTER TABLE puts it in an older ledger
 );
 """
+
+
+# Spend since a moment: done generations at their actual cost, and submitted ones
+# (running now, or kept for a later run to resume) at their estimate.
+_MONTH_SPEND = (
+    "SELECT COALESCE(SUM(CASE state WHEN 'done' THEN COALESCE(actual_cost, estimated_cost, 0) "
+    "ELSE COALESCE(estimated_cost, 0) END), 0) FROM generations "
+    "WHERE draft=0 AND ((state='done' AND finished >= ?) OR (state='submitted' AND created >= ?))"
+)
+
+
+@dataclass(frozen=True)
+class Cap:
+    """A spending cap the ledger enforces across processes: ``usd`` since ``since``."""
+
+    label: str
+    usd: float
+    since: float
 
 
 @dataclass(frozen=True)
@@ -163,19 +181,45 @@ class Ledger:
         material: str,
         estimated_cost: float | None,
         draft: bool,
+        cap: Cap | None = None,
     ) -> int:
-        """Record a generation about to be requested; return its id."""
-        # an earlier attempt that died before the provider gave it an id can never be resumed
-        self._exec(
-            "UPDATE generations SET state='abandoned', finished=? "
-            "WHERE key=? AND state='submitted' AND request_id IS NULL",
-            (time.time(), key),
-        )
-        cursor = self._exec(
-            "INSERT INTO generations (key, state, recipe, step, kind, provider, model, material, "
-            "estimated_cost, draft, created) VALUES (?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, recipe, step, kind, provider, model, material, estimated_cost, int(draft), time.time()),
-        )
+        """Record a generation about to be requested; return its id.
+
+        With a ``cap``, the row goes in only if the month's spend on this ledger
+        (every process's, in flight included) leaves room for ``estimated_cost``;
+        else :class:`BudgetExceeded`. Check and insert are one transaction, so two
+        runs sharing the store cannot both take the last dollar.
+        """
+        now = time.time()
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    if cap is not None:
+                        spent = self._db.execute(_MONTH_SPEND, (cap.since, cap.since)).fetchone()[0]
+                        if spent + (estimated_cost or 0.0) > cap.usd + 1e-9:
+                            raise BudgetExceeded(
+                                f"step {step!r} would cost ~${estimated_cost or 0:.4f} but ${spent:.4f} of "
+                                f"{cap.label} is already spent or in flight on this store; the call was not made",
+                                usd=estimated_cost or 0.0,
+                            )
+                    # an earlier attempt that died before the provider gave it an id can never be resumed
+                    self._db.execute(
+                        "UPDATE generations SET state='abandoned', finished=? "
+                        "WHERE key=? AND state='submitted' AND request_id IS NULL",
+                        (now, key),
+                    )
+                    cursor = self._db.execute(
+                        "INSERT INTO generations (key, state, recipe, step, kind, provider, model, material, "
+                        "estimated_cost, draft, created) VALUES (?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (key, recipe, step, kind, provider, model, material, estimated_cost, int(draft), now),
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"ledger error ({self.path}): {exc}") from exc
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
@@ -217,11 +261,9 @@ class Ledger:
         return [Generation(*r) for r in rows]
 
     def spent_since(self, since: float) -> float:
-        """The actual cost of every generation finished since ``since`` (a Unix time)."""
-        rows = self._rows(
-            "SELECT COALESCE(SUM(actual_cost), 0) FROM generations WHERE state='done' AND finished >= ?", (since,)
-        )
-        return float(rows[0][0])
+        """What generations since ``since`` (a Unix time) cost: finished ones at their actual
+        cost, those still in flight (or kept to resume) at their estimate."""
+        return float(self._rows(_MONTH_SPEND, (since, since))[0][0])
 
     def restored(self, generation: Generation, *, recipe: str, step: str) -> None:
         """Record that ``generation`` was reused (restored from the store) instead of bought again."""

@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli
+
+if TYPE_CHECKING:
+    from acpbuild.ledger import Cap
 
 UNITS = ("image", "megapixel", "second", "1k_characters", "1m_tokens", "request")
 
@@ -78,6 +81,10 @@ def _with_audio(params: Mapping[str, Any]) -> bool:
     return bool(params.get("generate_audio", False))
 
 
+# The usage each unit is billed on; image and request count 1 when unsaid.
+_QUANTITY = {"megapixel": "megapixels", "second": "seconds", "1k_characters": "characters", "1m_tokens": "output_tokens"}
+
+
 def cost(price: Price, usage: Mapping[str, float], params: Mapping[str, Any]) -> float:
     """What a generation with this ``usage`` costs at ``price``."""
     if price.unit == "1m_tokens":
@@ -106,7 +113,12 @@ def actual_cost(
     if reported is not None:
         return reported
     price = price_of(provider, model)
-    return cost(price, usage, params) if price is not None else None
+    if price is None:
+        return None
+    needed = _QUANTITY.get(price.unit)
+    if needed is not None and needed not in usage:
+        return None  # the output did not say how much was made: the caller falls back
+    return cost(price, usage, params)
 
 
 class Budget:
@@ -122,9 +134,17 @@ class Budget:
 
     WARN_AT = 0.8
 
-    def __init__(self, limits: Mapping[str, float] | None = None, *, already: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        limits: Mapping[str, float] | None = None,
+        *,
+        already: Mapping[str, float] | None = None,
+        cap: Cap | None = None,
+    ) -> None:
         import threading
 
+        #: the monthly cap, which the ledger checks again as each call begins (other runs spend too)
+        self.cap = cap
         #: label -> dollars this run may commit
         self.limits = dict(limits or {})
         #: label -> dollars already spent against the limit's whole (the month so far), for warnings
@@ -159,7 +179,8 @@ class Budget:
                     left = max(0.0, allowed - self.committed)
                     raise BudgetExceeded(
                         f"step {step!r} would cost ~${usd:.4f} but only ${left:.4f} of {label} is left; "
-                        "the call was not made (raise the budget to build it)"
+                        "the call was not made (raise the budget to build it)",
+                        usd=usd,
                     )
             self.reserved[step] = self.reserved.get(step, 0.0) + usd
             self._warn()
@@ -172,7 +193,7 @@ class Budget:
             self._warn()
 
     def release(self, step: str) -> None:
-        """Drop ``step``'s reservation: the call failed and was not billed."""
+        """Drop ``step``'s reservation: the call failed before anything could be billed."""
         with self._lock:
             self.reserved.pop(step, None)
 

@@ -179,6 +179,8 @@ def plan_table(forecast: Forecast, stream: IO[str], *, detailed: bool = False, t
     console.print(f"{runs} will run, {restores} restorable from the store, {len(entries) - runs - restores} up to date")
     guessed = any(e.estimate.guess and e.estimate.usd for e in entries)
     console.print(f"a run now would pay {'~' if guessed else ''}{_money(forecast.total)}" + (" (~: a guess, see --detailed)" if guessed else ""))
+    if forecast.worst_case > forecast.total:
+        console.print(f"up to {_money(forecast.worst_case)} if every first_success fallback has to run")
     for label, allowed in forecast.budget.limits.items():
         console.print(f"[dim]{_escape(label)}: ${allowed:.4f} left[/]")
     over = forecast.over_budget()

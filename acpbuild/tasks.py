@@ -32,7 +32,15 @@ def _action(ctx: Context, step: Step) -> bool | TaskFailed:
     except BudgetExceeded as exc:
         message = str(exc)
         ctx.record(
-            StepResult(step.name, "failed", provider=step.provider, model=step.model, error=message, refused=True)
+            StepResult(
+                step.name,
+                "failed",
+                provider=step.provider,
+                model=step.model,
+                error=message,
+                refused=True,
+                estimated_cost=exc.usd,
+            )
         )
         return TaskFailed(message)
     except AcpbuildError as exc:

@@ -18,7 +18,7 @@ from acpbuild.draft import draft_recipe, drafted
 from acpbuild.errors import AcpbuildError, BudgetExceeded
 from acpbuild.graph import closure, topological
 from acpbuild.keys import Signature
-from acpbuild.ledger import Ledger
+from acpbuild.ledger import Cap, Ledger
 from acpbuild.money import Budget
 from acpbuild.recipe import Recipe, load_recipe
 from acpbuild.secrets import environment, redact
@@ -136,12 +136,15 @@ def budget_for(recipe: Recipe, ledger: Ledger, env: Mapping[str, str], budget: f
     elif recipe.budget_usd is not None:
         limits[f"the budget of ${recipe.budget_usd:g} (budget_usd in the recipe)"] = recipe.budget_usd
     config = load_config(env)
+    cap = None
     if config.monthly_cap_usd is not None:
-        spent = ledger.spent_since(month_start())
+        since = month_start()
+        spent = ledger.spent_since(since)
         label = f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path}; ${spent:.4f} spent this month)"
         limits[label] = max(0.0, config.monthly_cap_usd - spent)
         already[label] = spent
-    return Budget(limits, already=already)
+        cap = Cap(f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path})", config.monthly_cap_usd, since)
+    return Budget(limits, already=already, cap=cap)
 
 
 @dataclass
@@ -155,6 +158,11 @@ class Forecast:
     @property
     def total(self) -> float:
         return sum(e.estimate.usd for e in self.entries)
+
+    @property
+    def worst_case(self) -> float:
+        """The total if every first_success group had to pay for all its fallbacks too."""
+        return self.total + sum(e.fallback_usd for e in self.entries)
 
     @property
     def paid_steps(self) -> list[Assessment]:
@@ -194,7 +202,7 @@ class Forecast:
                 }
             )
         totals: dict[str, Any] = {s: sum(1 for e in self.entries if e.state == s) for s in ("run", "restorable", "uptodate")}
-        totals.update(estimated=round(self.total, 6), cost=0.0)
+        totals.update(estimated=round(self.total, 6), worst_case=round(self.worst_case, 6), cost=0.0)
         return {
             "recipe": self.recipe.name,
             "steps": steps,

@@ -111,7 +111,9 @@ def test_a_recipe_mixing_every_provider_runs_then_reruns_for_free(world: World, 
     assert world.elevenlabs.submissions == 1
     assert world.fal.submissions == 2
     assert len(world.google.submissions()) == 1  # the Veo job
-    assert len(world.google.calls("POST", r"/v1/models/.+:generateContent")) == 1
+    (gemini,) = world.google.calls("POST", r"/v1/models/.+:generateContent")
+    # no max_tokens in the recipe: the model's default cap is sent, so the estimate bounds the cost
+    assert gemini.json()["generationConfig"]["maxOutputTokens"] == 8192
     # the paid media is real: the local steps downstream decode it
     final = probe(tmp_path / "out" / "final.mp4")
     assert (final.video_streams, final.audio_streams) == (1, 1)

@@ -10,6 +10,7 @@ import json
 import math
 import sqlite3
 import threading
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from acpbuild.cli import main
 from acpbuild.errors import BudgetExceeded
 from acpbuild.estimate import FAL_IMAGE_SIZES, Unknown, estimate
 from tests import test_mixed_providers as mixed
+from tests.emulators import Response
 from tests.test_mixed_providers import World
 
 # the emulator world of the mixed-provider tests, shared as fixtures
@@ -158,8 +160,18 @@ def test_estimate_needs_no_key_and_shows_each_step(tmp_path: Path, capsys: pytes
 
 
 # -- budget reservations --------------------------------------------------------------
+class SlowBudget(money.Budget):
+    """Reads what is committed slowly, so that unguarded reservations would overlap."""
+
+    @property
+    def committed(self) -> float:
+        value = super().committed
+        time.sleep(0.002)
+        return value
+
+
 def test_reservations_never_cross_the_budget_under_contention() -> None:
-    budget = money.Budget({"the budget": 0.35 + 1e-9})
+    budget = SlowBudget({"the budget": 0.35 + 1e-9})
     granted: list[int] = []
     start = threading.Barrier(32)
 
@@ -216,6 +228,7 @@ def test_twenty_steps_under_a_budget_for_seven_make_exactly_seven_calls_at_j16(
     assert len(doc["refused"]) == 13 and doc["exit_code"] == 3
     refused = next(s for s in doc["steps"] if s["status"] == "failed")
     assert "budget" in refused["error"] and "not made" in refused["error"]
+    assert refused["estimated_cost"] == pytest.approx(0.05) and refused["cost"] == 0  # what it would have cost
     assert doc["totals"]["cost"] == pytest.approx(0.35)
     assert doc["totals"]["estimated"] == pytest.approx(0.35)
     assert doc["warnings"]  # past 80% of the budget
@@ -232,6 +245,106 @@ def test_a_refused_step_skips_its_dependants_and_independent_steps_still_run(wor
     assert result.exit_code == 3
     assert result.total_cost <= 0.10
     assert world.fal.submissions == 1  # the cover only
+
+
+SPEECH_PAIR = """
+[recipe]
+name = "pair"
+output_dir = "out"
+
+[steps.a]
+kind = "text_to_speech"
+provider = "elevenlabs"
+model = "eleven_multilingual_v2"
+voice = "Rachel"
+text = "{text}"
+output = "a.mp3"
+
+[steps.b]
+kind = "text_to_speech"
+provider = "elevenlabs"
+model = "eleven_multilingual_v2"
+voice = "Adam"
+text = "{text}"
+output = "b.mp3"
+"""
+
+
+@pytest.mark.parametrize(
+    ("failure", "b_runs"),
+    [
+        # a 500 after the request reached ElevenLabs may be billed: its estimate stays spent
+        (Response(500, {"detail": {"status": "internal", "message": "boom"}}), False),
+        # a rejected request is not billed: its reservation is given back, and b fits
+        (Response(422, {"detail": [{"loc": ["body", "text"], "msg": "bad"}]}), True),
+    ],
+)
+def test_a_failed_call_keeps_its_estimate_spent_only_when_it_may_be_billed(
+    world: World, tmp_path: Path, failure: Response, b_runs: bool
+) -> None:
+    text = "x" * 500  # $0.05 each at $0.10 per 1k characters
+    recipe = tmp_path / "pair.toml"
+    recipe.write_text(SPEECH_PAIR.format(text=text))
+    world.elevenlabs.fail("POST", r"/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM", failure)  # a's voice
+    result = acpbuild.run(recipe, env=world.env, jobs=1, budget=0.075, keep_going=True)
+    assert result.steps["a"].status == "failed"
+    if b_runs:
+        assert result.steps["b"].status == "ran" and world.elevenlabs.submissions == 2
+    else:
+        assert result.refused == ["b"] and world.elevenlabs.submissions == 1
+        assert result.exit_code == 3
+
+
+def test_a_cheaper_actual_cost_frees_budget_for_the_next_call(world: World, tmp_path: Path) -> None:
+    # OpenRouter's estimate counts max_tokens in full; the emulator's usage.cost is far lower
+    body = "".join(
+        f'[steps.n{i}]\nkind = "text"\nprovider = "openrouter"\nmodel = "anthropic/claude-sonnet-4.5"\n'
+        f'prompt = "Note {i}"\nmax_tokens = 4000\noutput = "n{i}.txt"\n\n'
+        for i in range(2)
+    )
+    recipe = tmp_path / "notes.toml"
+    recipe.write_text(body)
+    one = estimate(
+        "openrouter", providers.catalogue("openrouter")["anthropic/claude-sonnet-4.5"], "text",
+        {"prompt": "Note 0", "max_tokens": 4000},
+    ).usd
+    result = acpbuild.run(recipe, env=world.env, jobs=1, budget=one * 1.5, keep_going=True)
+    assert result.success, result.to_dict()  # the first call settled at its (small) actual cost
+    assert result.total_cost < one * 0.5
+    assert world.openrouter.submissions == 2
+
+
+def test_the_monthly_cap_counts_what_other_runs_have_in_flight(world: World, tmp_path: Path) -> None:
+    # another run on this store has a $0.45 job in flight: the cap has room for one $0.05 image
+    recipe = copy_recipe("twenty.toml", tmp_path)
+    config = tmp_path / "config.toml"
+    config.write_text("monthly_cap_usd = 0.55\n")
+    env = {**world.env, "ACPBUILD_CONFIG": str(config)}
+    from acpbuild.ledger import Ledger
+
+    ledger = Ledger(tmp_path / ".acpbuild" / "ledger.sqlite3")
+    ledger.begin(
+        "someone-elses-key", recipe="other", step="video", kind="text_to_video", provider="fal",
+        model="kling", material="{}", estimated_cost=0.45, draft=False,
+    )
+    ledger.close()
+    result = acpbuild.run(recipe, env=env, keep_going=True)
+    assert world.fal.submissions == 2 and len(result.refused) == 18
+
+
+def test_the_ledger_refuses_a_call_past_the_cap_whoever_spent_it(tmp_path: Path) -> None:
+    from acpbuild.ledger import Cap, Ledger
+
+    cap = Cap("the monthly cap of $0.10", 0.10, since=0.0)
+    first, second = Ledger(tmp_path / "l.sqlite3"), Ledger(tmp_path / "l.sqlite3")  # two processes
+    common = {"recipe": "r", "kind": "text_to_image", "provider": "fal", "model": "imagen4", "material": "{}", "draft": False}
+    first.begin("k1", step="a", estimated_cost=0.06, cap=cap, **common)
+    with pytest.raises(BudgetExceeded, match="already spent or in flight"):
+        second.begin("k2", step="b", estimated_cost=0.05, cap=cap, **common)
+    second.begin("k3", step="c", estimated_cost=0.04, cap=cap, **common)  # still fits
+    assert second.spent_since(0.0) == pytest.approx(0.10)
+    first.close()
+    second.close()
 
 
 # -- confirmation ---------------------------------------------------------------------
@@ -332,3 +445,58 @@ def test_the_ledger_records_estimate_and_actual_and_costs_reports_savings(
     assert main(["costs", str(recipe), "--by", "day", "--since", "2000-01-01"]) == 0
     assert "restores saved" in capsys.readouterr().out
     assert main(["costs", str(recipe), "--since", "yesterday"]) == 2
+
+
+def test_an_output_that_does_not_say_its_size_costs_none_not_zero() -> None:
+    # $0 would hand the money back to the budget; None makes the runner charge the estimate
+    assert money.actual_cost("fal", "topaz", None, {}, {}, True) is None
+    assert money.actual_cost("fal", "topaz", None, {"seconds": 2.0}, {}, True) == pytest.approx(0.34)
+    assert money.actual_cost("fal", "imagen4", None, {}, {}, True) == pytest.approx(0.05)  # per image: one
+    assert money.actual_cost("openrouter", "openai/gpt-4o-mini", 0.0123, {}, {}, True) == 0.0123  # as reported
+
+
+def test_confirmation_counts_what_first_success_fallbacks_could_cost(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_groups import PAID_FALLBACK
+
+    recipe = tmp_path / "voice.toml"
+    recipe.write_text(PAID_FALLBACK)
+    plan = workflow_forecast(recipe, world.env)
+    first = len("Welcome aboard.") / 1000 * 0.10  # eleven_multilingual_v2
+    fallback = len("Welcome aboard.") / 1000 * 0.05  # eleven_flash_v2_5
+    assert plan.total == pytest.approx(first) and plan.worst_case == pytest.approx(first + fallback)
+    # a threshold between the two: the first member alone would not ask, the fallback makes it ask
+    config = tmp_path / "config.toml"
+    config.write_text(f"confirm_above_usd = {first + fallback / 2}\n")
+    monkeypatch.setenv("ACPBUILD_CONFIG", str(config))
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["run", str(recipe)]) == 3
+    out, err = capsys.readouterr()
+    assert "if every first_success fallback has to run" in out
+    assert f"refusing to spend up to ~${first + fallback:.4f}" in err
+    assert err.strip().endswith(f"acpbuild run {recipe} --yes")  # the command to copy
+    assert world.elevenlabs.submissions == 0
+
+
+def test_a_threshold_below_the_plan_asks(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("confirm_above_usd = 0.5\n")  # the mixed plan is about $0.97
+    monkeypatch.setenv("ACPBUILD_CONFIG", str(config))
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    recipe = copy_recipe("mixed.toml", tmp_path)
+    assert main(["run", str(recipe), "-j", "2"]) == 3
+    assert f"acpbuild run {recipe} -j 2 --yes" in capsys.readouterr().err
+    assert world.requests() == 0
+
+
+def workflow_forecast(recipe: Path, env: dict[str, str]) -> Any:
+    from acpbuild import workflow
+
+    return workflow.forecast(recipe, env=env)

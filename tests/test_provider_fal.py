@@ -426,6 +426,42 @@ def test_video_duration_comes_from_the_result_without_a_duration_param(
     assert outcome.usage == {"seconds": 7.2}
 
 
+@pytest.mark.parametrize(
+    ("model", "kind", "params", "rate"),
+    [
+        # billed per second of video; fal's answers carry no length, so it is measured
+        ("bytedance-upscaler", "upscale_video", {"resolution": "4k"}, 0.0072 * 4),
+        ("topaz", "upscale_video", {}, 0.17),
+        ("kling-avatar", "avatar", {"image": "image", "audio": "audio"}, 0.115),
+    ],
+)
+def test_a_video_without_a_length_in_the_answer_is_measured_for_its_cost(
+    emu: FalEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    model: str, kind: str, params: dict[str, Any], rate: float,
+) -> None:
+    from acpbuild import money
+    from acpbuild.media import probe
+    from acpbuild.providers.local import LocalProvider
+
+    clip = tmp_path / "real.mp4"
+    local = LocalProvider()
+    local.generate(
+        Job("text_to_video", local.catalogue()["titlecard"], {"prompt": "x", "duration_s": 1.5, "width": 64, "height": 48}, clip, 60),
+        Journal(),
+    )
+    monkeypatch.setattr("tests.emulators.fal.mp4_bytes", lambda *a, **k: clip.read_bytes())
+    files = inputs(tmp_path)
+    given = {k: str(files[v]) for k, v in params.items() if v in files} | {k: v for k, v in params.items() if v not in files}
+    if kind == "upscale_video":
+        given["video"] = str(files["video"])
+    job = make_job(tmp_path, model, kind, "out.mp4", **given)
+    outcome = FalProvider(env_for(emu)).generate(job, Journal())
+    seconds = probe(clip).duration_s
+    assert seconds is not None and outcome.usage == {"seconds": pytest.approx(seconds)}
+    charged = money.actual_cost("fal", model, None, outcome.usage, job.params, True)
+    assert charged == pytest.approx(seconds * rate)
+
+
 # -- refused before anything is sent ---------------------------------------------
 
 

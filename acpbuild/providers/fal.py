@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from acpbuild.errors import (
+    AcpbuildError,
     BadResponse,
     MissingCredentials,
     PaymentRequired,
@@ -517,9 +518,18 @@ def _duration(value: Any, spec: Spec) -> Any:
 
 
 def _video_usage(job: Job, media: dict[str, Any]) -> dict[str, float]:
+    """Seconds billed: the step's ``duration_s``, the result's duration, else the video's own length."""
     seconds = job.params.get("duration_s")
     if not isinstance(seconds, (int, float)):
         seconds = media.get("duration")
+    if not isinstance(seconds, (int, float)):
+        # fal's upscalers and avatars say nothing of length: measure what came back
+        from acpbuild.media import probe
+
+        try:
+            seconds = probe(job.output).duration_s
+        except AcpbuildError:
+            seconds = None  # unmeasurable: the runner charges the estimate instead
     return {"seconds": float(seconds)} if isinstance(seconds, (int, float)) else {}
 
 

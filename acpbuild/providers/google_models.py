@@ -40,9 +40,11 @@ def _gemini_params() -> dict[str, Param]:
         "temperature": Param("float", min=0.0, max=2.0, help="sampling temperature"),
         "max_tokens": Param(
             "int",
+            # always sent, so the estimate (and the budget reserved for it) is an upper bound
+            default=8192,
             min=1,
             max=65536,
-            help="cap on output tokens; on 2.5 models thinking tokens count against it",
+            help="cap on output tokens; on 2.5 models thinking tokens count against it; bounds the cost",
         ),
         "seed": _SEED,
     }
