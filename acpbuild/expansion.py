@@ -23,18 +23,16 @@ from acpbuild.recipe import (
     MERGES,
     METRICS,
     Group,
-    RawGroup,
-    RecipeFile,
     Step,
     _did_you_mean,
     _output_path,
-    _Where,
 )
+from acpbuild.recipe_file import RawGroup, RecipeFile, Where
 from acpbuild.sourcemap import line_of
 
 
 def all_items(
-    raw: RecipeFile, root: Path, lookup: Any, where: _Where, store: Path
+    raw: RecipeFile, root: Path, lookup: Any, where: Where, store: Path
 ) -> tuple[dict[str, list[Item]], Seen]:
     """The items of every foreach step (``${steps.X}`` sources take X's items).
 
@@ -79,7 +77,7 @@ def all_items(
     return found, sources
 
 
-def bind_families(steps: dict[str, Step], families: dict[str, list[str]], where: _Where) -> None:
+def bind_families(steps: dict[str, Step], families: dict[str, list[str]], where: Where) -> None:
     """Point ``${steps.FAMILY}`` at the same item's step, or at all of a family's outputs."""
     if not families:
         return
@@ -118,7 +116,7 @@ def bind_families(steps: dict[str, Step], families: dict[str, list[str]], where:
         step.deps = tuple(dict.fromkeys(r.step for r in refs_in(step.params)))
 
 
-def resolve_groups(raw: RecipeFile, steps: dict[str, Step], output_dir: Path, where: _Where) -> dict[str, Group]:
+def resolve_groups(raw: RecipeFile, steps: dict[str, Step], output_dir: Path, where: Where) -> dict[str, Group]:
     """Check each ``[groups.NAME]`` against the steps and return the groups."""
     groups: dict[str, Group] = {}
     owner: dict[str, str] = {}
@@ -197,7 +195,7 @@ def resolve_groups(raw: RecipeFile, steps: dict[str, Step], output_dir: Path, wh
     return groups
 
 
-def _resolve_scorer(group: Group, raw_group: RawGroup, raw: RecipeFile, steps: dict[str, Step], where: _Where) -> None:
+def _resolve_scorer(group: Group, raw_group: RawGroup, raw: RecipeFile, steps: dict[str, Step], where: Where) -> None:
     at = ("groups", group.name)
     if raw_group.score is not None and raw_group.judge is not None:
         raise where.error("set either 'score' or 'judge', not both", (*at, "judge"))
@@ -239,7 +237,7 @@ def _resolve_scorer(group: Group, raw_group: RawGroup, raw: RecipeFile, steps: d
     group.score = raw_group.score
 
 
-def bind_collected(steps: dict[str, Step], groups: dict[str, Group], where: _Where) -> None:
+def bind_collected(steps: dict[str, Step], groups: dict[str, Group], where: Where) -> None:
     """Point ``${steps.GROUP}`` of a collect_all group at every member's output.
 
     A files parameter takes the list of files; a text parameter takes the members'

@@ -1,7 +1,7 @@
 """Recipes: TOML -> validated models, with every error pointing at file, line and key.
 
 Loading happens in two stages. :class:`RecipeFile` (pydantic, unknown keys
-forbidden) checks the shape of the file; :func:`resolve` then checks meaning
+forbidden, in :mod:`acpbuild.recipe_file`) checks the shape of the file; :func:`resolve` then checks meaning
 against the provider catalogues (kinds, providers, models, parameters, input
 files, output paths, references) and returns a :class:`Recipe` whose steps are
 ready to key and run. Both stages raise :class:`RecipeError` before any work.
@@ -16,12 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli
-import xxhash
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from acpbuild import providers
-from acpbuild.errors import RecipeError
 from acpbuild.foreach import ItemError
 from acpbuild.interpolate import (
     InterpolationError,
@@ -34,97 +29,17 @@ from acpbuild.interpolate import (
 from acpbuild.keys import Signature
 from acpbuild.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 from acpbuild.providers.base import FILE_TYPES, Model, Param, nearest
+from acpbuild.recipe_file import (
+    STEP_FIELDS,
+    RawStep,
+    RecipeFile,
+    RecipeMeta,
+    Where,
+    read_file,
+    read_with_digest,
+)
 from acpbuild.secrets import is_secret_name
-from acpbuild.sourcemap import key_lines, line_of
-
-#: step keys that are not provider parameters, and never enter the step key
-#: (``kind``, ``provider`` and ``model`` enter it on their own)
-STEP_FIELDS = ("kind", "provider", "model", "output", "description", "timeout_s", "foreach")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RecipeMeta(_Strict):
-    """The ``[recipe]`` table: name, where outputs go, and how the recipe runs."""
-
-    name: str | None = Field(default=None, description="The recipe's name (default: the file's name).")
-    description: str = Field(default="", description="What the recipe makes; shown nowhere else.")
-    output_dir: str = Field(
-        default="out", description="Where outputs go, relative to the recipe; every output stays inside it."
-    )
-    budget_usd: float | None = Field(
-        default=None, ge=0, description="The most a run may pay, in US dollars (--budget overrides it)."
-    )
-    jobs: int | None = Field(
-        default=None, ge=1, le=256, description="How many steps run at once (-j overrides it; default 16)."
-    )
-    store: str | None = Field(
-        default=None,
-        description="Where the store and ledger live, relative to the recipe (default .acpbuild; "
-        "ACPBUILD_STORE overrides it).",
-    )
-    #: provider -> how many of its generations may run at once
-    concurrency: dict[str, int] = Field(
-        default={}, description="Provider -> how many of its generations may run at once, e.g. { fal = 4 }."
-    )
-
-
-class RawStep(BaseModel):
-    """A ``[steps.NAME]`` table; keys beyond these are the model's parameters."""
-
-    model_config = ConfigDict(extra="allow")
-
-    kind: str = Field(description="What the step makes (text, text_to_image, mux, ...).")
-    provider: str | None = Field(
-        default=None, description="Who makes it (default: [defaults.KIND] provider, else local)."
-    )
-    model: str | None = Field(
-        default=None, description="The provider's model; may be left out when it has one model for the kind."
-    )
-    output: str = Field(description="The output file, relative to output_dir; its suffix must fit the kind.")
-    description: str = Field(default="", description="A note on the step; never enters its key.")
-    timeout_s: float = Field(default=600.0, gt=0, description="Seconds the generation may take.")
-    foreach: str | list[dict[str, Any]] | None = Field(
-        default=None,
-        description="One step per item: a glob, a CSV or JSONL file, '${steps.NAME}' of another "
-        "foreach step, or an inline list of tables.",
-    )
-
-
-class RawGroup(_Strict):
-    """A ``[groups.NAME]`` table: member steps and how their outputs merge."""
-
-    steps: list[str] = Field(min_length=1, description="Member step names, in order.")
-    merge: str = Field(description="collect_all, first_success or best_quality.")
-    output: str | None = Field(
-        default=None, description="first_success and best_quality: where the chosen member's copy goes."
-    )
-    score: str | None = Field(
-        default=None, description="best_quality: a built-in metric (resolution, sharpness, duration, loudness)."
-    )
-    judge: str | None = Field(
-        default=None, description="best_quality: a text step whose output names the winner."
-    )
-    description: str = Field(default="", description="A note on the group.")
-
-
-class RecipeFile(_Strict):
-    """An acpbuild recipe: a pipeline of generation steps built like make builds code."""
-
-    recipe: RecipeMeta = Field(default=RecipeMeta(), description="Name, output_dir, jobs, budget, store.")
-    vars: dict[str, str | int | float | bool] = Field(
-        default={}, description="Values that steps use as ${name}."
-    )
-    defaults: dict[str, dict[str, Any]] = Field(
-        default={}, description="[defaults.KIND]: provider, model and parameters merged under every step of KIND."
-    )
-    steps: dict[str, RawStep] = Field(min_length=1, description="[steps.NAME]: one generation or local step each.")
-    groups: dict[str, RawGroup] = Field(
-        default={}, description="[groups.NAME]: steps whose outputs merge into one."
-    )
-
+from acpbuild.sourcemap import line_of
 
 @dataclass
 class Step:
@@ -256,98 +171,6 @@ class Recipe:
         return [n for name in names for n in self.families.get(name, [name])]
 
 
-class _Where:
-    """Builds RecipeErrors that name the file, line and table path."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.file = _display(path)
-        self.lines = key_lines(text)
-
-    def error(self, message: str, path: tuple[Any, ...], tip: str | None = None) -> RecipeError:
-        table = ".".join(str(p) for p in path)
-        return RecipeError(message, file=self.file, line=line_of(self.lines, path), table=table, tip=tip)
-
-
-def _display(path: Path) -> str:
-    """The path as the user most likely typed it: relative below the current directory."""
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return str(path) if rel.startswith("..") else rel
-
-
-def read_file(path: Path) -> tuple[RecipeFile, _Where]:
-    """Parse ``path`` and check its shape."""
-    raw, where, _ = _read(path)
-    return raw, where
-
-
-def _read(path: Path) -> tuple[RecipeFile, _Where, str]:
-    """:func:`read_file`, and the xxh3-128 of the very bytes parsed."""
-    try:
-        data = path.read_bytes()
-        # what read_text gives, from the very bytes the digest is taken of
-        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except FileNotFoundError:
-        raise RecipeError(
-            "recipe file not found",
-            file=_display(path),
-            tip="pass a recipe path, or run where an acpbuild.toml is (acpbuild init makes one)",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"cannot read the recipe: {exc}", file=_display(path)) from exc
-    where = _Where(path, text)
-    try:
-        table = tomli.loads(text)
-    except tomli.TOMLDecodeError as exc:
-        message = str(exc).split(" (at line")[0]
-        raise RecipeError(f"invalid TOML: {message}", file=where.file, line=getattr(exc, "lineno", None)) from None
-    try:
-        return RecipeFile.model_validate(table), where, xxhash.xxh3_128_hexdigest(data)
-    except ValidationError as exc:
-        raise _shape_error(exc, where, table) from None
-
-
-def _shape_error(exc: ValidationError, where: _Where, data: dict[str, Any]) -> RecipeError:
-    errors = exc.errors()
-    # An unknown key first: it is often the misspelling of the key reported missing.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(first["loc"])
-    if first["type"] == "extra_forbidden":
-        parent = loc[:-1]
-        valid = _valid_keys(parent)
-        near = nearest(str(loc[-1]), valid)
-        tip = f"did you mean {near!r}?" if near else (f"valid keys: {', '.join(valid)}" if valid else None)
-        return where.error(f"unknown key {loc[-1]!r}", loc, tip)
-    if first["type"] == "missing":
-        table = _table_at(data, loc[:-1])
-        typo = nearest(str(loc[-1]), [str(k) for k in table]) if table else None
-        if typo is not None:
-            return where.error(
-                f"missing required key {loc[-1]!r}", (*loc[:-1], typo), f"did you mean {loc[-1]!r} for {typo!r}?"
-            )
-        return where.error(f"missing required key {loc[-1]!r}", loc)
-    if first["type"] == "too_short" and loc == ("steps",):
-        return where.error("the recipe has no steps", ("steps",), "add a [steps.NAME] table")
-    return where.error(first["msg"].lower(), loc)
-
-
-def _table_at(data: dict[str, Any], loc: tuple[Any, ...]) -> dict[str, Any] | None:
-    for part in loc:
-        data = data.get(part) if isinstance(data, dict) else None  # type: ignore[assignment]
-    return data if isinstance(data, dict) else None
-
-
-def _valid_keys(parent: tuple[Any, ...]) -> list[str]:
-    if parent == ():
-        return list(RecipeFile.model_fields)
-    if parent == ("recipe",):
-        return list(RecipeMeta.model_fields)
-    if len(parent) == 2 and parent[0] == "groups":
-        return list(RawGroup.model_fields)
-    return []
-
 
 def load_recipe(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Recipe:
     """Read, check and resolve the recipe at ``path``.
@@ -357,13 +180,13 @@ def load_recipe(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     steps, cycles, clashing or escaping outputs, missing input files.
     """
     recipe_path = Path(path).resolve()
-    raw, where, digest = _read(recipe_path)
+    raw, where, digest = read_with_digest(recipe_path)
     recipe = resolve(raw, recipe_path, where, os.environ if env is None else env)
     recipe.digest = digest
     return recipe
 
 
-def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) -> Recipe:
+def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -> Recipe:
     root = path.parent
     meta = raw.recipe
     output_dir = (root / meta.output_dir).resolve()
@@ -461,7 +284,7 @@ def resolve(raw: RecipeFile, path: Path, where: _Where, env: Mapping[str, str]) 
 _BAD_NAME = re.compile(r"[\[\]:=\s$]|^-")
 
 
-def _check_name(name: str, at: tuple[str, ...], where: _Where) -> None:
+def _check_name(name: str, at: tuple[str, ...], where: Where) -> None:
     bad = _BAD_NAME.search(name)
     if bad:
         what = "start with '-'" if bad.group() == "-" else f"contain {bad.group()!r}"
@@ -488,7 +311,7 @@ def _resolve_step(
     root: Path,
     output_dir: Path,
     lookup: Any,
-    where: _Where,
+    where: Where,
 ) -> Step:
     at = ("steps", name)
     kind = raw_step.kind
@@ -576,7 +399,7 @@ def _pick_model(
     catalogue: Mapping[str, Model],
     at: tuple[str, ...],
     set_fields: set[str],
-    where: _Where,
+    where: Where,
 ) -> Model:
     serving = [m for m in catalogue.values() if kind in m.kinds]
     if not serving:
@@ -611,7 +434,7 @@ def _pick_model(
     return model
 
 
-def _check_param(key: str, spec: Param, value: Any, root: Path, at: tuple[str, ...], where: _Where) -> Any:
+def _check_param(key: str, spec: Param, value: Any, root: Path, at: tuple[str, ...], where: Where) -> Any:
     if spec.type == "files":
         if isinstance(value, Template) and value.single_ref is not None:
             return value  # a foreach step's outputs, bound once every step is known
@@ -640,7 +463,7 @@ def _check_param(key: str, spec: Param, value: Any, root: Path, at: tuple[str, .
 
 
 def _output_path(
-    output: str, output_dir: Path, media: Media, at: tuple[str, ...], where: _Where, what: str
+    output: str, output_dir: Path, media: Media, at: tuple[str, ...], where: Where, what: str
 ) -> Path:
     if not output or Path(output).is_absolute():
         raise where.error(
@@ -659,7 +482,7 @@ def _output_path(
     return path
 
 
-def _check_references(steps: dict[str, Step], groups: dict[str, Group], where: _Where) -> None:
+def _check_references(steps: dict[str, Step], groups: dict[str, Group], where: Where) -> None:
     for step in steps.values():
         for key, value in step.params.items():
             for ref in refs_in(value):
@@ -675,7 +498,7 @@ def _check_references(steps: dict[str, Step], groups: dict[str, Group], where: _
 
 
 def _check_ref_media(
-    step: Step, key: str, value: Any, target: Step | Group, at: tuple[str, ...], where: _Where
+    step: Step, key: str, value: Any, target: Step | Group, at: tuple[str, ...], where: Where
 ) -> None:
     spec = providers.catalogue(step.provider)[step.model].params[key]
     if spec.type == "files":
@@ -695,7 +518,7 @@ def _check_ref_media(
     del value
 
 
-def _check_outputs(steps: dict[str, Step], where: _Where, groups: Mapping[str, Group] | None = None) -> None:
+def _check_outputs(steps: dict[str, Step], where: Where, groups: Mapping[str, Group] | None = None) -> None:
     seen: dict[Path, str] = {}
     for group in (groups or {}).values():
         if group.output_path is not None:
@@ -731,4 +554,4 @@ def _check_outputs(steps: dict[str, Step], where: _Where, groups: Mapping[str, G
                     )
 
 
-__all__ = ["Group", "Recipe", "RecipeFile", "Ref", "Step", "load_recipe"]
+__all__ = ["Group", "Recipe", "RecipeFile", "Ref", "Step", "load_recipe", "read_file", "store_dir"]

@@ -21,7 +21,8 @@ from typing import Any
 from acpbuild import providers
 from acpbuild.kinds import KINDS
 from acpbuild.providers.base import FILE_TYPES, Param
-from acpbuild.recipe import MERGES, METRICS, STEP_FIELDS, RecipeFile
+from acpbuild.recipe import MERGES, METRICS
+from acpbuild.recipe_file import STEP_FIELDS, RecipeFile
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 
