@@ -41,6 +41,7 @@ from acpbuild.recipe_file import (
 from acpbuild.secrets import is_secret_name
 from acpbuild.sourcemap import line_of
 
+
 @dataclass
 class Step:
     """A step ready to key and run."""
