@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument("recipe", nargs="?")
     clean.add_argument("--orphans", action="store_true", help="only outputs that no step makes any more")
 
+    abandon = sub.add_parser(
+        "abandon", help="give up a long job kept to resume, so the next run submits (and pays for) a new one"
+    )
+    abandon.add_argument("items", nargs="+", metavar="[RECIPE] STEP")
     validate = sub.add_parser("validate", help="check recipes without running anything")
     validate.add_argument("recipes", nargs="*")
     imp = sub.add_parser("import", help="convert a pipeline of the older YAML tool into a recipe")
@@ -337,6 +341,22 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     for path in removed:
         print(f"removed {path}")
     print(f"{len(removed)} outputs removed; the store still holds every generation")
+    return 0
+
+
+def _cmd_abandon(args: argparse.Namespace) -> int:
+    from acpbuild import workflow
+    from acpbuild.errors import RecipeError
+
+    recipe, targets = _split_targets(args.items)
+    if not targets:
+        raise RecipeError("name the steps whose kept jobs to give up", tip="acpbuild abandon [RECIPE] STEP...")
+    given_up = workflow.abandon(recipe, targets)
+    for step, requests in given_up.items():
+        for request in requests:
+            print(f"abandoned request {request} of {step}: it may still be billed; the next run submits anew")
+    if not any(given_up.values()):
+        print("nothing to abandon: no job is kept to resume for " + ", ".join(given_up))
     return 0
 
 

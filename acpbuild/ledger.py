@@ -223,6 +223,20 @@ class Ledger:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
+    def abandon(self, recipe: str, step: str) -> list[str]:
+        """Give up the jobs kept to resume for ``step``; return their request ids."""
+        rows = self._rows(
+            "SELECT id, request_id FROM generations WHERE recipe=? AND step=? AND state='submitted'",
+            (recipe, step),
+        )
+        for gen_id, _ in rows:
+            self._exec(
+                "UPDATE generations SET state='abandoned', finished=?, "
+                "error=COALESCE(error || '; ', '') || 'abandoned by the user' WHERE id=?",
+                (time.time(), gen_id),
+            )
+        return [str(request_id) for _, request_id in rows if request_id]
+
     def submitted(self, gen_id: int, request_id: str) -> None:
         self._exec("UPDATE generations SET request_id=? WHERE id=?", (request_id, gen_id))
 

@@ -141,7 +141,7 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
         )
     if result.drafted:
         console.print(
-            f"[yellow]DRAFT[/]: {len(result.drafted)} paid steps replaced by free local stand-ins "
+            f"[yellow]DRAFT[/]: {len(result.drafted)} paid step{'s' if len(result.drafted) != 1 else ''} replaced by free local stand-ins "
             f"({', '.join(result.drafted)}); a run without --draft will generate them for real"
         )
     for error in result.errors:

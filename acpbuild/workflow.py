@@ -15,7 +15,7 @@ from acpbuild import noop
 from acpbuild.build import Assessment, Context, Event, StepResult, assess
 from acpbuild.config import load_config
 from acpbuild.draft import draft_recipe, drafted
-from acpbuild.errors import AcpbuildError, BudgetExceeded
+from acpbuild.errors import AcpbuildError, BudgetExceeded, RecipeError
 from acpbuild.graph import closure, topological
 from acpbuild.keys import Signature
 from acpbuild.ledger import Cap, Ledger
@@ -391,6 +391,28 @@ def plan(
     finally:
         ctx.close()
     return recipe, [found[n] for n in names]
+
+
+def abandon(
+    path: RecipeSource, targets: Iterable[str], *, env: Mapping[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Give up the jobs kept to resume for ``targets`` (steps, foreach steps or groups' members).
+
+    A job a free stage failed on stays in the ledger for the next run to resume;
+    when it never can (say the provider lost it), abandoning it lets the next run
+    submit, and pay for, a new one. Returns step -> the request ids given up.
+    """
+    recipe, env = open_recipe(path, env)
+    names = recipe.expand(list(targets))
+    for name in names:
+        if name not in recipe.steps and name not in recipe.groups:
+            raise RecipeError(f"no step or group {name!r} in {recipe.name}", tip="acpbuild list shows them")
+    steps = [m for n in names for m in (recipe.groups[n].members if n in recipe.groups else (n,))]
+    ledger = Ledger(recipe.store_dir / "ledger.sqlite3")
+    try:
+        return {step: ledger.abandon(recipe.name, step) for step in steps}
+    finally:
+        ledger.close()
 
 
 def clean(

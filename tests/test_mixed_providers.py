@@ -281,7 +281,7 @@ def test_a_draft_run_says_so_in_its_summary(
         monkeypatch.setenv(name, value)
     assert main(["run", str(recipe), "cover", "--draft", "--yes"]) == 0  # one paid step: quick
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
-    assert "DRAFT: 1 paid steps replaced by free local stand-ins (cover)" in out
+    assert "DRAFT: 1 paid step replaced by free local stand-ins (cover)" in out
     assert "a run without --draft will generate them for real" in out
     assert world.requests() == 0
 

@@ -90,6 +90,29 @@ def test_fal_status_polls_failing_past_their_retries_then_a_rerun_resumes(
     assert (tmp_path / "out" / "clip.mp4").read_bytes() == mp4_bytes()
 
 
+def test_a_kept_job_the_user_abandons_is_bought_anew(
+    fal: FalEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acpbuild.cli import main
+
+    recipe = copy_recipe("fal_clip.toml", tmp_path)
+    fal.fail("GET", STATUS, error(503, "busy"), times=10)
+    assert not acpbuild.run(recipe, env=fal_env(fal)).success
+    assert rows(tmp_path / ".acpbuild") == [("submitted", "req-0001")]
+
+    assert main(["abandon", str(recipe), "clip"]) == 0
+    assert "abandoned request req-0001 of clip" in capsys.readouterr().out
+    assert main(["abandon", str(recipe), "clip"]) == 0  # twice: nothing left to give up
+    assert "nothing to abandon" in capsys.readouterr().out
+    assert main(["abandon", str(recipe), "clp"]) == 2  # a name that is not a step
+
+    fal.failures.clear()
+    again = acpbuild.run(recipe, env=fal_env(fal))
+    assert again.success, again.to_dict()
+    assert fal.submissions == 2  # the user chose to buy it again
+    assert rows(tmp_path / ".acpbuild") == [("abandoned", "req-0001"), ("done", "req-0002")]
+
+
 def test_fal_download_that_stays_truncated_then_a_rerun_resumes(
     fal: FalEmulator, tmp_path: Path
 ) -> None:
