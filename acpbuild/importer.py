@@ -15,7 +15,8 @@ Data flowed implicitly from each step to the next; the recipe says it with
 :func:`parse` reads YAML text with line numbers; :func:`check` loads the
 written recipe and turns any error back into one about the YAML step.
 
-How things map (documented for users in the README, "Moving from the YAML pipelines"):
+How things map (documented for users in the README, "Moving from the YAML pipelines");
+the tables named here live in :mod:`acpbuild.import_tables`:
 
 - step types -> kinds: :data:`KIND_OF`; a type not there is an error listing them;
 - model names -> (provider, model), in this order: the exact catalogue key, an
@@ -23,18 +24,24 @@ How things map (documented for users in the README, "Moving from the YAML pipeli
   (``fal-ai/flux/dev``), then the same after normalising (lowercase, ``_`` ->
   ``-``). Anything else is an error naming the nearest catalogue model. A step
   without a model gets its kind's default in :data:`DEFAULT_MODEL`, with a warning;
-- parameter names -> :data:`PARAM_RENAMES`; ``num_images``/``num_outputs`` of 1 is
-  dropped (one step makes one file), any other count is an error. A parameter the
-  target model does not take, or a value it refuses, is written **commented out**
-  in the recipe with the reason, and a warning says so: nothing is dropped silently;
+- parameter names -> :data:`PARAM_RENAMES`; ``num_images``/``num_outputs``
+  (:data:`COUNT_KEYS`) of 1 is dropped (one step makes one file), any other count
+  is an error. For a model that takes fal's named sizes, ``aspect_ratio`` becomes
+  ``image_size`` (:data:`IMAGE_SIZE_OF`), and ``width``/``height`` the named size
+  nearest their ratio, with a warning. A parameter the target model does not
+  take, or a value it refuses, is written **commented out** in the recipe with
+  the reason, and a warning says so: nothing is dropped silently;
+- the output file is the step's ``output_filename``, else the first of
+  :data:`OUTPUT_KEYS` in its parameters, else ``NAME<suffix>``;
 - a media input (``image``, ``audio``, ``video``) that the step does not set comes
   from the previous enabled step when it makes that media, else from the latest
   earlier step that does (so a ``mux`` finds both its video and its audio); the
   text input (``text`` for speech, ``prompt`` otherwise) comes from the previous
   step when it makes text, else from the pipeline's top-level ``prompt``;
-- a parallel group becomes ``[groups.NAME]`` with the same merge strategy; its
-  members all take the step before the group, and the step after it takes the
-  group. first_success and best_quality groups get ``output = "NAME<suffix>"``;
+- a parallel group becomes ``[groups.NAME]`` with the same merge strategy (the
+  older tool's spellings of it are in :data:`MERGES`); its members all take the
+  step before the group, and the step after it takes the group. first_success
+  and best_quality groups get ``output = "NAME<suffix>"``;
 - ``enabled: false`` steps are left out, with a comment where they stood.
 """
 
@@ -51,147 +58,19 @@ from typing import Any
 
 from acpbuild import providers
 from acpbuild.errors import RecipeError
+from acpbuild.import_tables import (
+    COUNT_KEYS,
+    DEFAULT_MODEL,
+    IMAGE_SIZE_OF,
+    KIND_OF,
+    MERGES,
+    MODEL_ALIASES,
+    OUTPUT_KEYS,
+    PARAM_RENAMES,
+    TOP_KEYS,
+)
 from acpbuild.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 from acpbuild.providers.base import FILE_TYPES, Model, Param, nearest
-
-#: the older tool's step types -> acpbuild kinds
-KIND_OF: dict[str, str] = {
-    "text_to_image": "text_to_image",
-    "image_to_image": "image_to_image",
-    "image_edit": "image_to_image",
-    "text_to_video": "text_to_video",
-    "image_to_video": "image_to_video",
-    "text_to_speech": "text_to_speech",
-    "tts": "text_to_speech",
-    "avatar": "avatar",
-    "avatar_generation": "avatar",
-    "llm": "text",
-    "text": "text",
-    "text_generation": "text",
-    "prompt_generation": "text",  # image_understanding when it follows an image
-    "image_understanding": "image_understanding",
-    "add_audio": "add_audio",
-    "upscale": "upscale_video",
-    "upscale_video": "upscale_video",
-    "video_upscale": "upscale_video",
-    "mux": "mux",
-    "merge_audio_video": "mux",
-    "concat": "concat",
-    "concat_videos": "concat",
-    "thumbnail": "thumbnail",
-    "transcode": "transcode",
-}
-
-#: names the older tool used for models -> (provider, catalogue key); a key of
-#: None means "the provider's only model for the step's kind"
-MODEL_ALIASES: dict[str, tuple[str, str | None]] = {
-    "local": ("local", None),
-    "flux": ("fal", "flux-dev"),
-    "seedream-v3": ("fal", "seedream"),
-    "seedream3": ("fal", "seedream"),
-    "imagen-4": ("fal", "imagen4"),
-    "kontext": ("fal", "flux-kontext"),
-    "hailuo": ("fal", "hailuo-02"),
-    "hailuo-pro": ("fal", "hailuo-02"),
-    "minimax-hailuo-02": ("fal", "hailuo-02"),
-    "kling-2.1": ("fal", "kling"),
-    "kling-2-1": ("fal", "kling"),
-    "kling-v2.1": ("fal", "kling"),
-    "kling-v2-1": ("fal", "kling"),
-    "kling-2.1-master": ("fal", "kling"),
-    "veo-3": ("fal", "veo3"),
-    "seedance-v1-pro": ("fal", "seedance"),
-    "thinksound": ("fal", "mmaudio"),
-    "mmaudio-v2": ("fal", "mmaudio"),
-    "topaz-upscale": ("fal", "topaz"),
-    "elevenlabs": ("elevenlabs", "eleven_multilingual_v2"),
-    "elevenlabs-v2": ("elevenlabs", "eleven_multilingual_v2"),
-    "elevenlabs-v3": ("elevenlabs", "eleven_v3"),
-    "elevenlabs-turbo": ("elevenlabs", "eleven_turbo_v2_5"),
-    "elevenlabs-flash": ("elevenlabs", "eleven_flash_v2_5"),
-    "gemini": ("google", "gemini-2.5-flash"),
-    "gemini-describe": ("google", "gemini-2.5-flash"),
-    "gemini-detailed": ("google", "gemini-2.5-flash"),
-    "gemini-classify": ("google", "gemini-2.5-flash"),
-    "gemini-qa": ("google", "gemini-2.5-flash"),
-    "gemini-pro": ("google", "gemini-2.5-pro"),
-    "nano-banana": ("google", "gemini-2.5-flash-image"),
-    "nano-banana-edit": ("google", "gemini-2.5-flash-image"),
-    "veo3-google": ("google", "veo-3.0-generate-001"),
-    "veo3-fast": ("google", "veo-3.0-fast-generate-001"),
-}
-
-#: kind -> the model a step without one gets (the older tool's own defaults)
-DEFAULT_MODEL: dict[str, tuple[str, str]] = {
-    "text": ("openrouter", "google/gemini-2.5-flash"),
-    "image_understanding": ("google", "gemini-2.5-flash"),
-    "text_to_image": ("fal", "flux-dev"),
-    "image_to_image": ("fal", "flux-kontext"),
-    "text_to_video": ("fal", "hailuo-02"),
-    "image_to_video": ("fal", "hailuo-02"),
-    "text_to_speech": ("elevenlabs", "eleven_multilingual_v2"),
-    "avatar": ("fal", "kling-avatar"),
-    "add_audio": ("fal", "mmaudio"),
-    "upscale_video": ("fal", "topaz"),
-    "mux": ("local", "ffmpeg"),
-    "concat": ("local", "ffmpeg"),
-    "thumbnail": ("local", "ffmpeg"),
-    "transcode": ("local", "ffmpeg"),
-}
-
-#: the older tool's parameter names -> acpbuild's, where they differ
-PARAM_RENAMES: dict[str, str] = {
-    "duration": "duration_s",
-    "duration_seconds": "duration_s",
-    "voice_id": "voice",
-    "voice_name": "voice",
-    "image_url": "image",
-    "input_image": "image",
-    "image_path": "image",
-    "image_file": "image",
-    "audio_url": "audio",
-    "input_audio": "audio",
-    "audio_path": "audio",
-    "audio_file": "audio",
-    "video_url": "video",
-    "input_video": "video",
-    "video_path": "video",
-    "video_file": "video",
-    "system_prompt": "system",
-    "question": "prompt",
-    "max_output_tokens": "max_tokens",
-    "inference_steps": "num_inference_steps",
-    "guidance": "guidance_scale",
-    "scale": "upscale_factor",
-}
-
-#: where the older tool named a step's output file
-OUTPUT_KEYS = ("output_filename", "output_file", "output", "output_path")
-#: image counts: one step makes one file, so only 1 converts
-COUNT_KEYS = ("num_images", "num_outputs")
-#: merge strategies and the older tool's spellings of them
-MERGES: dict[str, str] = {
-    "collect_all": "collect_all",
-    "all": "collect_all",
-    "collect": "collect_all",
-    "first_success": "first_success",
-    "first": "first_success",
-    "fallback": "first_success",
-    "best_quality": "best_quality",
-    "best": "best_quality",
-}
-#: image_size names for an aspect ratio, for models that take fal's named sizes
-_IMAGE_SIZES = {
-    "16:9": "landscape_16_9",
-    "4:3": "landscape_4_3",
-    "1:1": "square_hd",
-    "3:4": "portrait_4_3",
-    "9:16": "portrait_16_9",
-}
-_TOP_KEYS = {
-    "name", "pipeline_name", "description", "prompt", "steps", "output_dir", "output_directory",
-    "global_config", "cost_limit", "budget_usd",
-}  # fmt: skip
 
 Path_ = tuple[Any, ...]
 
@@ -300,7 +179,7 @@ class _Converter:
         steps = data.get("steps")
         if not isinstance(steps, list) or not steps:
             raise self.error("the pipeline has no 'steps' list", ("steps",) if "steps" in data else (), "add steps: with one item per step")
-        ignored = sorted(str(k) for k in data if k not in _TOP_KEYS)
+        ignored = sorted(str(k) for k in data if k not in TOP_KEYS)
         if ignored:
             self.warn(f"ignored (acpbuild has no such setting): {', '.join(ignored)}", ())
         config = data.get("global_config") or {}
@@ -459,8 +338,8 @@ class _Converter:
                 continue
             if key in ("width", "height") and "width" not in accepted and "image_size" in accepted:
                 continue  # handled below, as one image_size
-            if key == "aspect_ratio" and key not in accepted and "image_size" in accepted and value in _IMAGE_SIZES:
-                key, value = "image_size", _IMAGE_SIZES[value]
+            if key == "aspect_ratio" and key not in accepted and "image_size" in accepted and value in IMAGE_SIZE_OF:
+                key, value = "image_size", IMAGE_SIZE_OF[value]
             spec = accepted.get(key)
             if spec is not None and spec.type in FILE_TYPES | {"files"}:
                 value = self.input_file(value, at)
@@ -746,4 +625,4 @@ def check(imported: Imported, path: Path) -> None:
         ) from None
 
 
-__all__ = ["DEFAULT_MODEL", "KIND_OF", "MERGES", "MODEL_ALIASES", "PARAM_RENAMES", "Imported", "check", "convert", "parse"]
+__all__ = ["Imported", "check", "convert", "parse"]

@@ -784,7 +784,8 @@ def _assert_no_key(exc: BaseException) -> None:
 # -- packaging -----------------------------------------------------------------------
 def test_importing_the_adapter_does_not_import_the_sdk() -> None:
     code = (
-        "import sys, acpbuild.providers.google, acpbuild.providers.google_models; "
+        "import sys, acpbuild.providers.google, acpbuild.providers.google_models, "
+        "acpbuild.providers.google_errors, acpbuild.providers.google_veo; "
         "assert 'google.genai' not in sys.modules, 'google.genai imported'; "
         "assert 'PIL' not in sys.modules, 'Pillow imported'"
     )

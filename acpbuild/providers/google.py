@@ -9,11 +9,9 @@ What each kind sends:
   request with ``responseModalities`` TEXT and IMAGE; the image comes back inline
   and is converted with Pillow when the output suffix asks for another format.
 * ``text_to_video`` and ``image_to_video`` (Veo 3.0 / 3.1): a long-running
-  operation. ``predictLongRunning`` submits it (the billable call), its name goes
-  to the journal, and ``fetchPredictOperation`` is polled until it is done; a run
-  that was interrupted polls the recorded operation instead of submitting again.
-  Vertex returns the video inline (base64 in the final poll), so it is written
-  to a temporary file, checked to be a complete MP4 and only then renamed.
+  operation, submitted once and polled until done; a run that was interrupted
+  resumes it instead of submitting again. It lives in
+  :mod:`acpbuild.providers.google_veo`.
 
 Two API surfaces. google-genai 3.x refuses ``generate_videos`` in Gemini
 Developer API mode (a client-side ValueError, before any request), so Veo always
@@ -49,37 +47,25 @@ What a user sets (environment or ``.env``):
 The API versions are pinned (``v1`` for the Developer API, ``v1beta1`` for
 Vertex, the SDK's own defaults) so the SDK's environment variables cannot move
 requests elsewhere. The SDK's retries are off (its default); every request goes
-through :func:`~acpbuild.providers.wire.with_retries`.
+through :func:`~acpbuild.providers.wire.with_retries`, and what it raises is
+translated in :mod:`acpbuild.providers.google_errors`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
-import re
-import struct
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from acpbuild.errors import (
-    AuthError,
-    BadResponse,
-    MissingCredentials,
-    PaymentRequired,
-    ProviderError,
-    ProviderTimeout,
-    RateLimited,
-    RequestRejected,
-    ServiceUnavailable,
-)
+from acpbuild.errors import BadResponse, MissingCredentials, RequestRejected
 from acpbuild.providers import google_models as gm
 from acpbuild.providers.base import Job, Journal, Model, Outcome, Problem, Provider
-from acpbuild.providers.wire import RetryPolicy, download, parse_retry_after, with_retries
+from acpbuild.providers.google_errors import translate
+from acpbuild.providers.wire import RetryPolicy, with_retries
 from acpbuild.secrets import redact
 
 if TYPE_CHECKING:
@@ -90,8 +76,6 @@ T = TypeVar("T")
 _DEV_API_VERSION = "v1"
 _VERTEX_API_VERSION = "v1beta1"
 _DEFAULT_LOCATION = "us-central1"
-# One submit or poll request (the last poll carries the whole video, base64).
-_REQUEST_TIMEOUT_S = 300.0
 _LOOKUP_TIMEOUT_S = 60.0
 
 _IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -102,17 +86,6 @@ _POLICY_REASONS = frozenset(
     {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "RECITATION"}
     | {"IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR", "JAILBREAK"}
 )
-# Words in an error message that mark a policy refusal (Veo: "...contains sensitive
-# words that violate Google's Responsible AI practices", "...violates Vertex AI's
-# usage guidelines").
-_POLICY_WORDS = (
-    "usage guidelines",
-    "responsible ai",
-    "content policy",
-    "sensitive words",
-    "violate",
-)
-_BILLING_WORDS = ("billing", "prepayment", "credits are depleted", "payment")
 
 
 class GoogleProvider(Provider):
@@ -150,7 +123,10 @@ class GoogleProvider(Provider):
         if job.kind in gm.IMAGE_KINDS:
             return self._image(job)
         if job.kind in gm.VIDEO_KINDS:
-            return self._video(job, journal)
+            # Imported here, not at the top: the Veo module builds on this one.
+            from acpbuild.providers import google_veo
+
+            return google_veo.generate_video(self, job, journal)
         raise RequestRejected(
             f"model {job.model.name!r} does not serve {job.kind!r}", provider=self.name, sent=False
         )
@@ -256,7 +232,7 @@ class GoogleProvider(Provider):
 
         parts: list[types.Part] = []
         if job.params.get("image") is not None:
-            data, mime = _read_image(Path(job.params["image"]), self.name)
+            data, mime = read_image(Path(job.params["image"]), self.name)
             parts.append(types.Part.from_bytes(data=data, mime_type=mime))
         parts.append(types.Part.from_text(text=job.params["prompt"]))
         contents = [types.Content(role="user", parts=parts)]
@@ -306,195 +282,6 @@ class GoogleProvider(Provider):
         if response.model_version:
             meta["model_version"] = response.model_version
         return meta
-
-    # -- Veo --------------------------------------------------------------------
-    def _video(self, job: Job, journal: Journal) -> Outcome:
-        from google.genai import types
-
-        p = job.params
-        model_id = job.model.endpoints[job.kind]
-        duration = int(p.get("duration_s") or 8)
-        audio = bool(p.get("generate_audio", True))
-        image = None
-        if p.get("image") is not None:
-            data, mime = _read_image(Path(p["image"]), self.name)
-            image = types.Image(image_bytes=data, mime_type=mime)
-        source = types.GenerateVideosSource(prompt=p.get("prompt"), image=image)
-        config = types.GenerateVideosConfig(
-            number_of_videos=1,
-            duration_seconds=duration,
-            aspect_ratio=p.get("aspect_ratio"),
-            resolution=p.get("resolution"),
-            negative_prompt=p.get("negative_prompt"),
-            generate_audio=audio,
-            seed=p.get("seed"),
-        )
-        deadline = time.monotonic() + job.timeout_s
-        with self._client(vertex=True, timeout_s=_REQUEST_TIMEOUT_S) as client:
-            name = journal.resume_id
-            if name is None:
-                submitted = self._call(
-                    lambda: client.models.generate_videos(
-                        model=model_id, source=source, config=config
-                    ),
-                    billable=True,
-                    vertex=True,
-                )
-                if not submitted.name:
-                    raise BadResponse(
-                        "Veo accepted the request but returned no operation name",
-                        provider=self.name,
-                    )
-                name = submitted.name
-                journal.submitted(name)
-            operation = self._wait(client, name, deadline, job.timeout_s)
-            size = self._save_video(operation, job.output)
-        return Outcome(
-            request_id=name,
-            usage={"seconds": float(duration)},
-            meta={
-                "model": model_id,
-                "api": "vertex",
-                "generate_audio": audio,
-                "resolution": p.get("resolution"),
-                "bytes": size,
-            },
-        )
-
-    def _wait(
-        self, client: Client, name: str, deadline: float, timeout_s: float
-    ) -> types.GenerateVideosOperation:
-        """Poll operation ``name`` until it is done or ``deadline`` passes."""
-        from google.genai import types
-
-        interval = float(self.env.get("ACPBUILD_POLL_INTERVAL_S", "2.0"))
-        operation = types.GenerateVideosOperation.model_validate({"name": name})
-        while True:
-            # A poll is free. The last one carries the video itself, so even near
-            # the deadline it gets a minute to arrive.
-            left = min(_REQUEST_TIMEOUT_S, max(60.0, deadline - time.monotonic()))
-            config = types.GetOperationConfig(
-                http_options=types.HttpOptions(timeout=int(left * 1000))
-            )
-
-            def poll(
-                op: types.GenerateVideosOperation = operation,
-                cfg: types.GetOperationConfig = config,
-            ) -> types.GenerateVideosOperation:
-                return client.operations.get(op, config=cfg)
-
-            operation = self._call(poll, billable=False, vertex=True)
-            if operation.done:
-                return operation
-            if time.monotonic() + interval > deadline:
-                raise ProviderTimeout(
-                    f"Veo operation {name} was still running after {timeout_s:g} s; "
-                    "run the build again to resume waiting for it (it will not be resubmitted)",
-                    provider=self.name,
-                )
-            time.sleep(interval)
-
-    def _save_video(self, operation: types.GenerateVideosOperation, dest: Path) -> int:
-        name = operation.name or "?"
-        if operation.error:
-            raise self._operation_error(name, operation.error)
-        result = operation.response or operation.result
-        videos = (result.generated_videos if result else None) or []
-        if not videos or videos[0].video is None:
-            filtered = result.rai_media_filtered_count if result else None
-            if filtered:
-                reasons = "; ".join(result.rai_media_filtered_reasons or []) if result else ""
-                raise RequestRejected(
-                    f"Veo's output was refused by Google's content policy ({filtered} video(s) "
-                    f"filtered{': ' + redact(reasons, self.env) if reasons else ''}); "
-                    "change the prompt or image",
-                    provider=self.name,
-                )
-            raise BadResponse(
-                f"Veo operation {name} finished without a video",
-                provider=self.name,
-                job_failed=True,
-            )
-        video = videos[0].video
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.close(fd)
-        part = Path(tmp)
-        try:
-            if video.video_bytes:
-                part.write_bytes(video.video_bytes)
-            elif video.uri and video.uri.startswith(("https://", "http://")):
-                self._download(video.uri, part)
-            elif video.uri:
-                raise BadResponse(
-                    f"Veo stored the video at {video.uri} instead of returning it; "
-                    "acpbuild cannot fetch Cloud Storage URIs",
-                    provider=self.name,
-                    job_failed=True,
-                )
-            else:
-                raise BadResponse(
-                    f"Veo operation {name} returned an empty video",
-                    provider=self.name,
-                    job_failed=True,
-                )
-            problem = _mp4_problem(part)
-            if problem:
-                # The operation is finished and paid for, but what it holds is broken:
-                # polling it again returns the same bytes, so resuming cannot help.
-                # (A final poll cut off in transit fails earlier, as a free poll.)
-                raise BadResponse(
-                    f"the video Veo returned is unusable: {problem}",
-                    provider=self.name,
-                    job_failed=True,
-                )
-            size = part.stat().st_size
-            os.replace(part, dest)
-        finally:
-            part.unlink(missing_ok=True)
-        return size
-
-    def _download(self, uri: str, part: Path) -> None:
-        """Fetch a video URI (a gateway may return one instead of bytes) onto ``part``."""
-        from urllib.parse import urlsplit
-
-        base = self._vertex_url() or "https://aiplatform.googleapis.com"
-        same = urlsplit(uri)[:2] == urlsplit(base)[:2]
-        # The key only goes back to the API host itself, never to a storage host.
-        headers = {"x-goog-api-key": self._key(vertex=True)} if same else None
-        with_retries(
-            lambda: download(
-                uri,
-                part,
-                provider=self.name,
-                expect="video",
-                timeout_s=_REQUEST_TIMEOUT_S,
-                headers=headers,
-            ),
-            policy=RetryPolicy.from_env(self.env),
-            billable=False,
-        )
-
-    def _operation_error(self, name: str, error: Mapping[str, Any]) -> ProviderError:
-        code = error.get("code")
-        message = redact(str(error.get("message") or ""), self.env)[:500]
-        said = f"operation {name} failed (code {code}): {message}"
-        lowered = message.lower()
-        # The operation itself failed: polling it again cannot help, only a new one can.
-        if any(word in lowered for word in _POLICY_WORDS):
-            return RequestRejected(
-                f"refused by Google's content policy: {said}; change the prompt or image",
-                provider=self.name,
-            )
-        if code == 8:  # RESOURCE_EXHAUSTED
-            return RateLimited(f"{said}; try again later", provider=self.name, job_failed=True)
-        if code == 4:  # DEADLINE_EXCEEDED
-            return ProviderTimeout(said, provider=self.name, job_failed=True)
-        if code in (13, 14):  # INTERNAL, UNAVAILABLE
-            return ServiceUnavailable(
-                f"{said}; try again later", provider=self.name, job_failed=True
-            )
-        return RequestRejected(said, provider=self.name)
 
     # -- ping -------------------------------------------------------------------
     def pings(self) -> dict[str, Callable[[], str]]:
@@ -576,7 +363,7 @@ class GoogleProvider(Provider):
         with client:
             yield client
 
-    # -- errors -----------------------------------------------------------------
+    # -- requests ---------------------------------------------------------------
     def _call(self, call: Callable[[], T], *, billable: bool, vertex: bool) -> T:
         """One request, translated into acpbuild's errors and retried by our policy."""
 
@@ -584,198 +371,17 @@ class GoogleProvider(Provider):
             try:
                 return call()
             except Exception as exc:
-                translated = self._translate(exc, billable=billable, vertex=vertex)
+                translated = translate(
+                    exc, provider=self.name, env=self.env, billable=billable, vertex=vertex
+                )
                 if translated is None:
                     raise
                 raise translated from exc
 
         return with_retries(once, policy=RetryPolicy.from_env(self.env), billable=billable)
 
-    def _translate(self, exc: Exception, *, billable: bool, vertex: bool) -> ProviderError | None:
-        """Map one SDK or transport exception onto the error tree (None: a bug, re-raise)."""
-        from google.genai import errors
-        from pydantic import ValidationError
-
-        p = self.name
-        if isinstance(exc, errors.APIError):
-            self._scrub(exc)
-            return self._from_api_error(exc, billable=billable, vertex=vertex)
-        name = type(exc).__name__
-        if _is_transport(exc, "ConnectTimeout"):
-            return ProviderTimeout(
-                "timed out connecting to Google; check the network or ACPBUILD_GOOGLE_URL",
-                provider=p,
-                sent=False,
-            )
-        if _is_transport(exc, "ConnectError"):
-            return ServiceUnavailable(
-                "cannot connect to Google; check the network or ACPBUILD_GOOGLE_URL",
-                provider=p,
-                sent=False,
-            )
-        if _is_transport(exc, "TimeoutException"):
-            return ProviderTimeout(
-                f"Google did not answer in time ({name})"
-                + (
-                    "; the request may have been processed, so it was not repeated"
-                    if billable
-                    else ""
-                ),
-                provider=p,
-                sent=billable,
-            )
-        if _is_transport(exc, "RemoteProtocolError") or _is_transport(exc, "ReadError"):
-            return BadResponse(
-                f"the answer was cut off: the connection closed mid-response ({name})",
-                provider=p,
-                sent=billable,
-            )
-        if _is_transport(exc, "HTTPError"):
-            return ServiceUnavailable(
-                f"the request to Google failed ({name})", provider=p, sent=billable
-            )
-        if isinstance(exc, (json.JSONDecodeError, ValidationError)):
-            return BadResponse(
-                f"could not read Google's answer ({name})", provider=p, sent=billable
-            )
-        return None
-
-    def _from_api_error(self, exc: Any, *, billable: bool, vertex: bool) -> ProviderError:
-        p = self.name
-        code = int(exc.code or 0)
-        status = str(exc.status or "")
-        message = str(exc.message or "")
-        reasons = _error_reasons(exc.details)
-        said = redact(
-            f"HTTP {code}" + (f" {status}" if status else "") + (f": {message}" if message else ""),
-            self.env,
-        )[:600]
-        lowered = message.lower()
-        billing = any(w in lowered for w in _BILLING_WORDS) or any("BILLING" in r for r in reasons)
-        if code == 429:
-            if "prepayment" in lowered or "credits are depleted" in lowered:
-                return PaymentRequired(
-                    f"out of prepaid credits ({said}); top up the Google AI Studio billing account",
-                    provider=p,
-                    status=code,
-                    sent=False,
-                )
-            if any("PerDay" in r for r in reasons):
-                return PaymentRequired(
-                    f"the daily quota is used up ({said}); wait until it resets or raise the "
-                    "quota (enable billing / a higher tier)",
-                    provider=p,
-                    status=code,
-                    sent=False,
-                )
-            return RateLimited(
-                f"rate limited ({said}); wait, or run fewer Google steps at once",
-                provider=p,
-                status=code,
-                sent=False,
-                retry_after=_retry_after(exc),
-            )
-        if code == 402 or (code in (400, 403) and billing):
-            return PaymentRequired(
-                f"billing is required ({said}); enable billing for the project or top up credits",
-                provider=p,
-                status=code,
-                sent=False,
-            )
-        if (
-            code in (401, 403)
-            or "API_KEY_INVALID" in reasons
-            or "api key not valid" in lowered
-            or "api key expired" in lowered
-        ):
-            hint = (
-                "GOOGLE_API_KEY (Vertex AI needs a Google Cloud key with the Vertex AI API enabled)"
-                if vertex
-                else "GEMINI_API_KEY or GOOGLE_API_KEY"
-            )
-            return AuthError(
-                f"the key was refused ({said}); check {hint}",
-                provider=p,
-                status=code,
-                sent=False,
-            )
-        if code in (408, 504):
-            return ProviderTimeout(
-                f"Google timed out ({said})", provider=p, status=code, sent=billable
-            )
-        if code >= 500:
-            # Google does not document that a failed generation is free, and a 500
-            # or 503 can come after the model ran: a billable call is not repeated.
-            return ServiceUnavailable(
-                f"Google failed ({said}); try again later", provider=p, status=code, sent=True
-            )
-        if any(word in lowered for word in _POLICY_WORDS):
-            return RequestRejected(
-                f"refused by Google's content policy ({said}); change the prompt or image",
-                provider=p,
-                status=code,
-                sent=False,
-            )
-        return RequestRejected(
-            f"the request was rejected ({said})", provider=p, status=code, sent=False
-        )
-
-    def _scrub(self, exc: Any) -> None:
-        """Keep the key out of the chained SDK exception's text too."""
-        exc.message = redact(str(exc.message or ""), self.env) or exc.message
-        try:
-            exc.details = json.loads(redact(json.dumps(exc.details, default=str), self.env))
-        except ValueError:
-            exc.details = None
-        exc.args = tuple(redact(str(a), self.env) for a in exc.args)
-
 
 # -- helpers -------------------------------------------------------------------
-def _is_transport(exc: BaseException, name: str) -> bool:
-    """Whether ``exc`` is ``httpx.<name>`` or ``httpx2.<name>`` (the SDK uses either)."""
-    import importlib
-
-    for module in ("httpx2", "httpx"):
-        try:
-            cls = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            continue
-        if cls is not None and isinstance(exc, cls):
-            return True
-    return False
-
-
-def _error_reasons(details: Any) -> list[str]:
-    """ErrorInfo reasons and QuotaFailure quota ids from a google.rpc error body."""
-    error = details.get("error", details) if isinstance(details, Mapping) else {}
-    found: list[str] = []
-    for item in (error.get("details") or []) if isinstance(error, Mapping) else []:
-        if not isinstance(item, Mapping):
-            continue
-        if item.get("reason"):
-            found.append(str(item["reason"]))
-        for violation in item.get("violations") or []:
-            if isinstance(violation, Mapping) and violation.get("quotaId"):
-                found.append(str(violation["quotaId"]))
-    return found
-
-
-def _retry_after(exc: Any) -> float | None:
-    """``Retry-After`` from the response, else the RetryInfo delay in the error body."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    seconds = parse_retry_after(dict(headers.items()) if headers is not None else None)
-    if seconds is not None:
-        return seconds
-    error = exc.details.get("error", exc.details) if isinstance(exc.details, Mapping) else {}
-    for item in (error.get("details") or []) if isinstance(error, Mapping) else []:
-        delay = item.get("retryDelay") if isinstance(item, Mapping) else None
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)s", str(delay or ""))
-        if match:
-            return float(match.group(1))
-    return None
-
-
 def _reason(value: Any) -> str:
     """An SDK enum (or a raw string) as its plain name."""
     if value is None:
@@ -803,8 +409,9 @@ _IMAGE_MAGIC = (
 )
 
 
-def _read_image(path: Path, provider: str) -> tuple[bytes, str]:
-    """An input image's bytes and MIME type (from its content, not its name)."""
+def read_image(path: Path, provider: str) -> tuple[bytes, str]:
+    """An input image's bytes and MIME type (from its content, not its name), for Gemini
+    and Veo alike."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -830,34 +437,3 @@ def _write_atomic(dest: Path, data: bytes) -> None:
         os.replace(tmp, dest)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-def _mp4_problem(path: Path) -> str | None:
-    """Why ``path`` is not a complete MP4 (its top-level boxes must tile the file), or None."""
-    size = path.stat().st_size
-    seen: set[bytes] = set()
-    with open(path, "rb") as f:
-        pos = 0
-        while pos < size:
-            f.seek(pos)
-            header = f.read(8)
-            if len(header) < 8:
-                return f"truncated: {size - pos} stray bytes at the end"
-            length, kind = struct.unpack(">I4s", header)
-            if length == 1:
-                wide = f.read(8)
-                if len(wide) < 8:
-                    return "truncated inside a box header"
-                length = struct.unpack(">Q", wide)[0]
-            elif length == 0:
-                length = size - pos
-            if length < 8 or pos + length > size:
-                return (
-                    f"truncated: box {kind.decode('latin-1')!r} needs {pos + length} bytes, "
-                    f"the file has {size}"
-                )
-            seen.add(kind)
-            pos += length
-    if b"ftyp" not in seen or b"moov" not in seen:
-        return f"not an MP4 file ({size} bytes, no ftyp/moov box)"
-    return None

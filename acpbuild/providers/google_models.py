@@ -2,7 +2,8 @@
 
 Catalogue keys are Google's own model ids, so a recipe's ``model = "gemini-2.5-flash"``
 is what reaches the API. Parameter names are acpbuild's (``max_tokens``,
-``duration_s``...); :mod:`acpbuild.providers.google` maps them onto the SDK's.
+``duration_s``...); :mod:`acpbuild.providers.google` (Gemini) and
+:mod:`acpbuild.providers.google_veo` (Veo) map them onto the SDK's.
 """
 
 from __future__ import annotations
