@@ -47,8 +47,6 @@ the tables named here live in :mod:`acpbuild.import_tables`:
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -71,6 +69,8 @@ from acpbuild.import_tables import (
 )
 from acpbuild.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 from acpbuild.providers.base import FILE_TYPES, Model, Param, nearest
+from acpbuild.tomlwrite import key as toml_key
+from acpbuild.tomlwrite import value as toml_value
 
 Path_ = tuple[Any, ...]
 
@@ -208,9 +208,9 @@ class _Converter:
             meta.append(("jobs", 1))
         elif self.workers:
             meta.append(("jobs", max(self.workers)))
-        head = "[recipe]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in meta)
+        head = "[recipe]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in meta)
         if self.prompt is not None:
-            head += f"\n[vars]\nprompt = {_toml(_escape(self.prompt))}\n"
+            head += f"\n[vars]\nprompt = {toml_value(_escape(self.prompt))}\n"
         return head + "".join("\n" + b for b in self.blocks)
 
     def item(self, item: Any, path: Path_) -> None:
@@ -285,7 +285,7 @@ class _Converter:
                 "acpbuild merges only members that make the same media: split the group",
             )
         group_media = members[0].media
-        lines = [f"[groups.{_key(name)}]", f"steps = {_toml([m.name for m in members])}", f"merge = {_toml(merge)}"]
+        lines = [f"[groups.{toml_key(name)}]", f"steps = {toml_value([m.name for m in members])}", f"merge = {toml_value(merge)}"]
         if merge != "collect_all":
             if merge == "best_quality" and group_media == "text":
                 raise self.error(
@@ -293,7 +293,7 @@ class _Converter:
                     at("merge_strategy"),
                     "use first_success or collect_all, or add a judge step to the recipe after importing",
                 )
-            lines.append(f"output = {_toml(self.output(name, group_media, path))}")
+            lines.append(f"output = {toml_value(self.output(name, group_media, path))}")
         self.blocks.append("\n".join(lines) + "\n")
         self.origins[name] = (self.line(path), _label(path))
         self.made.append(_Made(name, group_media, tuple(m.name for m in members) if merge == "collect_all" else ()))
@@ -323,7 +323,7 @@ class _Converter:
         media = KINDS[kind]
         out = self.output(name, media, path, str(output) if output else None)
         accepted = model.params_for(kind)
-        lines = [f"[steps.{_key(name)}]", f"kind = {_toml(kind)}", f"provider = {_toml(provider)}", f"model = {_toml(model.name)}"]
+        lines = [f"[steps.{toml_key(name)}]", f"kind = {toml_value(kind)}", f"provider = {toml_value(provider)}", f"model = {toml_value(model.name)}"]
         params: dict[str, Any] = {}
         for old_key, value in raw.items():
             key = PARAM_RENAMES.get(str(old_key), str(old_key))
@@ -348,13 +348,13 @@ class _Converter:
             if spec is None:
                 near = nearest(key, list(accepted))
                 reason = f"{provider}/{model.name} ({kind}) takes no parameter {key!r}" + (f"; did you mean {near!r}?" if near else "")
-                lines.append(f"# {_key(key)} = {_toml(value)}  # not imported: {reason}")
+                lines.append(f"# {toml_key(key)} = {toml_value(value)}  # not imported: {reason}")
                 self.warn(f"{reason}: written commented out", at)
                 continue
             problem = None if isinstance(value, _Ref) else spec.check(value)
             if problem:
                 reason = f"{key} for {provider}/{model.name}: {problem}"
-                lines.append(f"# {_key(key)} = {_toml(value)}  # not imported: {reason}")
+                lines.append(f"# {toml_key(key)} = {toml_value(value)}  # not imported: {reason}")
                 self.warn(f"{reason}: written commented out", at)
                 continue
             params[key] = value
@@ -364,8 +364,8 @@ class _Converter:
             self.warn(f"width x height {raw['width']}x{raw['height']} became image_size = {size!r} ({model.name} takes named sizes)", (*path, params_key))
         self.flow(kind, accepted, params, prev, path, provider, model)
         for key, value in params.items():
-            lines.append(f"{_key(key)} = {_toml(value)}")
-        lines.append(f"output = {_toml(out)}")
+            lines.append(f"{toml_key(key)} = {toml_value(value)}")
+        lines.append(f"output = {toml_value(out)}")
         self.blocks.append("\n".join(lines) + "\n")
         self.origins[name] = (self.line(path), _label(path))
         return _Made(name, media)
@@ -552,34 +552,6 @@ def _size_name(width: Any, height: Any) -> str:
             return size
     return "portrait_16_9"
 
-
-def _key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml(key)
-
-
-def _toml(value: Any) -> str:
-    """A TOML value; strings as basic strings (JSON's escapes are TOML's, bar DEL)."""
-    if isinstance(value, _Ref):
-        return json.dumps(str(value))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(str(k))} = {_toml(v)}" for k, v in value.items() if v is not None) + " }"
-    if value is None:
-        return '""'
-    return _toml(str(value))
 
 
 def convert(

@@ -20,6 +20,8 @@ from typing import Any
 from acpbuild import providers
 from acpbuild.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 from acpbuild.providers.base import FILE_TYPES, Model, Param, nearest
+from acpbuild.tomlwrite import key as toml_key
+from acpbuild.tomlwrite import value as toml_value
 
 __all__ = ["Ask", "Invalid", "Say", "StepAnswers", "interview", "parse_value", "render", "served_kinds", "write"]
 
@@ -273,18 +275,6 @@ def interview(ask: Ask, say: Say, directory: Path) -> tuple[Path, list[StepAnswe
     return _choose(ask, say, "Recipe file", check_file, "acpbuild.toml"), steps
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
-    # A JSON string is a TOML basic string, but for DEL, which TOML wants escaped.
-    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007F")
-
 
 def render(steps: list[StepAnswers], name: str) -> str:
     """The recipe's TOML text."""
@@ -292,16 +282,16 @@ def render(steps: list[StepAnswers], name: str) -> str:
         "# Written by `acpbuild new --interactive`; `acpbuild run` builds it.",
         "",
         "[recipe]",
-        f"name = {_toml(name)}",
+        f"name = {toml_value(name)}",
         'output_dir = "out"',
     ]
     for step in steps:
-        lines += ["", f"[steps.{step.name}]", f"kind = {_toml(step.kind)}"]
+        lines += ["", f"[steps.{toml_key(step.name)}]", f"kind = {toml_value(step.kind)}"]
         if step.provider != "local":
-            lines.append(f"provider = {_toml(step.provider)}")
-        lines.append(f"model = {_toml(step.model)}")
-        lines += [f"{key} = {_toml(value)}" for key, value in step.params.items()]
-        lines.append(f"output = {_toml(step.output)}")
+            lines.append(f"provider = {toml_value(step.provider)}")
+        lines.append(f"model = {toml_value(step.model)}")
+        lines += [f"{key} = {toml_value(value)}" for key, value in step.params.items()]
+        lines.append(f"output = {toml_value(step.output)}")
     return "\n".join(lines) + "\n"
 
 
