@@ -31,7 +31,7 @@ from acpbuild.errors import (
 from acpbuild.providers.base import Job
 from acpbuild.providers.elevenlabs import ElevenLabsProvider
 from acpbuild.providers.wire import sniff
-from tests.emulators import Response
+from tests.emulators import Journal, Response
 from tests.emulators.elevenlabs import KEY, TTS, VOICES, ElevenLabsEmulator, error, mp3_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,22 +51,9 @@ def server() -> Any:
 @pytest.fixture
 def emu(server: ElevenLabsEmulator) -> ElevenLabsEmulator:
     """The emulator with an empty request log and no scripted failures."""
-    with server.lock:
-        server.requests.clear()
-        server.failures.clear()
+    server.reset()
     return server
 
-
-class Journal:
-    """A journal that records what it is told; ElevenLabs never tells it anything."""
-
-    resume_id: str | None = None
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-
-    def submitted(self, request_id: str) -> None:
-        self.ids.append(request_id)
 
 
 def env_for(emu: ElevenLabsEmulator | None, **extra: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ from acpbuild.providers.base import Job
 from acpbuild.providers.fal import FalProvider
 from acpbuild.providers.fal_models import SPECS
 from acpbuild.providers.wire import sniff
-from tests.emulators import Response
+from tests.emulators import Journal, Response
 from tests.emulators.fal import (
     IMAGE_SIZE,
     KEY,
@@ -78,16 +78,6 @@ def emu(server: FalEmulator) -> FalEmulator:
     server.reset()
     return server
 
-
-class Journal:
-    """Records the request ids the adapter commits; ``resume_id`` as the runner sets it."""
-
-    def __init__(self, resume_id: str | None = None) -> None:
-        self.resume_id = resume_id
-        self.ids: list[str] = []
-
-    def submitted(self, request_id: str) -> None:
-        self.ids.append(request_id)
 
 
 def env_for(emu: FalEmulator | None, **extra: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ from acpbuild.errors import (
 from acpbuild.providers.base import Job
 from acpbuild.providers.google import GoogleProvider
 from acpbuild.providers.wire import sniff
-from tests.emulators import Response
+from tests.emulators import Journal, Response
 from tests.emulators.google import CLOUD_KEY, KEY, GoogleEmulator, error, mp4_bytes, png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +55,8 @@ def server() -> Any:
 @pytest.fixture
 def emu(server: GoogleEmulator) -> GoogleEmulator:
     """The emulator with an empty log, no scripted failures and default behaviour."""
+    server.reset()
     with server.lock:
-        server.requests.clear()
-        server.failures.clear()
         server.operations.clear()
     server.polls_before_done = 1
     server.hold = False
@@ -66,16 +65,6 @@ def emu(server: GoogleEmulator) -> GoogleEmulator:
     server.image = png_bytes()
     return server
 
-
-class Journal:
-    """Records what the provider commits before polling."""
-
-    def __init__(self, resume_id: str | None = None) -> None:
-        self.resume_id = resume_id
-        self.ids: list[str] = []
-
-    def submitted(self, request_id: str) -> None:
-        self.ids.append(request_id)
 
 
 def env_for(emu: GoogleEmulator | None, **extra: str) -> dict[str, str]:

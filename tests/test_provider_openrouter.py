@@ -33,7 +33,7 @@ from acpbuild.errors import (
 )
 from acpbuild.providers.base import Job
 from acpbuild.providers.openrouter import OpenRouterProvider
-from tests.emulators import Response
+from tests.emulators import Journal, Response
 from tests.emulators.openrouter import (
     CHAT,
     FLAGGED_WORD,
@@ -62,22 +62,9 @@ def server() -> Any:
 @pytest.fixture
 def emu(server: OpenRouterEmulator) -> OpenRouterEmulator:
     """The emulator with an empty request log and no scripted failures."""
-    with server.lock:
-        server.requests.clear()
-        server.failures.clear()
+    server.reset()
     return server
 
-
-class Journal:
-    """A journal that records what it is told; OpenRouter never tells it anything."""
-
-    resume_id: str | None = None
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-
-    def submitted(self, request_id: str) -> None:
-        self.ids.append(request_id)
 
 
 def env_for(emu: OpenRouterEmulator | None, **extra: str) -> dict[str, str]:

@@ -70,6 +70,20 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class Journal:
+    """What the runner's journal is to an adapter: records the request ids it commits.
+
+    ``resume_id`` is the id of a job an earlier run submitted, as the runner sets it.
+    """
+
+    def __init__(self, resume_id: str | None = None) -> None:
+        self.resume_id = resume_id
+        self.ids: list[str] = []
+
+    def submitted(self, request_id: str) -> None:
+        self.ids.append(request_id)
+
+
 class Emulator:
     """Base of every provider emulator. Use as a context manager."""
 
@@ -95,6 +109,12 @@ class Emulator:
         assert self._server is not None, "emulator not started"
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def reset(self) -> None:
+        """Forget the requests seen and the failures scripted (a server shared by a module's tests)."""
+        with self.lock:
+            self.requests.clear()
+            self.failures.clear()
 
     def calls(self, method: str, pattern: str) -> list[Request]:
         """Requests so far whose method and path match."""

@@ -110,9 +110,8 @@ class FalEmulator(Emulator):
         self.route("GET", MEDIA, self._media)
 
     def reset(self) -> None:
+        super().reset()
         with self.lock:
-            self.requests.clear()
-            self.failures.clear()
             self.jobs.clear()
             self.uploads.clear()
             self._ids = self._files = 0
