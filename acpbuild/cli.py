@@ -392,7 +392,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if target.exists() and not args.force:
         raise RecipeError(f"{target} exists", tip="pass --force to overwrite it, or -o to write elsewhere")
     data, lines = importer.parse(text, str(source))
-    target.parent.mkdir(parents=True, exist_ok=True)
+    blocker = next((p for p in (target.parent, *target.parent.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise RecipeError(f"{blocker} is a file, not a folder", tip="pass -o with a path in a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecipeError(
+            f"cannot create the folder for {target}: {exc.strerror}", tip="pass -o with a path you can write to"
+        ) from exc
     imported = importer.convert(
         data,
         source=str(source),
@@ -401,12 +409,17 @@ def _cmd_import(args: argparse.Namespace) -> int:
         recipe_dir=target.resolve().parent,
     )
     # validate beside the target (relative inputs resolve from there), then move into place
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".toml", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".toml", dir=target.parent)
+    except OSError as exc:
+        raise RecipeError(f"cannot write {target}: {exc.strerror}", tip="pass -o with a path you can write to") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(imported.text)
         importer.check(imported, Path(tmp))
         os.replace(tmp, target)
+    except OSError as exc:
+        raise RecipeError(f"cannot write {target}: {exc.strerror}", tip="pass -o with a path you can write to") from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -517,6 +530,8 @@ def _model_params(model: Model, kinds: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    import textwrap
+
     from acpbuild import info as gather
     from acpbuild.secrets import environment
 
@@ -547,7 +562,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         else:
             key = f"{' or '.join(p.key_vars)} not set"
         url = f"; endpoint {p.url_var}={p.url}" if p.url else ""
-        print(f"  {p.name:<11} {p.models:>2} models  {key}{url}")
+        print(f"  {p.name:<11} {len(p.models):>2} models  {key}{url}")
+        for line in textwrap.wrap(", ".join(p.models), width=88, break_on_hyphens=False):
+            print(f"              {line}")
     return 0
 
 
@@ -587,7 +604,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir)
     for path, what in scaffold.init(directory, args.template, force=args.force):
-        print(f"{what:<9} {path}")
+        print(f"{path}: {what}")
     recipe = directory / scaffold.RECIPE_FILE
     where = "" if directory.resolve() == Path.cwd() else f"cd {args.dir} && "
     print(f"next: {where}acpbuild run    (template {args.template!r}, offline: no key needed)")
@@ -608,6 +625,8 @@ def _cmd_templates(args: argparse.Namespace) -> int:
 
 
 def _cmd_new(args: argparse.Namespace) -> int:
+    import shlex
+
     from acpbuild import wizard
     from acpbuild.errors import RecipeError
 
@@ -630,7 +649,7 @@ def _cmd_new(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         raise RecipeError(f"no directory {args.dir!r}", tip="create it first, or pass --dir with an existing one")
     path = wizard.write(ask, print, directory)
-    print(f"wrote {path}; build it with: acpbuild run {path}")
+    print(f"wrote {path}; build it with: acpbuild run {shlex.quote(str(path))}")
     return 0
 
 

@@ -50,9 +50,14 @@ def nodes_and_edges(recipe: Recipe) -> tuple[list[Node], list[Edge]]:
     def fold(name: str) -> str:
         return family_of.get(name, name)
 
+    # A step that uses a collect_all group depends on each member; draw it as using the group.
+    collected = [(g.name, set(g.members)) for g in recipe.groups.values() if g.merge == "collect_all"]
     deps: dict[str, list[str]] = {}
     for name, step in recipe.steps.items():
-        deps.setdefault(fold(name), []).extend(fold(d) for d in step.deps)
+        through = [(group, members) for group, members in collected if members <= set(step.deps)]
+        via = {m for _, members in through for m in members}
+        direct = [fold(d) for d in step.deps if d not in via]
+        deps.setdefault(fold(name), []).extend(direct + [group for group, _ in through])
     for name, group in recipe.groups.items():
         deps[name] = [fold(m) for m in group.needs]
     nodes: list[Node] = []

@@ -24,7 +24,8 @@ from acpbuild.secrets import redact
 @dataclass
 class ProviderInfo:
     name: str
-    models: int
+    #: the catalogue's model names, as recipes write them
+    models: list[str]
     paid: bool
     #: variables that can hold the key, and the one that is set (None: none is)
     key_vars: tuple[str, ...]
@@ -150,7 +151,7 @@ def _provider(name: str, env: Mapping[str, str]) -> ProviderInfo:
     url = env.get(cls.url_var) if cls.url_var else None
     return ProviderInfo(
         name=name,
-        models=len(providers.catalogue(name)),
+        models=list(providers.catalogue(name)),
         paid=cls.paid,
         key_vars=cls.key_vars,
         key_set_in=key_set_in,

@@ -285,12 +285,19 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
 _BAD_NAME = re.compile(r"[\[\]:=\s$]|^-")
 
 
-def _check_name(name: str, at: tuple[str, ...], where: Where) -> None:
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a step or group (None when it can)."""
     bad = _BAD_NAME.search(name)
-    if bad:
-        what = "start with '-'" if bad.group() == "-" else f"contain {bad.group()!r}"
+    if bad is None:
+        return None
+    return "cannot start with '-'" if bad.group() == "-" else f"cannot contain {bad.group()!r}"
+
+
+def _check_name(name: str, at: tuple[str, ...], where: Where) -> None:
+    problem = name_problem(name)
+    if problem:
         raise where.error(
-            f"a {at[0][:-1]} name cannot {what}: {name!r}",
+            f"a {at[0][:-1]} name {problem}: {name!r}",
             at,
             "use letters, digits, '_', '-' and '.', e.g. " + repr(_BAD_NAME.sub("_", name).lstrip("_-") or "step"),
         )

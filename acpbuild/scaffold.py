@@ -81,6 +81,8 @@ def env_example() -> str:
         either = " (either one)" if len(cls.key_vars) > 1 else ""
         lines += ["", f"# {name}{either}"]
         lines += [f"{var}=" for var in cls.key_vars]
+        # settings that are not keys, commented out: they are optional and change the route
+        lines += [f"# {var}=    # {what}" for var, what in cls.setting_vars]
         listed.update(cls.key_vars)
     rest = [var for var in KEY_VARS if var not in listed]
     if rest:
@@ -97,8 +99,9 @@ def init(directory: Path, name: str = "quickstart", *, force: bool = False) -> l
     """
     chosen = template(name)
     directory = directory.resolve()
-    if directory.exists() and not directory.is_dir():
-        raise RecipeError(f"{directory} is a file, not a directory", tip="name a directory for the project")
+    blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise RecipeError(f"{blocker} is a file, not a directory", tip="name a directory for the project")
     writes = {RECIPE_FILE: _OUTPUT_DIR.sub('output_dir = "out"', chosen.recipe, count=1), **chosen.files}
     if not force:
         taken = [n for n in writes if (directory / n).exists()]
@@ -107,17 +110,26 @@ def init(directory: Path, name: str = "quickstart", *, force: bool = False) -> l
                 f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''} in {directory}",
                 tip="pass --force to overwrite, or init another directory (acpbuild init DIR)",
             )
-    directory.mkdir(parents=True, exist_ok=True)
+    for file_name in (*writes, ".gitignore", ".env.example"):
+        if (directory / file_name).is_dir():
+            raise RecipeError(f"{directory / file_name} is a directory", tip="move it aside, or init another directory")
     done: list[tuple[Path, str]] = []
-    for file_name, text in writes.items():
-        path = directory / file_name
-        existed = path.exists()
-        path.write_text(text, encoding="utf-8")
-        done.append((path, "overwrote" if existed else "wrote"))
-    done.append(_ignore(directory / ".gitignore"))
-    example = directory / ".env.example"
-    example.write_text(env_example(), encoding="utf-8")
-    done.append((example, "wrote"))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for file_name, text in writes.items():
+            path = directory / file_name
+            existed = path.exists()
+            path.write_text(text, encoding="utf-8")
+            done.append((path, "overwrote" if existed else "wrote"))
+        done.append(_ignore(directory / ".gitignore"))
+        example = directory / ".env.example"
+        example.write_text(env_example(), encoding="utf-8")
+        done.append((example, "wrote"))
+    except OSError as exc:
+        raise RecipeError(
+            f"cannot write {exc.filename or directory}: {exc.strerror}",
+            tip="pick a directory you can write to (acpbuild init DIR)",
+        ) from exc
     return done
 
 

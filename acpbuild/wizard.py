@@ -28,7 +28,6 @@ __all__ = ["Ask", "Invalid", "Say", "StepAnswers", "interview", "parse_value", "
 Ask = Callable[[str], str]
 Say = Callable[[str], None]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _REF = re.compile(r"\$\{([^}]*)\}")
 _YES = ("y", "yes")
 # Parameters a catalogue declares optional (another kind of the same model does
@@ -166,8 +165,11 @@ def _ask_step(ask: Ask, say: Say, steps: list[StepAnswers], root: Path) -> StepA
     default_name = next(n for n in (base, *(f"{base}{i}" for i in range(2, 1000))) if n not in taken)
 
     def check_name(answer: str) -> str:
-        if not _NAME.match(answer):
-            raise Invalid("a step name is letters, digits, _ and -, starting with a letter or _")
+        from acpbuild.recipe import name_problem
+
+        problem = name_problem(answer) if answer else "cannot be empty"
+        if problem:
+            raise Invalid(f"a step name {problem}; use letters, digits, '_', '-' and '.'")
         if answer in taken:
             raise Invalid(f"there is already a step {answer!r}")
         return answer
@@ -237,6 +239,8 @@ def _ask_step(ask: Ask, say: Say, steps: list[StepAnswers], root: Path) -> StepA
         path = Path(answer)
         if path.is_absolute() or ".." in path.parts or not answer:
             raise Invalid("give a relative path inside the output folder, without '..'")
+        if "$" in answer:
+            raise Invalid("an output name cannot hold '$': it would read as a reference")
         if media_of_suffix(path.suffix) != media:
             raise Invalid(f"{kind} makes {media}: end the file name with {' or '.join(SUFFIXES[media])}")
         if answer in {s.output for s in steps}:
@@ -267,6 +271,9 @@ def interview(ask: Ask, say: Say, directory: Path) -> tuple[Path, list[StepAnswe
     def check_file(answer: str) -> Path:
         if not answer.endswith(".toml"):
             raise Invalid("a recipe file name ends with .toml")
+        if Path(answer).name != answer:
+            # the recipe's relative paths (inputs, outputs) are answered from --dir
+            raise Invalid(f"give a file name, without folders: the recipe goes in {directory}")
         path = directory / answer
         if path.exists():
             raise Invalid(f"{answer} already exists; choose another name")

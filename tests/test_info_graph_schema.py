@@ -127,6 +127,18 @@ def test_graph_folds_foreach_families_and_draws_groups(tmp_path: Path) -> None:
     assert dot_edges == {(a, b) for a, _, b in edges} and set(dot_nodes) == set(nodes)
 
 
+def test_graph_draws_a_collect_all_group_between_its_members_and_its_user(tmp_path: Path) -> None:
+    path = tmp_path / "collect.toml"
+    path.write_text(
+        '[steps.a]\nkind = "text"\nprompt = "one"\noutput = "a.txt"\n\n'
+        '[steps.b]\nkind = "text"\nprompt = "two"\noutput = "b.txt"\n\n'
+        '[groups.both]\nsteps = ["a", "b"]\nmerge = "collect_all"\n\n'
+        '[steps.sum]\nkind = "text"\nprompt = "Sum: ${steps.both}"\noutput = "sum.txt"\n'
+    )
+    _, edges = _mermaid_graph(diagram.mermaid(load_recipe(path)))
+    assert edges == {("n_a", "-.->", "n_both"), ("n_b", "-.->", "n_both"), ("n_both", "-->", "n_sum")}
+
+
 @pytest.mark.parametrize(
     ("text", "mermaid", "dot"),
     [
@@ -229,7 +241,7 @@ def test_info_shows_store_ledger_keys_and_prices(
     assert (doc["blobs"], doc["objects_bytes"]) == (1, 100)
     assert doc["ledger_exists"] and doc["generations"] == 0 and doc["ledger_bytes"] > 0
     fal = next(p for p in doc["providers"] if p["name"] == "fal")
-    assert fal["key_set_in"] == "FAL_KEY" and fal["url"] == "http://127.0.0.1:9/fal" and fal["models"] > 5
+    assert fal["key_set_in"] == "FAL_KEY" and fal["url"] == "http://127.0.0.1:9/fal" and "flux-dev" in fal["models"] and "hailuo-02" in fal["models"]
     google = next(p for p in doc["providers"] if p["name"] == "google")
     assert google["key_set_in"] is None
     assert doc["prices"] > 10 and doc["prices_oldest"] <= doc["prices_newest"]
@@ -253,6 +265,9 @@ def test_info_without_a_recipe_uses_acpbuild_store_or_the_default(
     monkeypatch.setenv("ACPBUILD_STORE", str(tmp_path / "elsewhere"))
     assert main(["info", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["store_from"] == "ACPBUILD_STORE"
+    assert main(["info"]) == 0  # for people: each provider's models by name, unbroken
+    text = capsys.readouterr().out
+    assert "veo-3.1-fast-generate-001" in text and "eleven_multilingual_v2" in text
 
 
 def test_info_with_a_missing_recipe_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def test_init_writes_a_recipe_gitignore_and_env_example(tmp_path: Path, capsys: 
     example = (project / ".env.example").read_text()
     for var in ("FAL_KEY", "ELEVENLABS_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENROUTER_API_KEY"):
         assert f"\n{var}=\n" in example  # named, never with a value
+    assert "\n# GOOGLE_CLOUD_PROJECT=" in example  # an optional setting: there, but commented out
 
 
 def test_init_appends_to_a_gitignore_once(tmp_path: Path) -> None:
@@ -72,6 +74,26 @@ def test_init_never_overwrites_without_force(tmp_path: Path, capsys: pytest.Capt
     assert not (tmp_path / ".env.example").exists()  # nothing written at all
     assert main(["init", str(tmp_path), "--template", "video", "--force"]) == 0
     assert "[steps.reel]" in mine.read_text()
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        # a path through a file
+        ("notes.txt/project", "notes.txt is a file, not a directory"),
+        # a .gitignore that is a folder: found before anything is written
+        ("gitfolder", ".gitignore is a directory"),
+    ],
+)
+def test_init_where_it_cannot_write_says_why_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, says: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "gitfolder" / ".gitignore").mkdir(parents=True)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["init", str(tmp_path / where)]) == 2
+    assert says in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_an_unknown_template_names_the_nearest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,19 +133,68 @@ def test_every_template_runs_offline_from_init(
         assert (probe(tmp_path / "out" / "vertical.mp4").width, probe(tmp_path / "out" / "vertical.mp4").height) == (360, 640)
 
 
-def test_templates_name_paid_alternatives_that_exist() -> None:
-    # the commented `provider`/`model` lines are the way to a paid model: they must be real
-    from acpbuild import providers
+def _paid_switches(text: str) -> Iterator[tuple[str, str]]:
+    """Each commented switch to a paid model in a template, applied as its hint says: (model, recipe).
 
-    for tpl in scaffold.templates():
-        provider = None
-        for line in tpl.recipe.splitlines():
-            body = line.lstrip("# ").split("#")[0].strip()
-            if body.startswith("provider ="):
-                provider = tomli.loads(body)["provider"]
-            elif body.startswith("model =") and line.startswith("#") and provider:
-                model = tomli.loads(body)["model"]
-                assert model in providers.catalogue(provider), (tpl.name, provider, model)
+    A hint reads ``# model = "M"  # [or "M2", "M3";] then drop A and B; k = v`` or
+    ``then replace `A` with k = v``.
+    """
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
+        if not line.startswith("# model = "):
+            continue
+        model_part, _, hint = line[2:].partition("#")
+        models = [tomli.loads(model_part)["model"]]
+        drop: set[str] = set()
+        sets: list[str] = []
+        for clause in (c.strip() for c in hint.split(";") if c.strip()):
+            if clause.startswith("or "):
+                models += re.findall(r'"([^"]+)"', clause)
+            elif clause.startswith("then drop "):
+                drop |= {w for w in re.findall(r"[a-z_]+", clause.removeprefix("then drop ")) if w != "and"}
+            elif clause.startswith("then replace "):
+                replaced, _, assignment = clause.removeprefix("then replace ").partition(" with ")
+                drop.add(replaced.strip("` "))
+                sets.append(assignment)
+            else:
+                sets.append(clause)
+        drop |= {assignment.split("=")[0].strip() for assignment in sets}  # a value set replaces the old one
+        provider_line = lines[n - 1]
+        assert provider_line.startswith("# provider = "), provider_line
+        start = max(i for i in range(n) if lines[i].startswith("[steps."))
+        end = next((i for i in range(n, len(lines)) if lines[i].startswith("[")), len(lines))
+        body = [
+            ln for ln in lines[start + 1 : end]
+            if not ln.startswith("#") and ln.split("=")[0].strip() not in drop | {"provider", "model"}
+        ]
+        for model in models:
+            table = [lines[start], provider_line[2:], f'model = "{model}"', *sets, *body]
+            yield model, "\n".join(lines[:start] + table + lines[end:]) + "\n"
+
+
+@pytest.mark.parametrize("name", scaffold.NAMES)
+def test_every_paid_switch_a_template_suggests_validates(tmp_path: Path, name: str) -> None:
+    # following a template's own hint to a paid model must give a recipe that loads
+    tpl = scaffold.template(name)
+    for data, text in tpl.files.items():
+        (tmp_path / data).write_text(text)
+    switches = list(_paid_switches(tpl.recipe))
+    assert switches, f"{name} suggests no paid model"
+    for model, text in switches:
+        path = tmp_path / "switched.toml"
+        path.write_text(text)
+        recipe = load_recipe(path, env={})
+        assert any(s.model == model for s in recipe.steps.values()), (name, model)
+
+
+def test_the_readme_recipe_example_validates(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Recipe format", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "promo.toml"
+    path.write_text(example)
+    recipe = load_recipe(path, env={})
+    assert {"script", "cover", "voice", "clip", "final"} <= set(recipe.steps)
 
 
 # --- new --interactive ---------------------------------------------------------------
@@ -187,6 +258,13 @@ TEXT_STEP = ["text", "", "", "", "rain", "", "", "n", ""]
         ([*TEXT_STEP[:6], "script.png", *TEXT_STEP[6:]], "end the file name with .txt"),
         # a recipe file that is not .toml
         ([*TEXT_STEP[:8], "recipe.yaml", *TEXT_STEP[8:]], "ends with .toml"),
+        # a recipe file in a folder (missing, or outside --dir): a plain name is asked for
+        ([*TEXT_STEP[:8], "sub/b.toml", *TEXT_STEP[8:]], "without folders"),
+        ([*TEXT_STEP[:8], "../b.toml", *TEXT_STEP[8:]], "without folders"),
+        # an output that would read as a reference when the recipe loads
+        ([*TEXT_STEP[:6], "a${x}.txt", *TEXT_STEP[6:]], "cannot hold '$'"),
+        # a step name doit could not take
+        ([TEXT_STEP[0], "a=b", *TEXT_STEP[1:]], "cannot contain '='"),
     ],
 )
 def test_new_asks_again_with_the_reason(tmp_path: Path, answers: list[str], complaint: str) -> None:

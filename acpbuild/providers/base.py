@@ -178,6 +178,8 @@ class Provider(abc.ABC):
     key_vars: tuple[str, ...] = ()
     #: environment variable that overrides the endpoint
     url_var: str = ""
+    #: other settings it reads from the environment (not secrets), with what each does
+    setting_vars: tuple[tuple[str, str], ...] = ()
     #: how many of its generations run at once unless the recipe says otherwise
     #: (``[recipe] concurrency = { fal = 2 }``); kept below the default ``-j`` so
     #: one slow or rate-limited provider cannot hold every worker

@@ -95,6 +95,11 @@ class GoogleProvider(Provider):
     version = "1"
     key_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     url_var = "ACPBUILD_GOOGLE_URL"
+    setting_vars = (
+        ("GOOGLE_CLOUD_PROJECT", "Veo through this project's regional Vertex endpoint (else express mode)"),
+        ("GOOGLE_CLOUD_LOCATION", "the project's region (default us-central1)"),
+        ("ACPBUILD_GOOGLE_VERTEX", "1: Gemini steps go through Vertex too"),
+    )
     concurrency = 4
 
     def catalogue(self) -> Mapping[str, Model]:
