@@ -198,6 +198,7 @@ def test_an_imported_local_pipeline_runs_offline(tmp_path: Path, capsys: pytest.
     _, recipe, _ = _import("legacy_local.yaml", tmp_path, capsys)
     assert recipe.groups["parallel_1"].merge == "best_quality"
     result = acpbuild.run(tmp_path / "legacy_local.toml", env={})
-    assert result.exit_code == 0, [(s.name, s.error) for s in result.steps]
+    failures = [(s.name, s.error) for s in result.steps.values() if s.error]
+    assert result.exit_code == 0, (failures, result.errors)
     assert (tmp_path / "out" / "mux_1.mp4").stat().st_size > 0
     assert (tmp_path / "out" / "parallel_1.mp4").is_file()
