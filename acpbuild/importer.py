@@ -33,11 +33,12 @@ the tables named here live in :mod:`acpbuild.import_tables`:
   the reason, and a warning says so: nothing is dropped silently;
 - the output file is the step's ``output_filename``, else the first of
   :data:`OUTPUT_KEYS` in its parameters, else ``NAME<suffix>``;
-- a media input (``image``, ``audio``, ``video``) that the step does not set comes
-  from the previous enabled step when it makes that media, else from the latest
-  earlier step that does (so a ``mux`` finds both its video and its audio); the
-  text input (``text`` for speech, ``prompt`` otherwise) comes from the previous
-  step when it makes text, else from the pipeline's top-level ``prompt``;
+- an input the step does not set comes from the latest earlier enabled step that
+  makes its media: ``image``, ``audio``, ``video`` (so a ``mux`` finds both its
+  video and its audio), and text for the text input (``text`` for speech,
+  ``prompt`` otherwise), which falls back to the pipeline's top-level ``prompt``.
+  Text taken from anywhere but the step right before is warned about, as is an
+  optional text input left unset; a required input nothing fills is an error;
 - a parallel group becomes ``[groups.NAME]`` with the same merge strategy (the
   older tool's spellings of it are in :data:`MERGES`); its members all take the
   step before the group, and the step after it takes the group. first_success
@@ -412,16 +413,27 @@ class _Converter:
         text_key = "text" if "text" in accepted else ("prompt" if "prompt" in accepted else None)
         if text_key is None or text_key in params:
             return
-        if prev is not None and prev.media == "text":
-            params[text_key] = _Ref(prev.name)
-        elif self.prompt is not None and (accepted[text_key].required or prev is None):
-            params[text_key] = _Ref(None)
-        elif accepted[text_key].required:
-            raise self.error(
-                f"{provider}/{model.name} ({kind}) needs {text_key!r}, and nothing before this step makes text",
-                path,
-                f"set params.{text_key}, or a top-level prompt:",
+        # Text flows like media: from the latest earlier step that makes it. The older tool
+        # handed each step only the output right before it, so any other source is a warning.
+        source = next((m for m in reversed(earlier) if m.media == "text"), None)
+        if source is None and self.prompt is None:
+            if accepted[text_key].required:
+                raise self.error(
+                    f"{provider}/{model.name} ({kind}) needs {text_key!r}, but no earlier step makes "
+                    "text and the pipeline has no top-level prompt",
+                    path,
+                    f"set params.{text_key}, or a top-level prompt:",
+                )
+            self.warn(f"{text_key} left unset: no earlier step makes text and the pipeline has no top-level prompt", path)
+            return
+        params[text_key] = _Ref(source.name if source else None)
+        if prev is not None and source is not prev:
+            origin = (
+                f"from {source.name!r}, the latest earlier step that makes text"
+                if source
+                else "from the pipeline's top-level prompt, as no earlier step makes text"
             )
+            self.warn(f"{text_key} taken {origin} (the step before, {prev.name!r}, makes {prev.media})", path)
 
     def model(self, kind: str, name: Any, at: Path_, item: dict[str, Any]) -> tuple[str, Model]:
         serving = [(p, m) for p in providers.NAMES for m in providers.catalogue(p).values() if kind in m.kinds]

@@ -126,6 +126,53 @@ def test_an_unknown_model_names_the_nearest_one() -> None:
     assert "unknown model 'flux-deev'" in str(exc.value) and "did you mean 'fal/flux-dev'" in str(exc.value)
 
 
+_SCRIPT = "  - {type: llm, model: local, params: {prompt: a red kite}}\n"
+_VOICE = "  - {type: tts, model: espeak}\n"
+_PICTURE = "  - {type: text_to_image, model: pillow, params: {prompt: a kite}}\n"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "step", "expected", "warned"),
+    [
+        # the step right before makes text: taken from it, nothing to say
+        ("steps:\n" + _SCRIPT + _VOICE, "text_to_speech_1", "${steps.text_1}", None),
+        # the first step takes the pipeline's prompt, as the older tool fed it
+        ("prompt: a kite\nsteps:\n  - {type: llm, model: local}\n", "text_1", "${prompt}", None),
+        # text skips over a step that makes other media, as media inputs do, and says so
+        ("steps:\n" + _SCRIPT + _VOICE + "  - {type: text_to_image, model: flux-dev}\n",
+         "text_to_image_1", "${steps.text_1}", "prompt taken from 'text_1', the latest earlier step that makes text (the step before, 'text_to_speech_1', makes audio)"),
+        # ... even when there is a top-level prompt: the script, not ${prompt}
+        ("prompt: a kite\nsteps:\n" + _SCRIPT + _VOICE + "  - {type: text_to_image, model: flux-dev}\n",
+         "text_to_image_1", "${steps.text_1}", "latest earlier step that makes text"),
+        # ... and into a model whose prompt is optional
+        ("prompt: a kite\nsteps:\n" + _SCRIPT + _VOICE + "  - {type: text_to_image, model: pillow}\n",
+         "text_to_image_1", "${steps.text_1}", "latest earlier step that makes text"),
+        # ... and into every member of a group
+        ("steps:\n" + _SCRIPT + _VOICE + "  - type: parallel_group\n    params:\n      parallel_steps:\n"
+         "        - {type: text_to_image, model: flux-dev}\n        - {type: text_to_image, model: pillow}\n",
+         "text_to_image_2", "${steps.text_1}", "[steps[2].params.parallel_steps[1]]: prompt taken from 'text_1'"),
+        # no step makes text: a later step takes the top-level prompt, and says so
+        ("prompt: a kite\nsteps:\n" + _PICTURE + "  - {type: image_to_video, model: hailuo}\n",
+         "image_to_video_1", "${prompt}", "prompt taken from the pipeline's top-level prompt, as no earlier step makes text"),
+        # an optional text input nothing can fill is left unset, and said so
+        ("steps:\n" + _PICTURE + "  - {type: image_to_video, model: kenburns}\n",
+         "image_to_video_1", None, "[steps[1]]: prompt left unset"),
+    ],
+)
+def test_text_flows_from_the_latest_earlier_text(
+    yaml_text: str, step: str, expected: str | None, warned: str | None, tmp_path: Path
+) -> None:
+    imported = _convert(yaml_text)
+    assert tomli.loads(imported.text)["steps"][step].get("text" if "speech" in step else "prompt") == expected
+    if warned is None:
+        assert not imported.warnings
+    else:
+        assert any(warned in w for w in imported.warnings), imported.warnings
+    path = tmp_path / "r.toml"
+    path.write_text(imported.text)
+    importer.check(imported, path)  # and the recipe loads
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "line", "says"),
     [
@@ -141,6 +188,9 @@ def test_an_unknown_model_names_the_nearest_one() -> None:
         ("steps:\n  - type: image_to_video\n    model: flux-dev\n    params: {image: a.png, prompt: a}\n", 3, "does not make image_to_video"),
         # a URL input
         ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {image_url: 'https://x/a.png', prompt: a}\n", 4, "download it"),
+        # a model that needs text, with no text before it and no top-level prompt
+        ("steps:\n  - {type: text_to_image, model: pillow, params: {prompt: a}}\n  - {type: image_to_video, model: hailuo}\n", 3,
+         "needs 'prompt', but no earlier step makes text and the pipeline has no top-level prompt"),
         # an image_to_video with nothing before it to take an image from
         ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {prompt: a}\n", 2, "no earlier step makes one"),
         # group members of different media
