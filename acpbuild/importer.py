@@ -25,12 +25,13 @@ the tables named here live in :mod:`acpbuild.import_tables`:
   ``-``). Anything else is an error naming the nearest catalogue model. A step
   without a model gets its kind's default in :data:`DEFAULT_MODEL`, with a warning;
 - parameter names -> :data:`PARAM_RENAMES`; ``num_images``/``num_outputs``
-  (:data:`COUNT_KEYS`) of 1 is dropped (one step makes one file), any other count
-  is an error. For a model that takes fal's named sizes, ``aspect_ratio`` becomes
-  ``image_size`` (:data:`IMAGE_SIZE_OF`), and ``width``/``height`` the named size
-  nearest their ratio, with a warning. A parameter the target model does not
-  take, or a value it refuses, is written **commented out** in the recipe with
-  the reason, and a warning says so: nothing is dropped silently;
+  (:data:`COUNT_KEYS`) of 1 is left out with a warning (one step makes one file),
+  any other count is an error. For a model that takes fal's named sizes,
+  ``aspect_ratio`` becomes ``image_size`` (:data:`IMAGE_SIZE_OF`), and
+  ``width``/``height`` the named size nearest their ratio, with a warning. A
+  parameter the target model does not take, or a value it refuses, is written
+  **commented out** in the recipe with the reason, and a warning says so:
+  nothing is dropped silently;
 - the output file is the step's ``output_filename``, else the first of
   :data:`OUTPUT_KEYS` in its parameters, else ``NAME<suffix>``;
 - an input the step does not set comes from the latest earlier enabled step that
@@ -336,6 +337,7 @@ class _Converter:
                         at,
                         f"make {value} steps (or a foreach step) instead, or set {old_key}: 1",
                     )
+                self.warn(f"{old_key}: 1 left out: one acpbuild step always makes one file", at)
                 continue
             if key in ("width", "height") and "width" not in accepted and "image_size" in accepted:
                 continue  # handled below, as one image_size

@@ -39,6 +39,7 @@ def test_first_dialect_makes_flow_explicit_and_keeps_the_group(
     assert steps["image_to_video_1"]["model"] == "hailuo-02" and steps["image_to_video_2"]["model"] == "kling"
     assert steps["image_to_video_1"]["duration_s"] == 6  # duration "6" -> duration_s = 6
     assert "num_images" not in steps["text_to_image_1"]
+    assert "[steps[1].params.num_images]: num_images: 1 left out" in err  # left out, but said so
     assert data["groups"]["parallel_1"] == {
         "steps": ["image_to_video_1", "image_to_video_2"],
         "merge": "first_success",
