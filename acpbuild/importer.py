@@ -22,8 +22,9 @@ the tables named here live in :mod:`acpbuild.import_tables`:
 - model names -> (provider, model), in this order: the exact catalogue key, an
   alias of the older tool (:data:`MODEL_ALIASES`), a provider endpoint id
   (``fal-ai/flux/dev``), then the same after normalising (lowercase, ``_`` ->
-  ``-``). Anything else is an error naming the nearest catalogue model. A step
-  without a model gets its kind's default in :data:`DEFAULT_MODEL`, with a warning;
+  ``-``). Anything else is an error naming the nearest catalogue model
+  (:func:`_nearest_model`). A step without a model gets its kind's default in
+  :data:`DEFAULT_MODEL`, with a warning;
 - parameter names -> :data:`PARAM_RENAMES`; ``num_images``/``num_outputs``
   (:data:`COUNT_KEYS`) of 1 is left out with a warning (one step makes one file),
   any other count is an error. For a model that takes fal's named sizes,
@@ -457,9 +458,13 @@ class _Converter:
             self.warn(f"model {name!r} is not in the catalogue; {kind} runs on local/{serving[0][1].name}", at)
             return serving[0]
         choices = [f"{p}/{m.name}" for p, m in serving]
-        near = nearest(norm, [_norm(m.name) for _, m in serving])
-        near_full = next((f"{p}/{m.name}" for p, m in serving if _norm(m.name) == near), None)
-        elsewhere = [f"{p}/{m.name}" for p in providers.NAMES for m in providers.catalogue(p).values() if m.name == name or _norm(m.name) == norm]
+        near_full = _nearest_model(name, serving)
+        elsewhere = [
+            f"{p}/{m.name}"
+            for p in providers.NAMES
+            for m in providers.catalogue(p).values()
+            if norm == _norm(m.name) or name in m.endpoints.values()
+        ]
         message = f"unknown model {name!r} for {kind}"
         if elsewhere:
             message = f"model {name!r} ({elsewhere[0]}) does not make {kind}"
@@ -537,6 +542,26 @@ class _Ref:
 
 def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def _nearest_model(name: str, serving: list[tuple[str, Model]]) -> str | None:
+    """The "did you mean" for an unknown model name, as ``provider/model``.
+
+    Ignoring case and punctuation, the first model (in catalogue order) whose name starts
+    with the given one wins, then one whose name contains it, so ``veo-3.1`` finds
+    ``google/veo-3.1-generate-001`` rather than the closer spelling ``fal/veo3``; failing
+    both, the closest spelling.
+    """
+    squash = re.compile(r"[^a-z0-9]")
+    given = squash.sub("", name.lower())
+    if len(given) >= 3:  # shorter names match too much to help
+        for fits in (str.startswith, str.__contains__):
+            found = (f"{p}/{m.name}" for p, m in serving if fits(squash.sub("", m.name.lower()), given))
+            hit = next(found, None)
+            if hit:
+                return hit
+    near = nearest(_norm(name), [_norm(m.name) for _, m in serving])
+    return next((f"{p}/{m.name}" for p, m in serving if _norm(m.name) == near), None)
 
 
 def _escape(text: str) -> str:

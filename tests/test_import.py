@@ -120,11 +120,26 @@ def _convert(yaml_text: str) -> importer.Imported:
     return importer.convert(data, source="p.yaml", lines=lines)
 
 
-def test_an_unknown_model_names_the_nearest_one() -> None:
+@pytest.mark.parametrize(
+    ("given", "kind", "suggested"),
+    [
+        ("flux-deev", "text_to_image", "fal/flux-dev"),  # a misspelling: the closest spelling
+        ("veo-3.1", "text_to_video", "google/veo-3.1-generate-001"),  # a prefix beats the closer fal/veo3
+        ("Veo 3.1 Fast", "image_to_video", "google/veo-3.1-fast-generate-001"),  # case and punctuation ignored
+        ("claude-sonnet", "text", "openrouter/anthropic/claude-sonnet-4.5"),  # contained in the name
+    ],
+)
+def test_an_unknown_model_names_the_nearest_one(given: str, kind: str, suggested: str) -> None:
     with pytest.raises(RecipeError) as exc:
-        _convert("steps:\n  - type: text_to_image\n    model: flux-deev\n")
+        _convert(f"steps:\n  - type: {kind}\n    model: {given}\n    params: {{prompt: a, image: a.png}}\n")
     assert exc.value.line == 3 and exc.value.table == "steps[0].model"
-    assert "unknown model 'flux-deev'" in str(exc.value) and "did you mean 'fal/flux-dev'" in str(exc.value)
+    assert f"unknown model {given!r}" in str(exc.value) and f"did you mean {suggested!r}?" in str(exc.value)
+
+
+def test_an_endpoint_id_for_another_kind_names_its_model() -> None:
+    with pytest.raises(RecipeError) as exc:
+        _convert("steps:\n  - {type: image_to_video, model: fal-ai/flux/dev, params: {image: a.png, prompt: a}}\n")
+    assert "model 'fal-ai/flux/dev' (fal/flux-dev) does not make image_to_video" in str(exc.value)
 
 
 _SCRIPT = "  - {type: llm, model: local, params: {prompt: a red kite}}\n"
