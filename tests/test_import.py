@@ -268,3 +268,19 @@ def test_an_imported_local_pipeline_runs_offline(tmp_path: Path, capsys: pytest.
     assert result.exit_code == 0, (failures, result.errors)
     assert (tmp_path / "out" / "mux_1.mp4").stat().st_size > 0
     assert (tmp_path / "out" / "parallel_1.mp4").is_file()
+
+
+@pytest.mark.parametrize(
+    ("parallel", "jobs"),
+    [
+        (False, 1),  # parallel_enabled: false wins over the group's max_workers
+        (True, 3),  # parallel as before: the group's max_workers
+    ],
+)
+def test_parallel_enabled_false_runs_one_step_at_a_time(parallel: bool, jobs: int) -> None:
+    imported = _convert(
+        f"global_config: {{parallel_enabled: {str(parallel).lower()}}}\nsteps:\n"
+        "  - step_type: parallel_group\n    parallel_config: {max_workers: 3}\n"
+        "    steps: [{step_type: llm, config: {model: local, prompt: a}}, {step_type: llm, config: {model: local, prompt: b}}]\n"
+    )
+    assert tomli.loads(imported.text)["recipe"]["jobs"] == jobs
