@@ -284,3 +284,43 @@ def test_parallel_enabled_false_runs_one_step_at_a_time(parallel: bool, jobs: in
         "    steps: [{step_type: llm, config: {model: local, prompt: a}}, {step_type: llm, config: {model: local, prompt: b}}]\n"
     )
     assert tomli.loads(imported.text)["recipe"]["jobs"] == jobs
+
+
+_MUX = "  - {type: text_to_video, model: titlecard}\n  - {type: tts, model: espeak, params: {text: b}}\n"
+
+
+@pytest.mark.parametrize(
+    ("steps", "step", "written", "reason"),
+    [
+        # out of range
+        ("  - {type: tts, model: espeak, params: {speed: 1000}}\n", "text_to_speech_1", "speed = 1000", "speed for local/espeak: "),
+        # the wrong type
+        ("  - {type: tts, model: espeak, params: {pitch: high}}\n", "text_to_speech_1", 'pitch = "high"', "pitch for local/espeak: "),
+        # not among the model's choices
+        (_MUX + "  - {type: mux, model: ffmpeg, params: {fit: middle}}\n", "mux_1", 'fit = "middle"', "fit for local/ffmpeg: "),
+    ],
+)
+def test_a_refused_value_is_written_commented_out(
+    steps: str, step: str, written: str, reason: str, tmp_path: Path
+) -> None:
+    imported = _convert("prompt: hi\nsteps:\n" + steps)
+    assert f"\n# {written}  # not imported: {reason}" in imported.text  # kept, with the reason
+    key = written.split(" = ")[0]
+    assert any(f".params.{key}]: {reason}" in w and "written commented out" in w for w in imported.warnings)
+    path = tmp_path / "r.toml"
+    path.write_text(imported.text)
+    assert key not in acpbuild.load_recipe(path, env={}).steps[step].params
+
+
+def test_a_recipe_that_would_not_load_is_not_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # converts step by step, but the written recipe fails to load: an mp3 format into a .wav file
+    source = tmp_path / "p.yaml"
+    source.write_text(
+        "steps:\n  - {type: llm, model: local, params: {prompt: hi}}\n"
+        "  - type: tts\n    model: elevenlabs\n    params: {output_format: mp3_44100_128}\n"
+        "    output_filename: voice.wav\n"
+    )
+    assert main(["import", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}:3 [steps[1]]: does not convert: " in err and "output_format" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]  # no recipe, no temporary file
