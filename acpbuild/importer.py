@@ -22,22 +22,25 @@ the tables named here live in :mod:`acpbuild.import_tables`:
 - model names -> (provider, model), in this order: the exact catalogue key, an
   alias of the older tool (:data:`MODEL_ALIASES`), a provider endpoint id
   (``fal-ai/flux/dev``), then the same after normalising (lowercase, ``_`` ->
-  ``-``). Anything else is an error naming the nearest catalogue model. A step
-  without a model gets its kind's default in :data:`DEFAULT_MODEL`, with a warning;
+  ``-``). Anything else is an error naming the nearest catalogue model
+  (:func:`_nearest_model`). A step without a model gets its kind's default in
+  :data:`DEFAULT_MODEL`, with a warning;
 - parameter names -> :data:`PARAM_RENAMES`; ``num_images``/``num_outputs``
-  (:data:`COUNT_KEYS`) of 1 is dropped (one step makes one file), any other count
-  is an error. For a model that takes fal's named sizes, ``aspect_ratio`` becomes
-  ``image_size`` (:data:`IMAGE_SIZE_OF`), and ``width``/``height`` the named size
-  nearest their ratio, with a warning. A parameter the target model does not
-  take, or a value it refuses, is written **commented out** in the recipe with
-  the reason, and a warning says so: nothing is dropped silently;
+  (:data:`COUNT_KEYS`) of 1 is left out with a warning (one step makes one file),
+  any other count is an error. For a model that takes fal's named sizes,
+  ``aspect_ratio`` becomes ``image_size`` (:data:`IMAGE_SIZE_OF`), and
+  ``width``/``height`` the named size nearest their ratio, with a warning. A
+  parameter the target model does not take, or a value it refuses, is written
+  **commented out** in the recipe with the reason, and a warning says so:
+  nothing is dropped silently;
 - the output file is the step's ``output_filename``, else the first of
   :data:`OUTPUT_KEYS` in its parameters, else ``NAME<suffix>``;
-- a media input (``image``, ``audio``, ``video``) that the step does not set comes
-  from the previous enabled step when it makes that media, else from the latest
-  earlier step that does (so a ``mux`` finds both its video and its audio); the
-  text input (``text`` for speech, ``prompt`` otherwise) comes from the previous
-  step when it makes text, else from the pipeline's top-level ``prompt``;
+- an input the step does not set comes from the latest earlier enabled step that
+  makes its media: ``image``, ``audio``, ``video`` (so a ``mux`` finds both its
+  video and its audio), and text for the text input (``text`` for speech,
+  ``prompt`` otherwise), which falls back to the pipeline's top-level ``prompt``.
+  Text taken from anywhere but the step right before is warned about, as is an
+  optional text input left unset; a required input nothing fills is an error;
 - a parallel group becomes ``[groups.NAME]`` with the same merge strategy (the
   older tool's spellings of it are in :data:`MERGES`); its members all take the
   step before the group, and the step after it takes the group. first_success
@@ -335,6 +338,7 @@ class _Converter:
                         at,
                         f"make {value} steps (or a foreach step) instead, or set {old_key}: 1",
                     )
+                self.warn(f"{old_key}: 1 left out: one acpbuild step always makes one file", at)
                 continue
             if key in ("width", "height") and "width" not in accepted and "image_size" in accepted:
                 continue  # handled below, as one image_size
@@ -412,16 +416,27 @@ class _Converter:
         text_key = "text" if "text" in accepted else ("prompt" if "prompt" in accepted else None)
         if text_key is None or text_key in params:
             return
-        if prev is not None and prev.media == "text":
-            params[text_key] = _Ref(prev.name)
-        elif self.prompt is not None and (accepted[text_key].required or prev is None):
-            params[text_key] = _Ref(None)
-        elif accepted[text_key].required:
-            raise self.error(
-                f"{provider}/{model.name} ({kind}) needs {text_key!r}, and nothing before this step makes text",
-                path,
-                f"set params.{text_key}, or a top-level prompt:",
+        # Text flows like media: from the latest earlier step that makes it. The older tool
+        # handed each step only the output right before it, so any other source is a warning.
+        source = next((m for m in reversed(earlier) if m.media == "text"), None)
+        if source is None and self.prompt is None:
+            if accepted[text_key].required:
+                raise self.error(
+                    f"{provider}/{model.name} ({kind}) needs {text_key!r}, but no earlier step makes "
+                    "text and the pipeline has no top-level prompt",
+                    path,
+                    f"set params.{text_key}, or a top-level prompt:",
+                )
+            self.warn(f"{text_key} left unset: no earlier step makes text and the pipeline has no top-level prompt", path)
+            return
+        params[text_key] = _Ref(source.name if source else None)
+        if prev is not None and source is not prev:
+            origin = (
+                f"from {source.name!r}, the latest earlier step that makes text"
+                if source
+                else "from the pipeline's top-level prompt, as no earlier step makes text"
             )
+            self.warn(f"{text_key} taken {origin} (the step before, {prev.name!r}, makes {prev.media})", path)
 
     def model(self, kind: str, name: Any, at: Path_, item: dict[str, Any]) -> tuple[str, Model]:
         serving = [(p, m) for p in providers.NAMES for m in providers.catalogue(p).values() if kind in m.kinds]
@@ -443,9 +458,13 @@ class _Converter:
             self.warn(f"model {name!r} is not in the catalogue; {kind} runs on local/{serving[0][1].name}", at)
             return serving[0]
         choices = [f"{p}/{m.name}" for p, m in serving]
-        near = nearest(norm, [_norm(m.name) for _, m in serving])
-        near_full = next((f"{p}/{m.name}" for p, m in serving if _norm(m.name) == near), None)
-        elsewhere = [f"{p}/{m.name}" for p in providers.NAMES for m in providers.catalogue(p).values() if m.name == name or _norm(m.name) == norm]
+        near_full = _nearest_model(name, serving)
+        elsewhere = [
+            f"{p}/{m.name}"
+            for p in providers.NAMES
+            for m in providers.catalogue(p).values()
+            if norm == _norm(m.name) or name in m.endpoints.values()
+        ]
         message = f"unknown model {name!r} for {kind}"
         if elsewhere:
             message = f"model {name!r} ({elsewhere[0]}) does not make {kind}"
@@ -523,6 +542,26 @@ class _Ref:
 
 def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def _nearest_model(name: str, serving: list[tuple[str, Model]]) -> str | None:
+    """The "did you mean" for an unknown model name, as ``provider/model``.
+
+    Ignoring case and punctuation, the first model (in catalogue order) whose name starts
+    with the given one wins, then one whose name contains it, so ``veo-3.1`` finds
+    ``google/veo-3.1-generate-001`` rather than the closer spelling ``fal/veo3``; failing
+    both, the closest spelling.
+    """
+    squash = re.compile(r"[^a-z0-9]")
+    given = squash.sub("", name.lower())
+    if len(given) >= 3:  # shorter names match too much to help
+        for fits in (str.startswith, str.__contains__):
+            found = (f"{p}/{m.name}" for p, m in serving if fits(squash.sub("", m.name.lower()), given))
+            hit = next(found, None)
+            if hit:
+                return hit
+    near = nearest(_norm(name), [_norm(m.name) for _, m in serving])
+    return next((f"{p}/{m.name}" for p, m in serving if _norm(m.name) == near), None)
 
 
 def _escape(text: str) -> str:

@@ -39,6 +39,7 @@ def test_first_dialect_makes_flow_explicit_and_keeps_the_group(
     assert steps["image_to_video_1"]["model"] == "hailuo-02" and steps["image_to_video_2"]["model"] == "kling"
     assert steps["image_to_video_1"]["duration_s"] == 6  # duration "6" -> duration_s = 6
     assert "num_images" not in steps["text_to_image_1"]
+    assert "[steps[1].params.num_images]: num_images: 1 left out" in err  # left out, but said so
     assert data["groups"]["parallel_1"] == {
         "steps": ["image_to_video_1", "image_to_video_2"],
         "merge": "first_success",
@@ -119,11 +120,73 @@ def _convert(yaml_text: str) -> importer.Imported:
     return importer.convert(data, source="p.yaml", lines=lines)
 
 
-def test_an_unknown_model_names_the_nearest_one() -> None:
+@pytest.mark.parametrize(
+    ("given", "kind", "suggested"),
+    [
+        ("flux-deev", "text_to_image", "fal/flux-dev"),  # a misspelling: the closest spelling
+        ("veo-3.1", "text_to_video", "google/veo-3.1-generate-001"),  # a prefix beats the closer fal/veo3
+        ("Veo 3.1 Fast", "image_to_video", "google/veo-3.1-fast-generate-001"),  # case and punctuation ignored
+        ("claude-sonnet", "text", "openrouter/anthropic/claude-sonnet-4.5"),  # contained in the name
+    ],
+)
+def test_an_unknown_model_names_the_nearest_one(given: str, kind: str, suggested: str) -> None:
     with pytest.raises(RecipeError) as exc:
-        _convert("steps:\n  - type: text_to_image\n    model: flux-deev\n")
+        _convert(f"steps:\n  - type: {kind}\n    model: {given}\n    params: {{prompt: a, image: a.png}}\n")
     assert exc.value.line == 3 and exc.value.table == "steps[0].model"
-    assert "unknown model 'flux-deev'" in str(exc.value) and "did you mean 'fal/flux-dev'" in str(exc.value)
+    assert f"unknown model {given!r}" in str(exc.value) and f"did you mean {suggested!r}?" in str(exc.value)
+
+
+def test_an_endpoint_id_for_another_kind_names_its_model() -> None:
+    with pytest.raises(RecipeError) as exc:
+        _convert("steps:\n  - {type: image_to_video, model: fal-ai/flux/dev, params: {image: a.png, prompt: a}}\n")
+    assert "model 'fal-ai/flux/dev' (fal/flux-dev) does not make image_to_video" in str(exc.value)
+
+
+_SCRIPT = "  - {type: llm, model: local, params: {prompt: a red kite}}\n"
+_VOICE = "  - {type: tts, model: espeak}\n"
+_PICTURE = "  - {type: text_to_image, model: pillow, params: {prompt: a kite}}\n"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "step", "expected", "warned"),
+    [
+        # the step right before makes text: taken from it, nothing to say
+        ("steps:\n" + _SCRIPT + _VOICE, "text_to_speech_1", "${steps.text_1}", None),
+        # the first step takes the pipeline's prompt, as the older tool fed it
+        ("prompt: a kite\nsteps:\n  - {type: llm, model: local}\n", "text_1", "${prompt}", None),
+        # text skips over a step that makes other media, as media inputs do, and says so
+        ("steps:\n" + _SCRIPT + _VOICE + "  - {type: text_to_image, model: flux-dev}\n",
+         "text_to_image_1", "${steps.text_1}", "prompt taken from 'text_1', the latest earlier step that makes text (the step before, 'text_to_speech_1', makes audio)"),
+        # ... even when there is a top-level prompt: the script, not ${prompt}
+        ("prompt: a kite\nsteps:\n" + _SCRIPT + _VOICE + "  - {type: text_to_image, model: flux-dev}\n",
+         "text_to_image_1", "${steps.text_1}", "latest earlier step that makes text"),
+        # ... and into a model whose prompt is optional
+        ("prompt: a kite\nsteps:\n" + _SCRIPT + _VOICE + "  - {type: text_to_image, model: pillow}\n",
+         "text_to_image_1", "${steps.text_1}", "latest earlier step that makes text"),
+        # ... and into every member of a group
+        ("steps:\n" + _SCRIPT + _VOICE + "  - type: parallel_group\n    params:\n      parallel_steps:\n"
+         "        - {type: text_to_image, model: flux-dev}\n        - {type: text_to_image, model: pillow}\n",
+         "text_to_image_2", "${steps.text_1}", "[steps[2].params.parallel_steps[1]]: prompt taken from 'text_1'"),
+        # no step makes text: a later step takes the top-level prompt, and says so
+        ("prompt: a kite\nsteps:\n" + _PICTURE + "  - {type: image_to_video, model: hailuo}\n",
+         "image_to_video_1", "${prompt}", "prompt taken from the pipeline's top-level prompt, as no earlier step makes text"),
+        # an optional text input nothing can fill is left unset, and said so
+        ("steps:\n" + _PICTURE + "  - {type: image_to_video, model: kenburns}\n",
+         "image_to_video_1", None, "[steps[1]]: prompt left unset"),
+    ],
+)
+def test_text_flows_from_the_latest_earlier_text(
+    yaml_text: str, step: str, expected: str | None, warned: str | None, tmp_path: Path
+) -> None:
+    imported = _convert(yaml_text)
+    assert tomli.loads(imported.text)["steps"][step].get("text" if "speech" in step else "prompt") == expected
+    if warned is None:
+        assert not imported.warnings
+    else:
+        assert any(warned in w for w in imported.warnings), imported.warnings
+    path = tmp_path / "r.toml"
+    path.write_text(imported.text)
+    importer.check(imported, path)  # and the recipe loads
 
 
 @pytest.mark.parametrize(
@@ -141,6 +204,9 @@ def test_an_unknown_model_names_the_nearest_one() -> None:
         ("steps:\n  - type: image_to_video\n    model: flux-dev\n    params: {image: a.png, prompt: a}\n", 3, "does not make image_to_video"),
         # a URL input
         ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {image_url: 'https://x/a.png', prompt: a}\n", 4, "download it"),
+        # a model that needs text, with no text before it and no top-level prompt
+        ("steps:\n  - {type: text_to_image, model: pillow, params: {prompt: a}}\n  - {type: image_to_video, model: hailuo}\n", 3,
+         "needs 'prompt', but no earlier step makes text and the pipeline has no top-level prompt"),
         # an image_to_video with nothing before it to take an image from
         ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {prompt: a}\n", 2, "no earlier step makes one"),
         # group members of different media
@@ -198,6 +264,63 @@ def test_an_imported_local_pipeline_runs_offline(tmp_path: Path, capsys: pytest.
     _, recipe, _ = _import("legacy_local.yaml", tmp_path, capsys)
     assert recipe.groups["parallel_1"].merge == "best_quality"
     result = acpbuild.run(tmp_path / "legacy_local.toml", env={})
-    assert result.exit_code == 0, [(s.name, s.error) for s in result.steps]
+    failures = [(s.name, s.error) for s in result.steps.values() if s.error]
+    assert result.exit_code == 0, (failures, result.errors)
     assert (tmp_path / "out" / "mux_1.mp4").stat().st_size > 0
     assert (tmp_path / "out" / "parallel_1.mp4").is_file()
+
+
+@pytest.mark.parametrize(
+    ("parallel", "jobs"),
+    [
+        (False, 1),  # parallel_enabled: false wins over the group's max_workers
+        (True, 3),  # parallel as before: the group's max_workers
+    ],
+)
+def test_parallel_enabled_false_runs_one_step_at_a_time(parallel: bool, jobs: int) -> None:
+    imported = _convert(
+        f"global_config: {{parallel_enabled: {str(parallel).lower()}}}\nsteps:\n"
+        "  - step_type: parallel_group\n    parallel_config: {max_workers: 3}\n"
+        "    steps: [{step_type: llm, config: {model: local, prompt: a}}, {step_type: llm, config: {model: local, prompt: b}}]\n"
+    )
+    assert tomli.loads(imported.text)["recipe"]["jobs"] == jobs
+
+
+_MUX = "  - {type: text_to_video, model: titlecard}\n  - {type: tts, model: espeak, params: {text: b}}\n"
+
+
+@pytest.mark.parametrize(
+    ("steps", "step", "written", "reason"),
+    [
+        # out of range
+        ("  - {type: tts, model: espeak, params: {speed: 1000}}\n", "text_to_speech_1", "speed = 1000", "speed for local/espeak: "),
+        # the wrong type
+        ("  - {type: tts, model: espeak, params: {pitch: high}}\n", "text_to_speech_1", 'pitch = "high"', "pitch for local/espeak: "),
+        # not among the model's choices
+        (_MUX + "  - {type: mux, model: ffmpeg, params: {fit: middle}}\n", "mux_1", 'fit = "middle"', "fit for local/ffmpeg: "),
+    ],
+)
+def test_a_refused_value_is_written_commented_out(
+    steps: str, step: str, written: str, reason: str, tmp_path: Path
+) -> None:
+    imported = _convert("prompt: hi\nsteps:\n" + steps)
+    assert f"\n# {written}  # not imported: {reason}" in imported.text  # kept, with the reason
+    key = written.split(" = ")[0]
+    assert any(f".params.{key}]: {reason}" in w and "written commented out" in w for w in imported.warnings)
+    path = tmp_path / "r.toml"
+    path.write_text(imported.text)
+    assert key not in acpbuild.load_recipe(path, env={}).steps[step].params
+
+
+def test_a_recipe_that_would_not_load_is_not_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # converts step by step, but the written recipe fails to load: an mp3 format into a .wav file
+    source = tmp_path / "p.yaml"
+    source.write_text(
+        "steps:\n  - {type: llm, model: local, params: {prompt: hi}}\n"
+        "  - type: tts\n    model: elevenlabs\n    params: {output_format: mp3_44100_128}\n"
+        "    output_filename: voice.wav\n"
+    )
+    assert main(["import", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}:3 [steps[1]]: does not convert: " in err and "output_format" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]  # no recipe, no temporary file
