@@ -199,10 +199,13 @@ def _wait_for_request_id(ledger: Path, step: str, deadline_s: float = 60) -> str
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         if ledger.exists():
-            with sqlite3.connect(ledger) as db:
-                row = db.execute(
-                    "SELECT request_id FROM generations WHERE step=? AND request_id IS NOT NULL", (step,)
-                ).fetchone()
+            try:
+                with sqlite3.connect(ledger) as db:
+                    row = db.execute(
+                        "SELECT request_id FROM generations WHERE step=? AND request_id IS NOT NULL", (step,)
+                    ).fetchone()
+            except sqlite3.OperationalError:
+                row = None  # the child has created the file but not its tables yet
             if row:
                 return str(row[0])
         time.sleep(0.05)
