@@ -70,12 +70,11 @@ from acpbuild.import_tables import (
     PARAM_RENAMES,
     TOP_KEYS,
 )
+from acpbuild.import_yaml import Path_, parse
 from acpbuild.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 from acpbuild.providers.base import FILE_TYPES, Model, Param, nearest
 from acpbuild.tomlwrite import key as toml_key
 from acpbuild.tomlwrite import value as toml_value
-
-Path_ = tuple[Any, ...]
 
 
 @dataclass
@@ -98,40 +97,6 @@ class _Made:
     media: Media
     collect: tuple[str, ...] = ()  # a collect_all group's members
 
-
-def parse(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
-    """YAML text -> (data, {path: line}). A syntax error names the file and line."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RecipeError(
-            f"invalid YAML: {problem}",
-            file=file,
-            line=mark.line + 1 if mark is not None else None,
-            tip="fix the YAML syntax there, then import again",
-        ) from None
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _node_lines(node, (), lines)
-    return data, lines
-
-
-def _node_lines(node: Any, path: Path_, out: dict[Path_, int]) -> None:
-    import yaml
-
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            out[(*path, key.value)] = key.start_mark.line + 1
-            _node_lines(value, (*path, key.value), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _node_lines(value, (*path, i), out)
 
 
 def _label(path: Path_) -> str:
