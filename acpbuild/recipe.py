@@ -281,18 +281,19 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
 
 # Characters a step or group name cannot hold: '[' and ']' name foreach items,
 # ':' separates a recipe's tasks from their dodo.py task, doit refuses '=',
-# and a leading '-' would read as an option on the command line.
-_BAD_NAME = re.compile(r"[\[\]:=\s$]|^-")
+# and a leading '-' would read as an option on the command line. The JSON Schema
+# (schema.py) uses the same pattern, so it is written in syntax ECMA-262 shares.
+BAD_NAME = re.compile(r"[\[\]:=\s$]|^-")
 
 
 def _check_name(name: str, at: tuple[str, ...], where: Where) -> None:
-    bad = _BAD_NAME.search(name)
+    bad = BAD_NAME.search(name)
     if bad:
         what = "start with '-'" if bad.group() == "-" else f"contain {bad.group()!r}"
         raise where.error(
             f"a {at[0][:-1]} name cannot {what}: {name!r}",
             at,
-            "use letters, digits, '_', '-' and '.', e.g. " + repr(_BAD_NAME.sub("_", name).lstrip("_-") or "step"),
+            "use letters, digits, '_', '-' and '.', e.g. " + repr(BAD_NAME.sub("_", name).lstrip("_-") or "step"),
         )
 
 

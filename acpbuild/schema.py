@@ -11,7 +11,8 @@ parameters, ranges and choices.
 The schema helps an editor; :func:`acpbuild.recipe.load_recipe` stays the
 judge. A step whose provider or model comes from ``[defaults.KIND]`` is only
 checked against the union of all parameters, since a schema sees one table at
-a time; references, outputs and input files are checked only when loading.
+a time; references and input files are checked only when loading, and of an
+output only its suffix and that it does not start outside ``output_dir``.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ from __future__ import annotations
 from typing import Any
 
 from acpbuild import providers
-from acpbuild.kinds import KINDS
+from acpbuild.kinds import KINDS, SUFFIXES, Media
 from acpbuild.providers.base import FILE_TYPES, Param
-from acpbuild.recipe import MERGES, METRICS
+from acpbuild.recipe import BAD_NAME, MERGES, METRICS
 from acpbuild.recipe_file import STEP_FIELDS, RecipeFile
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 
 #: a value that is exactly "${name}" keeps the var's type, so any parameter may be one
 WHOLE_REFERENCE = r"^\$\{[^{}]+\}$"
+
+#: an output that is absolute, or climbs out of output_dir at its start (loading finds the rest)
+OUTSIDE = {"pattern": r"^(/|\.\.(/|$))", "description": "an output is a path inside output_dir"}
 
 
 def recipe_schema() -> dict[str, Any]:
@@ -42,6 +46,14 @@ def recipe_schema() -> dict[str, Any]:
     meta = definitions["RecipeMeta"]
     meta["properties"]["concurrency"]["propertyNames"] = {"enum": list(providers.NAMES)}
     meta["properties"]["concurrency"]["additionalProperties"] = {"type": "integer", "minimum": 1}
+    group["properties"]["output"]["not"] = OUTSIDE
+    for table in ("steps", "groups"):
+        schema["properties"][table]["propertyNames"] = {
+            "not": {
+                "pattern": BAD_NAME.pattern,
+                "description": "a name cannot contain [ ] : = $ or whitespace, nor start with '-'",
+            }
+        }
     schema["properties"]["defaults"] = {
         "description": schema["properties"]["defaults"]["description"],
         "type": "object",
@@ -131,11 +143,20 @@ def _step(base: dict[str, Any], params: dict[str, dict[str, Any]]) -> dict[str, 
     fields["kind"]["enum"] = list(KINDS)
     fields["provider"]["enum"] = list(providers.NAMES)
     fields["model"]["examples"] = sorted({m for p in providers.NAMES for m in providers.catalogue(p)})
+    fields["output"]["not"] = OUTSIDE
+    by_media = {media: [k for k, m in KINDS.items() if m == media] for media in SUFFIXES}
     return {
         **base,
         "properties": {**fields, **params},
         "additionalProperties": False,
         "allOf": [
+            *(
+                {
+                    "if": {"properties": {"kind": {"enum": kinds}}, "required": ["kind"]},
+                    "then": {"properties": {"output": {"pattern": _suffix_pattern(media)}}},
+                }
+                for media, kinds in by_media.items()
+            ),
             *(
                 {
                     "if": {"properties": {"provider": {"const": p}}, "required": ["provider"]},
@@ -146,6 +167,19 @@ def _step(base: dict[str, Any], params: dict[str, dict[str, Any]]) -> dict[str, 
             *(rule for p in providers.NAMES for kind in KINDS for rule in _model_rules(p, kind, True)),
         ],
     }
+
+
+def _suffix_pattern(media: Media) -> str:
+    """An output ending in a suffix of ``media``, in any case as loading allows.
+
+    An output ending in "}" is let through: its suffix comes from a variable or
+    a foreach item, which only loading knows.
+    """
+    either_case = [
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in s.removeprefix("."))
+        for s in SUFFIXES[media]
+    ]
+    return r"(\.(" + "|".join(either_case) + r")|\})$"
 
 
 def _model_rules(provider: str, kind: str, explicit: bool) -> list[dict[str, Any]]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import tomli
 
-from acpbuild import diagram
+from acpbuild import diagram, tomlwrite
 from acpbuild.cli import main
 from acpbuild.ledger import Ledger
 from acpbuild.recipe import load_recipe
@@ -172,12 +173,95 @@ def test_schema_is_valid_draft7_and_accepts_the_shipped_recipes() -> None:
         ("bad_param_range.toml", ["steps", "voice", "speed"]),  # local (the default provider) espeak's range
         ("bad_param_type.toml", ["steps", "cover", "seed"]),  # an int, not a string
         ("bad_param_choice.toml", ["steps", "cover", "image_size"]),  # the model's choices
+        ("bad_output_suffix.toml", ["steps", "voice", "output"]),  # speech into a .png
+        ("bad_output_absolute.toml", ["steps", "cover", "output"]),  # starts with /
+        ("bad_output_escape.toml", ["steps", "cover", "output"]),  # starts with ../
     ],
 )
 def test_schema_rejects_what_loading_rejects(fixture: str, where: list[str]) -> None:
     validator = jsonschema.Draft7Validator(recipe_schema())
     errors = list(validator.iter_errors(tomli.loads((RECIPES / fixture).read_text())))
     assert errors and list(errors[0].absolute_path) == where
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    schema = recipe_schema()
+    jsonschema.Draft7Validator.check_schema(schema)  # still a valid draft-07 schema
+    return jsonschema.Draft7Validator(schema)
+
+
+def _errors(validator: jsonschema.Draft7Validator, recipe: str | dict[str, Any]) -> list[list[Any]]:
+    """Where the schema finds fault with ``recipe`` (TOML text or parsed), one path per error."""
+    data = tomli.loads(recipe) if isinstance(recipe, str) else recipe
+    return [list(e.absolute_path) for e in validator.iter_errors(data)]
+
+
+def _toml(recipe: dict[str, Any]) -> str:
+    """The TOML text of a recipe made of [defaults.KIND], [steps.NAME] and [groups.NAME] tables."""
+    return "".join(
+        f"[{table}.{tomlwrite.key(name)}]\n"
+        + "".join(f"{tomlwrite.key(k)} = {tomlwrite.value(v)}\n" for k, v in body.items())
+        for table, bodies in recipe.items()
+        for name, body in bodies.items()
+    )
+
+
+FLUX = {"kind": "text_to_image", "provider": "fal", "model": "flux-dev", "output": "a.png"}
+TEXT = {"kind": "text", "prompt": "x", "output": "a.txt"}  # local, by default
+
+
+def _one(step: dict[str, Any]) -> dict[str, Any]:
+    """A recipe of one step, named a."""
+    return {"steps": {"a": step}}
+
+
+@pytest.mark.parametrize(
+    ("recipe", "where"),
+    [
+        # names validate refuses
+        ({"steps": {"a b": TEXT}}, ["steps"]),
+        ({"steps": {"-a": TEXT}}, ["steps"]),
+        ({"steps": {"a[1]": TEXT}}, ["steps"]),
+        ({"steps": {"a": TEXT}, "groups": {"g:1": {"steps": ["a"], "merge": "collect_all"}}}, ["groups"]),
+        # a group's output outside output_dir
+        (
+            {
+                "steps": {"a": TEXT, "b": {**TEXT, "output": "b.txt"}},
+                "groups": {"g": {"steps": ["a", "b"], "merge": "first_success", "output": "../g.txt"}},
+            },
+            ["groups", "g", "output"],
+        ),
+        # an output suffix that does not fit the kind, also with an explicit provider or a foreach item
+        (_one({**TEXT, "output": "a.mp4"}), ["steps", "a", "output"]),
+        (_one({**FLUX, "prompt": "x", "output": "a.mp3"}), ["steps", "a", "output"]),
+        (
+            _one({**TEXT, "foreach": [{"id": "b"}], "output": "o/${item.id}.wav"}),
+            ["steps", "a", "output"],
+        ),
+    ],
+)
+def test_schema_rejects(recipe: dict[str, Any], where: list[str], validator: jsonschema.Draft7Validator) -> None:
+    assert where in _errors(validator, recipe)
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        # an output suffix in any case, or one only loading knows (from a foreach item)
+        _one({**TEXT, "output": "A.TXT"}),
+        _one({**TEXT, "foreach": [{"id": "b", "file": "b.md"}], "output": "o/${item.file}"}),
+        # names with the characters validate allows
+        {"steps": {"a.b-c_1": TEXT}, "groups": {"g-1.x": {"steps": ["a.b-c_1"], "merge": "collect_all"}}},
+    ],
+)
+def test_schema_accepts_what_loading_accepts(
+    recipe: dict[str, Any], tmp_path: Path, validator: jsonschema.Draft7Validator
+) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(_toml(recipe))
+    load_recipe(path)  # the case is a valid recipe
+    assert _errors(validator, recipe) == []
 
 
 def test_schema_defers_to_defaults_that_name_a_provider() -> None:
