@@ -169,13 +169,15 @@ def test_schema_is_valid_draft7_and_accepts_the_shipped_recipes() -> None:
         ("bad_kind.toml", ["steps", "cover", "kind"]),  # kind enum
         ("bad_provider.toml", ["steps", "cover", "provider"]),  # provider enum
         ("bad_model.toml", ["steps", "cover", "model"]),  # fal's models
-        ("bad_param_name.toml", ["steps", "script"]),  # promt: no model takes it
+        ("bad_param_name.toml", ["steps", "script", "promt"]),  # promt: no model takes it
         ("bad_param_range.toml", ["steps", "voice", "speed"]),  # local (the default provider) espeak's range
         ("bad_param_type.toml", ["steps", "cover", "seed"]),  # an int, not a string
         ("bad_param_choice.toml", ["steps", "cover", "image_size"]),  # the model's choices
         ("bad_output_suffix.toml", ["steps", "voice", "output"]),  # speech into a .png
         ("bad_output_absolute.toml", ["steps", "cover", "output"]),  # starts with /
         ("bad_output_escape.toml", ["steps", "cover", "output"]),  # starts with ../
+        ("bad_seedance_auto_aspect.toml", ["steps", "clip", "aspect_ratio"]),  # explicit fal: the model's choices
+        ("bad_veo3_auto_aspect.toml", ["steps", "clip", "aspect_ratio"]),  # ... narrowed for the kind
     ],
 )
 def test_schema_rejects_what_loading_rejects(fixture: str, where: list[str]) -> None:
@@ -209,6 +211,7 @@ def _toml(recipe: dict[str, Any]) -> str:
 
 FLUX = {"kind": "text_to_image", "provider": "fal", "model": "flux-dev", "output": "a.png"}
 TEXT = {"kind": "text", "prompt": "x", "output": "a.txt"}  # local, by default
+FAL_IS_DEFAULT = {"kind": "text_to_image", "model": "flux-dev", "prompt": "x", "output": "a.png"}
 
 
 def _one(step: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +222,34 @@ def _one(step: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("recipe", "where"),
     [
+        # a model that exists but does not serve the kind, where the provider serves it with others
+        (_one({**FLUX, "model": "kling", "prompt": "x"}), ["steps", "a", "model"]),
+        (_one({**TEXT, "provider": "google", "model": "gemini-2.5-flash-image"}), ["steps", "a", "model"]),
+        # ... or where the provider serves no model of the kind at all
+        (_one({**TEXT, "provider": "fal", "model": "flux-dev"}), ["steps", "a", "kind"]),
+        (_one({"kind": "avatar", "image": "a.png", "audio": "a.mp3", "output": "a.mp4"}), ["steps", "a"]),
+        # a parameter the explicitly named model does not take (another model's)
+        (_one({**FLUX, "prompt": "x", "voice": "Rachel"}), ["steps", "a", "voice"]),
+        # ... nor does the local model a step without provider gets
+        (_one({**TEXT, "image_size": "square"}), ["steps", "a", "image_size"]),
+        # ... nor the model of the provider [defaults] names, and that provider's models are the choice
+        (
+            {"defaults": {"text_to_image": {"provider": "fal"}}, "steps": {"a": {**FAL_IS_DEFAULT, "voice": "x"}}},
+            ["steps", "a", "voice"],
+        ),
+        (
+            {"defaults": {"text_to_image": {"provider": "fal"}}, "steps": {"a": {**FAL_IS_DEFAULT, "model": "pillow"}}},
+            ["steps", "a", "model"],
+        ),
+        # a key no model takes, with provider and model explicit, and with them from [defaults]
+        (_one({**FLUX, "prompt": "x", "promtp": "y"}), ["steps", "a", "promtp"]),
+        (
+            {
+                "defaults": {"text_to_image": {"provider": "fal", "model": "flux-dev"}},
+                "steps": {"a": {"kind": "text_to_image", "prompt": "x", "promtp": "y", "output": "a.png"}},
+            },
+            ["steps", "a", "promtp"],
+        ),
         # names validate refuses
         ({"steps": {"a b": TEXT}}, ["steps"]),
         ({"steps": {"-a": TEXT}}, ["steps"]),
@@ -248,6 +279,16 @@ def test_schema_rejects(recipe: dict[str, Any], where: list[str], validator: jso
 @pytest.mark.parametrize(
     "recipe",
     [
+        # a step without provider is the defaults' provider's, so local's parameter list must not apply
+        {
+            "defaults": {"text_to_image": {"provider": "fal", "model": "flux-dev"}},
+            "steps": {"a": {"kind": "text_to_image", "prompt": "x", "image_size": "square", "output": "a.png"}},
+        },
+        # ... and its model may come from [defaults] though the step names a provider with several
+        {
+            "defaults": {"text_to_image": {"model": "flux-dev"}},
+            "steps": {"a": {"kind": "text_to_image", "provider": "fal", "prompt": "x", "output": "a.png"}},
+        },
         # an output suffix in any case, or one only loading knows (from a foreach item)
         _one({**TEXT, "output": "A.TXT"}),
         _one({**TEXT, "foreach": [{"id": "b", "file": "b.md"}], "output": "o/${item.file}"}),
@@ -264,13 +305,16 @@ def test_schema_accepts_what_loading_accepts(
     assert _errors(validator, recipe) == []
 
 
-def test_schema_defers_to_defaults_that_name_a_provider() -> None:
-    # a step without provider is fal's here, so local's parameter list must not apply to it
-    text = (
-        '[defaults.text_to_image]\nprovider = "fal"\nmodel = "flux-dev"\n'
-        '[steps.cover]\nkind = "text_to_image"\nprompt = "x"\nimage_size = "landscape_16_9"\noutput = "c.png"\n'
-    )
-    assert list(jsonschema.Draft7Validator(recipe_schema()).iter_errors(tomli.loads(text))) == []
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"kind": "text", "promt": "x", "output": "a.txt"},  # local, by default
+        {**FLUX, "promt": "x"},  # provider and model named
+    ],
+)
+def test_a_misspelt_key_is_one_error_at_that_key(step: dict[str, Any], validator: jsonschema.Draft7Validator) -> None:
+    # Taplo repeats an error about a table on every line of it: one error at the key is one diagnostic
+    assert _errors(validator, {"steps": {"a": step}}) == [["steps", "a", "promt"]]
 
 
 def test_a_schema_directive_comment_does_not_disturb_loading(tmp_path: Path) -> None:
