@@ -6,8 +6,8 @@ that is what this writes. The shape comes from the pydantic models in
 catalogue adds what pydantic cannot know: ``kind`` and ``provider`` as enums,
 every parameter name with its type and help for completion, and per
 (provider, kind) a definition naming the models that serve the kind, each of
-which takes only its own parameters, ranges and choices. Step and group names,
-and each kind's output suffix, are checked too.
+which takes only its own parameters, ranges and choices and needs its required
+ones. Step and group names, and each kind's output suffix, are checked too.
 
 The schema helps an editor; :func:`acpbuild.recipe.load_recipe` stays the
 judge. A step table cannot see ``[defaults]``, so the rules that depend on it
@@ -26,7 +26,7 @@ from acpbuild import providers
 from acpbuild.kinds import KINDS, SUFFIXES, Media
 from acpbuild.providers.base import FILE_TYPES, Model, Param
 from acpbuild.recipe import BAD_NAME, MERGES, METRICS
-from acpbuild.recipe_file import RecipeFile
+from acpbuild.recipe_file import STEP_FIELDS, RecipeFile
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 
@@ -59,6 +59,9 @@ def recipe_schema() -> dict[str, Any]:
     for provider in providers.NAMES:
         for kind in _kinds_of(provider):
             definitions[_def(provider, kind)] = _models_rule(provider, kind, params)
+            required = _required_rule(provider, kind)
+            if required:
+                definitions[_def(provider, kind, "required")] = required
     group = definitions["RawGroup"]
     group["properties"]["merge"]["enum"] = list(MERGES)
     group["properties"]["score"]["enum"] = list(METRICS)
@@ -248,13 +251,30 @@ def _models_rule(provider: str, kind: str, params: dict[str, Any]) -> dict[str, 
     return {"properties": {"model": {"enum": [m.name for m in serving]}}, "allOf": rules}
 
 
+def _required_rule(provider: str, kind: str) -> dict[str, Any] | None:
+    """For a step of ``provider`` and ``kind``: its model's required parameters, or None if none has any."""
+    serving = _serving(provider, kind)
+    rules = []
+    for model in serving:
+        accepted = model.params_for(kind)
+        required = [name for name, spec in accepted.items() if spec.required]
+        if required:
+            # asked only of a step without unknown keys: a misspelt required key is one error, not two
+            only_known = {"propertyNames": {"enum": [*STEP_FIELDS, *accepted]}}
+            rules.append({"if": {**_model_is(model, serving), **only_known}, "then": {"required": required}})
+    return {"allOf": rules} if rules else None
+
+
 def _rules_by_defaults() -> list[dict[str, Any]]:
     """Root rules for what a step's table cannot show alone: its ``[defaults.KIND]``.
 
-    A step without ``provider`` is the defaults' provider's, else local's.
+    A step without ``provider`` is the defaults' provider's, else local's; and
+    a required parameter may come from the defaults, so the model's required
+    parameters are asked of the step only when its kind's defaults set none.
     """
     rules: list[dict[str, Any]] = []
     for kind in KINDS:
+        no_params = _defaults_are(kind, {"propertyNames": {"enum": ["provider", "model"]}})
         unnamed = {**_is(kind=kind), "not": {"required": ["provider"]}}
         for provider in providers.NAMES:
             if provider == "local":  # also when the defaults leave the provider out
@@ -266,6 +286,10 @@ def _rules_by_defaults() -> list[dict[str, Any]]:
                     rules.append(_for_steps(chosen, unnamed, {"required": ["provider"]}))
                 continue
             rules.append(_for_steps(chosen, unnamed, _ref(_def(provider, kind))))
+            if _required_rule(provider, kind) is not None:
+                required = _ref(_def(provider, kind, "required"))
+                rules.append(_for_steps({"allOf": [chosen, no_params]}, unnamed, required))
+                rules.append(_for_steps(no_params, _is(kind=kind, provider=provider), required))
     return rules
 
 

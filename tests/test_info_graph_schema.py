@@ -11,9 +11,11 @@ import jsonschema
 import pytest
 import tomli
 
-from acpbuild import diagram, tomlwrite
+from acpbuild import diagram, providers, tomlwrite
 from acpbuild.cli import main
+from acpbuild.kinds import KINDS, SUFFIXES
 from acpbuild.ledger import Ledger
+from acpbuild.providers.base import Param
 from acpbuild.recipe import load_recipe
 from acpbuild.schema import recipe_schema
 
@@ -173,6 +175,7 @@ def test_schema_is_valid_draft7_and_accepts_the_shipped_recipes() -> None:
         ("bad_param_range.toml", ["steps", "voice", "speed"]),  # local (the default provider) espeak's range
         ("bad_param_type.toml", ["steps", "cover", "seed"]),  # an int, not a string
         ("bad_param_choice.toml", ["steps", "cover", "image_size"]),  # the model's choices
+        ("bad_missing_param.toml", ["steps", "script"]),  # local template's required prompt
         ("bad_output_suffix.toml", ["steps", "voice", "output"]),  # speech into a .png
         ("bad_output_absolute.toml", ["steps", "cover", "output"]),  # starts with /
         ("bad_output_escape.toml", ["steps", "cover", "output"]),  # starts with ../
@@ -250,6 +253,18 @@ def _one(step: dict[str, Any]) -> dict[str, Any]:
             },
             ["steps", "a", "promtp"],
         ),
+        # a missing required parameter: of the model named, of the provider's one model for the
+        # kind, and of the defaults' provider's one model
+        (_one({**FLUX, "seed": 3}), ["steps", "a"]),
+        (_one({**FLUX, "kind": "image_to_image", "model": "flux-kontext", "prompt": "x"}), ["steps", "a"]),
+        (_one({"kind": "image_to_image", "provider": "fal", "prompt": "x", "output": "a.png"}), ["steps", "a"]),
+        (
+            {
+                "defaults": {"image_to_image": {"provider": "fal"}},
+                "steps": {"a": {"kind": "image_to_image", "prompt": "x", "output": "a.png"}},
+            },
+            ["steps", "a"],
+        ),
         # names validate refuses
         ({"steps": {"a b": TEXT}}, ["steps"]),
         ({"steps": {"-a": TEXT}}, ["steps"]),
@@ -279,6 +294,9 @@ def test_schema_rejects(recipe: dict[str, Any], where: list[str], validator: jso
 @pytest.mark.parametrize(
     "recipe",
     [
+        # a required parameter from [defaults], for the local default provider and an explicit one
+        {"defaults": {"text": {"prompt": "x"}}, "steps": {"a": {"kind": "text", "output": "a.txt"}}},
+        {"defaults": {"text_to_image": {"prompt": "x"}}, "steps": {"a": FLUX}},
         # a step without provider is the defaults' provider's, so local's parameter list must not apply
         {
             "defaults": {"text_to_image": {"provider": "fal", "model": "flux-dev"}},
@@ -305,6 +323,56 @@ def test_schema_accepts_what_loading_accepts(
     assert _errors(validator, recipe) == []
 
 
+#: an input file per file parameter type, for steps that need one
+INPUTS = {"image": "in.png", "audio": "in.mp3", "video": "in.mp4", "file": "in.txt"}
+
+
+def _a_value(spec: Param) -> Any:
+    if spec.type in INPUTS:
+        return INPUTS[spec.type]
+    if spec.type == "files":
+        return [INPUTS["video"], INPUTS["video"]]
+    if spec.choices:
+        return spec.choices[0]
+    return {"str": "x", "int": 1, "float": 1.0, "bool": True, "list": []}[spec.type]
+
+
+def test_schema_asks_every_model_for_its_required_parameters(
+    tmp_path: Path, validator: jsonschema.Draft7Validator
+) -> None:
+    # one step per (provider, model, kind) with only its required parameters: a valid recipe
+    steps: dict[str, dict[str, Any]] = {}
+    for provider in providers.NAMES:
+        catalogue = providers.catalogue(provider)
+        for model in catalogue.values():
+            for kind in model.kinds:
+                step: dict[str, Any] = {"kind": kind, "provider": provider}
+                if sum(kind in m.kinds for m in catalogue.values()) > 1:
+                    step["model"] = model.name  # else it may be left out, and is
+                step["output"] = f"out{len(steps)}{SUFFIXES[KINDS[kind]][0]}"
+                step.update((n, _a_value(p)) for n, p in model.params_for(kind).items() if p.required)
+                steps[f"{provider}_{len(steps)}"] = step
+    for name in INPUTS.values():
+        (tmp_path / name).write_bytes(b"")
+    path = tmp_path / "all.toml"
+    path.write_text(_toml({"steps": steps}))
+    load_recipe(path)
+    assert _errors(validator, {"steps": steps}) == []
+    missing = 0
+    for name, step in steps.items():
+        model = providers.catalogue(step["provider"])[step.get("model") or _only_model(step)]
+        for param in (n for n, p in model.params_for(step["kind"]).items() if p.required):
+            without = {k: v for k, v in step.items() if k != param}
+            assert _errors(validator, {"steps": {name: without}}) == [["steps", name]], (name, param)
+            missing += 1
+    assert missing > len(steps)  # most models require something, several two things
+
+
+def _only_model(step: dict[str, Any]) -> str:
+    (model,) = (m.name for m in providers.catalogue(step["provider"]).values() if step["kind"] in m.kinds)
+    return model
+
+
 @pytest.mark.parametrize(
     "step",
     [
@@ -313,7 +381,8 @@ def test_schema_accepts_what_loading_accepts(
     ],
 )
 def test_a_misspelt_key_is_one_error_at_that_key(step: dict[str, Any], validator: jsonschema.Draft7Validator) -> None:
-    # Taplo repeats an error about a table on every line of it: one error at the key is one diagnostic
+    # Taplo repeats an error about a table on every line of it: one error at the key is one diagnostic,
+    # and the required parameter the misspelling leaves out is not asked for as well
     assert _errors(validator, {"steps": {"a": step}}) == [["steps", "a", "promt"]]
 
 
