@@ -404,6 +404,18 @@ def test_schema_command_writes_a_file_or_says_what_to_fix(
     assert "does not exist; create it" in capsys.readouterr().err
 
 
+def test_schema_command_suggests_a_directive_relative_to_a_recipe_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Taplo reads a #:schema path relative to the recipe, and acpbuild.toml would sit here, not in sub/
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    assert main(["schema", "-o", "sub/x.json"]) == 0
+    assert "'#:schema ./sub/x.json'" in capsys.readouterr().out
+    assert main(["schema", "-o", str(tmp_path / "sub" / "x.json")]) == 0  # absolute, below here
+    assert "'#:schema ./sub/x.json'" in capsys.readouterr().out
+
+
 def test_info_shows_store_ledger_keys_and_prices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
