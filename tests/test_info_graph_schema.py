@@ -416,6 +416,18 @@ def test_schema_command_suggests_a_directive_relative_to_a_recipe_here(
     assert "'#:schema ./sub/x.json'" in capsys.readouterr().out
 
 
+def test_readme_vs_code_association_is_json_and_matches_init_and_recipes() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r'```json\n(\s*"evenBetterToml\.schema\.associations".*?)```', readme, re.DOTALL)
+    assert block, "the README shows the Even Better TOML setting"
+    (pattern, target), = json.loads("{" + block[1] + "}")["evenBetterToml.schema.associations"].items()
+    assert target == "./acpbuild.schema.json"
+    for uri in ("file:///home/me/film/acpbuild.toml", "file:///home/me/film/recipes/teaser.toml"):
+        assert re.search(pattern, uri), uri
+    for uri in ("file:///home/me/film/pyproject.toml", "file:///home/me/film/my_acpbuild.toml"):
+        assert not re.search(pattern, uri), uri
+
+
 def test_info_shows_store_ledger_keys_and_prices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
