@@ -11,8 +11,9 @@ import jsonschema
 import pytest
 import tomli
 
-from acpbuild import diagram, providers, tomlwrite
+from acpbuild import diagram, providers, scaffold, tomlwrite
 from acpbuild.cli import main
+from acpbuild.errors import RecipeError
 from acpbuild.kinds import KINDS, SUFFIXES
 from acpbuild.ledger import Ledger
 from acpbuild.providers.base import Param
@@ -153,42 +154,6 @@ def test_graph_of_a_missing_recipe_names_it(tmp_path: Path, capsys: pytest.Captu
     assert "nope.toml" in capsys.readouterr().err
 
 
-def test_schema_is_valid_draft7_and_accepts_the_shipped_recipes() -> None:
-    schema = recipe_schema()
-    jsonschema.Draft7Validator.check_schema(schema)
-    validator = jsonschema.Draft7Validator(schema)
-    for path in (ROOT / "recipes" / "quickstart.toml", RECIPES / "mixed.toml", RECIPES / "chain.toml"):
-        errors = [e.message for e in validator.iter_errors(tomli.loads(path.read_text()))]
-        assert errors == [], path
-    assert list(validator.iter_errors(tomli.loads(FAMILY_AND_GROUP))) == []
-
-
-@pytest.mark.parametrize(
-    ("fixture", "where"),
-    [
-        ("bad_top_level_key.toml", []),  # [varz]: unknown top-level key
-        ("bad_recipe_key.toml", ["recipe"]),  # budjet_usd
-        ("bad_kind.toml", ["steps", "cover", "kind"]),  # kind enum
-        ("bad_provider.toml", ["steps", "cover", "provider"]),  # provider enum
-        ("bad_model.toml", ["steps", "cover", "model"]),  # fal's models
-        ("bad_param_name.toml", ["steps", "script", "promt"]),  # promt: no model takes it
-        ("bad_param_range.toml", ["steps", "voice", "speed"]),  # local (the default provider) espeak's range
-        ("bad_param_type.toml", ["steps", "cover", "seed"]),  # an int, not a string
-        ("bad_param_choice.toml", ["steps", "cover", "image_size"]),  # the model's choices
-        ("bad_missing_param.toml", ["steps", "script"]),  # local template's required prompt
-        ("bad_output_suffix.toml", ["steps", "voice", "output"]),  # speech into a .png
-        ("bad_output_absolute.toml", ["steps", "cover", "output"]),  # starts with /
-        ("bad_output_escape.toml", ["steps", "cover", "output"]),  # starts with ../
-        ("bad_seedance_auto_aspect.toml", ["steps", "clip", "aspect_ratio"]),  # explicit fal: the model's choices
-        ("bad_veo3_auto_aspect.toml", ["steps", "clip", "aspect_ratio"]),  # ... narrowed for the kind
-    ],
-)
-def test_schema_rejects_what_loading_rejects(fixture: str, where: list[str]) -> None:
-    validator = jsonschema.Draft7Validator(recipe_schema())
-    errors = list(validator.iter_errors(tomli.loads((RECIPES / fixture).read_text())))
-    assert errors and list(errors[0].absolute_path) == where
-
-
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft7Validator:
     schema = recipe_schema()
@@ -200,6 +165,72 @@ def _errors(validator: jsonschema.Draft7Validator, recipe: str | dict[str, Any])
     """Where the schema finds fault with ``recipe`` (TOML text or parsed), one path per error."""
     data = tomli.loads(recipe) if isinstance(recipe, str) else recipe
     return [list(e.absolute_path) for e in validator.iter_errors(data)]
+
+
+#: every template `acpbuild init` can write, and the good fixtures that use several providers
+GOOD = [
+    *sorted((ROOT / "recipes").glob("*.toml")),
+    *(RECIPES / n for n in ("mixed.toml", "chain.toml", "twenty.toml")),
+]
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: str(p.relative_to(ROOT)))
+def test_schema_accepts_every_template_and_good_recipe(path: Path, validator: jsonschema.Draft7Validator) -> None:
+    assert _errors(validator, path.read_text()) == []
+
+
+def test_every_template_is_checked_against_the_schema() -> None:
+    assert set(scaffold.NAMES) <= {p.stem for p in GOOD if p.parent == ROOT / "recipes"}
+
+
+# The fixtures loading rejects and the schema can judge, each with where the schema points.
+JUDGED = [
+    ("bad_top_level_key.toml", []),  # [varz]: unknown top-level key
+    ("bad_recipe_key.toml", ["recipe"]),  # budjet_usd
+    ("bad_kind.toml", ["steps", "cover", "kind"]),  # kind enum
+    ("bad_provider.toml", ["steps", "cover", "provider"]),  # provider enum
+    ("bad_model.toml", ["steps", "cover", "model"]),  # fal's models for the kind
+    ("bad_param_name.toml", ["steps", "script", "promt"]),  # promt: no model takes it
+    ("bad_param_range.toml", ["steps", "voice", "speed"]),  # local (the default provider) espeak's range
+    ("bad_param_type.toml", ["steps", "cover", "seed"]),  # an int, not a string
+    ("bad_param_choice.toml", ["steps", "cover", "image_size"]),  # the model's choices
+    ("bad_missing_param.toml", ["steps", "script"]),  # local template's required prompt
+    ("bad_output_suffix.toml", ["steps", "voice", "output"]),  # speech into a .png
+    ("bad_output_absolute.toml", ["steps", "cover", "output"]),  # starts with /
+    ("bad_output_escape.toml", ["steps", "cover", "output"]),  # starts with ../
+    ("bad_seedance_auto_aspect.toml", ["steps", "clip", "aspect_ratio"]),  # explicit fal: the model's choices
+    ("bad_veo3_auto_aspect.toml", ["steps", "clip", "aspect_ratio"]),  # ... narrowed for the kind
+]
+
+# The fixtures only loading can judge: what they get wrong is beyond one recipe's tables.
+BEYOND_THE_SCHEMA = {
+    "bad_cycle.toml",  # references
+    "bad_missing_step.toml",
+    "bad_media_in_text.toml",
+    "bad_unknown_var.toml",  # interpolation
+    "bad_env_credential.toml",
+    "bad_missing_input.toml",  # the file system
+    "bad_same_output.toml",  # two steps together
+    "bad_fal_webm.toml",  # a provider's own check of the output container or format
+    "bad_veo_webm.toml",
+    "bad_speech_format.toml",
+    "bad_speech_format_default.toml",
+    "bad_toml_syntax.toml",  # not TOML at all
+}
+
+
+@pytest.mark.parametrize(("fixture", "where"), JUDGED)
+def test_schema_rejects_what_loading_rejects(
+    fixture: str, where: list[str], validator: jsonschema.Draft7Validator
+) -> None:
+    with pytest.raises(RecipeError):
+        load_recipe(RECIPES / fixture)
+    assert _errors(validator, (RECIPES / fixture).read_text())[:1] == [where]
+
+
+def test_every_bad_fixture_is_judged_by_the_schema_or_named_as_beyond_it() -> None:
+    fixtures = {p.name for p in RECIPES.glob("bad_*.toml")}
+    assert fixtures == {f for f, _ in JUDGED} | BEYOND_THE_SCHEMA
 
 
 def _toml(recipe: dict[str, Any]) -> str:
@@ -321,6 +352,10 @@ def test_schema_accepts_what_loading_accepts(
     path.write_text(_toml(recipe))
     load_recipe(path)  # the case is a valid recipe
     assert _errors(validator, recipe) == []
+
+
+def test_schema_accepts_a_recipe_with_a_foreach_family_and_groups(validator: jsonschema.Draft7Validator) -> None:
+    assert _errors(validator, FAMILY_AND_GROUP) == []
 
 
 #: an input file per file parameter type, for steps that need one
