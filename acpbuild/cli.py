@@ -594,8 +594,22 @@ def _cmd_schema(args: argparse.Namespace) -> int:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise AcpbuildError(f"cannot write {target}: {exc.strerror}; pick a writable path") from exc
-    print(f"wrote {target}; attach it with a first line '#:schema {target.name}' in your recipe (see README)")
+    print(
+        f"wrote {target}; attach it to a recipe here (./acpbuild.toml) with a first line "
+        f"'#:schema {_directive_path(target)}' (the path is relative to the recipe; see README)"
+    )
     return 0
+
+
+def _directive_path(target: Path) -> str:
+    """``target`` as a ``#:schema`` line in a recipe in the current directory would name it."""
+    import os
+
+    try:
+        relative = Path(os.path.relpath(target)).as_posix()
+    except ValueError:  # on another drive: only an absolute URI reaches it
+        return target.resolve().as_uri()
+    return relative if relative.startswith("../") else "./" + relative
 
 
 

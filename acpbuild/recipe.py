@@ -281,13 +281,14 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
 
 # Characters a step or group name cannot hold: '[' and ']' name foreach items,
 # ':' separates a recipe's tasks from their dodo.py task, doit refuses '=',
-# and a leading '-' would read as an option on the command line.
-_BAD_NAME = re.compile(r"[\[\]:=\s$]|^-")
+# and a leading '-' would read as an option on the command line. The JSON Schema
+# (schema.py) uses the same pattern, so it is written in syntax ECMA-262 shares.
+BAD_NAME = re.compile(r"[\[\]:=\s$]|^-")
 
 
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a step or group (None when it can)."""
-    bad = _BAD_NAME.search(name)
+    bad = BAD_NAME.search(name)
     if bad is None:
         return None
     return "cannot start with '-'" if bad.group() == "-" else f"cannot contain {bad.group()!r}"
@@ -299,7 +300,7 @@ def _check_name(name: str, at: tuple[str, ...], where: Where) -> None:
         raise where.error(
             f"a {at[0][:-1]} name {problem}: {name!r}",
             at,
-            "use letters, digits, '_', '-' and '.', e.g. " + repr(_BAD_NAME.sub("_", name).lstrip("_-") or "step"),
+            "use letters, digits, '_', '-' and '.', e.g. " + repr(BAD_NAME.sub("_", name).lstrip("_-") or "step"),
         )
 
 

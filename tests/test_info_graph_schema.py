@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import tomli
 
-from acpbuild import diagram
+from acpbuild import diagram, providers, scaffold, tomlwrite
 from acpbuild.cli import main
+from acpbuild.errors import RecipeError
+from acpbuild.kinds import KINDS, SUFFIXES
 from acpbuild.ledger import Ledger
+from acpbuild.providers.base import Param
 from acpbuild.recipe import load_recipe
 from acpbuild.schema import recipe_schema
 
@@ -162,43 +166,271 @@ def test_graph_of_a_missing_recipe_names_it(tmp_path: Path, capsys: pytest.Captu
     assert "nope.toml" in capsys.readouterr().err
 
 
-def test_schema_is_valid_draft7_and_accepts_the_shipped_recipes() -> None:
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
     schema = recipe_schema()
-    jsonschema.Draft7Validator.check_schema(schema)
-    validator = jsonschema.Draft7Validator(schema)
-    for path in (ROOT / "recipes" / "quickstart.toml", RECIPES / "mixed.toml", RECIPES / "chain.toml"):
-        errors = [e.message for e in validator.iter_errors(tomli.loads(path.read_text()))]
-        assert errors == [], path
-    assert list(validator.iter_errors(tomli.loads(FAMILY_AND_GROUP))) == []
+    jsonschema.Draft7Validator.check_schema(schema)  # still a valid draft-07 schema
+    return jsonschema.Draft7Validator(schema)
+
+
+def _errors(validator: jsonschema.Draft7Validator, recipe: str | dict[str, Any]) -> list[list[Any]]:
+    """Where the schema finds fault with ``recipe`` (TOML text or parsed), one path per error."""
+    data = tomli.loads(recipe) if isinstance(recipe, str) else recipe
+    return [list(e.absolute_path) for e in validator.iter_errors(data)]
+
+
+#: every template `acpbuild init` can write, and the good fixtures that use several providers
+GOOD = [
+    *sorted((ROOT / "recipes").glob("*.toml")),
+    *(RECIPES / n for n in ("mixed.toml", "chain.toml", "twenty.toml")),
+]
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: str(p.relative_to(ROOT)))
+def test_schema_accepts_every_template_and_good_recipe(path: Path, validator: jsonschema.Draft7Validator) -> None:
+    assert _errors(validator, path.read_text()) == []
+
+
+def test_every_template_is_checked_against_the_schema() -> None:
+    assert set(scaffold.NAMES) <= {p.stem for p in GOOD if p.parent == ROOT / "recipes"}
+
+
+# The fixtures loading rejects and the schema can judge, each with where the schema points.
+JUDGED = [
+    ("bad_top_level_key.toml", []),  # [varz]: unknown top-level key
+    ("bad_recipe_key.toml", ["recipe"]),  # budjet_usd
+    ("bad_kind.toml", ["steps", "cover", "kind"]),  # kind enum
+    ("bad_provider.toml", ["steps", "cover", "provider"]),  # provider enum
+    ("bad_model.toml", ["steps", "cover", "model"]),  # fal's models for the kind
+    ("bad_param_name.toml", ["steps", "script", "promt"]),  # promt: no model takes it
+    ("bad_param_range.toml", ["steps", "voice", "speed"]),  # local (the default provider) espeak's range
+    ("bad_param_type.toml", ["steps", "cover", "seed"]),  # an int, not a string
+    ("bad_param_choice.toml", ["steps", "cover", "image_size"]),  # the model's choices
+    ("bad_missing_param.toml", ["steps", "script"]),  # local template's required prompt
+    ("bad_output_suffix.toml", ["steps", "voice", "output"]),  # speech into a .png
+    ("bad_output_absolute.toml", ["steps", "cover", "output"]),  # starts with /
+    ("bad_output_escape.toml", ["steps", "cover", "output"]),  # starts with ../
+    ("bad_seedance_auto_aspect.toml", ["steps", "clip", "aspect_ratio"]),  # explicit fal: the model's choices
+    ("bad_veo3_auto_aspect.toml", ["steps", "clip", "aspect_ratio"]),  # ... narrowed for the kind
+]
+
+# The fixtures only loading can judge: what they get wrong is beyond one recipe's tables.
+BEYOND_THE_SCHEMA = {
+    "bad_cycle.toml",  # references
+    "bad_missing_step.toml",
+    "bad_media_in_text.toml",
+    "bad_unknown_var.toml",  # interpolation
+    "bad_env_credential.toml",
+    "bad_missing_input.toml",  # the file system
+    "bad_same_output.toml",  # two steps together
+    "bad_fal_webm.toml",  # a provider's own check of the output container or format
+    "bad_veo_webm.toml",
+    "bad_speech_format.toml",
+    "bad_speech_format_default.toml",
+    "bad_toml_syntax.toml",  # not TOML at all
+}
+
+
+@pytest.mark.parametrize(("fixture", "where"), JUDGED)
+def test_schema_rejects_what_loading_rejects(
+    fixture: str, where: list[str], validator: jsonschema.Draft7Validator
+) -> None:
+    with pytest.raises(RecipeError):
+        load_recipe(RECIPES / fixture)
+    assert _errors(validator, (RECIPES / fixture).read_text())[:1] == [where]
+
+
+def test_every_bad_fixture_is_judged_by_the_schema_or_named_as_beyond_it() -> None:
+    fixtures = {p.name for p in RECIPES.glob("bad_*.toml")}
+    assert fixtures == {f for f, _ in JUDGED} | BEYOND_THE_SCHEMA
+
+
+def _toml(recipe: dict[str, Any]) -> str:
+    """The TOML text of a recipe made of [defaults.KIND], [steps.NAME] and [groups.NAME] tables."""
+    return "".join(
+        f"[{table}.{tomlwrite.key(name)}]\n"
+        + "".join(f"{tomlwrite.key(k)} = {tomlwrite.value(v)}\n" for k, v in body.items())
+        for table, bodies in recipe.items()
+        for name, body in bodies.items()
+    )
+
+
+FLUX = {"kind": "text_to_image", "provider": "fal", "model": "flux-dev", "output": "a.png"}
+TEXT = {"kind": "text", "prompt": "x", "output": "a.txt"}  # local, by default
+FAL_IS_DEFAULT = {"kind": "text_to_image", "model": "flux-dev", "prompt": "x", "output": "a.png"}
+
+
+def _one(step: dict[str, Any]) -> dict[str, Any]:
+    """A recipe of one step, named a."""
+    return {"steps": {"a": step}}
 
 
 @pytest.mark.parametrize(
-    ("fixture", "where"),
+    ("recipe", "where"),
     [
-        ("bad_top_level_key.toml", []),  # [varz]: unknown top-level key
-        ("bad_recipe_key.toml", ["recipe"]),  # budjet_usd
-        ("bad_kind.toml", ["steps", "cover", "kind"]),  # kind enum
-        ("bad_provider.toml", ["steps", "cover", "provider"]),  # provider enum
-        ("bad_model.toml", ["steps", "cover", "model"]),  # fal's models
-        ("bad_param_name.toml", ["steps", "script"]),  # promt: no model takes it
-        ("bad_param_range.toml", ["steps", "voice", "speed"]),  # local (the default provider) espeak's range
-        ("bad_param_type.toml", ["steps", "cover", "seed"]),  # an int, not a string
-        ("bad_param_choice.toml", ["steps", "cover", "image_size"]),  # the model's choices
+        # a model that exists but does not serve the kind, where the provider serves it with others
+        (_one({**FLUX, "model": "kling", "prompt": "x"}), ["steps", "a", "model"]),
+        (_one({**TEXT, "provider": "google", "model": "gemini-2.5-flash-image"}), ["steps", "a", "model"]),
+        # ... or where the provider serves no model of the kind at all
+        (_one({**TEXT, "provider": "fal", "model": "flux-dev"}), ["steps", "a", "kind"]),
+        (_one({"kind": "avatar", "image": "a.png", "audio": "a.mp3", "output": "a.mp4"}), ["steps", "a"]),
+        # a parameter the explicitly named model does not take (another model's)
+        (_one({**FLUX, "prompt": "x", "voice": "Rachel"}), ["steps", "a", "voice"]),
+        # ... nor does the local model a step without provider gets
+        (_one({**TEXT, "image_size": "square"}), ["steps", "a", "image_size"]),
+        # ... nor the model of the provider [defaults] names, and that provider's models are the choice
+        (
+            {"defaults": {"text_to_image": {"provider": "fal"}}, "steps": {"a": {**FAL_IS_DEFAULT, "voice": "x"}}},
+            ["steps", "a", "voice"],
+        ),
+        (
+            {"defaults": {"text_to_image": {"provider": "fal"}}, "steps": {"a": {**FAL_IS_DEFAULT, "model": "pillow"}}},
+            ["steps", "a", "model"],
+        ),
+        # a key no model takes, with provider and model explicit, and with them from [defaults]
+        (_one({**FLUX, "prompt": "x", "promtp": "y"}), ["steps", "a", "promtp"]),
+        (
+            {
+                "defaults": {"text_to_image": {"provider": "fal", "model": "flux-dev"}},
+                "steps": {"a": {"kind": "text_to_image", "prompt": "x", "promtp": "y", "output": "a.png"}},
+            },
+            ["steps", "a", "promtp"],
+        ),
+        # a missing required parameter: of the model named, of the provider's one model for the
+        # kind, and of the defaults' provider's one model
+        (_one({**FLUX, "seed": 3}), ["steps", "a"]),
+        (_one({**FLUX, "kind": "image_to_image", "model": "flux-kontext", "prompt": "x"}), ["steps", "a"]),
+        (_one({"kind": "image_to_image", "provider": "fal", "prompt": "x", "output": "a.png"}), ["steps", "a"]),
+        (
+            {
+                "defaults": {"image_to_image": {"provider": "fal"}},
+                "steps": {"a": {"kind": "image_to_image", "prompt": "x", "output": "a.png"}},
+            },
+            ["steps", "a"],
+        ),
+        # names validate refuses
+        ({"steps": {"a b": TEXT}}, ["steps"]),
+        ({"steps": {"-a": TEXT}}, ["steps"]),
+        ({"steps": {"a[1]": TEXT}}, ["steps"]),
+        ({"steps": {"a": TEXT}, "groups": {"g:1": {"steps": ["a"], "merge": "collect_all"}}}, ["groups"]),
+        # a group's output outside output_dir
+        (
+            {
+                "steps": {"a": TEXT, "b": {**TEXT, "output": "b.txt"}},
+                "groups": {"g": {"steps": ["a", "b"], "merge": "first_success", "output": "../g.txt"}},
+            },
+            ["groups", "g", "output"],
+        ),
+        # an output suffix that does not fit the kind, also with an explicit provider or a foreach item
+        (_one({**TEXT, "output": "a.mp4"}), ["steps", "a", "output"]),
+        (_one({**FLUX, "prompt": "x", "output": "a.mp3"}), ["steps", "a", "output"]),
+        (
+            _one({**TEXT, "foreach": [{"id": "b"}], "output": "o/${item.id}.wav"}),
+            ["steps", "a", "output"],
+        ),
     ],
 )
-def test_schema_rejects_what_loading_rejects(fixture: str, where: list[str]) -> None:
-    validator = jsonschema.Draft7Validator(recipe_schema())
-    errors = list(validator.iter_errors(tomli.loads((RECIPES / fixture).read_text())))
-    assert errors and list(errors[0].absolute_path) == where
+def test_schema_rejects(recipe: dict[str, Any], where: list[str], validator: jsonschema.Draft7Validator) -> None:
+    assert where in _errors(validator, recipe)
 
 
-def test_schema_defers_to_defaults_that_name_a_provider() -> None:
-    # a step without provider is fal's here, so local's parameter list must not apply to it
-    text = (
-        '[defaults.text_to_image]\nprovider = "fal"\nmodel = "flux-dev"\n'
-        '[steps.cover]\nkind = "text_to_image"\nprompt = "x"\nimage_size = "landscape_16_9"\noutput = "c.png"\n'
-    )
-    assert list(jsonschema.Draft7Validator(recipe_schema()).iter_errors(tomli.loads(text))) == []
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        # a required parameter from [defaults], for the local default provider and an explicit one
+        {"defaults": {"text": {"prompt": "x"}}, "steps": {"a": {"kind": "text", "output": "a.txt"}}},
+        {"defaults": {"text_to_image": {"prompt": "x"}}, "steps": {"a": FLUX}},
+        # a step without provider is the defaults' provider's, so local's parameter list must not apply
+        {
+            "defaults": {"text_to_image": {"provider": "fal", "model": "flux-dev"}},
+            "steps": {"a": {"kind": "text_to_image", "prompt": "x", "image_size": "square", "output": "a.png"}},
+        },
+        # ... and its model may come from [defaults] though the step names a provider with several
+        {
+            "defaults": {"text_to_image": {"model": "flux-dev"}},
+            "steps": {"a": {"kind": "text_to_image", "provider": "fal", "prompt": "x", "output": "a.png"}},
+        },
+        # an output suffix in any case, or one only loading knows (from a foreach item)
+        _one({**TEXT, "output": "A.TXT"}),
+        _one({**TEXT, "foreach": [{"id": "b", "file": "b.md"}], "output": "o/${item.file}"}),
+        # names with the characters validate allows
+        {"steps": {"a.b-c_1": TEXT}, "groups": {"g-1.x": {"steps": ["a.b-c_1"], "merge": "collect_all"}}},
+    ],
+)
+def test_schema_accepts_what_loading_accepts(
+    recipe: dict[str, Any], tmp_path: Path, validator: jsonschema.Draft7Validator
+) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(_toml(recipe))
+    load_recipe(path)  # the case is a valid recipe
+    assert _errors(validator, recipe) == []
+
+
+def test_schema_accepts_a_recipe_with_a_foreach_family_and_groups(validator: jsonschema.Draft7Validator) -> None:
+    assert _errors(validator, FAMILY_AND_GROUP) == []
+
+
+#: an input file per file parameter type, for steps that need one
+INPUTS = {"image": "in.png", "audio": "in.mp3", "video": "in.mp4", "file": "in.txt"}
+
+
+def _a_value(spec: Param) -> Any:
+    if spec.type in INPUTS:
+        return INPUTS[spec.type]
+    if spec.type == "files":
+        return [INPUTS["video"], INPUTS["video"]]
+    if spec.choices:
+        return spec.choices[0]
+    return {"str": "x", "int": 1, "float": 1.0, "bool": True, "list": []}[spec.type]
+
+
+def test_schema_asks_every_model_for_its_required_parameters(
+    tmp_path: Path, validator: jsonschema.Draft7Validator
+) -> None:
+    # one step per (provider, model, kind) with only its required parameters: a valid recipe
+    steps: dict[str, dict[str, Any]] = {}
+    for provider in providers.NAMES:
+        catalogue = providers.catalogue(provider)
+        for model in catalogue.values():
+            for kind in model.kinds:
+                step: dict[str, Any] = {"kind": kind, "provider": provider}
+                if sum(kind in m.kinds for m in catalogue.values()) > 1:
+                    step["model"] = model.name  # else it may be left out, and is
+                step["output"] = f"out{len(steps)}{SUFFIXES[KINDS[kind]][0]}"
+                step.update((n, _a_value(p)) for n, p in model.params_for(kind).items() if p.required)
+                steps[f"{provider}_{len(steps)}"] = step
+    for name in INPUTS.values():
+        (tmp_path / name).write_bytes(b"")
+    path = tmp_path / "all.toml"
+    path.write_text(_toml({"steps": steps}))
+    load_recipe(path)
+    assert _errors(validator, {"steps": steps}) == []
+    missing = 0
+    for name, step in steps.items():
+        model = providers.catalogue(step["provider"])[step.get("model") or _only_model(step)]
+        for param in (n for n, p in model.params_for(step["kind"]).items() if p.required):
+            without = {k: v for k, v in step.items() if k != param}
+            assert _errors(validator, {"steps": {name: without}}) == [["steps", name]], (name, param)
+            missing += 1
+    assert missing > len(steps)  # most models require something, several two things
+
+
+def _only_model(step: dict[str, Any]) -> str:
+    (model,) = (m.name for m in providers.catalogue(step["provider"]).values() if step["kind"] in m.kinds)
+    return model
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"kind": "text", "promt": "x", "output": "a.txt"},  # local, by default
+        {**FLUX, "promt": "x"},  # provider and model named
+    ],
+)
+def test_a_misspelt_key_is_one_error_at_that_key(step: dict[str, Any], validator: jsonschema.Draft7Validator) -> None:
+    # Taplo repeats an error about a table on every line of it: one error at the key is one diagnostic,
+    # and the required parameter the misspelling leaves out is not asked for as well
+    assert _errors(validator, {"steps": {"a": step}}) == [["steps", "a", "promt"]]
 
 
 def test_a_schema_directive_comment_does_not_disturb_loading(tmp_path: Path) -> None:
@@ -217,6 +449,30 @@ def test_schema_command_writes_a_file_or_says_what_to_fix(
     assert "#:schema" in capsys.readouterr().out
     assert main(["schema", "-o", str(tmp_path / "missing" / "s.json")]) == 1
     assert "does not exist; create it" in capsys.readouterr().err
+
+
+def test_schema_command_suggests_a_directive_relative_to_a_recipe_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Taplo reads a #:schema path relative to the recipe, and acpbuild.toml would sit here, not in sub/
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    assert main(["schema", "-o", "sub/x.json"]) == 0
+    assert "'#:schema ./sub/x.json'" in capsys.readouterr().out
+    assert main(["schema", "-o", str(tmp_path / "sub" / "x.json")]) == 0  # absolute, below here
+    assert "'#:schema ./sub/x.json'" in capsys.readouterr().out
+
+
+def test_readme_vs_code_association_is_json_and_matches_init_and_recipes() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r'```json\n(\s*"evenBetterToml\.schema\.associations".*?)```', readme, re.DOTALL)
+    assert block, "the README shows the Even Better TOML setting"
+    (pattern, target), = json.loads("{" + block[1] + "}")["evenBetterToml.schema.associations"].items()
+    assert target == "./acpbuild.schema.json"
+    for uri in ("file:///home/me/film/acpbuild.toml", "file:///home/me/film/recipes/teaser.toml"):
+        assert re.search(pattern, uri), uri
+    for uri in ("file:///home/me/film/pyproject.toml", "file:///home/me/film/my_acpbuild.toml"):
+        assert not re.search(pattern, uri), uri
 
 
 def test_info_shows_store_ledger_keys_and_prices(
