@@ -158,7 +158,7 @@ def test_no_key_reaches_the_ledger_the_store_the_output_or_a_report(
     failed = {s["name"]: s for s in _last_json(out)["steps"]}
     assert failed["cover"]["status"] == "failed"
     assert "FAL_KEY" in failed["cover"]["error"]
-    assert main(["doctor"]) == 0
+    assert main(["doctor", "--store", str(tmp_path / ".acpbuild")]) == 0
     doctor_out = capsys.readouterr().out
     assert "FAL_KEY is set" in doctor_out
     texts = [out, err, doctor_out]
