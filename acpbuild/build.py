@@ -188,16 +188,14 @@ class Context:
         never all be taken by steps waiting on one another or on a busy provider.
         """
         if not lock.acquire(blocking=False):
-            lend = self._work is not None and getattr(self._holds_work, "held", False)
-            if lend:
-                assert self._work is not None
-                self._work.release()
+            lent = self._work if getattr(self._holds_work, "held", False) else None
+            if lent is not None:
+                lent.release()
             try:
                 lock.acquire()
             finally:
-                if lend:
-                    assert self._work is not None
-                    self._work.acquire()
+                if lent is not None:
+                    lent.acquire()
         try:
             yield
         finally:

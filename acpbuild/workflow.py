@@ -109,7 +109,6 @@ def open_recipe(
     return (draft_recipe(recipe) if draft else recipe), env
 
 
-
 def selected(recipe: Recipe, targets: Iterable[str] | None) -> list[str]:
     """The steps and groups a run of ``targets`` (None: everything) builds, in build order."""
     deps = recipe.deps()
@@ -374,23 +373,6 @@ def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
     ]
     noop.save(recipe.store_dir, recipe.name, before, verified, steps)
 
-
-def plan(
-    path: RecipeSource = None,
-    targets: Iterable[str] | None = None,
-    *,
-    draft: bool = False,
-    env: Mapping[str, str] | None = None,
-) -> tuple[Recipe, list[Assessment]]:
-    """For each selected step: up to date, restorable from the store, or will run, and why."""
-    recipe, env = open_recipe(path, env, draft=draft)
-    names = selected(recipe, targets)
-    ctx = Context(recipe, env=env)
-    try:
-        found = assess(ctx, names)
-    finally:
-        ctx.close()
-    return recipe, [found[n] for n in names]
 
 
 def abandon(

@@ -55,8 +55,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -65,7 +63,7 @@ from acpbuild.errors import BadResponse, MissingCredentials, RequestRejected
 from acpbuild.providers import google_models as gm
 from acpbuild.providers.base import Job, Journal, Model, Outcome, Problem, Provider
 from acpbuild.providers.google_errors import translate
-from acpbuild.providers.wire import RetryPolicy, with_retries
+from acpbuild.providers.wire import RetryPolicy, image_mime, with_retries, write_atomic
 from acpbuild.secrets import redact
 
 if TYPE_CHECKING:
@@ -160,7 +158,7 @@ class GoogleProvider(Provider):
                     provider=self.name,
                 )
             raise BadResponse(f"Gemini returned no text (finish reason {why})", provider=self.name)
-        _write_atomic(job.output, text.encode("utf-8"))
+        write_atomic(job.output, text.encode("utf-8"))
         return Outcome(
             request_id=response.response_id,
             usage=_token_usage(response),
@@ -227,7 +225,7 @@ class GoogleProvider(Provider):
                 f"the image Gemini returned does not decode ({len(data)} bytes: {exc})",
                 provider=self.name,
             ) from exc
-        _write_atomic(dest, payload)
+        write_atomic(dest, payload)
 
     # -- shared Gemini plumbing -------------------------------------------------
     def _generate_content(
@@ -406,14 +404,6 @@ def _token_usage(response: Any) -> dict[str, float]:
     }
 
 
-_IMAGE_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"WEBP", 8, "image/webp"),
-    (b"GIF8", 0, "image/gif"),
-)
-
-
 def read_image(path: Path, provider: str) -> tuple[bytes, str]:
     """An input image's bytes and MIME type (from its content, not its name), for Gemini
     and Veo alike."""
@@ -423,9 +413,9 @@ def read_image(path: Path, provider: str) -> tuple[bytes, str]:
         raise RequestRejected(
             f"cannot read the input image {path}: {exc.strerror}", provider=provider, sent=False
         ) from exc
-    for magic, offset, mime in _IMAGE_MAGIC:
-        if data[offset : offset + len(magic)] == magic:
-            return data, mime
+    mime = image_mime(data)
+    if mime is not None:
+        return data, mime
     raise RequestRejected(
         f"the input image {path.name} is not a PNG, JPEG, WebP or GIF file",
         provider=provider,
@@ -433,12 +423,3 @@ def read_image(path: Path, provider: str) -> tuple[bytes, str]:
     )
 
 
-def _write_atomic(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

@@ -25,8 +25,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -46,7 +44,9 @@ from acpbuild.providers.openrouter_models import CATALOGUE, VISION
 from acpbuild.providers.wire import (
     RetryPolicy,
     common_status_error,
+    image_mime,
     with_retries,
+    write_atomic,
 )
 from acpbuild.secrets import redact
 
@@ -65,13 +65,6 @@ _CONNECT_TIMEOUT_S = 10.0
 # upstream providers refuse it anyway (OpenAI's cap is 20 MB per image).
 _MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
-# (magic bytes, offset, MIME type) of the image formats every vision model here reads.
-_IMAGE_MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"WEBP", 8, "image/webp"),
-    (b"GIF8", 0, "image/gif"),
-)
 
 
 # -- the provider -----------------------------------------------------------------
@@ -114,7 +107,7 @@ class OpenRouterProvider(Provider):
                 lambda: self._chat(client, request), policy=policy, billable=True
             )
         text, meta = self._answer(completion)
-        _write_text(job.output, text)
+        write_atomic(job.output, text.encode("utf-8"))
         usage, cost = _usage(completion)
         meta.update(_usage_meta(completion))
         return Outcome(request_id=completion.id or None, actual_cost=cost, usage=usage, meta=meta)
@@ -164,9 +157,9 @@ class OpenRouterProvider(Provider):
                 provider=self.name,
                 sent=False,
             ) from exc
-        for magic, offset, mime in _IMAGE_MAGIC:
-            if data[offset : offset + len(magic)] == magic:
-                return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        mime = image_mime(data)
+        if mime is not None:
+            return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
         raise RequestRejected(
             f"image {file.name!r} is not PNG, JPEG, WebP or GIF", provider=self.name, sent=False
         )
@@ -502,16 +495,6 @@ def _is_policy_refusal(message: str) -> bool:
     )
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` as UTF-8 next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _float(value: Any) -> float | None:

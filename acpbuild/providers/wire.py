@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -135,6 +136,35 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"WAVE", 8, "audio"),
     (b"OggS", 0, "audio"),
 )
+
+
+# (magic bytes, offset, MIME type) of the input images the vision and image models read.
+_IMAGE_MIME: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"WEBP", 8, "image/webp"),
+    (b"GIF8", 0, "image/gif"),
+)
+
+
+def image_mime(data: bytes) -> str | None:
+    """The MIME type of a PNG, JPEG, WebP or GIF image from its first bytes, else None."""
+    for magic, offset, mime in _IMAGE_MIME:
+        if data[offset : offset + len(magic)] == magic:
+            return mime
+    return None
+
+
+def write_atomic(dest: Path, data: bytes) -> None:
+    """Write ``data`` beside ``dest``, then rename it into place: never half a file at ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def sniff(path: Path) -> str | None:
