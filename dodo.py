@@ -8,7 +8,7 @@
 
 from pathlib import Path
 
-from acpbuild.doit_tasks import recipe_tasks
+from acpbuild import recipe_tasks
 
 # doit's own state beside acpbuild's, in SQLite, out of the way of git
 Path(".acpbuild").mkdir(exist_ok=True)

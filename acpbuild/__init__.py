@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from acpbuild.version import __version__
 
 __all__ = [
     "AcpbuildError",
@@ -21,13 +21,15 @@ __all__ = [
     "StoreError",
     "__version__",
     "load_recipe",
+    "recipe_tasks",
     "run",
 ]
 
 # Resolved on first use, so `acpbuild --version` imports none of doit, pydantic or the SDKs.
 _LAZY = {
-    "run": "acpbuild.workflow",
-    "RunResult": "acpbuild.workflow",
+    "run": "acpbuild.engine.workflow",
+    "RunResult": "acpbuild.engine.workflow",
+    "recipe_tasks": "acpbuild.engine.doit_tasks",
     "load_recipe": "acpbuild.recipe",
     "Recipe": "acpbuild.recipe",
     "AcpbuildError": "acpbuild.errors",
@@ -38,6 +40,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from acpbuild.engine.doit_tasks import recipe_tasks
+    from acpbuild.engine.workflow import RunResult, run
     from acpbuild.errors import (
         AcpbuildError,
         BudgetExceeded,
@@ -46,7 +50,6 @@ if TYPE_CHECKING:
         StoreError,
     )
     from acpbuild.recipe import Recipe, load_recipe
-    from acpbuild.workflow import RunResult, run
 
 
 def __getattr__(name: str) -> Any:

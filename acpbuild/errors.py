@@ -22,6 +22,9 @@ and chained with ``from``.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
     "AcpbuildError",
     "AuthError",
@@ -186,3 +189,15 @@ class SpendNotConfirmed(AcpbuildError):
 
 class StoreError(AcpbuildError):
     """The store or ledger cannot be used, or a blob failed its digest check."""
+
+
+def nearest(word: str, options: Iterable[str]) -> str | None:
+    """The closest spelling of ``word`` among ``options``, for "did you mean" tips."""
+    found = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str | None:
+    """A tip naming the closest spelling of ``word`` among ``options`` (None when nothing is close)."""
+    near = nearest(word, options)
+    return f"did you mean {near!r}?" if near else None

@@ -28,6 +28,7 @@ def test_exported_members() -> None:
             "StoreError",
             "__version__",
             "load_recipe",
+            "recipe_tasks",
             "run",
         ]
     )

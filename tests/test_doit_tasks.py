@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 import acpbuild
-from acpbuild.build import Context
+from acpbuild.engine.build import Context
+from acpbuild.engine.tasks import task_dicts
 from acpbuild.recipe import load_recipe
-from acpbuild.tasks import task_dicts
 from tests.conftest import provider_calls
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,16 +111,16 @@ def test_a_run_doit_refuses_fails_and_is_never_taken_for_up_to_date(
 ) -> None:
     # Pure plumbing: whatever makes doit refuse the tasks (here a name it cannot take),
     # the run must fail with doit's reason, and no no-op manifest may record it as done.
-    import acpbuild.tasks
+    import acpbuild.engine.tasks
 
-    real = acpbuild.tasks.task_dicts
+    real = acpbuild.engine.tasks.task_dicts
 
     def refused(*args: object, **kwargs: object) -> list[dict[str, object]]:
         tasks = real(*args, **kwargs)  # type: ignore[arg-type]
         tasks[0]["name"] = "gray=broken"
         return tasks
 
-    monkeypatch.setattr(acpbuild.tasks, "task_dicts", refused)
+    monkeypatch.setattr(acpbuild.engine.tasks, "task_dicts", refused)
     result = acpbuild.run(photo_recipe)
     assert not result.success and result.exit_code == 1
     assert any("doit stopped the run" in e and "'='" in e for e in result.errors), result.errors

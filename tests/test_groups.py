@@ -8,9 +8,9 @@ import pytest
 from conftest import provider_calls
 
 import acpbuild
-from acpbuild import workflow
+from acpbuild.engine import workflow
+from acpbuild.engine.groups import pick_named
 from acpbuild.errors import RecipeError
-from acpbuild.groups import pick_named
 from acpbuild.keys import file_digest
 from acpbuild.media import probe
 
@@ -99,7 +99,7 @@ output = "summary.txt"
     assert result.success, result.to_dict()
     out = tmp_path / "out"
     expected = f"Summarise: {(out / 'one.txt').read_text()}\n\n{(out / 'two.txt').read_text()}"
-    from acpbuild.build import Context, job_params
+    from acpbuild.engine.build import Context, job_params
 
     ctx = Context(recipe, env={})
     try:

@@ -9,8 +9,7 @@ import pytest
 import tomli
 
 import acpbuild
-from acpbuild import importer
-from acpbuild.cli import main
+from acpbuild.cli import importer, main
 from acpbuild.errors import RecipeError
 from tests.conftest import RECIPES
 

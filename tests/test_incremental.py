@@ -227,8 +227,8 @@ def test_the_summary_is_plain_text_when_not_a_terminal(
 def test_the_live_display_shows_progress_on_a_terminal() -> None:
     import io
 
-    from acpbuild.build import Event, StepResult
-    from acpbuild.report import Progress
+    from acpbuild.cli.display import Progress
+    from acpbuild.engine.build import Event, StepResult
 
     screen = io.StringIO()
     progress = Progress(screen, live=True)

@@ -11,14 +11,14 @@ import jsonschema
 import pytest
 import tomli
 
-from acpbuild import diagram, providers, scaffold, tomlwrite
-from acpbuild.cli import main
+from acpbuild import providers
+from acpbuild.cli import diagram, main, scaffold, tomlwrite
 from acpbuild.errors import RecipeError
-from acpbuild.kinds import KINDS, SUFFIXES
-from acpbuild.ledger import Ledger
 from acpbuild.providers.base import Param
 from acpbuild.recipe import load_recipe
-from acpbuild.schema import recipe_schema
+from acpbuild.recipe.kinds import KINDS, SUFFIXES
+from acpbuild.recipe.schema import recipe_schema
+from acpbuild.store.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "tests" / "recipes"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import xxhash
 
-from acpbuild.build import Context, material
+from acpbuild.engine.build import Context, material
 from acpbuild.keys import canonical, key_of
 from acpbuild.providers.local import LocalProvider
 from acpbuild.recipe import load_recipe

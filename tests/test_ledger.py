@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from acpbuild.ledger import Ledger
+from acpbuild.store.ledger import Ledger
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 
 from acpbuild.errors import ProviderError
-from acpbuild.kinds import KINDS
 from acpbuild.media import probe
 from acpbuild.providers.base import Job, Outcome
 from acpbuild.providers.local import LocalProvider
+from acpbuild.recipe.kinds import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ import acpbuild
 from acpbuild import money, providers
 from acpbuild.cli import main
 from acpbuild.errors import BudgetExceeded
-from acpbuild.estimate import FAL_IMAGE_SIZES, Unknown, estimate
+from acpbuild.money.estimate import FAL_IMAGE_SIZES, Unknown, estimate
 from tests import test_mixed_providers as mixed
 from tests.emulators import Response
 from tests.test_mixed_providers import World
@@ -38,7 +38,7 @@ PAID = [name for name in providers.NAMES if providers.provider_class(name).paid]
 def _registry() -> dict[tuple[str, str], dict[str, Any]]:
     """The price files read directly, not through acpbuild.money."""
     found = {}
-    for path in (ROOT / "acpbuild" / "data" / "prices").glob("*.toml"):
+    for path in (ROOT / "acpbuild" / "money" / "prices").glob("*.toml"):
         for model, entry in tomllib.loads(path.read_text())["models"].items():
             found[(path.stem, model)] = entry
     return found
@@ -320,7 +320,7 @@ def test_the_monthly_cap_counts_what_other_runs_have_in_flight(world: World, tmp
     config = tmp_path / "config.toml"
     config.write_text("monthly_cap_usd = 0.55\n")
     env = {**world.env, "ACPBUILD_CONFIG": str(config)}
-    from acpbuild.ledger import Ledger
+    from acpbuild.store.ledger import Ledger
 
     ledger = Ledger(tmp_path / ".acpbuild" / "ledger.sqlite3")
     ledger.begin(
@@ -333,7 +333,7 @@ def test_the_monthly_cap_counts_what_other_runs_have_in_flight(world: World, tmp
 
 
 def test_the_ledger_refuses_a_call_past_the_cap_whoever_spent_it(tmp_path: Path) -> None:
-    from acpbuild.ledger import Cap, Ledger
+    from acpbuild.store.ledger import Cap, Ledger
 
     cap = Cap("the monthly cap of $0.10", 0.10, since=0.0)
     first, second = Ledger(tmp_path / "l.sqlite3"), Ledger(tmp_path / "l.sqlite3")  # two processes
@@ -497,6 +497,6 @@ def test_a_threshold_below_the_plan_asks(
 
 
 def workflow_forecast(recipe: Path, env: dict[str, str]) -> Any:
-    from acpbuild import workflow
+    from acpbuild.engine import workflow
 
     return workflow.forecast(recipe, env=env)

@@ -15,7 +15,7 @@ import pytest
 from conftest import copy_recipe
 
 from acpbuild.cli import main
-from acpbuild.store import LinkMode
+from acpbuild.store.blobs import LinkMode
 
 FAST = "nothing changed since the last run"
 
@@ -127,7 +127,7 @@ def test_an_input_edited_while_the_build_runs_is_built_next_time(
     repo: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], None], after: str, reruns: int
 ) -> None:
     import acpbuild
-    from acpbuild.build import Event
+    from acpbuild.engine.build import Event
 
     def edit_midway(event: Event) -> None:
         if event.kind == "step_done" and event.step == after:
@@ -234,7 +234,7 @@ def test_an_output_edited_while_the_build_runs_is_restored_next_time(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import acpbuild
-    from acpbuild.build import Event
+    from acpbuild.engine.build import Event
 
     facts = repo.parent / "out" / "facts.txt"
     built = facts.read_text()
@@ -302,7 +302,7 @@ def test_a_new_adapter_version_is_seen(tmp_path: Path, monkeypatch: pytest.Monke
         argv = [sys.executable, "-m", "acpbuild", "run"]
         return subprocess.run(argv, cwd=project, capture_output=True, text=True, check=True).stdout
 
-    adapter = site / "acpbuild" / "providers" / "local" / "__init__.py"
+    adapter = site / "acpbuild" / "providers" / "local" / "adapter.py"
     source = adapter.read_text()
     assert '    version = "1"\n' in source
     assert "1 ran" in run()

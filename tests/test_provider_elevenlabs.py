@@ -29,7 +29,7 @@ from acpbuild.errors import (
     ServiceUnavailable,
 )
 from acpbuild.providers.base import Job
-from acpbuild.providers.elevenlabs import ElevenLabsProvider
+from acpbuild.providers.elevenlabs.adapter import ElevenLabsProvider
 from acpbuild.providers.wire import sniff
 from tests.emulators import Journal, Response
 from tests.emulators.elevenlabs import KEY, TTS, VOICES, ElevenLabsEmulator, error, mp3_bytes
@@ -256,7 +256,7 @@ def test_catalogue_rejects_wrong_parameters_at_load() -> None:
 
 
 def test_every_model_has_a_price() -> None:
-    prices = tomllib.loads((ROOT / "acpbuild/data/prices/elevenlabs.toml").read_text())["models"]
+    prices = tomllib.loads((ROOT / "acpbuild/money/prices/elevenlabs.toml").read_text())["models"]
     assert set(prices) == set(CATALOGUE)
     assert {p["unit"] for p in prices.values()} == {"1k_characters"}
     assert prices["eleven_flash_v2_5"]["usd"] < prices["eleven_v3"]["usd"]
@@ -465,5 +465,5 @@ def test_no_error_text_contains_the_key(emu: ElevenLabsEmulator, tmp_path: Path)
 
 
 def test_importing_the_adapter_does_not_import_the_sdk() -> None:
-    code = "import acpbuild.providers.elevenlabs, sys; assert 'elevenlabs' not in sys.modules"
+    code = "import acpbuild.providers.elevenlabs.adapter, sys; assert 'elevenlabs' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -29,11 +29,11 @@ from acpbuild.errors import (
     RequestRejected,
     ServiceUnavailable,
 )
-from acpbuild.kinds import KINDS
 from acpbuild.providers.base import Job
-from acpbuild.providers.fal import FalProvider
-from acpbuild.providers.fal_models import SPECS
+from acpbuild.providers.fal.adapter import FalProvider
+from acpbuild.providers.fal.models import SPECS
 from acpbuild.providers.wire import sniff
+from acpbuild.recipe.kinds import KINDS
 from tests.emulators import Journal, Response
 from tests.emulators.fal import (
     IMAGE_SIZE,
@@ -819,7 +819,7 @@ def test_no_error_text_holds_the_key(
 
 def test_importing_the_adapter_does_not_import_the_sdk() -> None:
     code = (
-        "import sys, acpbuild.providers.fal as m; m.FalProvider({}).catalogue(); "
+        "import sys, acpbuild.providers.fal.adapter as m; m.FalProvider({}).catalogue(); "
         "assert 'fal_client' not in sys.modules, 'fal_client imported'; "
         "assert 'httpx' not in sys.modules, 'httpx imported'"
     )
@@ -829,7 +829,7 @@ def test_importing_the_adapter_does_not_import_the_sdk() -> None:
 def test_override_is_undone_for_a_provider_without_one(emu: FalEmulator) -> None:
     import fal_client.client as sdk
 
-    from acpbuild.providers.fal import _configure_sdk
+    from acpbuild.providers.fal.adapter import _configure_sdk
 
     _configure_sdk(emu.url)
     assert (sdk.QUEUE_URL_FORMAT, sdk.REST_URL) == (f"{emu.url}/queue/", f"{emu.url}/rest")
@@ -840,7 +840,7 @@ def test_override_is_undone_for_a_provider_without_one(emu: FalEmulator) -> None
 
 
 def test_catalogue_kinds_and_prices() -> None:
-    prices = tomllib.loads((ROOT / "acpbuild/data/prices/fal.toml").read_text())["models"]
+    prices = tomllib.loads((ROOT / "acpbuild/money/prices/fal.toml").read_text())["models"]
     assert set(prices) == set(CATALOGUE)
     units = {"image", "megapixel", "second", "1k_characters", "1m_tokens", "request"}
     for key, model in CATALOGUE.items():

@@ -32,7 +32,7 @@ from acpbuild.errors import (
     ServiceUnavailable,
 )
 from acpbuild.providers.base import Job
-from acpbuild.providers.google import GoogleProvider
+from acpbuild.providers.google.gemini import GoogleProvider
 from acpbuild.providers.wire import sniff
 from tests.emulators import Journal, Response
 from tests.emulators.google import CLOUD_KEY, KEY, GoogleEmulator, error, mp4_bytes, png_bytes
@@ -773,8 +773,8 @@ def _assert_no_key(exc: BaseException) -> None:
 # -- packaging -----------------------------------------------------------------------
 def test_importing_the_adapter_does_not_import_the_sdk() -> None:
     code = (
-        "import sys, acpbuild.providers.google, acpbuild.providers.google_models, "
-        "acpbuild.providers.google_errors, acpbuild.providers.google_veo; "
+        "import sys, acpbuild.providers.google.gemini, acpbuild.providers.google.models, "
+        "acpbuild.providers.google.errors, acpbuild.providers.google.veo; "
         "assert 'google.genai' not in sys.modules, 'google.genai imported'; "
         "assert 'PIL' not in sys.modules, 'Pillow imported'"
     )
@@ -782,7 +782,7 @@ def test_importing_the_adapter_does_not_import_the_sdk() -> None:
 
 
 def test_prices_cover_the_catalogue() -> None:
-    prices = tomllib.loads((ROOT / "acpbuild/data/prices/google.toml").read_text())["models"]
+    prices = tomllib.loads((ROOT / "acpbuild/money/prices/google.toml").read_text())["models"]
     assert set(prices) == set(CATALOGUE)
     for key, entry in prices.items():
         assert entry["unit"] in ("image", "second", "1m_tokens"), key

@@ -32,7 +32,7 @@ from acpbuild.errors import (
     ServiceUnavailable,
 )
 from acpbuild.providers.base import Job
-from acpbuild.providers.openrouter import OpenRouterProvider
+from acpbuild.providers.openrouter.adapter import OpenRouterProvider
 from tests.emulators import Journal, Response
 from tests.emulators.openrouter import (
     CHAT,
@@ -301,7 +301,7 @@ def test_catalogue_leaves_out_what_a_model_refuses() -> None:
 
 
 def test_every_model_has_a_price() -> None:
-    prices = tomllib.loads((ROOT / "acpbuild/data/prices/openrouter.toml").read_text())["models"]
+    prices = tomllib.loads((ROOT / "acpbuild/money/prices/openrouter.toml").read_text())["models"]
     assert set(prices) == set(CATALOGUE) == set(MODELS)
     for model, entry in prices.items():
         assert entry["unit"] == "1m_tokens", model
@@ -635,7 +635,7 @@ def test_no_error_text_contains_the_key(emu: OpenRouterEmulator, tmp_path: Path)
 
 def test_importing_the_adapter_does_not_import_the_sdk() -> None:
     code = (
-        "import acpbuild.providers.openrouter, sys; "
+        "import acpbuild.providers.openrouter.adapter, sys; "
         "assert 'openai' not in sys.modules and 'httpx2' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -19,7 +19,7 @@ import pytest
 from conftest import copy_recipe
 
 import acpbuild
-from acpbuild.workflow import forecast
+from acpbuild.engine.workflow import forecast
 from tests.emulators import Response
 from tests.emulators.fal import KEY as FAL_KEY
 from tests.emulators.fal import MEDIA, FalEmulator, error, mp4_bytes

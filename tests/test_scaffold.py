@@ -10,8 +10,7 @@ import pytest
 import tomli
 
 import acpbuild
-from acpbuild import scaffold, wizard
-from acpbuild.cli import main
+from acpbuild.cli import main, scaffold, wizard
 from acpbuild.media import probe
 from acpbuild.recipe import load_recipe
 

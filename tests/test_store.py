@@ -14,7 +14,7 @@ import xxhash
 import acpbuild.keys
 from acpbuild.errors import StoreError
 from acpbuild.keys import DigestCache
-from acpbuild.store import LinkMode, Store
+from acpbuild.store.blobs import LinkMode, Store
 
 DATA = b"\x89PNG not really, but bytes all the same\n" * 100
 

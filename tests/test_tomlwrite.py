@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import tomli
 
-from acpbuild.tomlwrite import key, value
+from acpbuild.cli.tomlwrite import key, value
 
 
 @pytest.mark.parametrize(

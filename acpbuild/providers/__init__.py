@@ -13,10 +13,10 @@ __all__ = ["NAMES", "Job", "Journal", "Model", "Outcome", "Param", "Provider", "
 # Importing an adapter module is cheap: each imports its SDK inside generate().
 _ADAPTERS: dict[str, str] = {
     "local": "acpbuild.providers.local:LocalProvider",
-    "fal": "acpbuild.providers.fal:FalProvider",
-    "elevenlabs": "acpbuild.providers.elevenlabs:ElevenLabsProvider",
-    "google": "acpbuild.providers.google:GoogleProvider",
-    "openrouter": "acpbuild.providers.openrouter:OpenRouterProvider",
+    "fal": "acpbuild.providers.fal.adapter:FalProvider",
+    "elevenlabs": "acpbuild.providers.elevenlabs.adapter:ElevenLabsProvider",
+    "google": "acpbuild.providers.google.gemini:GoogleProvider",
+    "openrouter": "acpbuild.providers.openrouter.adapter:OpenRouterProvider",
 }
 
 NAMES: tuple[str, ...] = tuple(_ADAPTERS)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
+
+from acpbuild.errors import did_you_mean
 
 ParamType = Literal["str", "int", "float", "bool", "list", "image", "audio", "video", "file", "files"]
 
@@ -76,8 +77,8 @@ class Param:
         if not ok:
             return f"expected {self.type}, got {type(value).__name__} {value!r}"
         if self.choices is not None and value not in self.choices:
-            near = difflib.get_close_matches(str(value), [str(c) for c in self.choices], 1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
+            tip = did_you_mean(str(value), [str(c) for c in self.choices])
+            hint = f"; {tip}" if tip else ""
             return f"{value!r} is not one of {', '.join(map(repr, self.choices))}{hint}"
         if self.min is not None and value < self.min:
             return f"{value!r} is below the minimum {self.min:g}"
@@ -246,9 +247,3 @@ class Provider(abc.ABC):
 
     def base_url(self) -> str | None:
         return self.env.get(self.url_var) if self.url_var else None
-
-
-def nearest(word: str, options: list[str] | tuple[str, ...]) -> str | None:
-    """The closest spelling of ``word`` among ``options``, for "did you mean" tips."""
-    found = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    return found[0] if found else None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from acpbuild.errors import ProviderError, RequestRejected
 from acpbuild.media import input_file
 from acpbuild.providers.base import Job, Outcome
-from acpbuild.providers.local.catalogue import IMAGE_SIZES
+from acpbuild.providers.local.models import IMAGE_SIZES
 
 if TYPE_CHECKING:
     from PIL import Image, ImageFont

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acpbuild.errors import ProviderError, RequestRejected
+from acpbuild.errors import ProviderError, RequestRejected, nearest
 from acpbuild.media import run_ffmpeg
-from acpbuild.providers.base import Job, Outcome, nearest
+from acpbuild.providers.base import Job, Outcome
 
 _PROVIDER = "local"
 

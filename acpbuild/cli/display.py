@@ -1,0 +1,205 @@
+"""Rendering a run for people: a rich live display on a terminal, plain lines elsewhere, and a summary.
+
+The library emits :class:`~acpbuild.engine.build.Event` s from doit's threads; a
+:class:`Progress` turns them into output. Only the CLI creates one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import IO, Any
+
+from acpbuild.engine.build import Event
+from acpbuild.engine.workflow import Forecast, RunResult
+from acpbuild.money.spend import Row
+
+_STYLE = {"ran": "green", "restored": "cyan", "uptodate": "dim", "failed": "bold red", "skipped": "yellow"}
+
+
+def _console(stream: IO[str]) -> Any:
+    """A rich console on ``stream``; off a terminal (CI logs, pipes) wide, so nothing is cut."""
+    from rich.console import Console
+
+    terminal = hasattr(stream, "isatty") and stream.isatty()
+    return Console(file=stream, highlight=False, width=None if terminal else 200)
+
+
+def _money(value: float) -> str:
+    return f"${value:,.4f}" if value else "$0"
+
+
+class Progress:
+    """Shows steps done of total, what is running now, and elapsed time."""
+
+    def __init__(self, stream: IO[str], *, live: bool) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=stream, force_terminal=live or None, highlight=False, width=None if live else 200)
+        self.live_enabled = live
+        self.total = 0
+        self.done = 0
+        self.running: dict[str, float] = {}
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._live: Any = None
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if event.kind == "start":
+                self.total = event.total
+                self.started = time.monotonic()
+                if self.live_enabled:
+                    from rich.live import Live
+
+                    self._live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True)
+                    self._live.start()
+            elif event.kind == "step_start" and event.step:
+                self.running[event.step] = time.monotonic()
+            elif event.kind == "step_done" and event.step:
+                self.running.pop(event.step, None)
+                self.done += 1
+                result = event.result
+                if result is not None and result.status != "uptodate":
+                    line = f"[{_STYLE[result.status]}]{result.status:>8}[/] {_escape(result.name)}"
+                    if result.status == "ran" and result.reason:
+                        line += f" [dim]({result.reason})[/]"
+                    if result.cost:
+                        line += f" {_money(result.cost)}"
+                    if result.error:
+                        line += f"\n         [red]{_escape(result.error)}[/]"
+                    elif result.status == "skipped":
+                        line += f" [dim]({result.reason})[/]"
+                    self.console.print(line)
+            elif event.kind == "warning":
+                self.console.print(f"[yellow] warning[/] {_escape(event.message)}")
+            elif event.kind == "finish":
+                self.stop()
+                return
+            if self._live is not None:
+                self._live.update(self._render())
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _render(self) -> Any:
+        from rich.text import Text
+
+        elapsed = time.monotonic() - self.started
+        now = ", ".join(sorted(self.running)) or "-"
+        return Text.from_markup(f"[bold]{self.done}/{self.total}[/] steps  running: {_escape(now)}  [dim]{elapsed:5.1f}s[/]")
+
+
+def _rel(path: str) -> str:
+    import os
+
+    rel = os.path.relpath(path)
+    return path if rel.startswith("../..") else rel
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
+    """The table printed at the end of a run."""
+    from rich.table import Table
+
+    console = _console(stream)
+    table = Table(title=f"acpbuild run: {result.recipe}", title_justify="left")
+    for column in ("step", "status", "provider/model", "estimate", "cost", "output"):
+        table.add_column(column, justify="right" if column in ("estimate", "cost") else "left")
+    # Steps that did nothing are counted below, not listed: a content repo has thousands.
+    for step in (s for s in result.steps.values() if s.status != "uptodate"):
+        output = ", ".join(_rel(o) for o in step.outputs) if step.status not in ("failed", "skipped") else (step.error or step.reason)
+        table.add_row(
+            _escape(step.name),
+            f"[{_STYLE[step.status]}]{step.status}[/]",
+            f"{step.provider}/{step.model}",
+            _money(step.estimated_cost),
+            _money(step.cost),
+            _escape(output or ""),
+        )
+    if table.row_count:
+        console.print(table)
+    counts = ", ".join(f"{result.count(s)} {s}" for s in ("ran", "restored", "uptodate", "failed", "skipped") if result.count(s))
+    verdict = "[green]ok[/]" if result.success else "[bold red]FAILED[/]"
+    verdict = "[bold red]REFUSED[/]" if result.refused else verdict
+    console.print(
+        f"{verdict}: {counts}; paid {_money(result.total_cost)} (estimated {_money(result.estimated_cost)}); {seconds:.1f}s"
+    )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/]: {_escape(warning)}")
+    if result.refused:
+        console.print(
+            f"[bold red]budget[/]: {', '.join(result.refused)} not run, their calls would have crossed the budget; "
+            "raise it (--budget or budget_usd) and run again"
+        )
+    if result.drafted:
+        console.print(
+            f"[yellow]DRAFT[/]: {len(result.drafted)} paid step{'s' if len(result.drafted) != 1 else ''} replaced by free local stand-ins "
+            f"({', '.join(result.drafted)}); a run without --draft will generate them for real"
+        )
+    for error in result.errors:
+        console.print(f"[red]{_escape(error)}[/]")
+
+
+def plan_table(forecast: Forecast, stream: IO[str], *, detailed: bool = False, title: str = "plan") -> None:
+    """The plan: each step's state, why, and what a run would pay for it now."""
+    from rich.table import Table
+
+    console = _console(stream)
+    entries = forecast.entries
+    table = Table(title=f"acpbuild {title}: {forecast.recipe.name}", title_justify="left")
+    for column in ("step", "state", "why", "estimate"):
+        table.add_column(column, justify="right" if column == "estimate" else "left")
+    if detailed:
+        table.add_column("how")
+    styles = {"uptodate": "dim", "restorable": "cyan", "run": "green"}
+    labels = {"uptodate": "up to date", "restorable": "restorable", "run": "will run"}
+    for entry in entries:
+        est = entry.estimate
+        row = [
+            _escape(entry.name),
+            f"[{styles[entry.state]}]{labels[entry.state]}[/]",
+            _escape(entry.reason),
+            ("~" if est.guess else "") + _money(est.usd),
+        ]
+        if detailed:
+            how = est.formula if entry.state == "run" else entry.reason
+            row.append(_escape(how + (f" [{est.guess}]" if est.guess and entry.state == "run" else "")))
+        table.add_row(*row)
+    console.print(table)
+    runs = sum(1 for e in entries if e.state == "run")
+    restores = sum(1 for e in entries if e.state == "restorable")
+    console.print(f"{runs} will run, {restores} restorable from the store, {len(entries) - runs - restores} up to date")
+    guessed = any(e.estimate.guess and e.estimate.usd for e in entries)
+    console.print(f"a run now would pay {'~' if guessed else ''}{_money(forecast.total)}" + (" (~: a guess, see --detailed)" if guessed else ""))
+    if forecast.worst_case > forecast.total:
+        console.print(f"up to {_money(forecast.worst_case)} if every first_success fallback has to run")
+    for label, allowed in forecast.budget.limits.items():
+        console.print(f"[dim]{_escape(label)}: ${allowed:.4f} left[/]")
+    over = forecast.over_budget()
+    if over:
+        console.print(f"[bold red]over budget[/]: {_escape(over)}")
+
+
+def costs_table(rows: list[Row], by: str, stream: IO[str]) -> None:
+    """Spend from the ledger, one row per group."""
+    from rich.table import Table
+
+    console = _console(stream)
+    table = Table(title=f"acpbuild costs by {by}", title_justify="left")
+    for column in (by, "bought", "estimated", "cost", "restores", "saved"):
+        table.add_column(column, justify="left" if column == by else "right")
+    for row in rows:
+        table.add_row(
+            _escape(row.group), str(row.generations), _money(row.estimated), _money(row.cost), str(row.restores), _money(row.saved)
+        )
+    console.print(table)
+    spent, saved = sum(r.cost for r in rows), sum(r.saved for r in rows)
+    console.print(f"spent {_money(spent)}; restores saved {_money(saved)}")

@@ -1,0 +1,81 @@
+"""``acpbuild doctor``: is this machine ready? Keys (never their values), tools, store, and optional pings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from acpbuild import providers
+from acpbuild.config.secrets import redact
+from acpbuild.errors import AcpbuildError
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    #: a missing key is information, not a failure: the local provider needs none
+    required: bool = True
+
+
+def _ffmpeg() -> Check:
+    try:
+        from acpbuild.media import ffmpeg_exe
+
+        exe = ffmpeg_exe()
+        first = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=20, check=False).stdout.splitlines()
+        return Check("ffmpeg", True, f"{first[0] if first else 'ffmpeg'} ({exe})")
+    except (AcpbuildError, OSError, subprocess.SubprocessError) as exc:
+        return Check("ffmpeg", False, f"not usable: {exc}; reinstall with pip install --force-reinstall imageio-ffmpeg")
+
+
+def _espeak() -> Check:
+    try:
+        from acpbuild.providers.local.speech import synthesize
+
+        samples, rate = synthesize("ok")
+        return Check("eSpeak NG", bool(samples), f"speaks ({len(samples) / rate:.2f} s of audio for 'ok')")
+    except AcpbuildError as exc:
+        return Check("eSpeak NG", False, f"not usable: {exc}; reinstall espeakng-loader")
+
+
+def _store(store: Path) -> Check:
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=store, prefix=".doctor-"):
+            pass
+        return Check("store", True, f"writable: {store}")
+    except OSError as exc:
+        return Check("store", False, f"not writable: {store} ({exc.strerror})")
+
+
+def checks(env: Mapping[str, str], store: Path, *, ping: bool) -> list[Check]:
+    """Every check, in the order shown."""
+    found: list[Check] = []
+    for name in providers.NAMES:
+        cls = providers.provider_class(name)
+        if not cls.paid:
+            continue
+        provider = cls(env)
+        key_set = provider.api_key() is not None
+        vars_ = " or ".join(cls.key_vars)
+        url = f"; endpoint {cls.url_var}={env[cls.url_var]}" if cls.url_var in env else ""
+        found.append(Check(f"{name} key", key_set, (f"{vars_} is set" if key_set else f"{vars_} not set") + url, False))
+        if ping and key_set:
+            # one line per route the provider uses (Google: Gemini API, and Vertex AI for Veo)
+            for label, call in provider.pings().items():
+                try:
+                    found.append(Check(f"{name} {label}", True, redact(call(), env)))
+                except AcpbuildError as exc:
+                    found.append(Check(f"{name} {label}", False, redact(str(exc), env)))
+    found += [_ffmpeg(), _espeak(), _store(store)]
+    return found
+
+
+def default_store(env: Mapping[str, str]) -> Path:
+    return Path(env.get("ACPBUILD_STORE") or os.path.join(os.getcwd(), ".acpbuild")).resolve()

@@ -1,0 +1,172 @@
+"""`acpbuild info`: what this installation and this directory hold, as data.
+
+Gathers the version, where the store and ledger are (and how big), each
+provider's catalogue size and whether its key variable is set (the name only,
+never the value), the price registry's dates and the config file's path.
+Nothing here prints, and nothing is created: a store or ledger that does not
+exist yet is reported as such.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acpbuild import money, providers
+from acpbuild.config.secrets import redact
+from acpbuild.config.user import config_path
+from acpbuild.version import __version__
+
+
+@dataclass
+class ProviderInfo:
+    name: str
+    #: the catalogue's model names, as recipes write them
+    models: list[str]
+    paid: bool
+    #: variables that can hold the key, and the one that is set (None: none is)
+    key_vars: tuple[str, ...]
+    key_set_in: str | None
+    #: the endpoint override variable, and its value when set
+    url_var: str
+    url: str | None
+
+
+@dataclass
+class Info:
+    version: str
+    recipe: Path | None
+    #: where the store location came from: "recipe", "ACPBUILD_STORE" or "default"
+    store_from: str
+    store: Path
+    blobs: int
+    objects_bytes: int
+    ledger: Path
+    ledger_exists: bool
+    ledger_bytes: int
+    generations: int
+    providers: list[ProviderInfo]
+    prices: int
+    prices_oldest: str | None
+    prices_newest: str | None
+    config: Path | None
+    config_exists: bool
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        for key in ("recipe", "store", "ledger", "config"):
+            doc[key] = None if doc[key] is None else str(doc[key])
+        return doc
+
+
+def gather(recipe: str | None, env: Mapping[str, str], cwd: Path) -> Info:
+    """Everything ``acpbuild info`` shows; ``recipe`` None means ``acpbuild.toml`` in ``cwd`` if any.
+
+    Only the recipe's shape is read (its ``[recipe] store``), so a recipe with
+    a broken step still shows where its store is. A recipe that cannot be read
+    raises :class:`~acpbuild.errors.RecipeError` naming the file.
+    """
+    recipe_path: Path | None = Path(recipe).resolve() if recipe else (cwd / "acpbuild.toml")
+    if recipe is None and not (cwd / "acpbuild.toml").is_file():
+        recipe_path = None
+    config = config_path(env)
+    store, store_from = _store_of(recipe_path, env, cwd)
+    blobs, objects_bytes = _objects(store / "objects")
+    ledger = store / "ledger.sqlite3"
+    return Info(
+        version=__version__,
+        recipe=recipe_path,
+        store_from=store_from,
+        store=store,
+        blobs=blobs,
+        objects_bytes=objects_bytes,
+        ledger=ledger,
+        ledger_exists=ledger.is_file(),
+        ledger_bytes=sum(_size(Path(f"{ledger}{s}")) for s in ("", "-wal", "-shm")),
+        generations=_generations(ledger),
+        providers=[_provider(name, env) for name in providers.NAMES],
+        prices=len(money.registry()),
+        prices_oldest=min((p.date for p in money.registry().values() if p.date), default=None),
+        prices_newest=max((p.date for p in money.registry().values() if p.date), default=None),
+        config=config,
+        config_exists=config is not None and config.is_file(),
+    )
+
+
+def _store_of(recipe: Path | None, env: Mapping[str, str], cwd: Path) -> tuple[Path, str]:
+    if env.get("ACPBUILD_STORE"):
+        return Path(env["ACPBUILD_STORE"]).resolve(), "ACPBUILD_STORE"
+    if recipe is not None:
+        from acpbuild.recipe import read_file, store_dir
+
+        raw, _ = read_file(recipe)
+        return store_dir(raw.recipe, recipe.parent, env), "recipe"
+    return (cwd / ".acpbuild").resolve(), "default"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _objects(root: Path) -> tuple[int, int]:
+    """How many blobs the store holds, and their total size in bytes."""
+    count = total = 0
+    if not root.is_dir():
+        return 0, 0
+    for folder in os.scandir(root):
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder.path):
+            if entry.is_file():
+                count += 1
+                total += entry.stat().st_size
+    return count, total
+
+
+def _generations(ledger: Path) -> int:
+    """Rows in the ledger, read-only: ``info`` never creates a ledger."""
+    if not ledger.is_file():
+        return 0
+    try:
+        db = sqlite3.connect(f"{ledger.as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT COUNT(*) FROM generations").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0  # an empty or foreign file: the size still shows
+    return int(row[0])
+
+
+def _provider(name: str, env: Mapping[str, str]) -> ProviderInfo:
+    cls = providers.provider_class(name)
+    key_set_in = next((var for var in cls.key_vars if env.get(var)), None)
+    url = env.get(cls.url_var) if cls.url_var else None
+    return ProviderInfo(
+        name=name,
+        models=list(providers.catalogue(name)),
+        paid=cls.paid,
+        key_vars=cls.key_vars,
+        key_set_in=key_set_in,
+        url_var=cls.url_var,
+        # an endpoint is not a secret, but a gateway URL may carry a token in its query
+        url=redact(url, env) if url else None,
+    )
+
+
+def human_size(n: int) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,241 @@
+"""The no-op fast path: answer "nothing to do" without loading the recipe, doit or any media.
+
+A complete, successful run writes a manifest beside the ledger in two halves.
+:func:`snapshot`, taken before any step runs, holds the digest of the recipe's
+bytes as loaded, the values of the environment variables the recipe read, the
+versions of the adapters its steps use (they enter the step keys), and the
+digest cache's signature (device, inode, size, mtime, ctime) of every input
+file, foreach source and globbed folder, each stat'd before the build read it.
+:func:`save` adds, once the run is over, each output's signature as it was when
+seen to hold what the ledger says it holds. :func:`check` compares all of it
+with a handful of ``stat`` calls; if nothing moved, no step can have changed,
+and the run is over before pydantic or doit is imported. An input edited while
+the build ran no longer matches what the snapshot saw, so it is never taken as
+built; an output edited after its step is never vouched for. Anything
+different, missing or unreadable falls back to the full build, which is always
+correct: the fast path can only say "nothing to do", never skip real work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acpbuild.keys import KEY_SCHEMA, signature
+from acpbuild.version import __version__
+
+if TYPE_CHECKING:
+    from acpbuild.providers.base import Provider
+
+_FORMAT = 3
+_PACKAGE = Path(__file__).resolve().parent.parent  # the acpbuild package
+
+
+def _signature(path: str | Path) -> list[int] | None:
+    try:
+        sig = signature(Path(path))
+    except OSError:
+        return None
+    return None if sig is None else list(sig)
+
+
+def _fingerprint(recipe_digest: str, env: Mapping[str, str], names: Iterable[str]) -> dict[str, Any]:
+    import xxhash
+
+    # The names come from the loader, not from scanning the text: TOML escapes
+    # ("\u0024{env.X}") and any later way of reaching the environment stay covered.
+    return {
+        "format": _FORMAT,
+        "version": __version__,
+        # a new key schema changes every key, as a new adapter version changes its steps' keys
+        "schema": KEY_SCHEMA,
+        "recipe": recipe_digest,
+        "env": {n: xxhash.xxh3_64_hexdigest(env.get(n, "\0unset").encode()) for n in sorted(names)},
+    }
+
+
+def manifest_path(store: Path, recipe_name: str) -> Path:
+    return store / f"noop-{recipe_name}.json"
+
+
+def snapshot(
+    recipe_path: Path,
+    recipe_digest: str,
+    env: Mapping[str, str],
+    env_names: Iterable[str],
+    inputs: Iterable[Path],
+    seen: Mapping[Path, Sequence[int] | None],
+    adapters: Mapping[str, type[Provider]],
+) -> dict[str, Any]:
+    """What a run is about to read, taken before any step runs: the first half of a manifest.
+
+    ``recipe_digest`` is the xxh3-128 of the recipe's bytes as loaded,
+    ``env_names`` the environment variables the recipe read, ``inputs`` the
+    files the steps will read (stat'd now), ``seen`` signatures taken earlier,
+    while the recipe loaded (they win over a later stat of the same path), and
+    ``adapters`` the provider classes the steps use, whose versions enter their keys.
+    """
+    doc = _fingerprint(recipe_digest, env, env_names)
+    doc["path"] = str(recipe_path)
+    doc["adapters"] = {name: _adapter(cls) for name, cls in adapters.items()}
+    files = {str(p): _signature(p) for p in inputs}
+    files.update({str(p): None if sig is None else list(sig) for p, sig in seen.items()})
+    doc["inputs"] = files
+    return doc
+
+
+def _adapter(cls: type[Provider]) -> dict[str, Any]:
+    """An adapter's version, and the source file that declares it with that file's signature."""
+    owner = next(c for c in cls.__mro__ if "version" in vars(c))
+    file = sys.modules[owner.__module__].__file__
+    if file is None:
+        return {"version": cls.version, "file": None, "signature": None}
+    # relative to the package, so a reinstall elsewhere is compared with its own files
+    return {"version": cls.version, "file": os.path.relpath(file, _PACKAGE), "signature": _signature(file)}
+
+
+def _same_adapters(recorded: Mapping[str, Any]) -> bool:
+    """Whether each adapter still has the version it had; cheap while the files declaring them are untouched."""
+    for name, was in recorded.items():
+        if was["signature"] is not None and _signature(_PACKAGE / was["file"]) == was["signature"]:
+            continue
+        # Its file changed, perhaps without a new version. Adapter modules import
+        # their SDKs only when they generate, so asking the class itself is cheap.
+        from acpbuild.providers import provider_class
+
+        try:
+            if provider_class(name).version != was["version"]:
+                return False
+        except (KeyError, ImportError):
+            return False
+    return True
+
+
+def save(
+    store: Path,
+    recipe_name: str,
+    before: dict[str, Any],
+    outputs: Mapping[Path, Sequence[int] | None],
+    steps: list[dict[str, Any]],
+) -> None:
+    """Write the manifest of a complete, successful run: its :func:`snapshot`, outputs and steps.
+
+    ``outputs`` maps each output to the signature at which it was seen to hold
+    what the ledger says it holds, or to None when it does not (the fast path
+    will then never answer for it).
+    """
+    doc = {**before, "outputs": {str(p): None if sig is None else list(sig) for p, sig in outputs.items()}}
+    doc["steps"] = steps
+    target = manifest_path(store, recipe_name)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def forget(store: Path, recipe_name: str) -> None:
+    """Drop the manifest (any run that changes or fails to finish does this first)."""
+    try:
+        manifest_path(store, recipe_name).unlink()
+    except OSError:
+        pass
+
+
+def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]] | None:
+    """The recipe's name and the steps of its last run when nothing has changed since, else None."""
+    import xxhash
+
+    try:
+        text = recipe_path.read_bytes()
+    except OSError:
+        return None
+    store = _store_of(recipe_path, text, env)
+    name = _name_of(recipe_path, text)
+    if store is None or name is None:
+        return None
+    try:
+        doc = json.loads(manifest_path(store, name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    names = doc.get("env")
+    if not isinstance(names, dict):
+        return None
+    now = _fingerprint(xxhash.xxh3_128_hexdigest(text), env, names)
+    if doc.get("path") != str(recipe_path) or {k: doc.get(k) for k in now} != now:
+        return None
+    if not (store / "ledger.sqlite3").exists():
+        return None
+    try:
+        if not _same_adapters(doc["adapters"]):
+            return None
+        # a path can be in both halves (an output some step also reads as a file); both must hold
+        for half in ("inputs", "outputs"):
+            for path, recorded in doc[half].items():
+                if recorded is None or _signature(path) != recorded:
+                    return None
+        steps: list[dict[str, Any]] = doc["steps"]
+    except (KeyError, TypeError, AttributeError):
+        return None  # a manifest of another shape: the full build writes a fresh one
+    return name, steps
+
+
+def report(recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``--json`` document of a run that found nothing to do (the shape ``RunResult.to_dict`` has)."""
+    done = [
+        {
+            **step,
+            "status": "uptodate",
+            "cost": 0.0,
+            "estimated_cost": 0.0,
+            "reason": "up to date",
+            "error": None,
+            "seconds": 0.0,
+        }
+        for step in steps
+    ]
+    statuses = ("ran", "restored", "uptodate", "failed", "skipped")
+    return {
+        "recipe": recipe_name,
+        "success": True,
+        "exit_code": 0,
+        "steps": done,
+        "totals": {"steps": len(done), **{s: len(done) if s == "uptodate" else 0 for s in statuses}, "cost": 0.0, "estimated": 0.0},
+        "errors": [],
+        "warnings": [],
+        "refused": [],
+        "draft": False,
+        "drafted": [],
+    }
+
+
+# The recipe's name and store decide where the manifest is. Reading them with a
+# regex keeps tomli out of the fast path; a recipe that sets them in some other
+# way simply never takes it.
+_NAME = re.compile(rb'^\s*name\s*=\s*"([^"\\]*)"', re.MULTILINE)
+_STORE = re.compile(rb'^\s*store\s*=\s*"([^"\\]*)"', re.MULTILINE)
+
+
+def _recipe_table(text: bytes) -> bytes:
+    start = text.find(b"[recipe]")
+    if start < 0:
+        return b""
+    end = text.find(b"\n[", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _name_of(recipe_path: Path, text: bytes) -> str | None:
+    match = _NAME.search(_recipe_table(text))
+    name = match.group(1).decode("utf-8", "replace") if match else ""
+    return name or recipe_path.stem
+
+
+def _store_of(recipe_path: Path, text: bytes, env: Mapping[str, str]) -> Path | None:
+    if env.get("ACPBUILD_STORE"):
+        return Path(env["ACPBUILD_STORE"]).resolve()
+    match = _STORE.search(_recipe_table(text))
+    store = match.group(1).decode("utf-8", "replace") if match else ".acpbuild"
+    return (recipe_path.parent / store).resolve()

@@ -1,0 +1,238 @@
+"""From recipe to doit: a ``TaskLoader2`` with one task per step, and the reporter.
+
+Each task has a ``task_dep`` for every data edge, ``file_dep`` on the recipe's
+external input files, its output as ``targets``, and an ``uptodate`` check
+against the ledger. doit's own dependency file (sqlite3 backend, inside the
+store) is only a fast path: deleting it costs nothing, because the action asks
+the ledger before it asks a provider.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from doit.cmd_base import TaskLoader2
+from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
+from doit.task import Task, dict_to_task
+
+from acpbuild.config.secrets import redact
+from acpbuild.engine.build import Context, Event, StepResult, build, uptodate
+from acpbuild.errors import AcpbuildError, BudgetExceeded
+from acpbuild.recipe import Group, Step
+from acpbuild.recipe.graph import topological
+
+
+def _action(ctx: Context, step: Step) -> bool | TaskFailed:
+    try:
+        with ctx.working():
+            result = build(ctx, step)
+    except BudgetExceeded as exc:
+        message = str(exc)
+        ctx.record(
+            StepResult(
+                step.name,
+                "failed",
+                provider=step.provider,
+                model=step.model,
+                error=message,
+                refused=True,
+                estimated_cost=exc.usd,
+            )
+        )
+        return TaskFailed(message)
+    except AcpbuildError as exc:
+        message = redact(str(exc), ctx.env)
+        ctx.record(StepResult(step.name, "failed", provider=step.provider, model=step.model, error=message))
+        return TaskFailed(message)
+    ctx.record(result)
+    return True
+
+
+def _group_action(ctx: Context, group: Group) -> bool | TaskFailed:
+    from acpbuild.engine.groups import build_group
+
+    try:
+        with ctx.working():
+            result = build_group(ctx, group)
+    except AcpbuildError as exc:
+        message = redact(str(exc), ctx.env)
+        ctx.record(StepResult(group.name, "failed", provider="group", model=group.merge, error=message))
+        return TaskFailed(message)
+    ctx.record(result)
+    return True
+
+
+def _group_task(ctx: Context, group: Group, prefix: str) -> dict[str, Any]:
+    return {
+        "name": prefix + group.name,
+        # the action decides itself whether the choice is current: it is cheap and free
+        "actions": [(_group_action, (ctx, group))],
+        "task_dep": [prefix + d for d in group.deps],
+        "targets": [str(group.output_path)] if group.output_path else [],
+        "doc": group.description or f"group ({group.merge}) of {', '.join(group.members)}",
+        "verbosity": 0,
+        "io": {"capture": False},
+    }
+
+
+def _files(values: list[Any]) -> list[Path]:
+    """The external input files among parameter values (lists included)."""
+    found = []
+    for value in values:
+        if isinstance(value, list):
+            found += _files(value)
+        elif isinstance(value, Path):
+            found.append(value)
+    return found
+
+
+def input_files(step: Step) -> list[Path]:
+    """The external files a step reads (not other steps' outputs)."""
+    return _files(list(step.params.values()))
+
+
+def task_dicts(ctx: Context, names: list[str] | None = None, prefix: str = "") -> list[dict[str, Any]]:
+    """doit task dictionaries for the recipe's steps (all, or ``names``), in build order.
+
+    ``prefix`` namespaces the task names, for recipes loaded into another ``dodo.py``.
+    Members of a first_success group that nothing else needs get no task of their own
+    unless named: the group runs them, one at a time.
+    """
+    recipe = ctx.recipe
+    order = topological(recipe.deps())
+    wanted = set(order) - recipe.lazy if names is None else set(names)
+    tasks = []
+    for name in order:
+        if name not in wanted:
+            continue
+        if name in recipe.groups:
+            tasks.append(_group_task(ctx, recipe.groups[name], prefix))
+            continue
+        step = recipe.steps[name]
+        inputs = sorted({str(p) for p in input_files(step)})
+        tasks.append(
+            {
+                "name": prefix + name,
+                "actions": [(_action, (ctx, step))],
+                "task_dep": [prefix + d for d in step.deps],
+                "file_dep": inputs,
+                "targets": [str(step.output_path)],
+                "uptodate": [partial(uptodate, ctx, step)],
+                "doc": step.description or f"{step.kind} with {step.provider}/{step.model} -> {step.output}",
+                "verbosity": 0,
+                # doit captures output by swapping sys.stdout, which threads race on;
+                # our actions never print, so there is nothing to capture
+                "io": {"capture": False},
+            }
+        )
+    return tasks
+
+
+class Reporter:
+    """A doit reporter that turns doit's callbacks into acpbuild :class:`Event` s."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def initialize(self, tasks: Any, selected_tasks: Any) -> None:
+        pass
+
+    def get_status(self, task: Task) -> None:
+        pass
+
+    def execute_task(self, task: Task) -> None:
+        self.ctx.emit(Event("step_start", step=task.name))
+
+    def add_success(self, task: Task) -> None:
+        self._done(task.name)
+
+    def add_failure(self, task: Task, fail: BaseFail) -> None:
+        provider, model = self.ctx.recipe.who(task.name)
+        if isinstance(fail, UnmetDependency):
+            result = StepResult(
+                task.name, "skipped", provider=provider, model=model, reason=f"needs {fail.message}, which failed"
+            )
+            self.ctx.record(result)
+        elif task.name not in self.ctx.results or self.ctx.results[task.name].status != "failed":
+            # an exception escaped the action: a bug in acpbuild, reported with its traceback
+            message = redact(fail.get_msg(), self.ctx.env)
+            self.ctx.record(StepResult(task.name, "failed", provider=provider, model=model, error=message))
+        self._done(task.name)
+
+    def skip_uptodate(self, task: Task) -> None:
+        step = self.ctx.recipe.steps[task.name]
+        record = self.ctx.ledger.output(step.output_path)
+        self.ctx.record(
+            StepResult(
+                task.name,
+                "uptodate",
+                key=record.key if record else None,
+                outputs=[str(step.output_path)],
+                provider=step.provider,
+                model=step.model,
+                reason="up to date",
+            )
+        )
+        self._done(task.name)
+
+    def skip_ignore(self, task: Task) -> None:
+        pass
+
+    def cleanup_error(self, exception: BaseException) -> None:
+        pass
+
+    def runtime_error(self, msg: str) -> None:
+        self.ctx.runtime_errors.append(msg)
+
+    def teardown_task(self, task: Task) -> None:
+        pass
+
+    def complete_run(self) -> None:
+        pass
+
+    def _done(self, name: str) -> None:
+        self.ctx.emit(Event("step_done", step=name, result=self.ctx.results.get(name)))
+
+
+#: the most threads doit starts; more waiting steps than this queue in doit itself
+MAX_THREADS = 512
+
+
+class RecipeLoader(TaskLoader2):
+    """Loads a recipe's steps as doit tasks for ``DoitMain``."""
+
+    def __init__(self, ctx: Context, *, jobs: int, keep_going: bool, names: list[str] | None = None) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.jobs = jobs
+        self.keep_going = keep_going
+        self.names = names
+        self._dicts: list[dict[str, Any]] | None = None
+
+    def load_doit_config(self) -> dict[str, Any]:
+        return {
+            "dep_file": str(self.ctx.recipe.store_dir / f"doit-{self.ctx.recipe.name}.sqlite3"),
+            "backend": "sqlite3",
+            # the action checks content itself; doit only needs to notice a touched input
+            "check_file_uptodate": "timestamp",
+            # A thread per task (up to a bound): a step waiting for its provider
+            # blocks only its own thread, while Context.working keeps -j steps working.
+            "num_process": max(self.jobs, min(len(self._tasks()), MAX_THREADS)) if self.jobs > 1 else 0,
+            "par_type": "thread",
+            # under a budget a refused call fails its own step only: the steps that fit still run
+            "continue": self.keep_going or self.ctx.budget.limited,
+            "reporter": Reporter(self.ctx),
+            "outfile": io.StringIO(),  # our reporter writes nothing; events go to the caller
+            "verbosity": 0,
+        }
+
+    def _tasks(self) -> list[dict[str, Any]]:
+        if self._dicts is None:
+            self._dicts = task_dicts(self.ctx, self.names)
+        return self._dicts
+
+    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Task]:
+        return [dict_to_task(t) for t in self._tasks()]

@@ -1,0 +1,78 @@
+"""Spend reports from the ledger: what was bought, what it was expected to cost, what restores saved."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from acpbuild.errors import RecipeError
+from acpbuild.store.ledger import Generation, Ledger
+
+By = Literal["recipe", "step", "provider", "model", "day"]
+BY: tuple[By, ...] = ("recipe", "step", "provider", "model", "day")
+
+
+@dataclass
+class Row:
+    """Spend for one group: generations bought, their cost, and restores that cost nothing."""
+
+    group: str
+    generations: int = 0
+    estimated: float = 0.0
+    cost: float = 0.0
+    restores: int = 0
+    saved: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "generations": self.generations,
+            "estimated": round(self.estimated, 6),
+            "cost": round(self.cost, 6),
+            "restores": self.restores,
+            "saved": round(self.saved, 6),
+        }
+
+
+def parse_since(text: str) -> float:
+    """``YYYY-MM-DD`` (local midnight) as a Unix time; a bad date is a usage error."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise RecipeError(f"--since {text!r} is not a date", tip="write it as YYYY-MM-DD") from None
+    return time.mktime(day.timetuple())
+
+
+def _group(gen: Generation, by: By, recipe: str | None, step: str | None, when: float) -> str:
+    if by == "day":
+        return datetime.fromtimestamp(when).date().isoformat()
+    if by == "recipe":
+        return recipe or gen.recipe or "?"
+    if by == "step":
+        return f"{recipe or gen.recipe or '?'}:{step or gen.step or '?'}"
+    if by == "provider":
+        return gen.provider or "?"
+    return f"{gen.provider}/{gen.model}"
+
+
+def report(ledger: Ledger, *, since: float | None = None, by: By = "recipe") -> list[Row]:
+    """Spend since ``since`` grouped ``by`` one dimension, largest cost first."""
+    rows: dict[str, Row] = {}
+    for gen in ledger.generations(since=since):
+        if gen.state != "done" or gen.draft:
+            continue
+        row = rows.setdefault(_group(gen, by, None, None, gen.finished or gen.created), Row(""))
+        row.generations += 1
+        row.estimated += gen.estimated_cost or 0.0
+        row.cost += gen.actual_cost or 0.0
+    for gen, recipe, step, saved, when in ledger.restores(since=since):
+        if gen.draft:
+            continue
+        row = rows.setdefault(_group(gen, by, recipe, step, when), Row(""))
+        row.restores += 1
+        row.saved += saved
+    for name, row in rows.items():
+        row.group = name
+    return sorted(rows.values(), key=lambda r: (-r.cost, r.group))

@@ -1,0 +1,586 @@
+"""ElevenLabs text to speech, through the official ``elevenlabs`` SDK.
+
+One step is one ``POST /v1/text-to-speech/{voice_id}`` whose response body *is*
+the audio: it is streamed chunk by chunk into a temporary file next to the
+output, checked (non-empty, complete, really audio of the asked format) and only
+then renamed onto ``job.output``. ElevenLabs has no long-running jobs, so the
+:class:`~acpbuild.providers.base.Journal` is unused: there is nothing to resume,
+and a request that failed after reaching the service is never sent again
+automatically.
+
+Voices may be given by name ("Rachel") or by id. Names are resolved with one
+``GET /v1/voices`` (legacy voices included), falling back to the paginated
+``GET /v2/voices`` when v1 refuses (it stops working past 500 voices). The list
+is cached per provider instance; the lookup is free.
+
+``ACPBUILD_ELEVENLABS_URL`` replaces the API root the SDK talks to (the part
+before ``/v1/...``, e.g. ``https://api.eu.residency.elevenlabs.io`` or a proxy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from acpbuild.config.secrets import redact
+from acpbuild.errors import (
+    BadResponse,
+    MissingCredentials,
+    PaymentRequired,
+    ProviderError,
+    ProviderTimeout,
+    RequestRejected,
+    ServiceUnavailable,
+)
+from acpbuild.providers.base import Job, Journal, Model, Outcome, Param, Problem, Provider
+from acpbuild.providers.wire import (
+    RetryPolicy,
+    common_status_error,
+    sniff,
+    with_retries,
+)
+
+if TYPE_CHECKING:
+    from elevenlabs.client import ElevenLabs
+    from elevenlabs.core.request_options import RequestOptions
+    from elevenlabs.types import GetVoicesV2Response
+
+T = TypeVar("T")
+
+KIND = "text_to_speech"
+
+# The SDK's own output formats that fit a file suffix acpbuild accepts for audio.
+# (pcm_*, ulaw/alaw and opus have no container we can name, so they are not offered.)
+MP3_FORMATS = (
+    "mp3_22050_32",
+    "mp3_24000_48",
+    "mp3_44100_32",
+    "mp3_44100_64",
+    "mp3_44100_96",
+    "mp3_44100_128",
+    "mp3_44100_192",
+)
+WAV_FORMATS = tuple(f"wav_{rate}" for rate in (8000, 16000, 22050, 24000, 32000, 44100, 48000))
+DEFAULT_FORMAT = {".mp3": "mp3_44100_128", ".wav": "wav_44100"}
+
+# "George", a premade voice every account has; an id needs no lookup.
+DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"
+_VOICE_ID = re.compile(r"[A-Za-z0-9]{20}")
+
+_LOOKUP_TIMEOUT_S = 60.0
+_V2_PAGE_SIZE = 100
+_V2_MAX_PAGES = 50
+
+
+def _unit(help: str, **kw: Any) -> Param:
+    return Param("float", min=0.0, max=1.0, help=help, **kw)
+
+
+def _params(*, language: bool, v3: bool) -> dict[str, Param]:
+    params = {
+        "text": Param("str", required=True, help="the text to speak"),
+        "voice": Param(
+            "str",
+            default=DEFAULT_VOICE,
+            help="a voice name from your ElevenLabs account (e.g. 'Rachel') or a voice id",
+        ),
+        # eleven_v3 only accepts three stability presets: creative, natural, robust.
+        "stability": (
+            Param("float", choices=(0.0, 0.5, 1.0), help="0 creative, 0.5 natural, 1 robust")
+            if v3
+            else _unit("lower is more expressive, higher more consistent")
+        ),
+        "similarity_boost": _unit("how closely to match the original voice"),
+        "style": _unit("style exaggeration; 0 is fastest and most stable"),
+        "use_speaker_boost": Param("bool", help="boost similarity to the speaker"),
+        "speed": Param("float", min=0.7, max=1.2, help="speaking rate; 1.0 is normal"),
+        "seed": Param("int", min=0, max=4294967295, help="best-effort deterministic sampling"),
+        "output_format": Param(
+            "str",
+            choices=MP3_FORMATS + WAV_FORMATS,
+            help="default from the output suffix: .mp3 -> mp3_44100_128, .wav -> wav_44100 "
+            "(44.1 kHz WAV and 192 kbps MP3 need a higher ElevenLabs plan)",
+        ),
+    }
+    if language:
+        params["language_code"] = Param("str", help="ISO 639-1 code to enforce a language")
+    return params
+
+
+# Catalogue keys are ElevenLabs' own model ids.
+_CATALOGUE: dict[str, Model] = {
+    "eleven_multilingual_v2": Model(
+        "eleven_multilingual_v2",
+        {KIND: "eleven_multilingual_v2"},
+        # The API ignores language_code for multilingual v2, so it is not offered.
+        _params(language=False, v3=False),
+        "Multilingual v2: stable, lifelike speech in 29 languages.",
+    ),
+    "eleven_v3": Model(
+        "eleven_v3",
+        {KIND: "eleven_v3"},
+        _params(language=True, v3=True),
+        "Eleven v3: the most expressive model, audio tags, 70+ languages.",
+    ),
+    "eleven_flash_v2_5": Model(
+        "eleven_flash_v2_5",
+        {KIND: "eleven_flash_v2_5"},
+        _params(language=True, v3=False),
+        "Flash v2.5: lowest latency, half the price per character.",
+    ),
+    "eleven_turbo_v2_5": Model(
+        "eleven_turbo_v2_5",
+        {KIND: "eleven_turbo_v2_5"},
+        _params(language=True, v3=False),
+        "Turbo v2.5: low latency, half the price per character.",
+    ),
+}
+
+_VOICE_SETTINGS = ("stability", "similarity_boost", "style", "use_speaker_boost", "speed")
+
+
+class ElevenLabsProvider(Provider):
+    """Text to speech on ElevenLabs. See the module docstring."""
+
+    name = "elevenlabs"
+    version = "1"
+    key_vars = ("ELEVENLABS_API_KEY",)
+    url_var = "ACPBUILD_ELEVENLABS_URL"
+    concurrency = 4
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._voices: list[tuple[str, str]] | None = None  # (name, voice_id)
+        self._voices_lock = threading.Lock()
+
+    def catalogue(self) -> Mapping[str, Model]:
+        return _CATALOGUE
+
+    # -- generation -----------------------------------------------------------
+    def generate(self, job: Job, journal: Journal) -> Outcome:
+        """Speak ``job.params["text"]`` into ``job.output`` (.mp3 or .wav).
+
+        ``journal`` is unused: a text-to-speech call answers with the audio itself.
+        """
+        params = job.params
+        text: str = params["text"]
+        output_format = self._output_format(job)
+        model_id = job.model.endpoints[KIND]
+        policy = RetryPolicy.from_env(self.env)
+        with self._client(job.timeout_s) as client:
+            voice_id = self._voice_id(client, params.get("voice") or DEFAULT_VOICE, policy)
+            request = self._request_body(params, model_id)
+            headers, size = with_retries(
+                lambda: self._convert(client, voice_id, request, output_format, job),
+                policy=policy,
+                billable=True,
+            )
+        usage: dict[str, float] = {"characters": len(text)}
+        seconds = _duration_s(job.output, output_format, size)
+        if seconds is not None:
+            usage["seconds"] = seconds
+        meta: dict[str, Any] = {
+            "model_id": model_id,
+            "voice_id": voice_id,
+            "output_format": output_format,
+            "bytes": size,
+        }
+        credits = headers.get("character-cost")
+        if credits and credits.isdigit():
+            meta["credits"] = int(credits)
+        return Outcome(
+            request_id=headers.get("request-id") or headers.get("history-item-id"),
+            usage=usage,
+            meta=meta,
+        )
+
+    @classmethod
+    def check(
+        cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str
+    ) -> list[Problem]:
+        """The output must be .mp3 or .wav, and ``output_format`` must write that container."""
+        suffix = suffix.lower()
+        if suffix not in DEFAULT_FORMAT:
+            return [Problem("output", "ElevenLabs speech is saved as .mp3 or .wav")]
+        asked = params.get("output_format")
+        if isinstance(asked, str) and not asked.startswith(suffix[1:] + "_"):
+            return [
+                Problem(
+                    "output_format",
+                    f"{asked!r} does not match the output file's {suffix} suffix: use a "
+                    f"{suffix[1:]}_* format or name the output .{asked.split('_')[0]}",
+                )
+            ]
+        return []
+
+    def _output_format(self, job: Job) -> str:
+        self.refuse_unfit(job)
+        asked = job.params.get("output_format")
+        return str(asked) if asked is not None else DEFAULT_FORMAT[job.output.suffix.lower()]
+
+    @staticmethod
+    def _request_body(params: Mapping[str, Any], model_id: str) -> dict[str, Any]:
+        from elevenlabs.types import VoiceSettings
+
+        body: dict[str, Any] = {"text": params["text"], "model_id": model_id}
+        settings = {k: params[k] for k in _VOICE_SETTINGS if params.get(k) is not None}
+        if settings:
+            body["voice_settings"] = VoiceSettings(**settings)
+        for name in ("seed", "language_code"):
+            if params.get(name) is not None:
+                body[name] = params[name]
+        return body
+
+    def _convert(
+        self,
+        client: ElevenLabs,
+        voice_id: str,
+        request: dict[str, Any],
+        output_format: str,
+        job: Job,
+    ) -> tuple[dict[str, str], int]:
+        """One billable request: stream the audio into a temp file, check it, rename it."""
+        import httpx
+        from elevenlabs.core.api_error import ApiError
+
+        deadline = time.monotonic() + job.timeout_s
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=job.output.parent, prefix=f".{job.output.name}.", suffix=".part"
+        )
+        part = Path(tmp)
+        headers: dict[str, str] | None = None
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                # The client's own timeout (job.timeout_s) bounds each read.
+                options: RequestOptions = {"max_retries": 0}
+                raw = client.text_to_speech.with_raw_response
+                with raw.convert(
+                    voice_id, output_format=output_format, request_options=options, **request
+                ) as response:
+                    headers = {k.lower(): v for k, v in response.headers.items()}
+                    for chunk in response.data:
+                        f.write(chunk)
+                        written += len(chunk)
+                        if time.monotonic() > deadline:
+                            raise ProviderTimeout(
+                                f"the audio was still arriving after {job.timeout_s:g} s",
+                                provider=self.name,
+                            )
+            assert headers is not None
+            self._check_audio(part, headers, written, output_format)
+            os.replace(part, job.output)
+        except (ApiError, httpx.HTTPError) as exc:
+            raise self._translate(exc, billable=True, streaming=headers is not None) from exc
+        finally:
+            part.unlink(missing_ok=True)
+        return headers, written
+
+    def _check_audio(self, part: Path, headers: dict[str, str], written: int, fmt: str) -> None:
+        # The service has already produced (and billed) this audio, so these
+        # failures carry sent=True and are not blindly retried.
+        declared = headers.get("content-length")
+        if (
+            declared
+            and declared.isdigit()
+            and "content-encoding" not in headers
+            and int(declared) != written
+        ):
+            raise BadResponse(
+                f"the audio was truncated: got {written} of {declared} bytes", provider=self.name
+            )
+        with open(part, "rb") as f:
+            head = f.read(12)
+        is_wav = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+        if written == 0 or sniff(part) != "audio" or is_wav != fmt.startswith("wav_"):
+            kind = headers.get("content-type", "unknown type")
+            raise BadResponse(
+                f"the answer is not {fmt.split('_')[0].upper()} audio ({written} bytes of {kind})",
+                provider=self.name,
+            )
+
+    # -- voices ---------------------------------------------------------------
+    def _voice_id(self, client: ElevenLabs, voice: str, policy: RetryPolicy) -> str:
+        if _VOICE_ID.fullmatch(voice):
+            return voice
+        voices = self._voice_list(client, policy)
+        wanted = voice.strip().casefold()
+        for name, voice_id in voices:
+            if name.casefold() == wanted or voice_id == voice:
+                return voice_id
+        # Library names often read "Sarah - Mature, Reassuring"; accept the short name.
+        short = sorted(
+            {vid for name, vid in voices if name.split(" - ")[0].strip().casefold() == wanted}
+        )
+        if len(short) == 1:
+            return short[0]
+        names = sorted({name for name, _ in voices if name})
+        if short:
+            matches = [name for name, vid in voices if vid in short]
+            raise RequestRejected(
+                f"voice {voice!r} is ambiguous: {', '.join(map(repr, matches))}; give the full name or an id",
+                provider=self.name,
+                sent=False,
+            )
+        import difflib
+
+        close = difflib.get_close_matches(voice, names, n=5, cutoff=0.5)
+        if close:
+            hint = f"did you mean {close[0]!r}? nearest names: {', '.join(map(repr, close))}"
+        else:
+            hint = f"available: {', '.join(map(repr, names[:20]))}" if names else "it has no voices"
+        raise RequestRejected(
+            f"no voice named {voice!r} in this ElevenLabs account; {hint}",
+            provider=self.name,
+            sent=False,
+        )
+
+    def _voice_list(self, client: ElevenLabs, policy: RetryPolicy) -> list[tuple[str, str]]:
+        with self._voices_lock:
+            if self._voices is None:
+                try:
+                    response = self._lookup(
+                        lambda opts: client.voices.get_all(show_legacy=True, request_options=opts),
+                        policy,
+                    )
+                    voices = [(v.name or "", v.voice_id) for v in response.voices]
+                except RequestRejected:
+                    voices = self._voice_pages(client, policy)
+                self._voices = voices
+            return self._voices
+
+    def _voice_pages(self, client: ElevenLabs, policy: RetryPolicy) -> list[tuple[str, str]]:
+        voices: list[tuple[str, str]] = []
+        token: str | None = None
+        for _ in range(_V2_MAX_PAGES):
+
+            def search(opts: RequestOptions, token: str | None = token) -> GetVoicesV2Response:
+                return client.voices.search(
+                    page_size=_V2_PAGE_SIZE, next_page_token=token, request_options=opts
+                )
+
+            page = self._lookup(search, policy)
+            voices += [(v.name or "", v.voice_id) for v in page.voices]
+            token = getattr(page, "next_page_token", None)
+            if not getattr(page, "has_more", False) or not token:
+                break
+        return voices
+
+    # -- ping -----------------------------------------------------------------
+    def ping(self) -> str:
+        """Read the subscription: tier and characters used this period (free)."""
+        with self._client(_LOOKUP_TIMEOUT_S) as client:
+            sub = self._lookup(
+                lambda opts: client.user.subscription.get(request_options=opts),
+                RetryPolicy.from_env(self.env),
+            )
+        used, limit = getattr(sub, "character_count", None), getattr(sub, "character_limit", None)
+        usage = (
+            f"{used:,} of {limit:,} characters used"
+            if used is not None and limit
+            else "usage unknown"
+        )
+        return f"ElevenLabs {getattr(sub, 'tier', '?')} plan: {usage}"
+
+    # -- plumbing -------------------------------------------------------------
+    @contextlib.contextmanager
+    def _client(self, timeout_s: float) -> Iterator[ElevenLabs]:
+        """An SDK client with our key and endpoint, closed afterwards."""
+        key = self.api_key()
+        if not key:
+            raise MissingCredentials(
+                "no API key: set ELEVENLABS_API_KEY in the environment or in .env",
+                provider=self.name,
+                sent=False,
+            )
+        import httpx
+        from elevenlabs.client import ElevenLabs
+
+        # The key is passed explicitly: the SDK's default is read once, at import time.
+        with httpx.Client(timeout=timeout_s, follow_redirects=True) as http:
+            yield ElevenLabs(
+                api_key=key, base_url=self.base_url() or None, httpx_client=http, timeout=timeout_s
+            )
+
+    def _lookup(self, call: Callable[[Any], T], policy: RetryPolicy) -> T:
+        """A free request (voices, subscription): the SDK does not retry, we do."""
+        import httpx
+        from elevenlabs.core.api_error import ApiError
+        from elevenlabs.core.parse_error import ParsingError
+
+        options: RequestOptions = {"max_retries": 0}
+
+        def once() -> T:
+            try:
+                return call(options)
+            except (ApiError, httpx.HTTPError) as exc:
+                raise self._translate(exc, billable=False, streaming=False) from exc
+            except (ParsingError, ValueError) as exc:
+                raise BadResponse(
+                    f"could not read the answer: {type(exc).__name__}",
+                    provider=self.name,
+                    sent=False,
+                ) from exc
+
+        return with_retries(once, policy=policy, billable=False)
+
+    def _translate(self, exc: Exception, *, billable: bool, streaming: bool) -> ProviderError:
+        """Map one SDK or transport exception onto acpbuild's error tree."""
+        import httpx
+        from elevenlabs.core.api_error import ApiError
+
+        p = self.name
+        if isinstance(exc, ApiError):
+            self._scrub(exc)
+            return self._translate_status(
+                exc.status_code or 0, exc.body, exc.headers or {}, billable
+            )
+        if isinstance(exc, httpx.ConnectTimeout):
+            return ProviderTimeout(
+                "timed out connecting to ElevenLabs; check the network or ACPBUILD_ELEVENLABS_URL",
+                provider=p,
+                sent=False,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeout(
+                f"ElevenLabs did not answer in time ({type(exc).__name__}); "
+                "the request may have been processed, so it was not repeated",
+                provider=p,
+                sent=billable,
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return ServiceUnavailable(
+                "cannot connect to ElevenLabs; check the network or ACPBUILD_ELEVENLABS_URL",
+                provider=p,
+                sent=False,
+            )
+        if streaming:
+            return BadResponse(
+                f"the audio was truncated: the connection broke mid-stream ({type(exc).__name__})",
+                provider=p,
+            )
+        return ServiceUnavailable(
+            f"the request to ElevenLabs failed ({type(exc).__name__})", provider=p
+        )
+
+    def _translate_status(
+        self, status: int, body: Any, headers: Mapping[str, str], billable: bool
+    ) -> ProviderError:
+        p = self.name
+        code, message = _detail(body)
+        said = redact(
+            f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else ""),
+            self.env,
+        )
+        if status == 402 or code in ("quota_exceeded", "payment_required", "insufficient_credits"):
+            return PaymentRequired(
+                f"out of credits ({said}); top up or upgrade the ElevenLabs plan",
+                provider=p,
+                status=status,
+                sent=False,
+            )
+        if status == 403 and code == "output_format_not_allowed":
+            return RequestRejected(
+                f"{said}; pick a lower-quality output_format or upgrade the plan",
+                provider=p,
+                status=status,
+                sent=False,
+            )
+        common = common_status_error(
+            status,
+            said,
+            provider=p,
+            service="ElevenLabs",
+            key_var="ELEVENLABS_API_KEY",
+            headers=headers,
+            billable=billable,
+        )
+        if common is not None:
+            return common
+        if status >= 500:
+            # ElevenLabs' 500 bodies usually say "You are not charged for this
+            # request", but that is not a documented guarantee, so a billable
+            # request is not repeated (sent=True).
+            return ServiceUnavailable(
+                f"ElevenLabs failed ({said}); try again later", provider=p, status=status, sent=True
+            )
+        if _is_policy_refusal(code, message):
+            return RequestRejected(
+                f"refused by the ElevenLabs content policy ({said}); change the text",
+                provider=p,
+                status=status,
+                sent=False,
+            )
+        return RequestRejected(
+            f"the request was rejected ({said})", provider=p, status=status, sent=False
+        )
+
+    def _scrub(self, exc: Any) -> None:
+        """Keep the key out of the chained SDK exception's text too."""
+        key = self.api_key()
+        if key and key in str(exc):
+            exc.body = redact(json.dumps(exc.body, default=str), self.env)
+            exc.headers = {k: redact(str(v), self.env) for k, v in (exc.headers or {}).items()}
+
+
+def _detail(body: Any) -> tuple[str | None, str]:
+    """ElevenLabs' error ``detail`` as (status code word, message)."""
+    if isinstance(body, Mapping):
+        detail = body.get("detail", body)
+        if isinstance(detail, Mapping):
+            code = detail.get("status") or detail.get("code")
+            message = detail.get("message") or detail.get("msg") or ""
+            return (str(code) if code else None), str(message)
+        if isinstance(detail, list):  # FastAPI validation errors
+            parts = [
+                f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg', '')}"
+                if isinstance(d, Mapping)
+                else str(d)
+                for d in detail
+            ]
+            return None, "; ".join(parts)[:500]
+        return None, str(detail)[:500]
+    text = body if isinstance(body, str) else ("" if body is None else str(body))
+    return None, " ".join(text.split())[:300]
+
+
+def _is_policy_refusal(code: str | None, message: str) -> bool:
+    # ElevenLabs documents no single status for moderation; refusals seen in
+    # the wild use "bad_prompt" with a Terms of Service message.
+    text = f"{code or ''} {message}".lower()
+    return any(
+        word in text for word in ("bad_prompt", "moderation", "content policy", "terms of service")
+    )
+
+
+def _duration_s(path: Path, output_format: str, size: int) -> float | None:
+    """Seconds of audio: exact for WAV, from the constant bitrate for MP3."""
+    parts = output_format.split("_")
+    if parts[0] == "mp3" and len(parts) == 3:
+        return round(size * 8 / (int(parts[2]) * 1000), 2)
+    if parts[0] == "wav":
+        import wave
+
+        try:
+            with wave.open(str(path), "rb") as w:
+                frames, rate, width = (
+                    w.getnframes(),
+                    w.getframerate(),
+                    w.getsampwidth() * w.getnchannels(),
+                )
+        except (wave.Error, EOFError, OSError):
+            return None
+        # A streamed WAV may declare a placeholder length; trust the file size then.
+        if frames * width > size:
+            frames = max(0, size - 44) // max(1, width)
+        return round(frames / rate, 2) if rate else None
+    return None

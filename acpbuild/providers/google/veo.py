@@ -1,0 +1,239 @@
+"""Veo video on Vertex AI: one long-running operation per step, resumable.
+
+``text_to_video`` and ``image_to_video`` (Veo 3.0 / 3.1): ``predictLongRunning``
+submits the operation (the billable call), its name goes to the journal, and
+``fetchPredictOperation`` is polled until it is done; a run that was interrupted
+polls the recorded operation instead of submitting again. Vertex returns the
+video inline (base64 in the final poll), so it is written to a temporary file,
+checked to be a complete MP4 and only then renamed.
+
+Veo always goes through Vertex AI mode (google-genai refuses ``generate_videos``
+in Gemini Developer API mode), with the key, project and endpoint described in
+:mod:`acpbuild.providers.google.gemini`. These functions are that provider's video
+half: they use its client, key and request plumbing, and import the SDK only
+when a video is made.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from acpbuild.config.secrets import redact
+from acpbuild.errors import BadResponse, ProviderTimeout, RequestRejected
+from acpbuild.providers.base import Job, Journal, Outcome
+from acpbuild.providers.google.client import GoogleConnection, read_image
+from acpbuild.providers.google.errors import operation_error
+from acpbuild.providers.wire import RetryPolicy, download, with_retries
+
+if TYPE_CHECKING:
+    from google.genai import Client, types
+
+# One submit or poll request (the last poll carries the whole video, base64).
+_REQUEST_TIMEOUT_S = 300.0
+
+
+def generate_video(provider: GoogleConnection, job: Job, journal: Journal) -> Outcome:
+    """Submit one Veo operation (or resume the one ``journal`` recorded), wait for it,
+    and write its video to ``job.output``."""
+    from google.genai import types
+
+    p = job.params
+    model_id = job.model.endpoints[job.kind]
+    duration = int(p.get("duration_s") or 8)
+    audio = bool(p.get("generate_audio", True))
+    image = None
+    if p.get("image") is not None:
+        data, mime = read_image(Path(p["image"]), provider.name)
+        image = types.Image(image_bytes=data, mime_type=mime)
+    source = types.GenerateVideosSource(prompt=p.get("prompt"), image=image)
+    config = types.GenerateVideosConfig(
+        number_of_videos=1,
+        duration_seconds=duration,
+        aspect_ratio=p.get("aspect_ratio"),
+        resolution=p.get("resolution"),
+        negative_prompt=p.get("negative_prompt"),
+        generate_audio=audio,
+        seed=p.get("seed"),
+    )
+    deadline = time.monotonic() + job.timeout_s
+    with provider._client(vertex=True, timeout_s=_REQUEST_TIMEOUT_S) as client:
+        name = journal.resume_id
+        if name is None:
+            submitted = provider._call(
+                lambda: client.models.generate_videos(model=model_id, source=source, config=config),
+                billable=True,
+                vertex=True,
+            )
+            if not submitted.name:
+                raise BadResponse(
+                    "Veo accepted the request but returned no operation name",
+                    provider=provider.name,
+                )
+            name = submitted.name
+            journal.submitted(name)
+        operation = _wait(provider, client, name, deadline, job.timeout_s)
+        size = _save_video(provider, operation, job.output)
+    return Outcome(
+        request_id=name,
+        usage={"seconds": float(duration)},
+        meta={
+            "model": model_id,
+            "api": "vertex",
+            "generate_audio": audio,
+            "resolution": p.get("resolution"),
+            "bytes": size,
+        },
+    )
+
+
+def _wait(
+    provider: GoogleConnection, client: Client, name: str, deadline: float, timeout_s: float
+) -> types.GenerateVideosOperation:
+    """Poll operation ``name`` until it is done or ``deadline`` passes."""
+    from google.genai import types
+
+    interval = float(provider.env.get("ACPBUILD_POLL_INTERVAL_S", "2.0"))
+    operation = types.GenerateVideosOperation.model_validate({"name": name})
+    while True:
+        # A poll is free. The last one carries the video itself, so even near
+        # the deadline it gets a minute to arrive.
+        left = min(_REQUEST_TIMEOUT_S, max(60.0, deadline - time.monotonic()))
+        config = types.GetOperationConfig(http_options=types.HttpOptions(timeout=int(left * 1000)))
+
+        def poll(
+            op: types.GenerateVideosOperation = operation,
+            cfg: types.GetOperationConfig = config,
+        ) -> types.GenerateVideosOperation:
+            return client.operations.get(op, config=cfg)
+
+        operation = provider._call(poll, billable=False, vertex=True)
+        if operation.done:
+            return operation
+        if time.monotonic() + interval > deadline:
+            raise ProviderTimeout(
+                f"Veo operation {name} was still running after {timeout_s:g} s; "
+                "run the build again to resume waiting for it (it will not be resubmitted)",
+                provider=provider.name,
+            )
+        time.sleep(interval)
+
+
+def _save_video(
+    provider: GoogleConnection, operation: types.GenerateVideosOperation, dest: Path
+) -> int:
+    name = operation.name or "?"
+    if operation.error:
+        raise operation_error(name, operation.error, provider=provider.name, env=provider.env)
+    result = operation.response or operation.result
+    videos = (result.generated_videos if result else None) or []
+    if not videos or videos[0].video is None:
+        filtered = result.rai_media_filtered_count if result else None
+        if filtered:
+            reasons = "; ".join(result.rai_media_filtered_reasons or []) if result else ""
+            raise RequestRejected(
+                f"Veo's output was refused by Google's content policy ({filtered} video(s) "
+                f"filtered{': ' + redact(reasons, provider.env) if reasons else ''}); "
+                "change the prompt or image",
+                provider=provider.name,
+            )
+        raise BadResponse(
+            f"Veo operation {name} finished without a video",
+            provider=provider.name,
+            job_failed=True,
+        )
+    video = videos[0].video
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    part = Path(tmp)
+    try:
+        if video.video_bytes:
+            part.write_bytes(video.video_bytes)
+        elif video.uri and video.uri.startswith(("https://", "http://")):
+            _download(provider, video.uri, part)
+        elif video.uri:
+            raise BadResponse(
+                f"Veo stored the video at {video.uri} instead of returning it; "
+                "acpbuild cannot fetch Cloud Storage URIs",
+                provider=provider.name,
+                job_failed=True,
+            )
+        else:
+            raise BadResponse(
+                f"Veo operation {name} returned an empty video",
+                provider=provider.name,
+                job_failed=True,
+            )
+        problem = _mp4_problem(part)
+        if problem:
+            # The operation is finished and paid for, but what it holds is broken:
+            # polling it again returns the same bytes, so resuming cannot help.
+            # (A final poll cut off in transit fails earlier, as a free poll.)
+            raise BadResponse(
+                f"the video Veo returned is unusable: {problem}",
+                provider=provider.name,
+                job_failed=True,
+            )
+        size = part.stat().st_size
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return size
+
+
+def _download(provider: GoogleConnection, uri: str, part: Path) -> None:
+    """Fetch a video URI (a gateway may return one instead of bytes) onto ``part``."""
+    from urllib.parse import urlsplit
+
+    base = provider._vertex_url() or "https://aiplatform.googleapis.com"
+    same = urlsplit(uri)[:2] == urlsplit(base)[:2]
+    # The key only goes back to the API host itself, never to a storage host.
+    headers = {"x-goog-api-key": provider._key(vertex=True)} if same else None
+    with_retries(
+        lambda: download(
+            uri,
+            part,
+            provider=provider.name,
+            expect="video",
+            timeout_s=_REQUEST_TIMEOUT_S,
+            headers=headers,
+        ),
+        policy=RetryPolicy.from_env(provider.env),
+        billable=False,
+    )
+
+
+def _mp4_problem(path: Path) -> str | None:
+    """Why ``path`` is not a complete MP4 (its top-level boxes must tile the file), or None."""
+    size = path.stat().st_size
+    seen: set[bytes] = set()
+    with open(path, "rb") as f:
+        pos = 0
+        while pos < size:
+            f.seek(pos)
+            header = f.read(8)
+            if len(header) < 8:
+                return f"truncated: {size - pos} stray bytes at the end"
+            length, kind = struct.unpack(">I4s", header)
+            if length == 1:
+                wide = f.read(8)
+                if len(wide) < 8:
+                    return "truncated inside a box header"
+                length = struct.unpack(">Q", wide)[0]
+            elif length == 0:
+                length = size - pos
+            if length < 8 or pos + length > size:
+                return (
+                    f"truncated: box {kind.decode('latin-1')!r} needs {pos + length} bytes, "
+                    f"the file has {size}"
+                )
+            seen.add(kind)
+            pos += length
+    if b"ftyp" not in seen or b"moov" not in seen:
+        return f"not an MP4 file ({size} bytes, no ftyp/moov box)"
+    return None

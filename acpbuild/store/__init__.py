@@ -1,0 +1,1 @@
+"""Where generations are kept: the blob store and the ledger, each behind an interface."""
