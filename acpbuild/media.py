@@ -1,4 +1,4 @@
-"""The bundled ffmpeg: running it, and reading what a media file holds.
+"""The bundled ffmpeg: running it, reading what a media file holds, and measuring how good it is.
 
 The ``imageio-ffmpeg`` wheel ships an ffmpeg binary but no ffprobe, so
 :func:`probe` reads the stream summary ffmpeg writes to stderr when given an
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from acpbuild.errors import ProviderError, ProviderTimeout
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "input_file", "probe", "run_ffmpeg"]
+__all__ = ["MediaInfo", "ffmpeg_exe", "input_file", "measure", "probe", "run_ffmpeg"]
 
 _PROVIDER = "local"
 
@@ -189,3 +189,46 @@ def _probe_ffmpeg(path: Path, timeout: float) -> MediaInfo:
         video_codec=codecs.get("Video"),
         audio_codec=codecs.get("Audio"),
     )
+
+
+# -- metrics: how good an output is, for best_quality groups ---------------------
+def measure(path: Path, metric: str, media: str) -> tuple[float, ...]:
+    """``path`` by a built-in metric: higher is better; a video's resolution ties break on duration."""
+    if metric == "sharpness":
+        return (_sharpness(path),)
+    if metric == "loudness":
+        return (_loudness(path),)
+    info = probe(path)
+    duration = info.duration_s or 0.0
+    if metric == "duration":
+        return (duration,)
+    pixels = float((info.width or 0) * (info.height or 0))
+    return (pixels, duration) if media == "video" else (pixels,)
+
+
+def _sharpness(path: Path) -> float:
+    """The variance of an edge filter over the grayscale image: blur lowers it, detail raises it."""
+    from PIL import Image, ImageFilter, ImageStat, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            edges = img.convert("L").filter(ImageFilter.FIND_EDGES)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ProviderError(f"cannot read {path} as an image: {exc}", provider="local") from exc
+    return float(ImageStat.Stat(edges).var[0])
+
+
+_MEAN_VOLUME = re.compile(r"mean_volume:\s*(-?(?:inf|[\d.]+))\s*dB")
+
+
+def _loudness(path: Path) -> float:
+    """Mean volume in dB (ffmpeg's volumedetect); silence is -inf."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", str(path), "-vn", "-af", "volumedetect", "-f", "null", "-"]
+    try:
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace", timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ProviderError(f"cannot measure the loudness of {path}: {exc}", provider="local") from exc
+    found = _MEAN_VOLUME.search(done.stderr)
+    if found is None:
+        raise ProviderError(f"cannot measure the loudness of {path}: it has no audio ffmpeg can read", provider="local")
+    return float(found.group(1))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import acpbuild
-from acpbuild.engine.build import Event
+from acpbuild.engine.results import Event
 from acpbuild.errors import RecipeError
 from tests.emulators import Request, Response
 from tests.emulators.elevenlabs import KEY as EL_KEY

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import acpbuild
-from acpbuild.engine.build import Context
+from acpbuild.engine.context import Context
 from acpbuild.engine.tasks import task_dicts
 from acpbuild.recipe import load_recipe
 from tests.conftest import provider_calls

@@ -99,11 +99,11 @@ output = "summary.txt"
     assert result.success, result.to_dict()
     out = tmp_path / "out"
     expected = f"Summarise: {(out / 'one.txt').read_text()}\n\n{(out / 'two.txt').read_text()}"
-    from acpbuild.engine.build import Context, job_params
+    from acpbuild.engine.context import Context
 
     ctx = Context(recipe, env={})
     try:
-        assert job_params(ctx, recipe.steps["summary"])["prompt"] == expected
+        assert ctx.prepare(recipe.steps["summary"], ctx.current_upstream).params["prompt"] == expected
     finally:
         ctx.close()
 

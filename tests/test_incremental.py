@@ -228,7 +228,7 @@ def test_the_live_display_shows_progress_on_a_terminal() -> None:
     import io
 
     from acpbuild.cli.display import Progress
-    from acpbuild.engine.build import Event, StepResult
+    from acpbuild.engine.results import Event, StepResult
 
     screen = io.StringIO()
     progress = Progress(screen, live=True)

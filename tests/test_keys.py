@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import xxhash
 
-from acpbuild.engine.build import Context, material
+from acpbuild.engine.context import Context
 from acpbuild.keys import canonical, key_of
 from acpbuild.providers.local import LocalProvider
 from acpbuild.recipe import load_recipe
@@ -117,7 +117,7 @@ def keys(setup: Setup, where: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str
             found = {}
             for name, step in recipe.steps.items():
                 step = dataclasses.replace(step, **setup.patch.get(name, {}))
-                found[name] = key_of(material(ctx, step, upstream))
+                found[name] = ctx.prepare(step, upstream).key
             return found
         finally:
             ctx.close()
@@ -283,7 +283,7 @@ def test_key_material_holds_no_secret_and_no_path(tmp_path: Path) -> None:
     recipe = load_recipe(path, env=env)
     ctx = Context(recipe, env=env)
     try:
-        text = canonical(material(ctx, recipe.steps["grey"], lambda name: (tmp_path, "00" * 16)))
+        text = canonical(ctx.prepare(recipe.steps["grey"], lambda name: (tmp_path, "00" * 16)).material)
     finally:
         ctx.close()
     assert "fal-secret-1234" not in text

@@ -127,7 +127,7 @@ def test_an_input_edited_while_the_build_runs_is_built_next_time(
     repo: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], None], after: str, reruns: int
 ) -> None:
     import acpbuild
-    from acpbuild.engine.build import Event
+    from acpbuild.engine.results import Event
 
     def edit_midway(event: Event) -> None:
         if event.kind == "step_done" and event.step == after:
@@ -234,7 +234,7 @@ def test_an_output_edited_while_the_build_runs_is_restored_next_time(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import acpbuild
-    from acpbuild.engine.build import Event
+    from acpbuild.engine.results import Event
 
     facts = repo.parent / "out" / "facts.txt"
     built = facts.read_text()

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from acpbuild.version import __version__
 
 if TYPE_CHECKING:
+    from acpbuild.engine.plan import Plan
     from acpbuild.providers.base import Model
-    from acpbuild.recipe import Recipe
 
 EXIT_INTERRUPTED = 130
 
@@ -171,23 +171,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+class _Declined(Exception):
+    """The user (or the lack of one) did not confirm the spend; carries the exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     recipe, targets = _split_targets(args.items)
     if not targets and not args.draft and _nothing_to_do(args, recipe):
         return 0
-    from acpbuild.cli import display as report
+    from acpbuild.cli import display
     from acpbuild.engine import workflow
 
-    loaded, _ = workflow.open_recipe(recipe, draft=args.draft)  # once, for the check and the run
-    if not args.yes:
-        refused = _confirm(args, loaded, targets)
-        if refused is not None:
-            return refused
     started = time.monotonic()
-    progress = None if args.json else report.Progress(sys.stdout, live=sys.stdout.isatty())
+    progress = None if args.json else display.Progress(sys.stdout, live=sys.stdout.isatty())
     try:
         result = workflow.run(
-            loaded,
+            recipe,
             targets,
             jobs=args.jobs,
             keep_going=args.keep_going,
@@ -195,14 +198,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             link=args.link,
             budget=args.budget,
             on_event=progress,
+            confirm=None if args.yes else lambda plan: _confirm(args, plan),
         )
+    except _Declined as declined:
+        return declined.code
     finally:
         if progress is not None:
             progress.stop()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        report.summary(result, sys.stdout, seconds=time.monotonic() - started)
+        display.summary(result, sys.stdout, seconds=time.monotonic() - started)
     return result.exit_code
 
 
@@ -227,51 +233,44 @@ def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> bool:
     return True
 
 
-def _confirm(args: argparse.Namespace, recipe: Recipe, targets: list[str]) -> int | None:
-    """Ask before a run that would pay more than the threshold; None to go on, else the exit code."""
+def _confirm(args: argparse.Namespace, plan: Plan) -> None:
+    """Ask before a run that would pay more than the threshold; raise :class:`_Declined` to stop it."""
     import shlex
 
-    from acpbuild import providers
-    from acpbuild.cli import display as report
+    from acpbuild.cli import display
     from acpbuild.config.secrets import environment
     from acpbuild.config.user import load_config
-    from acpbuild.engine import workflow
     from acpbuild.errors import SpendNotConfirmed
 
-    names = set(workflow.selected(recipe, targets))
-    names.update(m for n in list(names) if n in recipe.groups for m in recipe.groups[n].members)
-    if not any(providers.provider_class(recipe.steps[n].provider).paid for n in names if n in recipe.steps):
-        return None  # nothing here can cost money: no need to plan it first
-    forecast = workflow.forecast(recipe, targets, draft=args.draft, budget=args.budget)
     threshold = load_config(environment((Path.cwd(),))).confirm_above_usd
-    if not forecast.paid_steps or forecast.worst_case <= threshold:
-        return None
+    if not plan.paid_steps or plan.worst_case <= threshold:
+        return
     # what the user agrees to includes every fallback a first_success group may try
-    upto = forecast.worst_case
+    upto = plan.worst_case
     again = shlex.join(["acpbuild", *args.argv, "--yes"])
     if sys.stdin.isatty() and not args.json:
-        report.plan_table(forecast, sys.stdout)
+        display.plan_table(plan, sys.stdout)
         try:
             answer = input(f"Proceed and pay up to ~${upto:.4f}? [y/N] ")
         except EOFError:
             answer = ""
         if answer.strip().lower() in ("y", "yes"):
-            return None
+            return
         print("acpbuild: nothing was spent", file=sys.stderr)
-        return SpendNotConfirmed.exit_code
+        raise _Declined(SpendNotConfirmed.exit_code)
     if args.json:
-        print(json.dumps({**forecast.to_dict(), "confirmed": False, "proceed": again}, indent=2))
+        print(json.dumps({**plan.to_dict(), "confirmed": False, "proceed": again}, indent=2))
     else:
-        report.plan_table(forecast, sys.stdout)
+        display.plan_table(plan, sys.stdout)
     print(
         f"acpbuild: refusing to spend up to ~${upto:.4f} without confirmation; run again with --yes:\n  {again}",
         file=sys.stderr,
     )
-    return SpendNotConfirmed.exit_code
+    raise _Declined(SpendNotConfirmed.exit_code)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from acpbuild.cli import display as report
+    from acpbuild.cli import display
     from acpbuild.engine import workflow
 
     recipe_path, targets = _split_targets(args.items)
@@ -279,7 +278,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(forecast.to_dict(), indent=2))
     else:
-        report.plan_table(forecast, sys.stdout, detailed=args.detailed, title=args.command)
+        display.plan_table(forecast, sys.stdout, detailed=args.detailed, title=args.command)
     return 0
 
 
@@ -287,8 +286,7 @@ _cmd_estimate = _cmd_plan
 
 
 def _cmd_costs(args: argparse.Namespace) -> int:
-    from acpbuild.cli import display as report
-    from acpbuild.cli import doctor
+    from acpbuild.cli import display, doctor
     from acpbuild.config.secrets import environment
     from acpbuild.money import spend
     from acpbuild.store.ledger import Ledger
@@ -326,7 +324,7 @@ def _cmd_costs(args: argparse.Namespace) -> int:
         }
         print(json.dumps(doc, indent=2))
     else:
-        report.costs_table(rows, args.by, sys.stdout)
+        display.costs_table(rows, args.by, sys.stdout)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Rendering a run for people: a rich live display on a terminal, plain lines elsewhere, and a summary.
 
-The library emits :class:`~acpbuild.engine.build.Event` s from doit's threads; a
+The library emits :class:`~acpbuild.engine.results.Event` s from doit's threads; a
 :class:`Progress` turns them into output. Only the CLI creates one.
 """
 
@@ -10,8 +10,8 @@ import threading
 import time
 from typing import IO, Any
 
-from acpbuild.engine.build import Event
-from acpbuild.engine.workflow import Forecast, RunResult
+from acpbuild.engine.plan import Plan
+from acpbuild.engine.results import Event, RunResult
 from acpbuild.money.spend import Row
 
 _STYLE = {"ran": "green", "restored": "cyan", "uptodate": "dim", "failed": "bold red", "skipped": "yellow"}
@@ -148,7 +148,7 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
         console.print(f"[red]{_escape(error)}[/]")
 
 
-def plan_table(forecast: Forecast, stream: IO[str], *, detailed: bool = False, title: str = "plan") -> None:
+def plan_table(forecast: Plan, stream: IO[str], *, detailed: bool = False, title: str = "plan") -> None:
     """The plan: each step's state, why, and what a run would pay for it now."""
     from rich.table import Table
 

@@ -1,7 +1,7 @@
 """A recipe's steps as tasks inside another project's ``dodo.py``.
 
     # dodo.py
-    from acpbuild.engine.doit_tasks import recipe_tasks
+    from acpbuild import recipe_tasks
 
     def task_promo():
         yield from recipe_tasks("promo.toml")
@@ -26,7 +26,7 @@ def recipe_tasks(path: str | os.PathLike[str], basename: str | None = None) -> I
     default from the caller), so dependencies between steps point at the full
     ``basename:step`` names doit gives sub-tasks.
     """
-    from acpbuild.engine.build import Context
+    from acpbuild.engine.context import Context
     from acpbuild.engine.tasks import task_dicts
     from acpbuild.engine.workflow import open_recipe
 

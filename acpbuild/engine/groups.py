@@ -15,28 +15,20 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from acpbuild.config.secrets import redact
-from acpbuild.engine.build import (
-    Assessment,
-    Context,
-    StepResult,
-    Upstream,
-    _UnknownInput,
-    build,
-    current_upstream,
-    material,
-)
-from acpbuild.errors import AcpbuildError, BudgetExceeded, ProviderError
+from acpbuild.engine.build import build
+from acpbuild.engine.context import Context
+from acpbuild.engine.material import UnknownInput, Upstream
+from acpbuild.engine.results import StepResult
+from acpbuild.errors import AcpbuildError, BudgetExceeded
 from acpbuild.keys import KEY_SCHEMA, canonical, key_of, signature
+from acpbuild.media import measure
 from acpbuild.recipe import Group, Step
 
-__all__ = ["assess_group", "build_group", "measure"]
+__all__ = ["build_group", "current_choice", "group_material", "pick_named"]
 
 
 # -- keys ----------------------------------------------------------------------
@@ -46,10 +38,10 @@ def group_material(ctx: Context, group: Group, upstream: Upstream, members: list
     mat: dict[str, Any] = {
         "schema": KEY_SCHEMA,
         "group": group.merge,
-        "members": [[m, key_of(material(ctx, steps[m], upstream))] for m in members],
+        "members": [[m, ctx.prepare(steps[m], upstream).key] for m in members],
     }
     if group.judge:
-        mat["judge"] = [group.judge, key_of(material(ctx, steps[group.judge], upstream))]
+        mat["judge"] = [group.judge, ctx.prepare(steps[group.judge], upstream).key]
     elif group.score:
         mat["score"] = group.score
     return mat
@@ -77,7 +69,7 @@ def current_choice(ctx: Context, group: Group, upstream: Upstream) -> tuple[str,
             mat["chosen"] = chosen
         else:
             mat = group_material(ctx, group, upstream, list(group.members))
-    except (_UnknownInput, AcpbuildError):
+    except (UnknownInput, AcpbuildError):
         return None
     return (record.key, chosen, record.digest) if key_of(mat) == record.key else None
 
@@ -135,7 +127,7 @@ def _collect_all(ctx: Context, group: Group, result: StepResult) -> None:
 
 def _first_success(ctx: Context, group: Group, result: StepResult) -> None:
     steps = ctx.recipe.steps
-    upstream = current_upstream(ctx)
+    upstream = ctx.current_upstream
     choice = current_choice(ctx, group, upstream)
     if choice is not None:
         result.key, chosen, _ = choice
@@ -206,7 +198,7 @@ def _first_success(ctx: Context, group: Group, result: StepResult) -> None:
 
 def _best_quality(ctx: Context, group: Group, result: StepResult) -> None:
     _member_results(ctx, group)
-    upstream = current_upstream(ctx)
+    upstream = ctx.current_upstream
     choice = current_choice(ctx, group, upstream)
     if choice is not None:
         result.key, chosen, _ = choice
@@ -262,92 +254,3 @@ def _scored(ctx: Context, group: Group) -> tuple[str, str]:
     if len(value) > 1 and sum(v[0] == value[0] for v in values.values()) > 1:
         reason += f", then duration {value[1]:.1f} s"  # a video resolution tie broken on duration
     return name, reason
-
-
-# -- metrics ---------------------------------------------------------------------
-def measure(path: Path, metric: str, media: str) -> tuple[float, ...]:
-    """``path`` by a built-in metric: higher is better; a video's resolution ties break on duration."""
-    from acpbuild.media import probe
-
-    if metric == "sharpness":
-        return (_sharpness(path),)
-    if metric == "loudness":
-        return (_loudness(path),)
-    info = probe(path)
-    duration = info.duration_s or 0.0
-    if metric == "duration":
-        return (duration,)
-    pixels = float((info.width or 0) * (info.height or 0))
-    return (pixels, duration) if media == "video" else (pixels,)
-
-
-def _sharpness(path: Path) -> float:
-    """The variance of an edge filter over the grayscale image: blur lowers it, detail raises it."""
-    from PIL import Image, ImageFilter, ImageStat, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            edges = img.convert("L").filter(ImageFilter.FIND_EDGES)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ProviderError(f"cannot read {path} as an image: {exc}", provider="local") from exc
-    return float(ImageStat.Stat(edges).var[0])
-
-
-_MEAN_VOLUME = re.compile(r"mean_volume:\s*(-?(?:inf|[\d.]+))\s*dB")
-
-
-def _loudness(path: Path) -> float:
-    """Mean volume in dB (ffmpeg's volumedetect); silence is -inf."""
-    from acpbuild.media import ffmpeg_exe
-
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", str(path), "-vn", "-af", "volumedetect", "-f", "null", "-"]
-    try:
-        done = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace", timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ProviderError(f"cannot measure the loudness of {path}: {exc}", provider="local") from exc
-    found = _MEAN_VOLUME.search(done.stderr)
-    if found is None:
-        raise ProviderError(f"cannot measure the loudness of {path}: it has no audio ffmpeg can read", provider="local")
-    return float(found.group(1))
-
-
-# -- planning ----------------------------------------------------------------------
-def assess_group(
-    ctx: Context,
-    group: Group,
-    found: Mapping[str, Assessment],
-    known: dict[str, tuple[Path, str]],
-    upstream: Upstream,
-    assess_step: Callable[[Step], Assessment],
-) -> Assessment:
-    """What a run would do for ``group`` now: its members (first_success: the first) decide."""
-    name = group.name
-    pending = [d for d in group.deps if found.get(d) is None or found[d].state == "run"]
-    if group.merge == "collect_all":
-        if pending:
-            return Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
-        return Assessment(name, "uptodate", "up to date")
-    if not pending:
-        choice = current_choice(ctx, group, upstream)
-        if choice is not None:
-            key, chosen, digest = choice
-            assert group.output_path is not None
-            known[name] = (group.output_path, digest)
-            return Assessment(name, "uptodate", f"{chosen} chosen (up to date)", key, digest)
-    if group.merge == "best_quality":
-        if pending:
-            return Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
-        return Assessment(name, "run", f"will choose among {', '.join(group.members)} (free)")
-    first_name = group.members[0]
-    first = found.get(first_name) or assess_step(ctx.recipe.steps[first_name])
-    rest = f", then {', '.join(group.members[1:])} if it fails" if len(group.members) > 1 else ""
-    if first.state != "run" and first_name in known:
-        known[name] = known[first_name]
-        return Assessment(name, "restorable", f"{first_name}: {first.reason}", digest=first.digest)
-    entry = Assessment(name, "run", f"will try {first_name}{rest}")
-    entry.estimate = first.estimate
-    for member in group.members[1:]:
-        fallback = found.get(member) or assess_step(ctx.recipe.steps[member])
-        if fallback.state == "run":
-            entry.fallback_usd += fallback.estimate.usd
-    return entry

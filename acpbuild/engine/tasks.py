@@ -19,7 +19,10 @@ from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 from doit.task import Task, dict_to_task
 
 from acpbuild.config.secrets import redact
-from acpbuild.engine.build import Context, Event, StepResult, build, uptodate
+from acpbuild.engine.build import build, uptodate
+from acpbuild.engine.context import Context
+from acpbuild.engine.groups import build_group
+from acpbuild.engine.results import Event, StepResult
 from acpbuild.errors import AcpbuildError, BudgetExceeded
 from acpbuild.recipe import Group, Step
 from acpbuild.recipe.graph import topological
@@ -52,8 +55,6 @@ def _action(ctx: Context, step: Step) -> bool | TaskFailed:
 
 
 def _group_action(ctx: Context, group: Group) -> bool | TaskFailed:
-    from acpbuild.engine.groups import build_group
-
     try:
         with ctx.working():
             result = build_group(ctx, group)

@@ -1,93 +1,34 @@
-"""``run``, ``plan`` and ``clean`` as pipelines of plain steps: load -> select -> compile -> execute -> summarise."""
+"""``run``, ``forecast``, ``clean`` and ``abandon`` as pipelines of plain steps.
+
+A run: load the recipe -> select the targets -> plan (assess every step once)
+-> confirm and check the budget against that plan -> execute it with doit ->
+summarise. Each stage is a plain function, testable alone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from acpbuild.config.secrets import environment, redact
-from acpbuild.config.user import load_config
 from acpbuild.engine import noop
-from acpbuild.engine.build import Assessment, Context, Event, StepResult, assess
+from acpbuild.engine.context import Context
+from acpbuild.engine.plan import Plan, budget_for, make_plan
+from acpbuild.engine.results import Event, RunResult, StepResult
 from acpbuild.errors import AcpbuildError, BudgetExceeded, RecipeError
 from acpbuild.keys import Signature
-from acpbuild.money import Budget
 from acpbuild.recipe import Recipe, load_recipe
 from acpbuild.recipe.draft import draft_recipe, drafted
 from acpbuild.recipe.graph import closure, topological
 from acpbuild.store.blobs import LinkMode
-from acpbuild.store.ledger import Cap, Ledger
+from acpbuild.store.ledger import Ledger
 
 #: default parallelism: most steps wait on remote APIs, not on this machine
 DEFAULT_JOBS = 16
-
-
-@dataclass
-class RunResult:
-    """The outcome of :func:`run`."""
-
-    recipe: str
-    steps: dict[str, StepResult]
-    total_cost: float = 0.0
-    errors: list[str] = field(default_factory=list)
-    #: steps a ``draft`` run replaced with local stand-ins
-    drafted: list[str] = field(default_factory=list)
-    #: what the steps that ran were expected to cost
-    estimated_cost: float = 0.0
-    #: budget warnings (80% of the budget or of the monthly cap passed)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def success(self) -> bool:
-        return not self.failed and not self.errors
-
-    @property
-    def failed(self) -> list[str]:
-        return [n for n, r in self.steps.items() if r.status == "failed" and not r.fallback]
-
-    @property
-    def outputs(self) -> dict[str, list[str]]:
-        return {n: r.outputs for n, r in self.steps.items() if r.status not in ("failed", "skipped")}
-
-    @property
-    def refused(self) -> list[str]:
-        """Steps that failed because their call would have crossed the budget."""
-        return [n for n, r in self.steps.items() if r.refused and not r.fallback]
-
-    @property
-    def exit_code(self) -> int:
-        """0 success, 3 a call was refused for the budget, 1 another failure."""
-        if self.refused:
-            return BudgetExceeded.exit_code
-        return 0 if self.success else 1
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.steps.values() if r.status == status)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe,
-            "success": self.success,
-            "exit_code": self.exit_code,
-            "steps": [r.to_dict() for r in self.steps.values()],
-            "totals": {
-                "steps": len(self.steps),
-                **{s: self.count(s) for s in ("ran", "restored", "uptodate", "failed", "skipped")},
-                "cost": round(self.total_cost, 6),
-                "estimated": round(self.estimated_cost, 6),
-            },
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "refused": self.refused,
-            "draft": bool(self.drafted),
-            "drafted": self.drafted,
-        }
 
 
 RecipeSource = str | os.PathLike[str] | Recipe | None
@@ -120,97 +61,6 @@ def selected(recipe: Recipe, targets: Iterable[str] | None) -> list[str]:
     return [n for n in order if n in wanted]
 
 
-def month_start(now: float | None = None) -> float:
-    """The Unix time of the first of this month, 00:00 local time."""
-    t = time.localtime(now)
-    return time.mktime((t.tm_year, t.tm_mon, 1, 0, 0, 0, 0, 0, -1))
-
-
-def budget_for(recipe: Recipe, ledger: Ledger, env: Mapping[str, str], budget: float | None = None) -> Budget:
-    """The limits a run of ``recipe`` must keep to: ``budget`` (else the recipe's ``budget_usd``) and the monthly cap."""
-    limits: dict[str, float] = {}
-    already: dict[str, float] = {}
-    if budget is not None:
-        limits[f"the budget of ${budget:g} (--budget)"] = budget
-    elif recipe.budget_usd is not None:
-        limits[f"the budget of ${recipe.budget_usd:g} (budget_usd in the recipe)"] = recipe.budget_usd
-    config = load_config(env)
-    cap = None
-    if config.monthly_cap_usd is not None:
-        since = month_start()
-        spent = ledger.spent_since(since)
-        label = f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path}; ${spent:.4f} spent this month)"
-        limits[label] = max(0.0, config.monthly_cap_usd - spent)
-        already[label] = spent
-        cap = Cap(f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path})", config.monthly_cap_usd, since)
-    return Budget(limits, already=already, cap=cap)
-
-
-@dataclass
-class Forecast:
-    """What a run would do now and what it would pay: :func:`forecast`'s answer."""
-
-    recipe: Recipe
-    entries: list[Assessment]
-    budget: Budget
-
-    @property
-    def total(self) -> float:
-        return sum(e.estimate.usd for e in self.entries)
-
-    @property
-    def worst_case(self) -> float:
-        """The total if every first_success group had to pay for all its fallbacks too."""
-        return self.total + sum(e.fallback_usd for e in self.entries)
-
-    @property
-    def paid_steps(self) -> list[Assessment]:
-        return [e for e in self.entries if e.estimate.usd > 0]
-
-    def over_budget(self) -> str | None:
-        """Why the plan cannot be paid within the limits, or None when it fits."""
-        for label, allowed in self.budget.limits.items():
-            if self.total > allowed + 1e-9:
-                return f"the plan would pay ~${self.total:.4f}, more than the ${allowed:.4f} left of {label}"
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        steps = []
-        for e in self.entries:
-            provider, model = self.recipe.who(e.name)
-            group = self.recipe.groups.get(e.name)
-            if group is None:
-                outputs = [str(self.recipe.steps[e.name].output_path)]
-            elif group.output_path is None:
-                outputs = [str(self.recipe.steps[m].output_path) for m in group.members]
-            else:
-                outputs = [str(group.output_path)]
-            steps.append(
-                {
-                    "name": e.name,
-                    "status": e.state,
-                    "reason": e.reason,
-                    "key": e.key,
-                    "provider": provider,
-                    "model": model,
-                    "outputs": outputs,
-                    "estimated_cost": round(e.estimate.usd, 6),
-                    "formula": e.estimate.formula,
-                    "guess": e.estimate.guess or None,
-                    "cost": 0.0,
-                }
-            )
-        totals: dict[str, Any] = {s: sum(1 for e in self.entries if e.state == s) for s in ("run", "restorable", "uptodate")}
-        totals.update(estimated=round(self.total, 6), worst_case=round(self.worst_case, 6), cost=0.0)
-        return {
-            "recipe": self.recipe.name,
-            "steps": steps,
-            "totals": totals,
-            "limits": {label: round(v, 6) for label, v in self.budget.limits.items()},
-            "over_budget": self.over_budget(),
-        }
-
-
 def forecast(
     path: RecipeSource = None,
     targets: Iterable[str] | None = None,
@@ -218,20 +68,17 @@ def forecast(
     draft: bool = False,
     budget: float | None = None,
     env: Mapping[str, str] | None = None,
-) -> Forecast:
+) -> Plan:
     """The plan with an estimate per step, the total a run would pay now, and the limits it must keep to.
 
     Needs no API key: estimates come from the price registry and the steps' parameters.
     """
     recipe, env = open_recipe(path, env, draft=draft)
-    names = selected(recipe, targets)
     ctx = Context(recipe, env=env)
     try:
-        found = assess(ctx, names)
-        limits = budget_for(recipe, ctx.ledger, env, budget)
+        return make_plan(ctx, selected(recipe, targets), budget_for(recipe, ctx.ledger, env, budget))
     finally:
         ctx.close()
-    return Forecast(recipe, [found[n] for n in names], limits)
 
 
 def run(
@@ -245,6 +92,7 @@ def run(
     budget: float | None = None,
     env: Mapping[str, str] | None = None,
     on_event: Callable[[Event], None] | None = None,
+    confirm: Callable[[Plan], None] | None = None,
 ) -> RunResult:
     """Build the recipe at ``path`` (or ``acpbuild.toml``): every step, or ``targets`` and what they need.
 
@@ -254,87 +102,97 @@ def run(
     failed steps are reported in the result, not raised. ``draft`` swaps every
     paid step for a free local stand-in (see :mod:`acpbuild.recipe.draft`).
 
+    The recipe is loaded once and planned once: ``confirm``, if given, sees that
+    plan before anything is spent and may raise to stop the run (the CLI asks
+    the user there); the budget is checked against it, and it is what runs.
+
     ``budget`` (USD; default the recipe's ``budget_usd``) and the monthly cap of
     the user's config file limit what the run may pay. A run whose plan is over
     a limit raises :class:`~acpbuild.errors.BudgetExceeded` before any call,
     unless ``keep_going``, which builds what fits. Each paid call reserves its
     estimate first; a call that would cross a limit is not made, its step fails
     (``refused``), its dependants are skipped, the others go on, and
-    ``exit_code`` is 3. This function never asks for confirmation: that is the
-    caller's business (the CLI asks, or wants ``--yes``).
+    ``exit_code`` is 3.
     """
-    from doit.doit_cmd import DoitMain
-
-    from acpbuild.engine.tasks import RecipeLoader
-
     recipe, env = open_recipe(path, env, draft=draft)
     names = selected(recipe, targets)
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
     full = not targets and not draft
-    # before any step (or a budget check) reads an input: an edit made while the
+    # before any step (or the plan) reads an input: an edit made while the
     # build runs must not be mistaken for what it built
     before = _noop_snapshot(recipe, env) if full else None
     ctx = Context(recipe, env=env, link=link, on_event=on_event, jobs=jobs)
-    if full:
-        noop.forget(recipe.store_dir, recipe.name)
     try:
-        ctx.budget = budget_for(recipe, ctx.ledger, env, budget)
-        if ctx.budget.limited and not keep_going:
-            entries = assess(ctx, names)
-            why_not = Forecast(recipe, [entries[n] for n in names], ctx.budget).over_budget()
-            if why_not:
-                raise BudgetExceeded(
-                    f"{why_not}; nothing was spent. Raise the budget, or run with --keep-going to build what fits"
-                )
-        ctx.emit(Event("start", total=len(names)))
-        loader = RecipeLoader(ctx, jobs=jobs, keep_going=keep_going, names=names)
-        # doit reports what stops it before any task runs (say, a target that is
-        # also a file_dep) on stderr and in its exit code: keep both as the run's error
-        said = io.StringIO()
-        with contextlib.redirect_stderr(said):
-            code = DoitMain(loader, config_filenames=()).run(["run", *names])
-        if code not in (0, 1):
-            detail = " ".join(said.getvalue().split()) or "no message"
-            ctx.runtime_errors.append(redact(f"doit stopped the run (exit {code}): {detail}", env))
-        results: dict[str, StepResult] = {}
-        for name in names:
-            group = recipe.groups.get(name)
-            for member in group.members if group else ():
-                # first_success members the group ran itself, each with its own status
-                if member not in results and member in ctx.results:
-                    results[member] = ctx.results[member]
-            provider, model = recipe.who(name)
-            results[name] = ctx.results.get(name) or StepResult(
-                name,
-                "skipped",
-                provider=provider,
-                model=model,
-                reason=(
-                    "not run: doit stopped the run"
-                    if ctx.runtime_errors
-                    else "not run: an earlier step failed (--keep-going runs what it can)"
-                ),
+        plan = make_plan(ctx, names, budget_for(recipe, ctx.ledger, env, budget))
+        if confirm is not None:
+            confirm(plan)
+        why_not = plan.over_budget()
+        if why_not and not keep_going:
+            raise BudgetExceeded(
+                f"{why_not}; nothing was spent. Raise the budget, or run with --keep-going to build what fits"
             )
-        for group in recipe.groups.values():
-            # members keep their group even when it never ran (a member failed)
-            for member in group.members:
-                if member in results:
-                    results[member].group = group.name
-        result = RunResult(
-            recipe.name,
-            results,
-            total_cost=sum(r.cost for r in results.values() if r.status == "ran"),
-            errors=list(ctx.runtime_errors),
-            drafted=[n for n in drafted(recipe) if n in results],
-            estimated_cost=sum(r.estimated_cost for r in results.values() if r.status == "ran"),
-            warnings=list(ctx.budget.warnings),
-        )
-        if before is not None and result.success and not any(r.status == "skipped" for r in results.values()):
+        ctx.budget = plan.budget
+        if full:
+            noop.forget(recipe.store_dir, recipe.name)
+        result = execute(ctx, plan, jobs=jobs, keep_going=keep_going)
+        if before is not None and result.success and not any(r.status == "skipped" for r in result.steps.values()):
             _save_noop(ctx, before, result)
         ctx.emit(Event("finish"))
         return result
     finally:
         ctx.close()
+
+
+def execute(ctx: Context, plan: Plan, *, jobs: int, keep_going: bool = False) -> RunResult:
+    """Run ``plan`` with doit's parallel runner; every selected step gets a result."""
+    from doit.doit_cmd import DoitMain
+
+    from acpbuild.engine.tasks import RecipeLoader
+
+    recipe, names = ctx.recipe, plan.names
+    ctx.emit(Event("start", total=len(names)))
+    loader = RecipeLoader(ctx, jobs=jobs, keep_going=keep_going, names=names)
+    # doit reports what stops it before any task runs (say, a target that is
+    # also a file_dep) on stderr and in its exit code: keep both as the run's error
+    said = io.StringIO()
+    with contextlib.redirect_stderr(said):
+        code = DoitMain(loader, config_filenames=()).run(["run", *names])
+    if code not in (0, 1):
+        detail = " ".join(said.getvalue().split()) or "no message"
+        ctx.runtime_errors.append(redact(f"doit stopped the run (exit {code}): {detail}", ctx.env))
+    results: dict[str, StepResult] = {}
+    for name in names:
+        group = recipe.groups.get(name)
+        for member in group.members if group else ():
+            # first_success members the group ran itself, each with its own status
+            if member not in results and member in ctx.results:
+                results[member] = ctx.results[member]
+        provider, model = recipe.who(name)
+        results[name] = ctx.results.get(name) or StepResult(
+            name,
+            "skipped",
+            provider=provider,
+            model=model,
+            reason=(
+                "not run: doit stopped the run"
+                if ctx.runtime_errors
+                else "not run: an earlier step failed (--keep-going runs what it can)"
+            ),
+        )
+    for group in recipe.groups.values():
+        # members keep their group even when it never ran (a member failed)
+        for member in group.members:
+            if member in results:
+                results[member].group = group.name
+    return RunResult(
+        recipe.name,
+        results,
+        total_cost=sum(r.cost for r in results.values() if r.status == "ran"),
+        errors=list(ctx.runtime_errors),
+        drafted=[n for n in drafted(recipe) if n in results],
+        estimated_cost=sum(r.estimated_cost for r in results.values() if r.status == "ran"),
+        warnings=list(ctx.budget.warnings),
+    )
 
 
 def _noop_snapshot(recipe: Recipe, env: Mapping[str, str]) -> dict[str, Any]:

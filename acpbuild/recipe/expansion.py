@@ -1,6 +1,6 @@
 """Expanding a recipe's steps: foreach items, and groups resolved against the steps.
 
-Called by :func:`acpbuild.recipe.resolve` once every plain step is resolved:
+Called by :func:`acpbuild.recipe.loader` once every plain step is resolved:
 :func:`all_items` reads each foreach step's items, :func:`bind_families` points
 ``${steps.FAMILY}`` at the same item's step (or at every item's output),
 :func:`resolve_groups` checks ``[groups.NAME]`` tables, and

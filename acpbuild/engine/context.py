@@ -1,0 +1,174 @@
+"""What a run's steps share: the recipe, the store and ledger, providers, ``-j`` places, results.
+
+One :class:`Context` lives for one run (or for one doit process loading a
+recipe's tasks). It lends ``-j`` places: a step blocked on a lock or on its
+provider's concurrency gives its place to another step, so the places can never
+all be held by steps waiting on one another.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from acpbuild import money, providers
+from acpbuild.engine import material
+from acpbuild.engine.material import Prepared, UnknownInput, Upstream
+from acpbuild.engine.results import Event, StepResult
+from acpbuild.keys import DigestCache
+from acpbuild.providers.base import Provider
+from acpbuild.recipe import Recipe, Step
+from acpbuild.store.blobs import LinkMode, Store
+from acpbuild.store.ledger import Ledger
+
+
+class Context:
+    """Everything a run's steps share: recipe, store, ledger, providers, results."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        *,
+        env: Mapping[str, str],
+        link: LinkMode = "copy",
+        on_event: Callable[[Event], None] | None = None,
+        budget: money.Budget | None = None,
+        jobs: int = 0,
+    ) -> None:
+        self.recipe = recipe
+        # -j: how many steps work at once. doit runs more threads than this (see
+        # tasks.RecipeLoader), so a step waiting for its provider's turn gives its
+        # place to a step of another provider instead of holding it.
+        self._work = threading.BoundedSemaphore(jobs) if jobs > 1 else None
+        self._holds_work = threading.local()
+        self.budget = budget or money.Budget()
+        self._warned = 0
+        self.env = env
+        self.store = Store(recipe.store_dir, link)
+        self.store.sweep()  # what a killed run of this machine left half-written
+        self.ledger = Ledger(recipe.store_dir / "ledger.sqlite3")
+        self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
+        self.on_event = on_event
+        self.results: dict[str, StepResult] = {}
+        self.runtime_errors: list[str] = []
+        #: each step's parameters and key, computed once per run (see :meth:`prepare`)
+        self.prepared: dict[str, Prepared] = {}
+        self._lock = threading.Lock()
+        self._providers: dict[str, Provider] = {}
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def emit(self, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def flush_warnings(self) -> None:
+        """Emit the budget warnings not yet emitted."""
+        with self._lock:
+            fresh = self.budget.warnings[self._warned :]
+            self._warned += len(fresh)
+        for message in fresh:
+            self.emit(Event("warning", message=message))
+
+    def provider(self, name: str) -> Provider:
+        with self._lock:
+            if name not in self._providers:
+                self._providers[name] = providers.provider_class(name)(self.env)
+            return self._providers[name]
+
+    def slot(self, provider: str) -> threading.BoundedSemaphore:
+        """The provider's concurrency limit: the recipe's ``concurrency``, else the adapter's own."""
+        with self._lock:
+            if provider not in self._slots:
+                limit = self.recipe.concurrency.get(provider) or providers.provider_class(provider).concurrency
+                self._slots[provider] = threading.BoundedSemaphore(limit)
+            return self._slots[provider]
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """Hold one of the run's ``-j`` places while a step does its work."""
+        if self._work is None:
+            yield
+            return
+        self._work.acquire()
+        self._holds_work.held = True
+        try:
+            yield
+        finally:
+            self._holds_work.held = False
+            self._work.release()
+
+    @contextmanager
+    def waiting_for(self, lock: threading.Lock | threading.BoundedSemaphore) -> Iterator[None]:
+        """Hold ``lock``; while blocked on it, lend this step's ``-j`` place to another step.
+
+        A step never waits on anything while it holds a place, so the places can
+        never all be taken by steps waiting on one another or on a busy provider.
+        """
+        if not lock.acquire(blocking=False):
+            lent = self._work if getattr(self._holds_work, "held", False) else None
+            if lent is not None:
+                lent.release()
+            try:
+                lock.acquire()
+            finally:
+                if lent is not None:
+                    lent.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def key_lock(self, key: str) -> threading.Lock:
+        """One lock per key: two steps asking for the same generation pay once."""
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def record(self, result: StepResult) -> None:
+        with self._lock:
+            self.results[result.name] = result
+
+    def output_digest(self, step: Step) -> str | None:
+        return self.digests.digest(step.output_path)
+
+    # -- keys ---------------------------------------------------------------------
+    def prepare(self, step: Step, upstream: Upstream) -> Prepared:
+        """``step`` rendered and keyed (see :func:`material.prepare`), once per run.
+
+        A later call returns the same answer while every upstream output still has
+        the digest it was prepared from; one that changed (a corrupt blob made
+        again) prepares the step afresh.
+        """
+        known = self.prepared.get(step.name)
+        if known is not None and all(_digest_now(upstream, n) == d for n, d in known.inputs.items()):
+            return known
+        found = material.prepare(
+            step, upstream, recipe=self.recipe, digests=self.digests, provider=self.provider(step.provider)
+        )
+        self.prepared[step.name] = found
+        return found
+
+    def current_upstream(self, name: str) -> tuple[Path, str]:
+        """An upstream output as materialised in ``output_dir`` now, and its digest."""
+        path = self.recipe.output_of(name)[1]
+        digest = self.digests.digest(path)
+        if digest is None:
+            raise UnknownInput(name)
+        return path, digest
+
+    def is_current(self, step: Step, key: str) -> bool:
+        """Whether ``step``'s output file holds the generation ``key`` names, untouched."""
+        record = self.ledger.output(step.output_path)
+        return record is not None and record.key == key and self.output_digest(step) == record.digest
+
+
+def _digest_now(upstream: Upstream, name: str) -> str | None:
+    try:
+        return upstream(name)[1]
+    except UnknownInput:
+        return None

@@ -1,0 +1,274 @@
+"""The plan: every selected step and group assessed once, before anything runs.
+
+For each: up to date, restorable from the store (free), or will run, why, its
+key where its inputs are known, and what it would pay. A run makes one
+:class:`Plan`, shows it for confirmation, checks it against the budget and
+executes it; ``acpbuild plan`` prints it. Assessing has no side effects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from acpbuild import money
+from acpbuild.config.user import load_config
+from acpbuild.engine.context import Context
+from acpbuild.engine.groups import current_choice
+from acpbuild.engine.material import Prepared, UnknownInput, why, with_defaults
+from acpbuild.money.estimate import Estimate, Unknown, estimate, expected_media, expected_text
+from acpbuild.recipe import Group, Recipe, Step
+from acpbuild.recipe.interpolate import Ref, render
+from acpbuild.store.ledger import Cap, Ledger
+
+State = Literal["uptodate", "restorable", "run"]
+
+
+@dataclass
+class Assessment:
+    """Whether a step is up to date, restorable or must run, and why."""
+
+    name: str
+    state: State
+    reason: str
+    key: str | None = None
+    digest: str | None = None
+    #: what a run would pay for this step now ($0 unless it will run)
+    estimate: Estimate = field(default_factory=lambda: Estimate(0.0, "nothing to buy"))
+    #: a first_success group: what its fallbacks would add if the first member failed
+    fallback_usd: float = 0.0
+
+
+@dataclass
+class Plan:
+    """What a run would do now and what it would pay, within which limits."""
+
+    recipe: Recipe
+    entries: list[Assessment]
+    budget: money.Budget
+
+    @property
+    def names(self) -> list[str]:
+        """The selected steps and groups, in build order."""
+        return [e.name for e in self.entries]
+
+    @property
+    def total(self) -> float:
+        return sum(e.estimate.usd for e in self.entries)
+
+    @property
+    def worst_case(self) -> float:
+        """The total if every first_success group had to pay for all its fallbacks too."""
+        return self.total + sum(e.fallback_usd for e in self.entries)
+
+    @property
+    def paid_steps(self) -> list[Assessment]:
+        return [e for e in self.entries if e.estimate.usd > 0]
+
+    def over_budget(self) -> str | None:
+        """Why the plan cannot be paid within the limits, or None when it fits."""
+        for label, allowed in self.budget.limits.items():
+            if self.total > allowed + 1e-9:
+                return f"the plan would pay ~${self.total:.4f}, more than the ${allowed:.4f} left of {label}"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        steps = []
+        for e in self.entries:
+            provider, model = self.recipe.who(e.name)
+            group = self.recipe.groups.get(e.name)
+            if group is None:
+                outputs = [str(self.recipe.steps[e.name].output_path)]
+            elif group.output_path is None:
+                outputs = [str(self.recipe.steps[m].output_path) for m in group.members]
+            else:
+                outputs = [str(group.output_path)]
+            steps.append(
+                {
+                    "name": e.name,
+                    "status": e.state,
+                    "reason": e.reason,
+                    "key": e.key,
+                    "provider": provider,
+                    "model": model,
+                    "outputs": outputs,
+                    "estimated_cost": round(e.estimate.usd, 6),
+                    "formula": e.estimate.formula,
+                    "guess": e.estimate.guess or None,
+                    "cost": 0.0,
+                }
+            )
+        totals: dict[str, Any] = {s: sum(1 for e in self.entries if e.state == s) for s in ("run", "restorable", "uptodate")}
+        totals.update(estimated=round(self.total, 6), worst_case=round(self.worst_case, 6), cost=0.0)
+        return {
+            "recipe": self.recipe.name,
+            "steps": steps,
+            "totals": totals,
+            "limits": {label: round(v, 6) for label, v in self.budget.limits.items()},
+            "over_budget": self.over_budget(),
+        }
+
+
+def month_start(now: float | None = None) -> float:
+    """The Unix time of the first of this month, 00:00 local time."""
+    t = time.localtime(now)
+    return time.mktime((t.tm_year, t.tm_mon, 1, 0, 0, 0, 0, 0, -1))
+
+
+def budget_for(recipe: Recipe, ledger: Ledger, env: Mapping[str, str], budget: float | None = None) -> money.Budget:
+    """The limits a run of ``recipe`` must keep to: ``budget`` (else the recipe's ``budget_usd``) and the monthly cap."""
+    limits: dict[str, float] = {}
+    already: dict[str, float] = {}
+    if budget is not None:
+        limits[f"the budget of ${budget:g} (--budget)"] = budget
+    elif recipe.budget_usd is not None:
+        limits[f"the budget of ${recipe.budget_usd:g} (budget_usd in the recipe)"] = recipe.budget_usd
+    config = load_config(env)
+    cap = None
+    if config.monthly_cap_usd is not None:
+        since = month_start()
+        spent = ledger.spent_since(since)
+        label = f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path}; ${spent:.4f} spent this month)"
+        limits[label] = max(0.0, config.monthly_cap_usd - spent)
+        already[label] = spent
+        cap = Cap(f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path})", config.monthly_cap_usd, since)
+    return money.Budget(limits, already=already, cap=cap)
+
+
+def make_plan(ctx: Context, names: list[str], budget: money.Budget) -> Plan:
+    """Assess ``names`` (dependencies first) without building anything."""
+    return Plan(ctx.recipe, _Assessor(ctx).assess(names), budget)
+
+
+class _Assessor:
+    """One pass over the graph: what each step's inputs will be, as far as they are known."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.found: dict[str, Assessment] = {}
+        #: step or group -> where its output can be read now, and its digest
+        self.known: dict[str, tuple[Path, str]] = {}
+        #: what a step that will run is expected to make (for its dependants' estimates)
+        self.expected: dict[str, Unknown] = {}
+
+    def assess(self, order: list[str]) -> list[Assessment]:
+        for name in order:
+            group = self.ctx.recipe.groups.get(name)
+            self.found[name] = self.group(group) if group is not None else self.step(self.ctx.recipe.steps[name])
+        return [self.found[n] for n in order]
+
+    def upstream(self, name: str) -> tuple[Path, str]:
+        if name not in self.known:
+            raise UnknownInput(name)
+        return self.known[name]
+
+    def pending(self, deps: tuple[str, ...]) -> list[str]:
+        return [d for d in deps if d not in self.found or self.found[d].state == "run"]
+
+    def step(self, step: Step) -> Assessment:
+        ctx, name = self.ctx, step.name
+        pending = self.pending(step.deps)
+        if pending:
+            entry = Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
+            entry.estimate = self.estimate(step, None)
+            return entry
+        prepared = ctx.prepare(step, self.upstream)
+        key = prepared.key
+        record = ctx.ledger.output(step.output_path)
+        if record is not None and record.key == key and ctx.output_digest(step) == record.digest:
+            self.known[name] = (step.output_path, record.digest)
+            return Assessment(name, "uptodate", "up to date", key, record.digest)
+        done = ctx.ledger.find_done(key)
+        if done is not None and done.digest and ctx.store.has(done.digest):
+            self.known[name] = (ctx.store.path(done.digest), done.digest)
+            return Assessment(name, "restorable", "in the store (free)", key, done.digest)
+        entry = Assessment(name, "run", why(ctx.ledger, step, prepared.material), key)
+        entry.estimate = self.estimate(step, prepared)
+        kept = ctx.ledger.find_resumable(key)
+        if kept is not None:
+            # an earlier run submitted this very generation: a run waits for that job
+            entry.reason = f"resumes request {kept.request_id}, submitted by an earlier run"
+            entry.estimate = Estimate(0.0, f"already submitted as {kept.request_id}; resuming it pays nothing more")
+        return entry
+
+    def estimate(self, step: Step, prepared: Prepared | None) -> Estimate:
+        """The estimate of a step that will run; outputs not made yet are what they are expected to be."""
+        ctx = self.ctx
+        provider = ctx.provider(step.provider)
+        model = provider.catalogue()[step.model]
+        unknown: list[str] = []
+        if prepared is not None:
+            # inputs still in the store are measured where they are now
+            params = {k: _readable(v, prepared.readable) for k, v in prepared.params.items()}
+        else:
+
+            def value(ref: Ref) -> Any:
+                media = ctx.recipe.output_of(ref.step)[0]
+                if ref.step in self.known:
+                    path = self.known[ref.step][0]
+                    return path.read_text(encoding="utf-8") if media == "text" else path
+                guess = self.expected.get(ref.step) or Unknown(why=f"output of {ref.step!r} unknown")
+                if guess.why and media == "text":
+                    unknown.append(f"{ref.step}: {guess.why}")
+                return guess
+
+            params = with_defaults(model.params_for(step.kind), render(step.params, value))
+        if step.media == "text":
+            self.expected[step.name] = expected_text(step.provider, model, step.kind, params, paid=provider.paid)
+        else:
+            self.expected[step.name] = expected_media(step.kind, params)
+        found = estimate(step.provider, model, step.kind, params, paid=provider.paid)
+        price = money.price_of(step.provider, step.model)
+        by_text = price is not None and price.unit in ("1k_characters", "1m_tokens")
+        if unknown and by_text and not found.guess:
+            # a guessed upstream text went into a longer string: still a guess
+            return Estimate(found.usd, found.formula, "; ".join(unknown))
+        return found
+
+    def group(self, group: Group) -> Assessment:
+        """What a run would do for ``group`` now: its members (first_success: the first) decide."""
+        ctx, name = self.ctx, group.name
+        pending = self.pending(group.deps)
+        if group.merge == "collect_all":
+            if pending:
+                return Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
+            return Assessment(name, "uptodate", "up to date")
+        if not pending:
+            choice = current_choice(ctx, group, self.upstream)
+            if choice is not None:
+                key, chosen, digest = choice
+                assert group.output_path is not None
+                self.known[name] = (group.output_path, digest)
+                return Assessment(name, "uptodate", f"{chosen} chosen (up to date)", key, digest)
+        if group.merge == "best_quality":
+            if pending:
+                return Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
+            return Assessment(name, "run", f"will choose among {', '.join(group.members)} (free)")
+        first_name = group.members[0]
+        first = self.member(first_name)
+        rest = f", then {', '.join(group.members[1:])} if it fails" if len(group.members) > 1 else ""
+        if first.state != "run" and first_name in self.known:
+            self.known[name] = self.known[first_name]
+            return Assessment(name, "restorable", f"{first_name}: {first.reason}", digest=first.digest)
+        entry = Assessment(name, "run", f"will try {first_name}{rest}")
+        entry.estimate = first.estimate
+        for member in group.members[1:]:
+            fallback = self.member(member)
+            if fallback.state == "run":
+                entry.fallback_usd += fallback.estimate.usd
+        return entry
+
+    def member(self, name: str) -> Assessment:
+        """A first_success member: assessed with its group when it has no task of its own."""
+        if name not in self.found:
+            self.found[name] = self.step(self.ctx.recipe.steps[name])
+        return self.found[name]
+
+
+def _readable(value: Any, readable: Mapping[Path, Path]) -> Any:
+    if isinstance(value, list):
+        return [_readable(v, readable) for v in value]
+    return readable.get(value, value) if isinstance(value, Path) else value
