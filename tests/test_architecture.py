@@ -29,14 +29,14 @@ def _writes_to_a_terminal(path: Path, root: Path = ROOT) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         func = node.func
-        if isinstance(func, ast.Name) and func.id == "print":
-            found.append(f"{path.relative_to(root)}:{node.lineno}")
-        elif (
+        printing = isinstance(func, ast.Name) and func.id == "print"
+        writing = (
             isinstance(func, ast.Attribute)
             and func.attr == "write"
             and isinstance(func.value, ast.Attribute)
             and func.value.attr in ("stdout", "stderr")
-        ):
+        )
+        if printing or writing:
             found.append(f"{path.relative_to(root)}:{node.lineno}")
     return found
 
