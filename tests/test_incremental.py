@@ -222,24 +222,3 @@ def test_the_summary_is_plain_text_when_not_a_terminal(
     path = recipe.parent / "out" / "final.mp4"
     assert str(path) in out or os.path.relpath(path) in out
     assert "clip.mp4" not in out  # up to date: counted, not listed
-
-
-def test_the_live_display_shows_progress_on_a_terminal() -> None:
-    import io
-
-    from acpbuild.cli.display import Progress
-    from acpbuild.engine.results import Event, StepResult
-
-    screen = io.StringIO()
-    progress = Progress(screen, live=True)
-    progress(Event("start", total=2))
-    progress(Event("step_start", step="cover"))
-    frame = progress._render().plain
-    assert frame.startswith("0/2 steps  running: cover")
-    progress(Event("step_done", step="cover", result=StepResult("cover", "ran", reason="never built")))
-    assert progress._render().plain.startswith("1/2 steps  running: -")
-    progress(Event("finish"))
-    shown = screen.getvalue()
-    assert "\x1b[" in shown  # styled for a terminal
-    assert "\x1b[32m     ran\x1b[0m cover" in shown and "never built" in shown
-    assert "1/2\x1b[0m steps" in shown  # the live line, redrawn in place

@@ -7,11 +7,14 @@ The library emits :class:`~acpbuild.engine.results.Event` s from doit's threads;
 from __future__ import annotations
 
 import threading
-import time
 from typing import IO, Any
 
+from rich.progress import BarColumn, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.text import Text
+
 from acpbuild.engine.plan import Plan
-from acpbuild.engine.results import Event, RunResult
+from acpbuild.engine.results import Event, RunResult, StepResult
 from acpbuild.money.spend import Row
 
 _STYLE = {"ran": "green", "restored": "cyan", "uptodate": "dim", "failed": "bold red", "skipped": "yellow"}
@@ -29,67 +32,99 @@ def _money(value: float) -> str:
     return f"${value:,.4f}" if value else "$0"
 
 
+class _RunBar(ProgressColumn):
+    """The bar, drawn on the run's row only: a running step's row shows its name and time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bar = BarColumn()
+
+    def render(self, task: Task) -> Any:
+        return Text() if task.fields.get("step") else self._bar.render(task)
+
+
 class Progress:
-    """Shows steps done of total, what is running now, and elapsed time."""
+    """Shows steps done of total and each running step with its elapsed time.
+
+    On a terminal a rich progress display redraws itself on its own thread, so
+    a step's time ticks while its provider call runs; elsewhere (CI logs,
+    pipes) it prints one plain line per step that did something. Events arrive
+    from doit's threads, several at once.
+    """
 
     def __init__(self, stream: IO[str], *, live: bool) -> None:
         from rich.console import Console
 
         self.console = Console(file=stream, force_terminal=live or None, highlight=False, width=None if live else 200)
-        self.live_enabled = live
         self.total = 0
         self.done = 0
-        self.running: dict[str, float] = {}
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-        self._live: Any = None
+        self._lock = threading.RLock()
+        self._bar: RichProgress | None = None
+        if live:
+            self._bar = RichProgress(
+                TextColumn("{task.description}"),
+                _RunBar(),
+                TimeElapsedColumn(),
+                console=self.console,
+                refresh_per_second=8,
+                transient=True,
+            )
+        self._run: TaskID | None = None
+        self._running: dict[str, TaskID] = {}
 
     def __call__(self, event: Event) -> None:
         with self._lock:
             if event.kind == "start":
                 self.total = event.total
-                self.started = time.monotonic()
-                if self.live_enabled:
-                    from rich.live import Live
-
-                    self._live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True)
-                    self._live.start()
+                if self._bar is not None and self._run is None:
+                    # a total of 0 would divide by zero in rich's bar; None draws it pulsing
+                    self._run = self._bar.add_task(self._counted(), total=event.total or None)
+                    self._bar.start()
             elif event.kind == "step_start" and event.step:
-                self.running[event.step] = time.monotonic()
+                if self._bar is not None:
+                    self._running[event.step] = self._bar.add_task(f"  {_escape(event.step)}", total=None, step=True)
             elif event.kind == "step_done" and event.step:
-                self.running.pop(event.step, None)
                 self.done += 1
-                result = event.result
-                if result is not None and result.status != "uptodate":
-                    line = f"[{_STYLE[result.status]}]{result.status:>8}[/] {_escape(result.name)}"
-                    if result.status == "ran" and result.reason:
-                        line += f" [dim]({result.reason})[/]"
-                    if result.cost:
-                        line += f" {_money(result.cost)}"
-                    if result.error:
-                        line += f"\n         [red]{_escape(result.error)}[/]"
-                    elif result.status == "skipped":
-                        line += f" [dim]({result.reason})[/]"
-                    self.console.print(line)
+                row = self._running.pop(event.step, None)
+                if self._bar is not None:
+                    if row is not None:
+                        self._bar.remove_task(row)
+                    if self._run is not None:
+                        self._bar.update(self._run, completed=self.done, description=self._counted())
+                    self._bar.refresh()  # now, so the line printed below sits above the new count
+                if event.result is not None and event.result.status != "uptodate":
+                    self.console.print(_finished(event.result))
             elif event.kind == "warning":
                 self.console.print(f"[yellow] warning[/] {_escape(event.message)}")
             elif event.kind == "finish":
                 self.stop()
-                return
-            if self._live is not None:
-                self._live.update(self._render())
 
     def stop(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
+        """Clear the live display; later output starts where it stood. Safe to call twice."""
+        with self._lock:
+            if self._bar is not None and self._bar.live.is_started:
+                self._bar.stop()
 
-    def _render(self) -> Any:
-        from rich.text import Text
+    def __rich__(self) -> Any:
+        """The live display as it stands now (empty off a terminal)."""
+        return self._bar.get_renderable() if self._bar is not None else Text()
 
-        elapsed = time.monotonic() - self.started
-        now = ", ".join(sorted(self.running)) or "-"
-        return Text.from_markup(f"[bold]{self.done}/{self.total}[/] steps  running: {_escape(now)}  [dim]{elapsed:5.1f}s[/]")
+    def _counted(self) -> str:
+        return f"[bold]{self.done}/{self.total}[/] steps"
+
+
+def _finished(result: StepResult) -> str:
+    """The line printed when a step that did something finishes."""
+    line = f"[{_STYLE[result.status]}]{result.status:>8}[/] {_escape(result.name)}"
+    if result.status == "ran" and result.reason:
+        line += f" [dim]({result.reason})[/]"
+    if result.cost:
+        line += f" {_money(result.cost)}"
+    if result.error:
+        line += f"\n         [red]{_escape(result.error)}[/]"
+    elif result.status == "skipped":
+        line += f" [dim]({result.reason})[/]"
+    return line
 
 
 def _rel(path: str) -> str:
