@@ -58,3 +58,18 @@ def test_the_print_finder_finds_prints(tmp_path: Path, source: str) -> None:
     module = tmp_path / "probe.py"
     module.write_text(source, encoding="utf-8")
     assert _writes_to_a_terminal(module, tmp_path) == ["probe.py:" + str(source.count("\n") + 1)]
+
+
+def test_every_provider_package_has_the_same_shape() -> None:
+    # one subpackage per vendor: its adapter class exported, its catalogue in models.py
+    import importlib
+
+    from acpbuild import providers
+
+    for name in providers.NAMES:
+        package = importlib.import_module(f"acpbuild.providers.{name}")
+        cls = providers.provider_class(name)
+        assert getattr(package, cls.__name__) is cls, name
+        models = importlib.import_module(f"acpbuild.providers.{name}.models")
+        assert cls({}).catalogue() is models.CATALOGUE, name
+        assert cls.__module__.startswith(f"acpbuild.providers.{name}."), name

@@ -40,7 +40,13 @@ from acpbuild.errors import (
     RequestRejected,
     ServiceUnavailable,
 )
-from acpbuild.providers.base import Job, Journal, Model, Outcome, Param, Problem, Provider
+from acpbuild.providers.base import Job, Journal, Model, Outcome, Problem, Provider
+from acpbuild.providers.elevenlabs.models import (
+    CATALOGUE,
+    DEFAULT_FORMAT,
+    DEFAULT_VOICE,
+    KIND,
+)
 from acpbuild.providers.wire import (
     RetryPolicy,
     common_status_error,
@@ -55,94 +61,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-KIND = "text_to_speech"
-
-# The SDK's own output formats that fit a file suffix acpbuild accepts for audio.
-# (pcm_*, ulaw/alaw and opus have no container we can name, so they are not offered.)
-MP3_FORMATS = (
-    "mp3_22050_32",
-    "mp3_24000_48",
-    "mp3_44100_32",
-    "mp3_44100_64",
-    "mp3_44100_96",
-    "mp3_44100_128",
-    "mp3_44100_192",
-)
-WAV_FORMATS = tuple(f"wav_{rate}" for rate in (8000, 16000, 22050, 24000, 32000, 44100, 48000))
-DEFAULT_FORMAT = {".mp3": "mp3_44100_128", ".wav": "wav_44100"}
-
-# "George", a premade voice every account has; an id needs no lookup.
-DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"
 _VOICE_ID = re.compile(r"[A-Za-z0-9]{20}")
 
 _LOOKUP_TIMEOUT_S = 60.0
 _V2_PAGE_SIZE = 100
 _V2_MAX_PAGES = 50
 
-
-def _unit(help: str, **kw: Any) -> Param:
-    return Param("float", min=0.0, max=1.0, help=help, **kw)
-
-
-def _params(*, language: bool, v3: bool) -> dict[str, Param]:
-    params = {
-        "text": Param("str", required=True, help="the text to speak"),
-        "voice": Param(
-            "str",
-            default=DEFAULT_VOICE,
-            help="a voice name from your ElevenLabs account (e.g. 'Rachel') or a voice id",
-        ),
-        # eleven_v3 only accepts three stability presets: creative, natural, robust.
-        "stability": (
-            Param("float", choices=(0.0, 0.5, 1.0), help="0 creative, 0.5 natural, 1 robust")
-            if v3
-            else _unit("lower is more expressive, higher more consistent")
-        ),
-        "similarity_boost": _unit("how closely to match the original voice"),
-        "style": _unit("style exaggeration; 0 is fastest and most stable"),
-        "use_speaker_boost": Param("bool", help="boost similarity to the speaker"),
-        "speed": Param("float", min=0.7, max=1.2, help="speaking rate; 1.0 is normal"),
-        "seed": Param("int", min=0, max=4294967295, help="best-effort deterministic sampling"),
-        "output_format": Param(
-            "str",
-            choices=MP3_FORMATS + WAV_FORMATS,
-            help="default from the output suffix: .mp3 -> mp3_44100_128, .wav -> wav_44100 "
-            "(44.1 kHz WAV and 192 kbps MP3 need a higher ElevenLabs plan)",
-        ),
-    }
-    if language:
-        params["language_code"] = Param("str", help="ISO 639-1 code to enforce a language")
-    return params
-
-
-# Catalogue keys are ElevenLabs' own model ids.
-_CATALOGUE: dict[str, Model] = {
-    "eleven_multilingual_v2": Model(
-        "eleven_multilingual_v2",
-        {KIND: "eleven_multilingual_v2"},
-        # The API ignores language_code for multilingual v2, so it is not offered.
-        _params(language=False, v3=False),
-        "Multilingual v2: stable, lifelike speech in 29 languages.",
-    ),
-    "eleven_v3": Model(
-        "eleven_v3",
-        {KIND: "eleven_v3"},
-        _params(language=True, v3=True),
-        "Eleven v3: the most expressive model, audio tags, 70+ languages.",
-    ),
-    "eleven_flash_v2_5": Model(
-        "eleven_flash_v2_5",
-        {KIND: "eleven_flash_v2_5"},
-        _params(language=True, v3=False),
-        "Flash v2.5: lowest latency, half the price per character.",
-    ),
-    "eleven_turbo_v2_5": Model(
-        "eleven_turbo_v2_5",
-        {KIND: "eleven_turbo_v2_5"},
-        _params(language=True, v3=False),
-        "Turbo v2.5: low latency, half the price per character.",
-    ),
-}
 
 _VOICE_SETTINGS = ("stability", "similarity_boost", "style", "use_speaker_boost", "speed")
 
@@ -162,7 +86,7 @@ class ElevenLabsProvider(Provider):
         self._voices_lock = threading.Lock()
 
     def catalogue(self) -> Mapping[str, Model]:
-        return _CATALOGUE
+        return CATALOGUE
 
     # -- generation -----------------------------------------------------------
     def generate(self, job: Job, journal: Journal) -> Outcome:
