@@ -1,0 +1,79 @@
+"""Each example in examples/ run as a user would, in a copy of the folder so nothing lands in the repository."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from acpbuild.media import probe
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = {"script", "narration", "card", "clip", "final"}
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    """A fresh copy of examples/, without anything a run in the repository left behind."""
+    dest = tmp_path / "examples"
+    shutil.copytree(
+        ROOT / "examples",
+        dest,
+        ignore=shutil.ignore_patterns(".acpbuild", "out", "dist", "__pycache__"),
+    )
+    return dest
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` in ``cwd`` with this checkout of acpbuild importable, whatever is installed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.slow
+def test_the_script_prints_progress_from_run_events_and_exits_with_the_runs_code(
+    examples: Path,
+) -> None:
+    done = run([sys.executable, "run_with_events.py"], examples)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    # start comes first, one line per step_done, finish after the last of them
+    assert lines[0] == "start: 5 steps to check"
+    finished = [m.groups() for m in map(re.compile(r"\[(\d)/5\] (\w+): (\w+),").match, lines) if m]
+    assert [n for n, _, _ in finished] == ["1", "2", "3", "4", "5"]
+    assert {step for _, step, _ in finished} == STEPS
+    assert {status for _, _, status in finished} == {"ran"}
+    assert lines.index("finish: 5 of 5 steps done") > max(
+        lines.index(line) for line in lines if line.startswith("[5/5]")
+    )
+    assert "summary: 5 ran, 0 restored, 0 uptodate, 0 failed, 0 skipped; paid $0.0000" in lines
+
+    out = examples / "out"
+    assert {p.stem for p in out.iterdir()} == STEPS
+    final = probe(out / "final.mp4")
+    assert (final.video_streams, final.audio_streams) == (1, 1)
+    assert final.duration_s is not None and final.duration_s >= 1.5
+
+    again = run([sys.executable, "run_with_events.py", str(examples / "recipe.toml")], examples)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (
+        "summary: 0 ran, 0 restored, 5 uptodate, 0 failed, 0 skipped; paid $0.0000" in again.stdout
+    )
+
+
+def test_the_script_exits_with_an_error_for_a_bad_recipe(examples: Path) -> None:
+    recipe = examples / "recipe.toml"
+    recipe.write_text(
+        recipe.read_text(encoding="utf-8").replace('kind = "mux"', 'kind = "muxx"'),
+        encoding="utf-8",
+    )
+    done = run([sys.executable, "run_with_events.py"], examples)
+    assert done.returncode == 2
+    assert "muxx" in done.stderr and not (examples / "out").exists()
+
