@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -76,4 +77,31 @@ def test_the_script_exits_with_an_error_for_a_bad_recipe(examples: Path) -> None
     done = run([sys.executable, "run_with_events.py"], examples)
     assert done.returncode == 2
     assert "muxx" in done.stderr and not (examples / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_dodo_builds_recipe_steps_and_its_own_tasks_and_then_nothing(examples: Path) -> None:
+    def doit(*args: str) -> list[str]:
+        done = run([sys.executable, "-m", "doit", *args], examples)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.splitlines()
+
+    listed = {line.split()[0] for line in doit("list")}
+    assert listed == {"media", "publish", "checksums"} | {f"media:{s}" for s in STEPS}
+
+    # doit prints ".  NAME" for a task it runs and "-- NAME" for one that is up to date
+    tasks = {"publish", "checksums"} | {f"media:{s}" for s in STEPS}
+    first = doit()
+    assert {line.removeprefix(".  ") for line in first if line.startswith(".  ")} == tasks, first
+    second = doit()
+    assert {line.removeprefix("-- ") for line in second if line.startswith("-- ")} == tasks, second
+    assert not [line for line in second if line.startswith(".  ")], second
+
+    out, dist = examples / "out", examples / "dist"
+    assert (dist / "final.mp4").read_bytes() == (out / "final.mp4").read_bytes()
+    sums = (dist / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+    assert sums == [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(out.iterdir())
+    ]
+
 
