@@ -105,3 +105,45 @@ def test_the_dodo_builds_recipe_steps_and_its_own_tasks_and_then_nothing(example
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_the_makefiles_check_fails_until_the_outputs_match_the_recipe(examples: Path) -> None:
+    def make(target: str) -> subprocess.CompletedProcess[str]:
+        return run(["make", f"PYTHON={sys.executable}", target], examples)
+
+    def check_fails() -> str:
+        done = make("check-media")
+        assert done.returncode != 0, done.stdout + done.stderr
+        assert "not up to date: run `make media`" in done.stderr
+        return done.stderr
+
+    def succeeds(target: str) -> str:
+        done = make(target)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "script: run (never built)" in check_fails()
+    succeeds("media")
+    assert "all 5 steps up to date" in succeeds("check-media")
+
+    recipe = examples / "recipe.toml"
+    text = recipe.read_text(encoding="utf-8")
+    assert "in a sentence" in text
+    recipe.write_text(text.replace("in a sentence", "in one line"), encoding="utf-8")
+    stale = check_fails()
+    assert "script: run (prompt changed)" in stale and "card:" not in stale
+
+    succeeds("media")
+    succeeds("check-media")
+    succeeds("clean")  # outputs gone; the store can put them back, but until then they are stale
+    assert "final: restorable" in check_fails()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_the_makefiles_check_fails_for_an_invalid_recipe(examples: Path) -> None:
+    recipe = examples / "recipe.toml"
+    recipe.write_text(recipe.read_text(encoding="utf-8") + 'bogus = "x"\n', encoding="utf-8")
+    done = run(["make", f"PYTHON={sys.executable}", "check-media"], examples)
+    assert done.returncode != 0
+    assert "unknown parameter 'bogus'" in done.stderr
+    assert "plan" not in done.stdout  # validate stops it before the plan
