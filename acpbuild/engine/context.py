@@ -56,6 +56,7 @@ class Context:
         #: each step's parameters and key, computed once per run (see :meth:`prepare`)
         self.prepared: dict[str, Prepared] = {}
         self._lock = threading.Lock()
+        self._emitting = threading.Lock()
         self._providers: dict[str, Provider] = {}
         self._key_locks: dict[str, threading.Lock] = {}
         self._slots: dict[str, threading.BoundedSemaphore] = {}
@@ -64,8 +65,10 @@ class Context:
         self.ledger.close()
 
     def emit(self, event: Event) -> None:
+        """Hand ``event`` to the caller's ``on_event``: one at a time, whichever of doit's threads sends it."""
         if self.on_event is not None:
-            self.on_event(event)
+            with self._emitting:
+                self.on_event(event)
 
     def flush_warnings(self) -> None:
         """Emit the budget warnings not yet emitted."""
