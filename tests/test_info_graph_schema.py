@@ -18,7 +18,7 @@ from acpbuild.providers.base import Param
 from acpbuild.recipe import load_recipe
 from acpbuild.recipe.kinds import KINDS, SUFFIXES
 from acpbuild.recipe.schema import recipe_schema
-from acpbuild.store.ledger import Ledger
+from acpbuild.store import layout
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "tests" / "recipes"
@@ -488,7 +488,7 @@ def test_info_shows_store_ledger_keys_and_prices(
     blob = tmp_path / "cache" / "objects" / "ab"
     blob.mkdir(parents=True)
     (blob / "cdef").write_bytes(b"x" * 100)
-    Ledger(tmp_path / "cache" / "ledger.sqlite3").close()
+    layout.open_ledger(tmp_path / "cache").close()
 
     assert main(["info", "--json"]) == 0
     out = capsys.readouterr().out

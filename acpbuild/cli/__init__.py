@@ -286,10 +286,10 @@ _cmd_estimate = _cmd_plan
 
 
 def _cmd_costs(args: argparse.Namespace) -> int:
-    from acpbuild.cli import display, doctor
+    from acpbuild.cli import display
     from acpbuild.config.secrets import environment
     from acpbuild.money import spend
-    from acpbuild.store.ledger import Ledger
+    from acpbuild.store import layout
 
     if args.store:
         store = Path(args.store).resolve()
@@ -298,12 +298,11 @@ def _cmd_costs(args: argparse.Namespace) -> int:
 
         store = open_recipe(args.recipe)[0].store_dir
     else:
-        store = doctor.default_store(environment((Path.cwd(),)))
+        store = layout.store_root(environment((Path.cwd(),)))
     since = spend.parse_since(args.since) if args.since else None
-    db = store / "ledger.sqlite3"
     rows: list[spend.Row] = []
-    if db.is_file():
-        ledger = Ledger(db)
+    if layout.has_ledger(store):  # reading costs never creates a ledger
+        ledger = layout.open_ledger(store)
         try:
             rows = spend.report(ledger, since=since, by=args.by)
         finally:
@@ -392,9 +391,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from acpbuild.cli import doctor
     from acpbuild.config.secrets import environment
+    from acpbuild.store import layout
 
     env = environment((Path.cwd(),))
-    store = Path(args.store).resolve() if args.store else doctor.default_store(env)
+    store = Path(args.store).resolve() if args.store else layout.store_root(env)
     results = doctor.checks(env, store, ping=args.ping)
     for check in results:
         mark = "ok " if check.ok else ("-- " if not check.required else "FAIL")

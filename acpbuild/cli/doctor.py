@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -75,7 +74,3 @@ def checks(env: Mapping[str, str], store: Path, *, ping: bool) -> list[Check]:
                     found.append(Check(f"{name} {label}", False, redact(str(exc), env)))
     found += [_ffmpeg(), _espeak(), _store(store)]
     return found
-
-
-def default_store(env: Mapping[str, str]) -> Path:
-    return Path(env.get("ACPBUILD_STORE") or os.path.join(os.getcwd(), ".acpbuild")).resolve()

@@ -19,6 +19,7 @@ from typing import Any
 from acpbuild import money, providers
 from acpbuild.config.secrets import redact
 from acpbuild.config.user import config_path
+from acpbuild.store import layout
 from acpbuild.version import __version__
 
 
@@ -41,7 +42,7 @@ class Info:
     version: str
     recipe: Path | None
     #: where the store location came from: "recipe", "ACPBUILD_STORE" or "default"
-    store_from: str
+    store_from: layout.Source
     store: Path
     blobs: int
     objects_bytes: int
@@ -76,8 +77,8 @@ def gather(recipe: str | None, env: Mapping[str, str], cwd: Path) -> Info:
         recipe_path = None
     config = config_path(env)
     store, store_from = _store_of(recipe_path, env, cwd)
-    blobs, objects_bytes = _objects(store / "objects")
-    ledger = store / "ledger.sqlite3"
+    blobs, objects_bytes = _objects(layout.objects_dir(store))
+    ledger = layout.ledger_path(store)
     return Info(
         version=__version__,
         recipe=recipe_path,
@@ -98,15 +99,13 @@ def gather(recipe: str | None, env: Mapping[str, str], cwd: Path) -> Info:
     )
 
 
-def _store_of(recipe: Path | None, env: Mapping[str, str], cwd: Path) -> tuple[Path, str]:
-    if env.get("ACPBUILD_STORE"):
-        return Path(env["ACPBUILD_STORE"]).resolve(), "ACPBUILD_STORE"
-    if recipe is not None:
-        from acpbuild.recipe import read_file, store_dir
+def _store_of(recipe: Path | None, env: Mapping[str, str], cwd: Path) -> tuple[Path, layout.Source]:
+    if recipe is None or env.get(layout.STORE_VAR):
+        return layout.locate(env, cwd=cwd)
+    from acpbuild.recipe import read_file
 
-        raw, _ = read_file(recipe)
-        return store_dir(raw.recipe, recipe.parent, env), "recipe"
-    return (cwd / ".acpbuild").resolve(), "default"
+    raw, _ = read_file(recipe)
+    return layout.locate(env, recipe.parent, raw.recipe.store)
 
 
 def _size(path: Path) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 import tomli
 
 from acpbuild.errors import RecipeError, nearest
+from acpbuild.store import layout
 
 __all__ = ["RECIPE_FILE", "Template", "env_example", "init", "template", "templates"]
 
@@ -25,7 +26,7 @@ __all__ = ["RECIPE_FILE", "Template", "env_example", "init", "template", "templa
 NAMES: tuple[str, ...] = ("quickstart", "image", "video", "podcast", "social", "catalog")
 
 RECIPE_FILE = "acpbuild.toml"
-_IGNORED = (".acpbuild/", ".env")
+_IGNORED = (f"{layout.DEFAULT_DIR}/", ".env")
 _OUTPUT_DIR = re.compile(r'^output_dir\s*=.*$', re.MULTILINE)
 
 
@@ -138,7 +139,7 @@ def _ignore(path: Path) -> tuple[Path, str]:
     present = {line.strip().rstrip("/") for line in text.splitlines()}
     missing = [entry for entry in _IGNORED if entry.rstrip("/") not in present]
     if not missing:
-        return path, "kept (already ignores .acpbuild/ and .env)"
+        return path, f"kept (already ignores {' and '.join(_IGNORED)})"
     if text and not text.endswith("\n"):
         text += "\n"
     path.write_text(text + "".join(f"{entry}\n" for entry in missing), encoding="utf-8")

@@ -20,8 +20,8 @@ from acpbuild.engine.results import Event, StepResult
 from acpbuild.keys import DigestCache
 from acpbuild.providers.base import Provider
 from acpbuild.recipe import Recipe, Step
-from acpbuild.store.blobs import LinkMode, Store
-from acpbuild.store.ledger import Ledger
+from acpbuild.store import layout
+from acpbuild.store.blobs import LinkMode
 
 
 class Context:
@@ -46,9 +46,9 @@ class Context:
         self.budget = budget or money.Budget()
         self._warned = 0
         self.env = env
-        self.store = Store(recipe.store_dir, link)
+        self.store = layout.open_blobs(recipe.store_dir, link)
         self.store.sweep()  # what a killed run of this machine left half-written
-        self.ledger = Ledger(recipe.store_dir / "ledger.sqlite3")
+        self.ledger = layout.open_ledger(recipe.store_dir)
         self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
         self.on_event = on_event
         self.results: dict[str, StepResult] = {}

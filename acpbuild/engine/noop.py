@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acpbuild.keys import KEY_SCHEMA, signature
+from acpbuild.store import layout
 from acpbuild.version import __version__
 
 if TYPE_CHECKING:
@@ -57,10 +58,6 @@ def _fingerprint(recipe_digest: str, env: Mapping[str, str], names: Iterable[str
         "recipe": recipe_digest,
         "env": {n: xxhash.xxh3_64_hexdigest(env.get(n, "\0unset").encode()) for n in sorted(names)},
     }
-
-
-def manifest_path(store: Path, recipe_name: str) -> Path:
-    return store / f"noop-{recipe_name}.json"
 
 
 def snapshot(
@@ -131,7 +128,7 @@ def save(
     """
     doc = {**before, "outputs": {str(p): None if sig is None else list(sig) for p, sig in outputs.items()}}
     doc["steps"] = steps
-    target = manifest_path(store, recipe_name)
+    target = layout.noop_manifest(store, recipe_name)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(json.dumps(doc), encoding="utf-8")
     os.replace(tmp, target)
@@ -140,7 +137,7 @@ def save(
 def forget(store: Path, recipe_name: str) -> None:
     """Drop the manifest (any run that changes or fails to finish does this first)."""
     try:
-        manifest_path(store, recipe_name).unlink()
+        layout.noop_manifest(store, recipe_name).unlink()
     except OSError:
         pass
 
@@ -155,10 +152,10 @@ def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str
         return None
     store = _store_of(recipe_path, text, env)
     name = _name_of(recipe_path, text)
-    if store is None or name is None:
+    if name is None:
         return None
     try:
-        doc = json.loads(manifest_path(store, name).read_text(encoding="utf-8"))
+        doc = json.loads(layout.noop_manifest(store, name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     names = doc.get("env")
@@ -167,7 +164,7 @@ def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str
     now = _fingerprint(xxhash.xxh3_128_hexdigest(text), env, names)
     if doc.get("path") != str(recipe_path) or {k: doc.get(k) for k in now} != now:
         return None
-    if not (store / "ledger.sqlite3").exists():
+    if not layout.has_ledger(store):
         return None
     try:
         if not _same_adapters(doc["adapters"]):
@@ -233,9 +230,7 @@ def _name_of(recipe_path: Path, text: bytes) -> str | None:
     return name or recipe_path.stem
 
 
-def _store_of(recipe_path: Path, text: bytes, env: Mapping[str, str]) -> Path | None:
-    if env.get("ACPBUILD_STORE"):
-        return Path(env["ACPBUILD_STORE"]).resolve()
+def _store_of(recipe_path: Path, text: bytes, env: Mapping[str, str]) -> Path:
     match = _STORE.search(_recipe_table(text))
-    store = match.group(1).decode("utf-8", "replace") if match else ".acpbuild"
-    return (recipe_path.parent / store).resolve()
+    setting = match.group(1).decode("utf-8", "replace") if match else None
+    return layout.store_root(env, recipe_path.parent, setting)

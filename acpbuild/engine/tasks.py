@@ -26,6 +26,7 @@ from acpbuild.engine.results import Event, StepResult
 from acpbuild.errors import AcpbuildError, BudgetExceeded
 from acpbuild.recipe import Group, Step
 from acpbuild.recipe.graph import topological
+from acpbuild.store import layout
 
 
 def _action(ctx: Context, step: Step) -> bool | TaskFailed:
@@ -215,7 +216,7 @@ class RecipeLoader(TaskLoader2):
 
     def load_doit_config(self) -> dict[str, Any]:
         return {
-            "dep_file": str(self.ctx.recipe.store_dir / f"doit-{self.ctx.recipe.name}.sqlite3"),
+            "dep_file": str(layout.dep_file(self.ctx.recipe.store_dir, self.ctx.recipe.name)),
             "backend": "sqlite3",
             # the action checks content itself; doit only needs to notice a touched input
             "check_file_uptodate": "timestamp",

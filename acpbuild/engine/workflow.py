@@ -24,8 +24,8 @@ from acpbuild.keys import Signature
 from acpbuild.recipe import Recipe, load_recipe
 from acpbuild.recipe.draft import draft_recipe, drafted
 from acpbuild.recipe.graph import closure, topological
+from acpbuild.store import layout
 from acpbuild.store.blobs import LinkMode
-from acpbuild.store.ledger import Ledger
 
 #: default parallelism: most steps wait on remote APIs, not on this machine
 DEFAULT_JOBS = 16
@@ -248,7 +248,7 @@ def abandon(
         if name not in recipe.steps and name not in recipe.groups:
             raise RecipeError(f"no step or group {name!r} in {recipe.name}", tip="acpbuild list shows them")
     steps = [m for n in names for m in (recipe.groups[n].members if n in recipe.groups else (n,))]
-    ledger = Ledger(recipe.store_dir / "ledger.sqlite3")
+    ledger = layout.open_ledger(recipe.store_dir)
     try:
         return {step: ledger.abandon(recipe.name, step) for step in steps}
     finally:

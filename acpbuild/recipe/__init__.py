@@ -9,7 +9,7 @@ steps; ``draft`` swaps paid steps for local stand-ins.
 
 from acpbuild.recipe.file import RecipeFile, read_file
 from acpbuild.recipe.interpolate import Ref
-from acpbuild.recipe.loader import BAD_NAME, load_recipe, name_problem, resolve, store_dir
+from acpbuild.recipe.loader import BAD_NAME, load_recipe, name_problem, resolve
 from acpbuild.recipe.model import DEFAULT_METRIC, MERGES, METRICS, Group, Recipe, Step
 
 __all__ = [
@@ -26,5 +26,4 @@ __all__ = [
     "name_problem",
     "read_file",
     "resolve",
-    "store_dir",
 ]

@@ -24,7 +24,6 @@ from acpbuild.recipe.file import (
     STEP_FIELDS,
     RawStep,
     RecipeFile,
-    RecipeMeta,
     Where,
     read_with_digest,
 )
@@ -39,6 +38,7 @@ from acpbuild.recipe.interpolate import (
 from acpbuild.recipe.kinds import KINDS
 from acpbuild.recipe.model import Group, Recipe, Step
 from acpbuild.recipe.sourcemap import line_of
+from acpbuild.store import layout
 
 
 def load_recipe(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Recipe:
@@ -59,7 +59,7 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
     root = path.parent
     meta = raw.recipe
     output_dir = (root / meta.output_dir).resolve()
-    store = store_dir(meta, root, env)
+    store = layout.store_root(env, root, meta.store)
     for provider, limit in meta.concurrency.items():
         at = ("recipe", "concurrency", provider)
         if provider not in providers.NAMES:
@@ -169,11 +169,6 @@ def _check_name(name: str, at: tuple[str, ...], where: Where) -> None:
             at,
             "use letters, digits, '_', '-' and '.', e.g. " + repr(BAD_NAME.sub("_", name).lstrip("_-") or "step"),
         )
-
-
-def store_dir(meta: RecipeMeta, root: Path, env: Mapping[str, str]) -> Path:
-    """Where a recipe's store and ledger live: ``ACPBUILD_STORE``, else ``[recipe] store``, else ``.acpbuild``."""
-    return Path(env.get("ACPBUILD_STORE") or (root / (meta.store or ".acpbuild"))).resolve()
 
 
 def _resolve_step(

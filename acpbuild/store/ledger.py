@@ -1,66 +1,26 @@
-"""The ledger: SQLite (WAL) record of every generation, what each output holds, and file digests.
+"""The ledger: the record of every generation, what each output holds, and file digests.
 
 A generation's row is written before the provider is called (state
 ``submitted``), gets the provider's request id the moment the provider has one,
-and turns ``done`` the moment its result is in the store: each write commits at
-once, so a crash never forgets a paid result, and a rerun finds a ``submitted``
-row with a request id and resumes that job instead of paying again.
+and turns ``done`` the moment its result is in the store: each write is
+durable (and visible to every other process sharing the ledger) when the method
+returns, so a crash never forgets a paid result, and a rerun finds a
+``submitted`` row with a request id and resumes that job instead of paying again.
+
+:class:`Ledger` is the interface; a backend implements it (SQLite in
+:mod:`acpbuild.store.sqlite`), and :func:`acpbuild.store.layout.open_ledger` is
+the one place that picks and opens one. Every backend passes the contract suite
+in ``tests/test_store_contract.py``.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
-import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acpbuild.errors import BudgetExceeded, StoreError
 from acpbuild.keys import Signature
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS generations (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL,
-    state TEXT NOT NULL,             -- submitted, done, failed, abandoned
-    recipe TEXT, step TEXT, kind TEXT, provider TEXT, model TEXT,
-    request_id TEXT,
-    estimated_cost REAL, actual_cost REAL,
-    digest TEXT,                     -- the output blob
-    material TEXT,                   -- the canonical key material (no secrets)
-    usage TEXT, meta TEXT, error TEXT,
-    draft INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL, finished REAL
-);
-CREATE INDEX IF NOT EXISTS generations_key ON generations(key, state);
-CREATE TABLE IF NOT EXISTS outputs (
-    path TEXT PRIMARY KEY,           -- an output file as materialised
-    key TEXT NOT NULL, digest TEXT NOT NULL, material TEXT,
-    recipe TEXT, step TEXT
-);
-CREATE TABLE IF NOT EXISTS restores (
-    id INTEGER PRIMARY KEY,
-    generation INTEGER NOT NULL,     -- the generation reused instead of bought again
-    recipe TEXT, step TEXT,
-    saved REAL,                      -- what that generation cost
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, digest TEXT,
-    ctime_ns INTEGER                 -- last, where ALTER TABLE puts it in an older ledger
-);
-"""
-
-
-# Spend since a moment: done generations at their actual cost, and submitted ones
-# (running now, or kept for a later run to resume) at their estimate.
-_MONTH_SPEND = (
-    "SELECT COALESCE(SUM(CASE state WHEN 'done' THEN COALESCE(actual_cost, estimated_cost, 0) "
-    "ELSE COALESCE(estimated_cost, 0) END), 0) FROM generations "
-    "WHERE draft=0 AND ((state='done' AND finished >= ?) OR (state='submitted' AND created >= ?))"
-)
 
 
 @dataclass(frozen=True)
@@ -74,6 +34,8 @@ class Cap:
 
 @dataclass(frozen=True)
 class Generation:
+    """One attempt to buy a generation; ``state`` is submitted, done, failed or abandoned."""
+
     id: int
     key: str
     state: str
@@ -97,6 +59,8 @@ class Generation:
 
 @dataclass(frozen=True)
 class OutputRecord:
+    """What an output file was last made to hold: its step key and blob digest."""
+
     path: str
     key: str
     digest: str
@@ -105,70 +69,22 @@ class OutputRecord:
     step: str | None
 
 
-class Ledger:
-    """One SQLite connection shared by the run's threads behind a lock."""
+class Ledger(ABC):
+    """The ledger's interface. Methods are safe to call from the run's threads at once.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._add_ctime()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the ledger at {path}: {exc}") from exc
-
-    def _add_ctime(self) -> None:
-        """Give a ledger from before ctime entered file signatures its column.
-
-        Its rows hold no ctime, so they match no file: each file is hashed once more.
-        """
-        if any(row[1] == "ctime_ns" for row in self._db.execute("PRAGMA table_info(files)")):
-            return
-        try:
-            self._db.execute("ALTER TABLE files ADD COLUMN ctime_ns INTEGER")
-        except sqlite3.OperationalError as exc:
-            if "duplicate column" not in str(exc):  # another process added it first
-                raise
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        try:
-            with self._lock:
-                return self._db.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"ledger error ({self.path}): {exc}") from exc
-
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        try:
-            with self._lock:
-                return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"ledger error ({self.path}): {exc}") from exc
+    Backend errors surface as :class:`~acpbuild.errors.StoreError`.
+    """
 
     # -- generations ---------------------------------------------------------
+    @abstractmethod
     def find_done(self, key: str) -> Generation | None:
-        """The latest finished generation with this key."""
-        rows = self._rows(
-            "SELECT * FROM generations WHERE key=? AND state='done' ORDER BY id DESC LIMIT 1", (key,)
-        )
-        return Generation(*rows[0]) if rows else None
+        """The latest ``done`` generation with this key, or None."""
 
+    @abstractmethod
     def find_resumable(self, key: str) -> Generation | None:
-        """The latest submitted, unfinished generation with a request id to resume."""
-        rows = self._rows(
-            "SELECT * FROM generations WHERE key=? AND state='submitted' AND request_id IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1",
-            (key,),
-        )
-        return Generation(*rows[0]) if rows else None
+        """The latest ``submitted`` generation with this key that has a request id to poll, or None."""
 
+    @abstractmethod
     def begin(
         self,
         key: str,
@@ -183,63 +99,22 @@ class Ledger:
         draft: bool,
         cap: Cap | None = None,
     ) -> int:
-        """Record a generation about to be requested; return its id.
+        """Record a generation about to be requested (state ``submitted``, no request id); return its id.
 
-        With a ``cap``, the row goes in only if the month's spend on this ledger
-        (every process's, in flight included) leaves room for ``estimated_cost``;
-        else :class:`BudgetExceeded`. Check and insert are one transaction, so two
-        runs sharing the store cannot both take the last dollar.
+        Earlier ``submitted`` generations of ``key`` that never got a request id
+        can never be resumed: they become ``abandoned``. With a ``cap``, the
+        row goes in only if the spend since ``cap.since`` (as :meth:`spent_since`
+        counts it, every process's) leaves room for ``estimated_cost``; else
+        :class:`~acpbuild.errors.BudgetExceeded` and nothing is recorded. Check
+        and insert are atomic, so two runs sharing the ledger cannot both take
+        the last dollar.
         """
-        now = time.time()
-        try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    if cap is not None:
-                        spent = self._db.execute(_MONTH_SPEND, (cap.since, cap.since)).fetchone()[0]
-                        if spent + (estimated_cost or 0.0) > cap.usd + 1e-9:
-                            raise BudgetExceeded(
-                                f"step {step!r} would cost ~${estimated_cost or 0:.4f} but ${spent:.4f} of "
-                                f"{cap.label} is already spent or in flight on this store; the call was not made",
-                                usd=estimated_cost or 0.0,
-                            )
-                    # an earlier attempt that died before the provider gave it an id can never be resumed
-                    self._db.execute(
-                        "UPDATE generations SET state='abandoned', finished=? "
-                        "WHERE key=? AND state='submitted' AND request_id IS NULL",
-                        (now, key),
-                    )
-                    cursor = self._db.execute(
-                        "INSERT INTO generations (key, state, recipe, step, kind, provider, model, material, "
-                        "estimated_cost, draft, created) VALUES (?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (key, recipe, step, kind, provider, model, material, estimated_cost, int(draft), now),
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"ledger error ({self.path}): {exc}") from exc
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
-    def abandon(self, recipe: str, step: str) -> list[str]:
-        """Give up the jobs kept to resume for ``step``; return their request ids."""
-        rows = self._rows(
-            "SELECT id, request_id FROM generations WHERE recipe=? AND step=? AND state='submitted'",
-            (recipe, step),
-        )
-        for gen_id, _ in rows:
-            self._exec(
-                "UPDATE generations SET state='abandoned', finished=?, "
-                "error=COALESCE(error || '; ', '') || 'abandoned by the user' WHERE id=?",
-                (time.time(), gen_id),
-            )
-        return [str(request_id) for _, request_id in rows if request_id]
-
+    @abstractmethod
     def submitted(self, gen_id: int, request_id: str) -> None:
-        self._exec("UPDATE generations SET request_id=? WHERE id=?", (request_id, gen_id))
+        """Record the provider's request id for a generation, so a later run can resume it."""
 
+    @abstractmethod
     def finish(
         self,
         gen_id: int,
@@ -250,79 +125,62 @@ class Ledger:
         usage: dict[str, Any],
         meta: dict[str, Any],
     ) -> None:
-        self._exec(
-            "UPDATE generations SET state='done', digest=?, actual_cost=?, "
-            "request_id=COALESCE(?, request_id), usage=?, meta=?, finished=? WHERE id=?",
-            (digest, actual_cost, request_id, json.dumps(usage), json.dumps(meta), time.time(), gen_id),
-        )
+        """Mark a generation ``done`` with its output blob and cost; a None ``request_id`` keeps the recorded one."""
 
+    @abstractmethod
     def fail(self, gen_id: int, error: str, *, resumable: bool) -> None:
-        """Mark a generation failed, or leave it resumable (a timeout while polling)."""
-        if resumable:
-            self._exec("UPDATE generations SET error=? WHERE id=?", (error, gen_id))
-        else:
-            self._exec(
-                "UPDATE generations SET state='failed', error=?, finished=? WHERE id=?",
-                (error, time.time(), gen_id),
-            )
+        """Record ``error``; a generation stays ``submitted`` (resumable, e.g. a timeout while
+        polling) or becomes ``failed`` with a finish time."""
 
+    @abstractmethod
+    def abandon(self, recipe: str, step: str) -> list[str]:
+        """Give up every ``submitted`` generation of ``step``; return the request ids they had."""
+
+    @abstractmethod
     def generations(self, *, since: float | None = None) -> list[Generation]:
-        rows = self._rows(
-            # when it finished, as the monthly cap counts it; a job still running by when it began
-            "SELECT * FROM generations WHERE COALESCE(finished, created) >= ? ORDER BY id",
-            (since or 0.0,),
-        )
-        return [Generation(*r) for r in rows]
+        """Every generation that finished (or, unfinished, began) at or after ``since``, oldest first."""
 
+    @abstractmethod
     def spent_since(self, since: float) -> float:
-        """What generations since ``since`` (a Unix time) cost: finished ones at their actual
-        cost, those still in flight (or kept to resume) at their estimate."""
-        return float(self._rows(_MONTH_SPEND, (since, since))[0][0])
+        """What non-draft generations since ``since`` (a Unix time) cost: ``done`` ones that
+        finished since at their actual cost (else their estimate), ``submitted`` ones created
+        since (running, or kept to resume) at their estimate."""
 
+    @abstractmethod
     def restored(self, generation: Generation, *, recipe: str, step: str) -> None:
         """Record that ``generation`` was reused (restored from the store) instead of bought again."""
-        self._exec(
-            "INSERT INTO restores (generation, recipe, step, saved, created) VALUES (?, ?, ?, ?, ?)",
-            (generation.id, recipe, step, generation.actual_cost or 0.0, time.time()),
-        )
 
+    @abstractmethod
     def restores(self, *, since: float | None = None) -> list[tuple[Generation, str | None, str | None, float, float]]:
-        """Each restore since ``since``: (the generation reused, recipe, step, saved, when)."""
-        rows = self._rows(
-            "SELECT g.*, r.recipe, r.step, r.saved, r.created FROM restores r "
-            "JOIN generations g ON g.id = r.generation WHERE r.created >= ? ORDER BY r.id",
-            (since or 0.0,),
-        )
-        n = len(Generation.__dataclass_fields__)
-        return [(Generation(*r[:n]), r[n], r[n + 1], float(r[n + 2] or 0.0), float(r[n + 3])) for r in rows]
+        """Each restore at or after ``since``, oldest first: (the generation reused, recipe, step,
+        saved, when); ``saved`` is that generation's actual cost, 0 when unknown."""
 
     # -- outputs -------------------------------------------------------------
+    @abstractmethod
     def output(self, path: Path) -> OutputRecord | None:
-        rows = self._rows("SELECT * FROM outputs WHERE path=?", (str(path),))
-        return OutputRecord(*rows[0]) if rows else None
+        """What the output at ``path`` was last made to hold, or None."""
 
+    @abstractmethod
     def set_output(self, path: Path, *, key: str, digest: str, material: str, recipe: str, step: str) -> None:
-        self._exec(
-            "INSERT OR REPLACE INTO outputs (path, key, digest, material, recipe, step) VALUES (?, ?, ?, ?, ?, ?)",
-            (str(path), key, digest, material, recipe, step),
-        )
+        """Record (replacing any earlier record) what the output at ``path`` now holds."""
 
+    @abstractmethod
     def drop_output(self, path: Path) -> None:
-        self._exec("DELETE FROM outputs WHERE path=?", (str(path),))
+        """Forget the output at ``path``; forgetting an unknown one does nothing."""
 
+    @abstractmethod
     def outputs_of(self, recipe: str) -> list[OutputRecord]:
-        return [OutputRecord(*r) for r in self._rows("SELECT * FROM outputs WHERE recipe=?", (recipe,))]
+        """Every output recorded for ``recipe``."""
 
     # -- file digests ----------------------------------------------------------
+    @abstractmethod
     def load_digest(self, path: str) -> tuple[Signature, str] | None:
-        rows = self._rows("SELECT dev, ino, size, mtime_ns, ctime_ns, digest FROM files WHERE path=?", (path,))
-        if not rows:
-            return None
-        dev, ino, size, mtime_ns, ctime_ns, digest = rows[0]
-        return (dev, ino, size, mtime_ns, ctime_ns), digest
+        """The signature and digest last saved for ``path``, or None."""
 
+    @abstractmethod
     def save_digest(self, path: str, sig: Signature, digest: str) -> None:
-        self._exec(
-            "INSERT OR REPLACE INTO files (path, dev, ino, size, mtime_ns, ctime_ns, digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (path, *sig, digest),
-        )
+        """Remember that ``path`` with signature ``sig`` hashed to ``digest`` (replacing any earlier)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; the ledger is not used afterwards."""

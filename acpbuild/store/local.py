@@ -1,0 +1,140 @@
+"""The local blob store: the embedded backend, a folder of files named by digest.
+
+``objects/ab/cdef…`` holds each blob once, named by the xxh3-128 of its bytes.
+A blob enters by rename from ``tmp/`` (same file system), so a crash leaves at
+worst a stray temporary file, never a partial blob; the next run sweeps those
+away. Outputs are copied (or hard-linked, when asked) into a temporary file
+beside the output and renamed over it, so no output path ever holds half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+
+from acpbuild.errors import StoreError
+from acpbuild.keys import file_digest
+from acpbuild.store.blobs import BlobStore, LinkMode
+
+_HOST = socket.gethostname().replace("@", "_")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: alive
+    return True
+
+
+class LocalBlobStore(BlobStore):
+    """Blobs under ``objects``; staging files under ``tmp`` (on the same file system).
+
+    :func:`acpbuild.store.layout.open_blobs` says where those folders are in a store.
+    """
+
+    def __init__(self, objects: Path, tmp: Path, link: LinkMode = "copy") -> None:
+        self.root = objects.parent
+        self.objects = objects
+        self.tmp = tmp
+        self.link = link
+        try:
+            self.objects.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}") from exc
+
+    def path(self, digest: str) -> Path:
+        return self.objects / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def staging(self, suffix: str) -> Path:
+        """A fresh path in the store's own file system (so :meth:`put` is a rename).
+
+        Its name says which process on which machine owns it, so :meth:`sweep`
+        can tell a killed run's leftovers from a live run's work in a shared store.
+        """
+        return self.tmp / f"{os.getpid()}@{_HOST}@{uuid.uuid4().hex}{suffix}"
+
+    def sweep(self) -> int:
+        """Remove staging files of processes on this machine that are no longer running.
+
+        Another machine's files stay: whether their process is alive cannot be told from here.
+        """
+        removed = 0
+        try:
+            entries = list(os.scandir(self.tmp))
+        except OSError:
+            return 0
+        for entry in entries:
+            pid, host, _ = (entry.name.split("@", 2) + ["", ""])[:3]
+            if host != _HOST or not pid.isdigit() or _alive(int(pid)):
+                continue
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+        return removed
+
+    def put(self, src: Path) -> str:
+        digest = file_digest(src)
+        dest = self.path(digest)
+        try:
+            dest.parent.mkdir(exist_ok=True)
+            # keep the existing blob only if it is intact; fresh bytes repair a corrupt one
+            if dest.exists() and file_digest(dest) == digest:
+                src.unlink()
+            else:
+                os.chmod(src, 0o444)  # a blob is never edited in place
+                os.replace(src, dest)
+        except OSError as exc:
+            raise StoreError(f"cannot store {src.name}: {exc.strerror}") from exc
+        return digest
+
+    def get(self, digest: str) -> Path:
+        blob = self.path(digest)
+        if not blob.is_file():
+            raise StoreError(f"blob {digest} is missing from the store at {self.root}")
+        actual = file_digest(blob)
+        if actual != digest:
+            # quarantine it, so the next run pays once rather than failing forever
+            blob.replace(blob.with_name(blob.name + ".corrupt"))
+            raise StoreError(f"blob {digest} is corrupt (its bytes hash to {actual}); it was set aside")
+        return blob
+
+    def materialise(self, digest: str, dest: Path) -> None:
+        blob = self.get(digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            if self.link == "hardlink":
+                tmp.unlink()
+                try:
+                    os.link(blob, tmp)
+                except OSError:
+                    shutil.copyfile(blob, tmp)
+            else:
+                shutil.copyfile(blob, tmp)
+                os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+            tmp.unlink(missing_ok=True)  # rename is a no-op when both already link the blob
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.objects.rglob("*") if p.is_file())

@@ -1,0 +1,516 @@
+"""The contract every ledger and blob store backend keeps, written against the interfaces only.
+
+Each backend enters through a harness in ``LEDGERS`` or ``BLOB_STORES``: how to
+open it on a store, and (blobs) how to damage it behind its back. A new backend
+(the PostgreSQL ledger, the S3 store) joins those lists and must pass every test
+here. What one backend does in its own way (SQLite's WAL mode, the objects
+folder's file names) is tested beside it, in test_ledger.py and test_store.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import xxhash
+
+from acpbuild.errors import BudgetExceeded, StoreError
+from acpbuild.store import layout
+from acpbuild.store.blobs import BlobStore, LinkMode
+from acpbuild.store.ledger import Cap, Ledger
+from acpbuild.store.sqlite import SqliteLedger
+
+# -- the ledger ---------------------------------------------------------------------------
+
+#: each backend: how to open a ledger on the store at a root (a second call is a second process)
+LEDGERS = [
+    # the embedded ledger: one SQLite file in the store
+    pytest.param(lambda root: SqliteLedger(layout.ledger_path(root)), id="sqlite"),
+]
+
+
+class Ledgers:
+    """Ledgers opened on one store, as several processes would share it; closed at teardown."""
+
+    def __init__(self, open_: Callable[[Path], Ledger], root: Path) -> None:
+        self._open, self._root = open_, root
+        self.opened: list[Ledger] = []
+
+    def open(self) -> Ledger:
+        ledger = self._open(self._root)
+        self.opened.append(ledger)
+        return ledger
+
+    def close(self, ledger: Ledger) -> None:
+        self.opened.remove(ledger)
+        ledger.close()
+
+
+@pytest.fixture(params=LEDGERS)
+def ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledgers]:
+    opened = Ledgers(request.param, tmp_path / "store")
+    yield opened
+    for ledger in opened.opened:
+        ledger.close()
+
+
+@pytest.fixture
+def ledger(ledgers: Ledgers) -> Ledger:
+    return ledgers.open()
+
+
+def begin(ledger: Ledger, key: str = "k1", **overrides: Any) -> int:
+    fields: dict[str, Any] = {
+        "recipe": "demo",
+        "step": "cover",
+        "kind": "text_to_image",
+        "provider": "fal",
+        "model": "flux-dev",
+        "material": '{"kind":"text_to_image"}',
+        "estimated_cost": 0.025,
+        "draft": False,
+    }
+    fields.update(overrides)
+    return ledger.begin(key, **fields)
+
+
+def finish(ledger: Ledger, gen_id: int, digest: str = "d" * 32, actual_cost: float | None = 0.0) -> None:
+    ledger.finish(gen_id, digest=digest, actual_cost=actual_cost, request_id=None, usage={}, meta={})
+
+
+def states(ledger: Ledger) -> dict[int, str]:
+    return {gen.id: gen.state for gen in ledger.generations()}
+
+
+class TestLedger:
+    def test_begin_is_seen_by_every_process_before_the_provider_is_called(self, ledgers: Ledgers) -> None:
+        # a crash right after begin must leave a row that the next run finds
+        gen_id = begin(ledgers.open())
+        (seen,) = ledgers.open().generations()
+        assert (seen.id, seen.key, seen.state, seen.request_id) == (gen_id, "k1", "submitted", None)
+        assert (seen.recipe, seen.step, seen.kind, seen.provider, seen.model) == (
+            "demo",
+            "cover",
+            "text_to_image",
+            "fal",
+            "flux-dev",
+        )
+        assert (seen.material, seen.estimated_cost, seen.draft) == ('{"kind":"text_to_image"}', 0.025, 0)
+        assert seen.finished is None and seen.created <= time.time()
+
+    def test_a_request_id_is_seen_by_every_process_at_once(self, ledgers: Ledgers) -> None:
+        ledger = ledgers.open()
+        gen_id = begin(ledger)
+        ledger.submitted(gen_id, "req-123")
+        pending = ledgers.open().find_resumable("k1")
+        assert pending is not None
+        assert (pending.id, pending.request_id, pending.state) == (gen_id, "req-123", "submitted")
+
+    def test_finish_makes_the_generation_found_by_key(self, ledgers: Ledgers) -> None:
+        ledger = ledgers.open()
+        gen_id = begin(ledger)
+        assert ledger.find_done("k1") is None
+        ledger.submitted(gen_id, "req-123")
+        ledger.finish(gen_id, digest="d" * 32, actual_cost=0.03, request_id=None, usage={"images": 1}, meta={"seed": 7})
+        done = ledgers.open().find_done("k1")
+        assert done is not None
+        assert (done.id, done.state, done.digest, done.actual_cost) == (gen_id, "done", "d" * 32, 0.03)
+        assert done.finished is not None
+        # a finish without a request id keeps the one recorded at submission
+        assert done.request_id == "req-123"
+        # a finished job is never resumed, and other keys are not affected
+        assert ledger.find_resumable("k1") is None
+        assert ledger.find_done("k2") is None
+
+    def test_finish_with_a_request_id_records_it(self, ledger: Ledger) -> None:
+        # a provider that answers at once gives its id with the result
+        gen_id = begin(ledger)
+        ledger.finish(gen_id, digest="d" * 32, actual_cost=None, request_id="req-7", usage={}, meta={})
+        done = ledger.find_done("k1")
+        assert done is not None and done.request_id == "req-7" and done.actual_cost is None
+
+    def test_find_done_returns_the_latest(self, ledger: Ledger) -> None:
+        for digest in ("a" * 32, "b" * 32):
+            finish(ledger, begin(ledger), digest=digest)
+        done = ledger.find_done("k1")
+        assert done is not None and done.digest == "b" * 32
+
+    def test_find_resumable_returns_the_latest(self, ledger: Ledger) -> None:
+        for request_id in ("req-1", "req-2"):
+            ledger.submitted(begin(ledger), request_id)
+        pending = ledger.find_resumable("k1")
+        assert pending is not None and pending.request_id == "req-2"
+
+    def test_a_resumable_failure_stays_resumable(self, ledger: Ledger) -> None:
+        # a timeout while polling: the job may still finish at the provider, so poll it again
+        gen_id = begin(ledger)
+        ledger.submitted(gen_id, "req-123")
+        ledger.fail(gen_id, "timed out while polling", resumable=True)
+        pending = ledger.find_resumable("k1")
+        assert pending is not None
+        assert (pending.id, pending.request_id, pending.state) == (gen_id, "req-123", "submitted")
+        assert (pending.error, pending.finished) == ("timed out while polling", None)
+        assert ledger.find_done("k1") is None
+
+    def test_a_final_failure_is_not_resumable(self, ledger: Ledger) -> None:
+        gen_id = begin(ledger)
+        ledger.submitted(gen_id, "req-123")
+        ledger.fail(gen_id, "content policy", resumable=False)
+        assert ledger.find_resumable("k1") is None and ledger.find_done("k1") is None
+        (seen,) = ledger.generations()
+        assert (seen.state, seen.error) == ("failed", "content policy")
+        assert seen.finished is not None
+
+    def test_a_submission_without_request_id_is_never_resumable(self, ledger: Ledger) -> None:
+        # the process died before the provider answered: there is nothing to poll
+        begin(ledger)
+        assert ledger.find_resumable("k1") is None
+
+    def test_begin_abandons_earlier_submissions_that_never_got_a_request_id(self, ledger: Ledger) -> None:
+        lost = begin(ledger)  # died before the provider gave it an id
+        polled = begin(ledger)  # got an id, then died while polling
+        ledger.submitted(polled, "req-9")
+        other = begin(ledger, key="k2")  # another generation altogether
+        finished = begin(ledger)
+        finish(ledger, finished)
+
+        again = begin(ledger)
+
+        assert states(ledger) == {
+            lost: "abandoned",
+            polled: "submitted",
+            other: "submitted",
+            finished: "done",
+            again: "submitted",
+        }
+        assert next(g for g in ledger.generations() if g.id == lost).finished is not None
+        # the job with a request id is still the one to resume
+        pending = ledger.find_resumable("k1")
+        assert pending is not None and pending.id == polled
+
+    def test_rows_survive_reopening(self, ledgers: Ledgers) -> None:
+        first = ledgers.open()
+        gen_id = begin(first)
+        first.submitted(gen_id, "req-123")
+        ledgers.close(first)
+        pending = ledgers.open().find_resumable("k1")
+        assert pending is not None and pending.id == gen_id
+
+    def test_abandon_gives_up_the_steps_kept_jobs(self, ledger: Ledger) -> None:
+        kept = begin(ledger)
+        ledger.submitted(kept, "req-1")
+        ledger.fail(kept, "timed out while polling", resumable=True)
+        unsent = begin(ledger, key="k2")  # no request id: nothing to give back
+        done = begin(ledger, key="k3")
+        finish(ledger, done)
+        elsewhere = begin(ledger, key="k4", step="title")
+        ledger.submitted(elsewhere, "req-4")
+
+        assert ledger.abandon("demo", "cover") == ["req-1"]
+
+        assert states(ledger) == {kept: "abandoned", unsent: "abandoned", done: "done", elsewhere: "submitted"}
+        given_up = next(g for g in ledger.generations() if g.id == kept)
+        assert given_up.finished is not None
+        assert given_up.error == "timed out while polling; abandoned by the user"
+        assert ledger.find_resumable("k1") is None
+        assert ledger.abandon("demo", "cover") == []  # nothing left to give up
+        assert ledger.abandon("other-recipe", "title") == []
+
+    def test_spent_since_counts_finished_at_cost_and_in_flight_at_estimate(self, ledger: Ledger) -> None:
+        finish(ledger, begin(ledger, "a", estimated_cost=0.5), actual_cost=0.25)  # its actual cost
+        finish(ledger, begin(ledger, "b", estimated_cost=0.125), actual_cost=None)  # no actual: its estimate
+        ledger.submitted(begin(ledger, "c", estimated_cost=1.0), "req-c")  # in flight: its estimate
+        ledger.fail(begin(ledger, "d", estimated_cost=8.0), "refused", resumable=False)  # never billed
+        finish(ledger, begin(ledger, "e", estimated_cost=16.0, draft=True), actual_cost=16.0)  # drafts are free
+        assert ledger.spent_since(0.0) == pytest.approx(0.25 + 0.125 + 1.0)
+        assert ledger.spent_since(time.time() + 60) == 0.0
+
+    def test_spent_since_leaves_out_abandoned_jobs(self, ledger: Ledger) -> None:
+        ledger.submitted(begin(ledger, estimated_cost=1.0), "req-1")
+        assert ledger.spent_since(0.0) == pytest.approx(1.0)
+        ledger.abandon("demo", "cover")
+        assert ledger.spent_since(0.0) == 0.0
+
+    def test_begin_refuses_a_call_past_the_cap_whoever_spent_it(self, ledgers: Ledgers) -> None:
+        cap = Cap("the monthly cap of $0.10", 0.10, since=0.0)
+        first, second = ledgers.open(), ledgers.open()  # two processes
+        begin(first, "k1", step="a", estimated_cost=0.06, cap=cap)
+        with pytest.raises(BudgetExceeded, match="already spent or in flight") as refused:
+            begin(second, "k2", step="b", estimated_cost=0.05, cap=cap)
+        assert refused.value.usd == 0.05
+        assert [g.key for g in second.generations()] == ["k1"]  # the refused call left no row
+        begin(second, "k3", step="c", estimated_cost=0.04, cap=cap)  # exactly fills it
+        assert second.spent_since(0.0) == pytest.approx(0.10)
+        assert first.spent_since(0.0) == pytest.approx(0.10)
+
+    def test_the_cap_counts_only_spend_since_it_began(self, ledger: Ledger) -> None:
+        finish(ledger, begin(ledger, "old", estimated_cost=5.0), actual_cost=5.0)
+        time.sleep(0.01)
+        cap = Cap("this month's cap", 1.0, since=time.time())  # the month began after "old" finished
+        begin(ledger, "new", estimated_cost=0.5, cap=cap)
+        with pytest.raises(BudgetExceeded):
+            begin(ledger, "newer", estimated_cost=0.75, cap=cap)
+
+    def test_generations_since_a_moment_oldest_first(self, ledger: Ledger) -> None:
+        ids = [begin(ledger, key) for key in ("k1", "k2", "k3")]
+        assert [g.id for g in ledger.generations()] == ids
+        assert [g.id for g in ledger.generations(since=0.0)] == ids
+        assert ledger.generations(since=time.time() + 60) == []
+
+    def test_restores_record_what_reuse_saved(self, ledger: Ledger) -> None:
+        gen_id = begin(ledger)
+        finish(ledger, gen_id, actual_cost=0.03)
+        done = ledger.find_done("k1")
+        assert done is not None
+        before = time.time()
+        ledger.restored(done, recipe="demo", step="cover")
+        ledger.restored(done, recipe="other", step="poster")
+        restores = ledger.restores()
+        assert [(g.id, recipe, step, saved) for g, recipe, step, saved, _ in restores] == [
+            (gen_id, "demo", "cover", pytest.approx(0.03)),
+            (gen_id, "other", "poster", pytest.approx(0.03)),
+        ]
+        assert all(before - 1 <= when <= time.time() + 1 for *_, when in restores)
+        assert ledger.restores(since=time.time() + 60) == []
+
+    def test_a_restore_of_a_generation_without_a_cost_saved_nothing(self, ledger: Ledger) -> None:
+        finish(ledger, begin(ledger), actual_cost=None)
+        done = ledger.find_done("k1")
+        assert done is not None
+        ledger.restored(done, recipe="demo", step="cover")
+        ((_, _, _, saved, _),) = ledger.restores()
+        assert saved == 0.0
+
+    def test_outputs_are_recorded_replaced_listed_and_dropped(self, ledger: Ledger, tmp_path: Path) -> None:
+        cover, title = tmp_path / "out" / "cover.png", tmp_path / "out" / "title.txt"
+        assert ledger.output(cover) is None
+        ledger.set_output(cover, key="k1", digest="a" * 32, material="{}", recipe="demo", step="cover")
+        ledger.set_output(title, key="k2", digest="b" * 32, material="{}", recipe="demo", step="title")
+        ledger.set_output(tmp_path / "x.png", key="k3", digest="c" * 32, material="{}", recipe="other", step="x")
+        ledger.set_output(cover, key="k4", digest="d" * 32, material='{"v":2}', recipe="demo", step="cover")
+        record = ledger.output(cover)
+        assert record is not None
+        assert (record.path, record.key, record.digest, record.material, record.recipe, record.step) == (
+            str(cover),
+            "k4",
+            "d" * 32,
+            '{"v":2}',
+            "demo",
+            "cover",
+        )
+        assert sorted(r.path for r in ledger.outputs_of("demo")) == sorted([str(cover), str(title)])
+        ledger.drop_output(cover)
+        ledger.drop_output(cover)  # forgetting twice is no error
+        assert ledger.output(cover) is None
+        assert [r.path for r in ledger.outputs_of("demo")] == [str(title)]
+        assert ledger.outputs_of("nobody") == []
+
+    def test_file_digests_are_remembered_and_replaced(self, ledgers: Ledgers) -> None:
+        ledger = ledgers.open()
+        assert ledger.load_digest("a.png") is None
+        ledger.save_digest("a.png", (1, 2, 3, 4, 5), "one")
+        ledger.save_digest("a.png", (1, 2, 3, 6, 7), "two")
+        assert ledgers.open().load_digest("a.png") == ((1, 2, 3, 6, 7), "two")
+        assert ledger.load_digest("b.png") is None
+
+
+# -- the blob store -----------------------------------------------------------------------
+
+DATA = b"\x89PNG not really, but bytes all the same\n" * 100
+
+
+@dataclass(frozen=True)
+class BlobBackend:
+    """How the contract opens a backend, and damages it behind its back."""
+
+    open: Callable[[Path, LinkMode], BlobStore]
+    #: overwrite a blob's bytes without the store knowing
+    corrupt: Callable[[BlobStore, str, bytes], None]
+    #: a staging file as a process of this machine that has since died left it
+    orphan: Callable[[BlobStore], Path]
+
+
+def _local_corrupt(store: BlobStore, digest: str, data: bytes) -> None:
+    blob = store.path(digest)
+    os.chmod(blob, 0o644)  # blobs are read-only
+    blob.write_bytes(data)
+    os.chmod(blob, 0o444)
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def _local_orphan(store: BlobStore) -> Path:
+    live = store.staging(".png")  # <pid>@<host>@<unique><suffix>: put a dead pid in its place
+    orphan = live.with_name(f"{_dead_pid()}@{live.name.split('@', 1)[1]}")
+    orphan.write_bytes(b"half a picture")
+    return orphan
+
+
+BLOB_STORES = [
+    # the embedded store: a folder of files named by digest
+    pytest.param(BlobBackend(layout.open_blobs, _local_corrupt, _local_orphan), id="local"),
+]
+
+# how outputs are made from blobs
+LINK_MODES: list[LinkMode] = [
+    # a private copy the user may edit
+    "copy",
+    # a hard link sharing the blob's bytes, for large media
+    "hardlink",
+]
+
+
+@pytest.fixture(params=BLOB_STORES)
+def backend(request: pytest.FixtureRequest) -> BlobBackend:
+    found: BlobBackend = request.param
+    return found
+
+
+@pytest.fixture
+def store(backend: BlobBackend, tmp_path: Path) -> BlobStore:
+    return backend.open(tmp_path / "store", "copy")
+
+
+def staged(store: BlobStore, data: bytes = DATA, suffix: str = ".png") -> Path:
+    """A staging file holding ``data``, as a provider would leave it."""
+    path = store.staging(suffix)
+    path.write_bytes(data)
+    return path
+
+
+class TestBlobStore:
+    def test_put_moves_the_staging_file_in_under_its_digest(self, store: BlobStore) -> None:
+        src = staged(store)
+        digest = store.put(src)
+        assert digest == xxhash.xxh3_128_hexdigest(DATA)
+        assert not src.exists()
+        assert store.has(digest)
+        assert store.get(digest).read_bytes() == DATA
+
+    def test_get_gives_the_local_path_of_an_intact_blob(self, store: BlobStore) -> None:
+        digest = store.put(staged(store))
+        assert store.get(digest) == store.path(digest)
+        assert store.verify(digest) == store.path(digest)
+
+    def test_read_text_decodes_the_blob(self, store: BlobStore) -> None:
+        digest = store.put(staged(store, "a caption, naïve\n".encode(), ".txt"))
+        assert store.read_text(digest) == "a caption, naïve\n"
+
+    def test_put_of_known_bytes_keeps_one_blob(self, store: BlobStore) -> None:
+        first = store.put(staged(store))
+        second_src = staged(store)
+        assert store.put(second_src) == first
+        assert not second_src.exists()
+        assert store.size() == len(DATA)
+
+    def test_size_counts_every_blob_once(self, store: BlobStore) -> None:
+        assert store.size() == 0
+        store.put(staged(store, b"one"))
+        store.put(staged(store, b"three"))
+        store.put(staged(store, b"one"))
+        assert store.size() == len(b"one") + len(b"three")
+
+    def test_put_over_a_corrupt_blob_repairs_it(self, backend: BlobBackend, store: BlobStore) -> None:
+        # fresh bytes that hash to a corrupt blob's digest must not be thrown away
+        digest = store.put(staged(store))
+        backend.corrupt(store, digest, b"bit rot")
+        assert store.put(staged(store)) == digest
+        assert store.get(digest).read_bytes() == DATA
+
+    @pytest.mark.parametrize(
+        "reader",
+        [
+            # checked on its own
+            "get",
+            # the older name of get
+            "verify",
+            # checked on the way to an output, which must then not be written
+            "materialise",
+            # checked on the way to a provider reading it as text
+            "read_text",
+        ],
+    )
+    def test_a_corrupt_blob_is_refused_and_set_aside(
+        self, backend: BlobBackend, store: BlobStore, tmp_path: Path, reader: str
+    ) -> None:
+        digest = store.put(staged(store))
+        backend.corrupt(store, digest, b"bit rot")
+        dest = tmp_path / "out" / "cover.png"
+        with pytest.raises(StoreError, match="corrupt"):
+            if reader == "materialise":
+                store.materialise(digest, dest)
+            else:
+                getattr(store, reader)(digest)
+        assert not store.has(digest)
+        assert not dest.exists()
+        # set aside, it is now simply missing: the next run generates it again
+        with pytest.raises(StoreError, match="missing"):
+            store.get(digest)
+
+    def test_a_missing_blob_is_a_store_error(self, store: BlobStore, tmp_path: Path) -> None:
+        assert not store.has("ab" * 16)
+        with pytest.raises(StoreError, match="missing"):
+            store.get("ab" * 16)
+        with pytest.raises(StoreError, match="missing"):
+            store.materialise("ab" * 16, tmp_path / "out.png")
+        assert not (tmp_path / "out.png").exists()
+
+    @pytest.mark.parametrize("link", LINK_MODES)
+    def test_materialise_gives_the_blob_bytes(self, backend: BlobBackend, tmp_path: Path, link: LinkMode) -> None:
+        store = backend.open(tmp_path / "store", link)
+        digest = store.put(staged(store))
+        dest = tmp_path / "out" / "nested" / "cover.png"
+        store.materialise(digest, dest)
+        assert dest.read_bytes() == DATA
+
+    @pytest.mark.parametrize("link", LINK_MODES)
+    def test_materialise_replaces_an_existing_output_and_leaves_no_temporary_file(
+        self, backend: BlobBackend, tmp_path: Path, link: LinkMode
+    ) -> None:
+        store = backend.open(tmp_path / "store", link)
+        digest = store.put(staged(store))
+        out = tmp_path / "out"
+        out.mkdir()
+        dest = out / "cover.png"
+        dest.write_bytes(b"an older cover")
+        store.materialise(digest, dest)
+        assert dest.read_bytes() == DATA
+        assert [p.name for p in out.iterdir()] == ["cover.png"]
+        # and again over its own previous result (in hardlink mode both names may link one file)
+        store.materialise(digest, dest)
+        assert dest.read_bytes() == DATA
+        assert [p.name for p in out.iterdir()] == ["cover.png"]
+
+    def test_materialise_that_cannot_replace_leaves_no_temporary_file(self, store: BlobStore, tmp_path: Path) -> None:
+        # a directory where the output should go: the final rename fails
+        digest = store.put(staged(store))
+        out = tmp_path / "out"
+        (out / "cover.png").mkdir(parents=True)
+        with pytest.raises(StoreError, match="cannot write"):
+            store.materialise(digest, out / "cover.png")
+        assert [p.name for p in out.iterdir()] == ["cover.png"]
+        assert (out / "cover.png").is_dir()
+
+    def test_staging_paths_are_fresh_and_keep_their_suffix(self, store: BlobStore) -> None:
+        paths = [store.staging(".mp4") for _ in range(3)]
+        assert len(set(paths)) == 3
+        assert all(p.suffix == ".mp4" and not p.exists() for p in paths)
+
+    def test_sweep_removes_what_dead_processes_left_and_keeps_live_work(
+        self, backend: BlobBackend, store: BlobStore
+    ) -> None:
+        mine = staged(store, b"in progress")  # this process is alive: its file stays
+        orphan = backend.orphan(store)
+        assert store.sweep() == 1
+        assert mine.read_bytes() == b"in progress" and not orphan.exists()
+        assert store.sweep() == 0
