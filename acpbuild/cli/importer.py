@@ -72,7 +72,7 @@ from acpbuild.cli.import_tables import (
 from acpbuild.cli.import_yaml import Path_, parse
 from acpbuild.cli.tomlwrite import key as toml_key
 from acpbuild.cli.tomlwrite import value as toml_value
-from acpbuild.errors import RecipeError, nearest
+from acpbuild.errors import RecipeError, did_you_mean, nearest
 from acpbuild.providers.base import FILE_TYPES, Model, Param
 from acpbuild.recipe.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 
@@ -270,11 +270,11 @@ class _Converter:
     def step(self, item: dict[str, Any], path: Path_, type_: str, prev: _Made | None) -> _Made:
         kind = KIND_OF.get(type_)
         if kind is None:
-            near = nearest(type_, list(KIND_OF))
+            tip = did_you_mean(type_, KIND_OF)
             raise self.error(
                 f"step type {type_!r} has no acpbuild kind",
                 (*path, "type" if "type" in item else "step_type"),
-                (f"did you mean {near!r}? " if near else "") + "types that import: " + ", ".join(sorted(KIND_OF)),
+                (f"{tip} " if tip else "") + "types that import: " + ", ".join(sorted(KIND_OF)),
             )
         params_key = "params" if isinstance(item.get("params"), dict) else "config"
         raw = dict(item.get(params_key) or {})
@@ -315,8 +315,8 @@ class _Converter:
             elif spec is not None:
                 value = _coerce(value, spec)
             if spec is None:
-                near = nearest(key, list(accepted))
-                reason = f"{provider}/{model.name} ({kind}) takes no parameter {key!r}" + (f"; did you mean {near!r}?" if near else "")
+                tip = did_you_mean(key, accepted)
+                reason = f"{provider}/{model.name} ({kind}) takes no parameter {key!r}" + (f"; {tip}" if tip else "")
                 lines.append(f"# {toml_key(key)} = {toml_value(value)}  # not imported: {reason}")
                 self.warn(f"{reason}: written commented out", at)
                 continue
@@ -423,7 +423,6 @@ class _Converter:
             self.warn(f"model {name!r} is not in the catalogue; {kind} runs on local/{serving[0][1].name}", at)
             return serving[0]
         choices = [f"{p}/{m.name}" for p, m in serving]
-        near_full = _nearest_model(name, serving)
         elsewhere = [
             f"{p}/{m.name}"
             for p in providers.NAMES
@@ -433,7 +432,8 @@ class _Converter:
         message = f"unknown model {name!r} for {kind}"
         if elsewhere:
             message = f"model {name!r} ({elsewhere[0]}) does not make {kind}"
-        tip = (f"did you mean {near_full!r}? " if near_full else "") + "models for " + kind + ": " + ", ".join(choices)
+        tip = did_you_mean(name, choices, find=_nearest_model)
+        tip = (f"{tip} " if tip else "") + "models for " + kind + ": " + ", ".join(choices)
         raise self.error(message, at, tip)
 
     @staticmethod
@@ -509,24 +509,24 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(" ", "-")
 
 
-def _nearest_model(name: str, serving: list[tuple[str, Model]]) -> str | None:
-    """The "did you mean" for an unknown model name, as ``provider/model``.
+def _nearest_model(name: str, choices: list[str]) -> str | None:
+    """The "did you mean" for an unknown model name, among ``provider/model`` choices.
 
     Ignoring case and punctuation, the first model (in catalogue order) whose name starts
     with the given one wins, then one whose name contains it, so ``veo-3.1`` finds
     ``google/veo-3.1-generate-001`` rather than the closer spelling ``fal/veo3``; failing
     both, the closest spelling.
     """
+    models = {choice: choice.split("/", 1)[1] for choice in choices}  # a model's own name may hold a "/"
     squash = re.compile(r"[^a-z0-9]")
     given = squash.sub("", name.lower())
     if len(given) >= 3:  # shorter names match too much to help
         for fits in (str.startswith, str.__contains__):
-            found = (f"{p}/{m.name}" for p, m in serving if fits(squash.sub("", m.name.lower()), given))
-            hit = next(found, None)
+            hit = next((c for c, m in models.items() if fits(squash.sub("", m.lower()), given)), None)
             if hit:
                 return hit
-    near = nearest(_norm(name), [_norm(m.name) for _, m in serving])
-    return next((f"{p}/{m.name}" for p, m in serving if _norm(m.name) == near), None)
+    near = nearest(_norm(name), [_norm(m) for m in models.values()])
+    return next((c for c, m in models.items() if _norm(m) == near), None)
 
 
 def _escape(text: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from acpbuild import providers
 from acpbuild.cli.tomlwrite import key as toml_key
 from acpbuild.cli.tomlwrite import value as toml_value
-from acpbuild.errors import nearest
+from acpbuild.errors import did_you_mean
 from acpbuild.providers.base import FILE_TYPES, Model, Param
 from acpbuild.recipe.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 
@@ -81,9 +81,8 @@ def _one_of(answer: str, options: list[str], what: str) -> str:
         return answer
     if not answer:
         raise Invalid(f"pick a {what}: {', '.join(options)}")
-    near = nearest(answer, options)
-    hint = f"did you mean {near!r}? " if near else ""
-    raise Invalid(f"unknown {what} {answer!r}; {hint}choose one of {', '.join(options)}")
+    tip = did_you_mean(answer, options)
+    raise Invalid(f"unknown {what} {answer!r}; " + (f"{tip} " if tip else "") + f"choose one of {', '.join(options)}")
 
 
 def _refs_ok(text: str, earlier: dict[str, Media], want: tuple[Media, ...] | None) -> None:
@@ -217,8 +216,8 @@ def _ask_step(ask: Ask, say: Say, steps: list[StepAnswers], root: Path) -> StepA
         if not sep:
             raise Invalid("write name=value, or nothing to go on")
         if key not in accepted:
-            near = nearest(key, list(accepted))
-            raise Invalid(f"{model.name} takes no parameter {key!r}" + (f"; did you mean {near!r}?" if near else ""))
+            tip = did_you_mean(key, accepted)
+            raise Invalid(f"{model.name} takes no parameter {key!r}" + (f"; {tip}" if tip else ""))
         try:
             return key, parse_value(raw.strip(), accepted[key], earlier, root)
         except Invalid as exc:
