@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+
 from acpbuild import providers
-from acpbuild.cli.tomlwrite import key as toml_key
-from acpbuild.cli.tomlwrite import value as toml_value
 from acpbuild.errors import did_you_mean
 from acpbuild.providers.base import FILE_TYPES, Model, Param
 from acpbuild.recipe.kinds import KINDS, SUFFIXES, Media, media_of_suffix
@@ -141,6 +141,7 @@ def parse_value(text: str, spec: Param, earlier: dict[str, Media], root: Path) -
             value = text.lower() in ("y", "yes", "true")
         elif spec.type == "list":
             value = json.loads(text)
+            tomlkit.item(value)  # refuses what TOML cannot hold (null) now, not when the recipe is written
     except (ValueError, json.JSONDecodeError):
         raise Invalid(f"{text!r} is not a valid {spec.type}") from None
     if isinstance(value, str):
@@ -285,21 +286,24 @@ def interview(ask: Ask, say: Say, directory: Path) -> tuple[Path, list[StepAnswe
 
 def render(steps: list[StepAnswers], name: str) -> str:
     """The recipe's TOML text."""
-    lines = [
-        "# Written by `acpbuild new --interactive`; `acpbuild run` builds it.",
-        "",
-        "[recipe]",
-        f"name = {toml_value(name)}",
-        'output_dir = "out"',
-    ]
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("Written by `acpbuild new --interactive`; `acpbuild run` builds it."))
+    doc.add(tomlkit.nl())
+    recipe = tomlkit.table()
+    recipe.update({"name": name, "output_dir": "out"})
+    doc.add("recipe", recipe)
+    tables = tomlkit.table(is_super_table=True)
     for step in steps:
-        lines += ["", f"[steps.{toml_key(step.name)}]", f"kind = {toml_value(step.kind)}"]
+        table = tomlkit.table()
+        table.add("kind", step.kind)
         if step.provider != "local":
-            lines.append(f"provider = {toml_value(step.provider)}")
-        lines.append(f"model = {toml_value(step.model)}")
-        lines += [f"{key} = {toml_value(value)}" for key, value in step.params.items()]
-        lines.append(f"output = {toml_value(step.output)}")
-    return "\n".join(lines) + "\n"
+            table.add("provider", step.provider)
+        table.add("model", step.model)
+        table.update(step.params)
+        table.add("output", step.output)
+        tables.add(step.name, table)
+    doc.add("steps", tables)
+    return doc.as_string()
 
 
 def write(ask: Ask, say: Say, directory: Path) -> Path:
