@@ -1,13 +1,17 @@
-"""Where settings come from: keys from the environment and ``.env`` files."""
+"""Where settings come from: keys from the environment and ``.env`` files, the user's config file."""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
+import platformdirs
 import pytest
 
 from acpbuild.config.secrets import environment, read_dotenv, redact
+from acpbuild.config.user import config_path
 
 
 def _dotenv(folder: Path, text: str) -> dict[str, str]:
@@ -73,3 +77,45 @@ def test_keys_are_redacted_from_text() -> None:
     env = {"FAL_KEY": "fal-secret-1234", "MOOD": "calm"}
     assert redact("sent fal-secret-1234 feeling calm", env) == "sent *** feeling calm"
 
+
+def test_acpbuild_config_names_the_file() -> None:
+    assert config_path({"ACPBUILD_CONFIG": "~/cfg/acpbuild.toml", "HOME": "/h"}) == Path(
+        "~/cfg/acpbuild.toml"
+    ).expanduser()
+
+
+def test_the_process_environment_finds_the_platforms_own_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACPBUILD_CONFIG")
+    native = platformdirs.user_config_path("acpbuild", appauthor=False, roaming=True)
+    assert config_path(dict(os.environ)) == native / "config.toml"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the XDG folders are Linux's")
+@pytest.mark.parametrize("xdg", [None, "config-home"])
+def test_on_linux_the_folder_is_xdgs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, xdg: str | None) -> None:
+    monkeypatch.delenv("ACPBUILD_CONFIG")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if xdg:
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / xdg))
+        expected = tmp_path / xdg / "acpbuild" / "config.toml"
+    else:
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+        expected = tmp_path / ".config" / "acpbuild" / "config.toml"
+    assert config_path(dict(os.environ)) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # a home of its own, and a config home of its own
+        ({"HOME": "/elsewhere"}, "/elsewhere/.config/acpbuild/config.toml"),
+        ({"HOME": "/elsewhere", "XDG_CONFIG_HOME": "/xdg"}, "/xdg/acpbuild/config.toml"),
+        # no home at all (an API caller's env={}): no config file is read
+        ({}, None),
+    ],
+)
+def test_an_environment_of_its_own_is_read_for_its_home(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str | None
+) -> None:
+    monkeypatch.setenv("HOME", "/process/home")
+    assert config_path(env) == (Path(expected) if expected else None)
