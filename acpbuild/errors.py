@@ -212,7 +212,7 @@ def did_you_mean(
     """A tip naming the closest spelling of ``word`` among ``options`` (None when nothing is close).
 
     ``show`` writes the name as the message around it quotes things (``'x'`` by
-    default, ``'${x}'`` for a variable); ``find`` picks it, when closest spelling
+    default, ``'${x}'`` for a variable); ``find`` picks it when the closest spelling
     is not the best guess.
     """
     near = find(word, list(options))
