@@ -23,7 +23,7 @@ and chained with ``from``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = [
     "AcpbuildError",
@@ -191,13 +191,29 @@ class StoreError(AcpbuildError):
     """The store or ledger cannot be used, or a blob failed its digest check."""
 
 
+def closest(word: str, options: Iterable[str], n: int = 1) -> list[str]:
+    """Up to ``n`` spellings among ``options`` close to ``word``, the closest first."""
+    return difflib.get_close_matches(word, list(options), n=n, cutoff=0.5)
+
+
 def nearest(word: str, options: Iterable[str]) -> str | None:
     """The closest spelling of ``word`` among ``options``, for "did you mean" tips."""
-    found = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    found = closest(word, options)
     return found[0] if found else None
 
 
-def did_you_mean(word: str, options: Iterable[str]) -> str | None:
-    """A tip naming the closest spelling of ``word`` among ``options`` (None when nothing is close)."""
-    near = nearest(word, options)
-    return f"did you mean {near!r}?" if near else None
+def did_you_mean(
+    word: str,
+    options: Iterable[str],
+    *,
+    show: Callable[[str], str] = repr,
+    find: Callable[[str, list[str]], str | None] = nearest,
+) -> str | None:
+    """A tip naming the closest spelling of ``word`` among ``options`` (None when nothing is close).
+
+    ``show`` writes the name as the message around it quotes things (``'x'`` by
+    default, ``'${x}'`` for a variable); ``find`` picks it when the closest spelling
+    is not the best guess.
+    """
+    near = find(word, list(options))
+    return f"did you mean {show(near)}?" if near else None

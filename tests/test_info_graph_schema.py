@@ -10,9 +10,10 @@ from typing import Any
 import jsonschema
 import pytest
 import tomli
+import tomlkit
 
 from acpbuild import providers
-from acpbuild.cli import diagram, main, scaffold, tomlwrite
+from acpbuild.cli import diagram, main, scaffold
 from acpbuild.errors import RecipeError
 from acpbuild.providers.base import Param
 from acpbuild.recipe import load_recipe
@@ -245,16 +246,6 @@ def test_every_bad_fixture_is_judged_by_the_schema_or_named_as_beyond_it() -> No
     assert fixtures == {f for f, _ in JUDGED} | BEYOND_THE_SCHEMA
 
 
-def _toml(recipe: dict[str, Any]) -> str:
-    """The TOML text of a recipe made of [defaults.KIND], [steps.NAME] and [groups.NAME] tables."""
-    return "".join(
-        f"[{table}.{tomlwrite.key(name)}]\n"
-        + "".join(f"{tomlwrite.key(k)} = {tomlwrite.value(v)}\n" for k, v in body.items())
-        for table, bodies in recipe.items()
-        for name, body in bodies.items()
-    )
-
-
 FLUX = {"kind": "text_to_image", "provider": "fal", "model": "flux-dev", "output": "a.png"}
 TEXT = {"kind": "text", "prompt": "x", "output": "a.txt"}  # local, by default
 FAL_IS_DEFAULT = {"kind": "text_to_image", "model": "flux-dev", "prompt": "x", "output": "a.png"}
@@ -361,7 +352,7 @@ def test_schema_accepts_what_loading_accepts(
     recipe: dict[str, Any], tmp_path: Path, validator: jsonschema.Draft7Validator
 ) -> None:
     path = tmp_path / "r.toml"
-    path.write_text(_toml(recipe))
+    path.write_text(tomlkit.dumps(recipe))
     load_recipe(path)  # the case is a valid recipe
     assert _errors(validator, recipe) == []
 
@@ -402,7 +393,7 @@ def test_schema_asks_every_model_for_its_required_parameters(
     for name in INPUTS.values():
         (tmp_path / name).write_bytes(b"")
     path = tmp_path / "all.toml"
-    path.write_text(_toml({"steps": steps}))
+    path.write_text(tomlkit.dumps({"steps": steps}))
     load_recipe(path)
     assert _errors(validator, {"steps": steps}) == []
     missing = 0

@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from acpbuild.cli import main
-from acpbuild.errors import RecipeError
+from acpbuild.errors import RecipeError, closest, did_you_mean
 from acpbuild.recipe import load_recipe
 
 RECIPES = Path(__file__).parent / "recipes"
@@ -154,6 +156,28 @@ def test_recipe_error_names_file_line_table_and_fix(
 def test_every_bad_fixture_has_a_case() -> None:
     # a fixture nobody tests proves nothing; a case without a fixture cannot run
     assert {p.name for p in RECIPES.glob("bad_*.toml")} == {c[0] for c in CASES}
+
+
+@pytest.mark.parametrize(
+    ("word", "options", "how", "tip"),
+    [
+        ("promt", ["prompt", "output"], {}, "did you mean 'prompt'?"),  # the closest spelling
+        ("zzz", ["prompt", "output"], {}, None),  # nothing close: no tip at all
+        ("topik", {"topic": 1}, {}, "did you mean 'topic'?"),  # a mapping's keys are the options
+        # written as the message around it quotes things
+        ("topik", ["topic"], {"show": lambda n: f"'${{{n}}}'"}, "did you mean '${topic}'?"),
+        # a caller's own guess wins over spelling
+        ("veo", ["fal/veo3", "google/veo-3.1"], {"find": lambda w, o: o[-1]}, "did you mean 'google/veo-3.1'?"),
+    ],
+)
+def test_did_you_mean_names_the_nearest_option(
+    word: str, options: Iterable[str], how: dict[str, Any], tip: str | None
+) -> None:
+    assert did_you_mean(word, options, **how) == tip
+
+
+def test_closest_lists_the_near_spellings_best_first() -> None:
+    assert closest("Rachael", ["Adam", "Rachel", "Racheal", "Bella"], n=5) == ["Rachel", "Racheal"]
 
 
 def test_missing_input_tip_says_where_it_looked() -> None:

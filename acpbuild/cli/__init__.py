@@ -404,16 +404,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from acpbuild import money, providers
-    from acpbuild.errors import RecipeError, nearest
+    from acpbuild.errors import RecipeError, did_you_mean
     from acpbuild.recipe.kinds import KINDS
 
     if args.provider and args.provider not in providers.NAMES:
-        near = nearest(args.provider, list(providers.NAMES))
-        raise RecipeError(f"unknown provider {args.provider!r}", tip=f"did you mean {near!r}?" if near else None)
+        raise RecipeError(f"unknown provider {args.provider!r}", tip=did_you_mean(args.provider, providers.NAMES))
     if args.kind and args.kind not in KINDS:
-        near = nearest(args.kind, list(KINDS))
         raise RecipeError(
-            f"unknown kind {args.kind!r}", tip=f"did you mean {near!r}?" if near else "kinds: " + ", ".join(KINDS)
+            f"unknown kind {args.kind!r}", tip=did_you_mean(args.kind, KINDS) or "kinds: " + ", ".join(KINDS)
         )
     rows: list[dict[str, Any]] = []
     for name in providers.NAMES:

@@ -55,7 +55,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+import tomlkit
+from tomlkit.exceptions import ConvertError
+from tomlkit.items import Comment, Item, Table
 
 from acpbuild import providers
 from acpbuild.cli.import_tables import (
@@ -70,9 +74,7 @@ from acpbuild.cli.import_tables import (
     TOP_KEYS,
 )
 from acpbuild.cli.import_yaml import Path_, parse
-from acpbuild.cli.tomlwrite import key as toml_key
-from acpbuild.cli.tomlwrite import value as toml_value
-from acpbuild.errors import RecipeError, nearest
+from acpbuild.errors import RecipeError, did_you_mean, nearest
 from acpbuild.providers.base import FILE_TYPES, Model, Param
 from acpbuild.recipe.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 
@@ -116,7 +118,9 @@ class _Converter:
         self.recipe_dir = recipe_dir
         self.warnings: list[str] = []
         self.origins: dict[str, tuple[int | None, str]] = {}
-        self.blocks: list[str] = []
+        #: the recipe's steps and groups in the pipeline's order, as (table, name, body),
+        #: and comments where disabled steps stood
+        self.blocks: list[tuple[str, str, Table] | Comment] = []
         self.names: set[str] = set()
         self.outputs: set[str] = set()
         self.counts: dict[str, int] = {}
@@ -141,7 +145,7 @@ class _Converter:
         self.warnings.append(f"{self.file}{f':{line}' if line else ''}{table}: {message}")
 
     # -- the pipeline --------------------------------------------------------------
-    def convert(self, data: Any) -> str:
+    def convert(self, data: Any) -> tomlkit.TOMLDocument:
         if not isinstance(data, dict):
             raise self.error("a pipeline file is a mapping with a 'steps' list", (), "see the README: Moving from the YAML pipelines")
         steps = data.get("steps")
@@ -176,10 +180,28 @@ class _Converter:
             meta.append(("jobs", 1))
         elif self.workers:
             meta.append(("jobs", max(self.workers)))
-        head = "[recipe]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in meta)
+        doc = tomlkit.document()
+        doc.add(tomlkit.comment(f"Imported by `acpbuild import` from {self.file} (the older YAML pipeline format)."))
+        if self.warnings:
+            doc.add(tomlkit.comment("Review these notes from the import:"))
+            for warning in self.warnings:
+                doc.add(tomlkit.comment(f"  {warning}"))
+        doc.add(tomlkit.nl())
+        doc.add("recipe", _table(meta))
         if self.prompt is not None:
-            head += f"\n[vars]\nprompt = {toml_value(_escape(self.prompt))}\n"
-        return head + "".join("\n" + b for b in self.blocks)
+            doc.add("vars", _table([("prompt", _escape(self.prompt))]))
+        for block in self.blocks:
+            if isinstance(block, Comment):
+                doc.add(tomlkit.nl())
+                doc.add(block)
+            else:
+                # A table already in the document takes more tables after others: the
+                # steps and groups keep the pipeline's order, as [steps.a] [groups.g] [steps.b].
+                section, name, body = block
+                outer = tomlkit.table(is_super_table=True)
+                outer.add(name, body)
+                doc.append(section, outer)
+        return doc
 
     def item(self, item: Any, path: Path_) -> None:
         if not isinstance(item, dict):
@@ -189,8 +211,10 @@ class _Converter:
             raise self.error("step has no type", path, "set type: (or step_type:) to one of " + ", ".join(sorted(KIND_OF)))
         if item.get("enabled", True) is False:
             self.blocks.append(
-                f"# {_label(path)} ({type_}{', model ' + repr(item.get('model')) if item.get('model') else ''})"
-                " has enabled: false in the YAML; not imported\n"
+                tomlkit.comment(
+                    f"{_label(path)} ({type_}{', model ' + repr(item.get('model')) if item.get('model') else ''})"
+                    " has enabled: false in the YAML; not imported"
+                )
             )
             self.warn("disabled (enabled: false): left out, with a comment in the recipe", path)
             return
@@ -234,7 +258,7 @@ class _Converter:
             if mtype == "parallel_group":
                 raise self.error("a parallel group inside a parallel group cannot be imported", mpath, "flatten it into one group")
             if member.get("enabled", True) is False:
-                self.blocks.append(f"# {_label(mpath)} has enabled: false in the YAML; not imported\n")
+                self.blocks.append(tomlkit.comment(f"{_label(mpath)} has enabled: false in the YAML; not imported"))
                 self.warn("disabled (enabled: false): left out, with a comment in the recipe", mpath)
                 continue
             if not mtype:
@@ -253,7 +277,7 @@ class _Converter:
                 "acpbuild merges only members that make the same media: split the group",
             )
         group_media = members[0].media
-        lines = [f"[groups.{toml_key(name)}]", f"steps = {toml_value([m.name for m in members])}", f"merge = {toml_value(merge)}"]
+        table = _table([("steps", [m.name for m in members]), ("merge", merge)])
         if merge != "collect_all":
             if merge == "best_quality" and group_media == "text":
                 raise self.error(
@@ -261,8 +285,8 @@ class _Converter:
                     at("merge_strategy"),
                     "use first_success or collect_all, or add a judge step to the recipe after importing",
                 )
-            lines.append(f"output = {toml_value(self.output(name, group_media, path))}")
-        self.blocks.append("\n".join(lines) + "\n")
+            table.add("output", self.output(name, group_media, path))
+        self.blocks.append(("groups", name, table))
         self.origins[name] = (self.line(path), _label(path))
         self.made.append(_Made(name, group_media, tuple(m.name for m in members) if merge == "collect_all" else ()))
 
@@ -270,11 +294,11 @@ class _Converter:
     def step(self, item: dict[str, Any], path: Path_, type_: str, prev: _Made | None) -> _Made:
         kind = KIND_OF.get(type_)
         if kind is None:
-            near = nearest(type_, list(KIND_OF))
+            tip = did_you_mean(type_, KIND_OF)
             raise self.error(
                 f"step type {type_!r} has no acpbuild kind",
                 (*path, "type" if "type" in item else "step_type"),
-                (f"did you mean {near!r}? " if near else "") + "types that import: " + ", ".join(sorted(KIND_OF)),
+                (f"{tip} " if tip else "") + "types that import: " + ", ".join(sorted(KIND_OF)),
             )
         params_key = "params" if isinstance(item.get("params"), dict) else "config"
         raw = dict(item.get(params_key) or {})
@@ -291,7 +315,7 @@ class _Converter:
         media = KINDS[kind]
         out = self.output(name, media, path, str(output) if output else None)
         accepted = model.params_for(kind)
-        lines = [f"[steps.{toml_key(name)}]", f"kind = {toml_value(kind)}", f"provider = {toml_value(provider)}", f"model = {toml_value(model.name)}"]
+        table = _table([("kind", kind), ("provider", provider), ("model", model.name)])
         params: dict[str, Any] = {}
         for old_key, value in raw.items():
             key = PARAM_RENAMES.get(str(old_key), str(old_key))
@@ -315,15 +339,15 @@ class _Converter:
             elif spec is not None:
                 value = _coerce(value, spec)
             if spec is None:
-                near = nearest(key, list(accepted))
-                reason = f"{provider}/{model.name} ({kind}) takes no parameter {key!r}" + (f"; did you mean {near!r}?" if near else "")
-                lines.append(f"# {toml_key(key)} = {toml_value(value)}  # not imported: {reason}")
+                tip = did_you_mean(key, accepted)
+                reason = f"{provider}/{model.name} ({kind}) takes no parameter {key!r}" + (f"; {tip}" if tip else "")
+                table.add(_commented_out(key, value, reason))
                 self.warn(f"{reason}: written commented out", at)
                 continue
             problem = None if isinstance(value, _Ref) else spec.check(value)
             if problem:
                 reason = f"{key} for {provider}/{model.name}: {problem}"
-                lines.append(f"# {toml_key(key)} = {toml_value(value)}  # not imported: {reason}")
+                table.add(_commented_out(key, value, reason))
                 self.warn(f"{reason}: written commented out", at)
                 continue
             params[key] = value
@@ -333,9 +357,9 @@ class _Converter:
             self.warn(f"width x height {raw['width']}x{raw['height']} became image_size = {size!r} ({model.name} takes named sizes)", (*path, params_key))
         self.flow(kind, accepted, params, prev, path, provider, model)
         for key, value in params.items():
-            lines.append(f"{toml_key(key)} = {toml_value(value)}")
-        lines.append(f"output = {toml_value(out)}")
-        self.blocks.append("\n".join(lines) + "\n")
+            table.add(key, _item(value))
+        table.add("output", out)
+        self.blocks.append(("steps", name, table))
         self.origins[name] = (self.line(path), _label(path))
         return _Made(name, media)
 
@@ -423,7 +447,6 @@ class _Converter:
             self.warn(f"model {name!r} is not in the catalogue; {kind} runs on local/{serving[0][1].name}", at)
             return serving[0]
         choices = [f"{p}/{m.name}" for p, m in serving]
-        near_full = _nearest_model(name, serving)
         elsewhere = [
             f"{p}/{m.name}"
             for p in providers.NAMES
@@ -433,7 +456,8 @@ class _Converter:
         message = f"unknown model {name!r} for {kind}"
         if elsewhere:
             message = f"model {name!r} ({elsewhere[0]}) does not make {kind}"
-        tip = (f"did you mean {near_full!r}? " if near_full else "") + "models for " + kind + ": " + ", ".join(choices)
+        tip = did_you_mean(name, choices, find=_nearest_model)
+        tip = (f"{tip} " if tip else "") + "models for " + kind + ": " + ", ".join(choices)
         raise self.error(message, at, tip)
 
     @staticmethod
@@ -495,38 +519,70 @@ class _Converter:
         return _escape(value)
 
 
-class _Ref:
-    """``${steps.NAME}`` (or ``${prompt}`` when ``name`` is None), written unescaped."""
+class _Ref(str):
+    """``${steps.NAME}`` (or ``${prompt}`` when ``name`` is None): text written unescaped."""
 
-    def __init__(self, name: str | None) -> None:
-        self.name = name
+    def __new__(cls, name: str | None) -> Self:
+        return super().__new__(cls, "${prompt}" if name is None else f"${{steps.{name}}}")
 
-    def __str__(self) -> str:
-        return "${prompt}" if self.name is None else f"${{steps.{self.name}}}"
+
+def _item(value: Any) -> Item:
+    """A YAML value as a TOML value written on its key's line.
+
+    Mappings become inline tables, not tables of their own; null, which TOML
+    lacks, becomes "" (and is left out of a mapping); what TOML has no type for
+    is written as its text.
+    """
+    if value is None:
+        return tomlkit.item("")
+    if isinstance(value, dict):
+        table = tomlkit.inline_table()
+        table.update({str(k): _item(v) for k, v in value.items() if v is not None})
+        return table
+    if isinstance(value, (list, tuple)):
+        array = tomlkit.array()
+        array.extend(_item(v) for v in value)
+        return array
+    try:
+        return tomlkit.item(value)
+    except ConvertError:
+        return tomlkit.item(str(value))
+
+
+def _table(pairs: list[tuple[str, Any]]) -> Table:
+    table = tomlkit.table()
+    for key, value in pairs:
+        table.add(key, _item(value))
+    return table
+
+
+def _commented_out(key: str, value: Any, reason: str) -> Comment:
+    """``# key = value  # not imported: reason``: a parameter kept in the recipe, for the user to judge."""
+    return tomlkit.comment(f"{tomlkit.key(key).as_string()} = {_item(value).as_string()}  # not imported: {reason}")
 
 
 def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(" ", "-")
 
 
-def _nearest_model(name: str, serving: list[tuple[str, Model]]) -> str | None:
-    """The "did you mean" for an unknown model name, as ``provider/model``.
+def _nearest_model(name: str, choices: list[str]) -> str | None:
+    """The "did you mean" for an unknown model name, among ``provider/model`` choices.
 
     Ignoring case and punctuation, the first model (in catalogue order) whose name starts
     with the given one wins, then one whose name contains it, so ``veo-3.1`` finds
     ``google/veo-3.1-generate-001`` rather than the closer spelling ``fal/veo3``; failing
     both, the closest spelling.
     """
+    models = {choice: choice.split("/", 1)[1] for choice in choices}  # a model's own name may hold a "/"
     squash = re.compile(r"[^a-z0-9]")
     given = squash.sub("", name.lower())
     if len(given) >= 3:  # shorter names match too much to help
         for fits in (str.startswith, str.__contains__):
-            found = (f"{p}/{m.name}" for p, m in serving if fits(squash.sub("", m.name.lower()), given))
-            hit = next(found, None)
+            hit = next((c for c, m in models.items() if fits(squash.sub("", m.lower()), given)), None)
             if hit:
                 return hit
-    near = nearest(_norm(name), [_norm(m.name) for _, m in serving])
-    return next((f"{p}/{m.name}" for p, m in serving if _norm(m.name) == near), None)
+    near = nearest(_norm(name), [_norm(m) for m in models.values()])
+    return next((c for c, m in models.items() if _norm(m) == near), None)
 
 
 def _escape(text: str) -> str:
@@ -574,11 +630,8 @@ def convert(
     when both are given. Raises :class:`RecipeError` naming the YAML step.
     """
     conv = _Converter(source, lines or {}, source_dir, recipe_dir)
-    body = conv.convert(data)
-    header = f"# Imported by `acpbuild import` from {source} (the older YAML pipeline format).\n"
-    if conv.warnings:
-        header += "# Review these notes from the import:\n" + "".join(f"#   {w}\n" for w in conv.warnings)
-    return Imported(header + "\n" + body, conv.warnings, source, conv.origins)
+    doc = conv.convert(data)
+    return Imported(doc.as_string(), conv.warnings, source, conv.origins)
 
 
 def check(imported: Imported, path: Path) -> None:

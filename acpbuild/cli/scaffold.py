@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tomli
 
-from acpbuild.errors import RecipeError, nearest
+from acpbuild.errors import RecipeError, did_you_mean
 from acpbuild.store import layout
 
 __all__ = ["RECIPE_FILE", "Template", "env_example", "init", "template", "templates"]
@@ -48,10 +48,10 @@ def templates() -> list[Template]:
 def template(name: str) -> Template:
     """The template called ``name``; RecipeError with the nearest name when there is none."""
     if name not in NAMES:
-        near = nearest(name, NAMES)
+        tip = did_you_mean(name, NAMES)
         raise RecipeError(
             f"unknown template {name!r}",
-            tip=(f"did you mean {near!r}? " if near else "") + "templates: " + ", ".join(NAMES),
+            tip=(f"{tip} " if tip else "") + "templates: " + ", ".join(NAMES),
         )
     folder = resources.files("acpbuild") / "templates"
     recipe = (folder / f"{name}.toml").read_text(encoding="utf-8")

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+
 from acpbuild import providers
-from acpbuild.cli.tomlwrite import key as toml_key
-from acpbuild.cli.tomlwrite import value as toml_value
-from acpbuild.errors import nearest
+from acpbuild.errors import did_you_mean
 from acpbuild.providers.base import FILE_TYPES, Model, Param
 from acpbuild.recipe.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 
@@ -81,9 +81,8 @@ def _one_of(answer: str, options: list[str], what: str) -> str:
         return answer
     if not answer:
         raise Invalid(f"pick a {what}: {', '.join(options)}")
-    near = nearest(answer, options)
-    hint = f"did you mean {near!r}? " if near else ""
-    raise Invalid(f"unknown {what} {answer!r}; {hint}choose one of {', '.join(options)}")
+    tip = did_you_mean(answer, options)
+    raise Invalid(f"unknown {what} {answer!r}; " + (f"{tip} " if tip else "") + f"choose one of {', '.join(options)}")
 
 
 def _refs_ok(text: str, earlier: dict[str, Media], want: tuple[Media, ...] | None) -> None:
@@ -142,6 +141,7 @@ def parse_value(text: str, spec: Param, earlier: dict[str, Media], root: Path) -
             value = text.lower() in ("y", "yes", "true")
         elif spec.type == "list":
             value = json.loads(text)
+            tomlkit.item(value)  # refuses what TOML cannot hold (null) now, not when the recipe is written
     except (ValueError, json.JSONDecodeError):
         raise Invalid(f"{text!r} is not a valid {spec.type}") from None
     if isinstance(value, str):
@@ -217,8 +217,8 @@ def _ask_step(ask: Ask, say: Say, steps: list[StepAnswers], root: Path) -> StepA
         if not sep:
             raise Invalid("write name=value, or nothing to go on")
         if key not in accepted:
-            near = nearest(key, list(accepted))
-            raise Invalid(f"{model.name} takes no parameter {key!r}" + (f"; did you mean {near!r}?" if near else ""))
+            tip = did_you_mean(key, accepted)
+            raise Invalid(f"{model.name} takes no parameter {key!r}" + (f"; {tip}" if tip else ""))
         try:
             return key, parse_value(raw.strip(), accepted[key], earlier, root)
         except Invalid as exc:
@@ -286,21 +286,24 @@ def interview(ask: Ask, say: Say, directory: Path) -> tuple[Path, list[StepAnswe
 
 def render(steps: list[StepAnswers], name: str) -> str:
     """The recipe's TOML text."""
-    lines = [
-        "# Written by `acpbuild new --interactive`; `acpbuild run` builds it.",
-        "",
-        "[recipe]",
-        f"name = {toml_value(name)}",
-        'output_dir = "out"',
-    ]
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("Written by `acpbuild new --interactive`; `acpbuild run` builds it."))
+    doc.add(tomlkit.nl())
+    recipe = tomlkit.table()
+    recipe.update({"name": name, "output_dir": "out"})
+    doc.add("recipe", recipe)
+    tables = tomlkit.table(is_super_table=True)
     for step in steps:
-        lines += ["", f"[steps.{toml_key(step.name)}]", f"kind = {toml_value(step.kind)}"]
+        table = tomlkit.table()
+        table.add("kind", step.kind)
         if step.provider != "local":
-            lines.append(f"provider = {toml_value(step.provider)}")
-        lines.append(f"model = {toml_value(step.model)}")
-        lines += [f"{key} = {toml_value(value)}" for key, value in step.params.items()]
-        lines.append(f"output = {toml_value(step.output)}")
-    return "\n".join(lines) + "\n"
+            table.add("provider", step.provider)
+        table.add("model", step.model)
+        table.update(step.params)
+        table.add("output", step.output)
+        tables.add(step.name, table)
+    doc.add("steps", tables)
+    return doc.as_string()
 
 
 def write(ask: Ask, say: Say, directory: Path) -> Path:

@@ -26,22 +26,18 @@ def is_secret_name(name: str) -> bool:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a ``.env`` file: ``NAME=value`` lines, ``export`` allowed, quotes stripped."""
-    values: dict[str, str] = {}
+    """The variables a ``.env`` file sets ({} when there is none), read by python-dotenv.
+
+    So it is read as other tools read it: ``export`` and comments allowed, quoted
+    values may span lines and hold escapes (``\\n``, ``\\"``) in double quotes, and
+    ``${VAR}`` expands from an earlier line or the process environment. A name
+    without ``=`` sets nothing.
+    """
     if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[name.strip()] = value
-    return values
+        return {}
+    from dotenv import dotenv_values
+
+    return {name: value for name, value in dotenv_values(path).items() if value is not None}
 
 
 def environment(dotenv_dirs: tuple[Path, ...] = ()) -> dict[str, str]:

@@ -1,18 +1,23 @@
-"""The user's own settings: ``~/.config/acpbuild/config.toml``.
+"""The user's own settings: ``config.toml`` in acpbuild's folder of the user's config.
 
     monthly_cap_usd = 50      # never spend more than this in a calendar month (per store ledger)
     confirm_above_usd = 0     # ask before a run that would pay more than this (0: any paid call)
 
-``ACPBUILD_CONFIG`` names another file; otherwise ``$XDG_CONFIG_HOME/acpbuild``
-or ``~/.config/acpbuild``. A missing file means no cap and the default threshold.
+``ACPBUILD_CONFIG`` names another file. Otherwise the folder is the platform's own
+place, as platformdirs knows it: ``$XDG_CONFIG_HOME/acpbuild`` or
+``~/.config/acpbuild`` on Linux, ``~/Library/Application Support/acpbuild`` on
+macOS, ``%APPDATA%\\acpbuild`` on Windows. A missing file means no cap and the
+default threshold.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
 import tomli
 
 from acpbuild.errors import RecipeError
@@ -28,10 +33,24 @@ class UserConfig:
     confirm_above_usd: float = DEFAULT_CONFIRM_ABOVE_USD
 
 
+#: the variables platformdirs finds the user's config folder from, on Linux and macOS
+_HOME_VARS = ("XDG_CONFIG_HOME", "HOME")
+
+
 def config_path(env: Mapping[str, str]) -> Path | None:
-    """Where the config file is looked for, from ``env`` alone (None: nowhere)."""
+    """Where the config file is looked for in the environment ``env`` (None: nowhere).
+
+    platformdirs reads the process environment, so it answers when ``env`` has the
+    process's ``XDG_CONFIG_HOME`` and ``HOME``, as the command line's does (the
+    process environment plus ``.env``). An ``env`` with others, such as one given
+    to the Python API's ``env=``, is read the XDG way: its ``XDG_CONFIG_HOME``,
+    else its ``HOME``, else no config file but the one ``ACPBUILD_CONFIG`` names.
+    """
     if env.get("ACPBUILD_CONFIG"):
         return Path(env["ACPBUILD_CONFIG"]).expanduser()
+    if all(env.get(name) == os.environ.get(name) for name in _HOME_VARS):
+        # roaming: on Windows, settings follow the user's profile from machine to machine
+        return platformdirs.user_config_path("acpbuild", appauthor=False, roaming=True) / "config.toml"
     if env.get("XDG_CONFIG_HOME"):
         return Path(env["XDG_CONFIG_HOME"]) / "acpbuild" / "config.toml"
     if env.get("HOME"):

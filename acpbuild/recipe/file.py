@@ -15,7 +15,7 @@ import tomli
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from acpbuild.errors import RecipeError, nearest
+from acpbuild.errors import RecipeError, did_you_mean, nearest
 from acpbuild.recipe.sourcemap import key_lines, line_of
 
 #: step keys that are not provider parameters, and never enter the step key
@@ -169,8 +169,7 @@ def _shape_error(exc: ValidationError, where: Where, data: dict[str, Any]) -> Re
     if first["type"] == "extra_forbidden":
         parent = loc[:-1]
         valid = _valid_keys(parent)
-        near = nearest(str(loc[-1]), valid)
-        tip = f"did you mean {near!r}?" if near else (f"valid keys: {', '.join(valid)}" if valid else None)
+        tip = did_you_mean(str(loc[-1]), valid) or (f"valid keys: {', '.join(valid)}" if valid else None)
         return where.error(f"unknown key {loc[-1]!r}", loc, tip)
     if first["type"] == "missing":
         table = _table_at(data, loc[:-1])

@@ -40,12 +40,12 @@ class Item:
             except (OSError, UnicodeDecodeError) as exc:
                 raise ItemError(f"cannot read {self.file}: {exc}") from exc
         if name not in self.fields:
-            from acpbuild.errors import nearest
+            from acpbuild.errors import did_you_mean
 
             names = [*self.fields, *(("text",) if self.file else ())]
-            near = nearest(name, names)
-            hint = f"; did you mean '${{item.{near}}}'?" if near else f"; items have {', '.join(names)}"
-            raise ItemError(f"item {self.id!r} has no field {name!r}{hint}")
+            tip = did_you_mean(name, names, show=lambda near: f"'${{item.{near}}}'")
+            tip = tip or f"items have {', '.join(names)}"
+            raise ItemError(f"item {self.id!r} has no field {name!r}; {tip}")
         return self.fields[name]
 
     def lookup(self, fallback: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from acpbuild.errors import RecipeError, nearest
+from acpbuild.errors import RecipeError, did_you_mean
 
 
 def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -60,10 +60,8 @@ def closure(deps: Mapping[str, Iterable[str]], targets: Iterable[str]) -> set[st
     stack = []
     for target in targets:
         if target not in deps:
-            near = nearest(target, list(deps))
             raise RecipeError(
-                f"no step named {target!r}",
-                tip=f"did you mean {near!r}?" if near else "acpbuild list shows the steps",
+                f"no step named {target!r}", tip=did_you_mean(target, deps) or "acpbuild list shows the steps"
             )
         stack.append(target)
     while stack:

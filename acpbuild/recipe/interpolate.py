@@ -147,11 +147,10 @@ def env_lookup(
         if name.startswith("item."):
             raise InterpolationError(f"'${{{name}}}' is only valid inside a foreach step")
         if name not in vars_:
-            from acpbuild.errors import nearest
+            from acpbuild.errors import did_you_mean
 
-            near = nearest(name, list(vars_))
-            hint = f"; did you mean '${{{near}}}'?" if near else ""
-            raise InterpolationError(f"unknown variable '${{{name}}}'{hint}")
+            tip = did_you_mean(name, vars_, show=lambda near: f"'${{{near}}}'")
+            raise InterpolationError(f"unknown variable '${{{name}}}'" + (f"; {tip}" if tip else ""))
         return vars_[name]
 
     return lookup

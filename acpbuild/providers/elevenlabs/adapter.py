@@ -39,6 +39,8 @@ from acpbuild.errors import (
     ProviderTimeout,
     RequestRejected,
     ServiceUnavailable,
+    closest,
+    did_you_mean,
 )
 from acpbuild.providers.base import Job, Journal, Model, Outcome, Problem, Provider
 from acpbuild.providers.elevenlabs.models import (
@@ -255,11 +257,9 @@ class ElevenLabsProvider(Provider):
                 provider=self.name,
                 sent=False,
             )
-        import difflib
-
-        close = difflib.get_close_matches(voice, names, n=5, cutoff=0.5)
-        if close:
-            hint = f"did you mean {close[0]!r}? nearest names: {', '.join(map(repr, close))}"
+        tip = did_you_mean(voice, names)
+        if tip:
+            hint = f"{tip} nearest names: {', '.join(map(repr, closest(voice, names, n=5)))}"
         else:
             hint = f"available: {', '.join(map(repr, names[:20]))}" if names else "it has no voices"
         raise RequestRejected(

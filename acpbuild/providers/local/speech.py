@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acpbuild.errors import ProviderError, RequestRejected, nearest
+from acpbuild.errors import ProviderError, RequestRejected, did_you_mean
 from acpbuild.media import run_ffmpeg
 from acpbuild.providers.base import Job, Outcome
 
@@ -165,10 +165,10 @@ def _set_voice(engine: _Engine, voice: str) -> None:
         variants = engine.data_path / "voices" / "!v"
         if "/" in variant or "\\" in variant or not (variants / variant).is_file():
             known = sorted(p.name for p in variants.iterdir()) if variants.is_dir() else []
-            hint = nearest(variant, known)
-            tip = f'; did you mean "{hint}"?' if hint else ""
+            tip = did_you_mean(variant, known, show='"{}"'.format)
             raise RequestRejected(
-                f'unknown eSpeak voice variant "{variant}"{tip}', provider=_PROVIDER
+                f'unknown eSpeak voice variant "{variant}"' + (f"; {tip}" if tip else ""),
+                provider=_PROVIDER,
             )
     suffix = f"+{variant}" if variant else ""
     # eSpeak's own reading of the name first ("en", "de", "English (America)"),
@@ -176,10 +176,10 @@ def _set_voice(engine: _Engine, voice: str) -> None:
     for candidate in (base, engine.voices.get(base.lower())):
         if candidate and engine.lib.espeak_SetVoiceByName((candidate + suffix).encode()) == _EE_OK:
             return
-    hint = nearest(base.lower(), sorted(engine.voices))
-    tip = f'; did you mean "{hint}"?' if hint else "."
+    tip = did_you_mean(base.lower(), sorted(engine.voices), show='"{}"'.format)
+    said = f'unknown eSpeak voice "{voice}"' + (f"; {tip}" if tip else ".")
     raise RequestRejected(
-        f'unknown eSpeak voice "{voice}"{tip} Use a language code such as "en", "en-us" '
+        f'{said} Use a language code such as "en", "en-us" '
         'or "de", optionally with a variant such as "en+f3"',
         provider=_PROVIDER,
     )
