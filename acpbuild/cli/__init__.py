@@ -1,8 +1,8 @@
 """The ``acpbuild`` command: argument parsing, exit codes, and all printing.
 
-The commands that build and spend live here; those that set a project up or
-look at it (init, templates, new, import, info, graph, schema) are in
-:mod:`acpbuild.cli.project`, imported only when one of them runs.
+The parser and the entry point live here; the commands that build and spend
+are in :mod:`acpbuild.cli.build`, those that set a project up or look at it
+in :mod:`acpbuild.cli.project`, each imported only when one of its commands runs.
 
 Exit codes: 0 success, 1 a step failed, 2 bad recipe or usage, 3 refused to
 spend, 130 interrupted (state is saved; running again resumes).
@@ -13,25 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from acpbuild.version import __version__
 
-if TYPE_CHECKING:
-    from acpbuild.engine.plan import Plan
-    from acpbuild.providers.base import Model
-
 EXIT_INTERRUPTED = 130
-
-
-def _split_targets(items: list[str]) -> tuple[str | None, list[str]]:
-    """``[RECIPE] [STEP...]``: the first item is the recipe when it is a .toml path."""
-    if items and (items[0].endswith(".toml") or Path(items[0]).is_file()):
-        return items[0], items[1:]
-    return None, items
 
 
 def _positive(text: str) -> int:
@@ -149,11 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        handler = globals().get(f"_cmd_{args.command}")
-        if handler is None:  # a project command (init, import, info, ...): loaded only when asked for
-            from acpbuild.cli import project as cli_project
+        # each command's module is loaded only when one of its commands runs
+        from acpbuild.cli import build
 
-            handler = getattr(cli_project, f"cmd_{args.command}")
+        handler = getattr(build, f"cmd_{args.command}", None)
+        if handler is None:
+            from acpbuild.cli import project
+
+            handler = getattr(project, f"cmd_{args.command}")
         result: int = handler(args)
         return result
     except AcpbuildError as exc:
@@ -169,321 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("acpbuild: interrupted; finished generations are saved, run again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-class _Declined(Exception):
-    """The user (or the lack of one) did not confirm the spend; carries the exit code."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    recipe, targets = _split_targets(args.items)
-    if not targets and not args.draft and _nothing_to_do(args, recipe):
-        return 0
-    from acpbuild.cli import display
-    from acpbuild.engine import workflow
-
-    started = time.monotonic()
-    progress = None if args.json else display.Progress(sys.stdout, live=sys.stdout.isatty())
-    try:
-        result = workflow.run(
-            recipe,
-            targets,
-            jobs=args.jobs,
-            keep_going=args.keep_going,
-            draft=args.draft,
-            link=args.link,
-            budget=args.budget,
-            on_event=progress,
-            confirm=None if args.yes else lambda plan: _confirm(args, plan),
-        )
-    except _Declined as declined:
-        return declined.code
-    finally:
-        if progress is not None:
-            progress.stop()
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        display.summary(result, sys.stdout, seconds=time.monotonic() - started)
-    return result.exit_code
-
-
-def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> bool:
-    """The no-op fast path: report and return True when nothing changed since the last complete run."""
-    import os
-
-    if os.environ.get("ACPBUILD_NO_FASTPATH"):
-        return False
-    from acpbuild.config.secrets import environment
-    from acpbuild.engine import noop
-
-    path = Path(recipe or "acpbuild.toml").resolve()
-    found = noop.check(path, environment((path.parent, Path.cwd())))
-    if found is None:
-        return False
-    name, steps = found
-    if args.json:
-        print(json.dumps(noop.report(name, steps), indent=2))
-    else:
-        print(f"ok: {len(steps)} uptodate; paid $0; nothing changed since the last run of {name}")
-    return True
-
-
-def _confirm(args: argparse.Namespace, plan: Plan) -> None:
-    """Ask before a run that would pay more than the threshold; raise :class:`_Declined` to stop it."""
-    import shlex
-
-    from acpbuild.cli import display
-    from acpbuild.config.secrets import environment
-    from acpbuild.config.user import load_config
-    from acpbuild.errors import SpendNotConfirmed
-
-    threshold = load_config(environment((Path.cwd(),))).confirm_above_usd
-    if not plan.paid_steps or plan.worst_case <= threshold:
-        return
-    # what the user agrees to includes every fallback a first_success group may try
-    upto = plan.worst_case
-    again = shlex.join(["acpbuild", *args.argv, "--yes"])
-    if sys.stdin.isatty() and not args.json:
-        display.plan_table(plan, sys.stdout)
-        try:
-            answer = input(f"Proceed and pay up to ~${upto:.4f}? [y/N] ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() in ("y", "yes"):
-            return
-        print("acpbuild: nothing was spent", file=sys.stderr)
-        raise _Declined(SpendNotConfirmed.exit_code)
-    if args.json:
-        print(json.dumps({**plan.to_dict(), "confirmed": False, "proceed": again}, indent=2))
-    else:
-        display.plan_table(plan, sys.stdout)
-    print(
-        f"acpbuild: refusing to spend up to ~${upto:.4f} without confirmation; run again with --yes:\n  {again}",
-        file=sys.stderr,
-    )
-    raise _Declined(SpendNotConfirmed.exit_code)
-
-
-def _cmd_plan(args: argparse.Namespace) -> int:
-    from acpbuild.cli import display
-    from acpbuild.engine import workflow
-
-    recipe_path, targets = _split_targets(args.items)
-    forecast = workflow.forecast(recipe_path, targets, draft=args.draft, budget=args.budget)
-    if args.json:
-        print(json.dumps(forecast.to_dict(), indent=2))
-    else:
-        display.plan_table(forecast, sys.stdout, detailed=args.detailed, title=args.command)
-    return 0
-
-
-_cmd_estimate = _cmd_plan
-
-
-def _cmd_costs(args: argparse.Namespace) -> int:
-    from acpbuild.cli import display
-    from acpbuild.config.secrets import environment
-    from acpbuild.money import spend
-    from acpbuild.store import layout
-
-    if args.store:
-        store = Path(args.store).resolve()
-    elif args.recipe or Path("acpbuild.toml").is_file():
-        from acpbuild.engine.workflow import open_recipe
-
-        store = open_recipe(args.recipe)[0].store_dir
-    else:
-        store = layout.store_root(environment((Path.cwd(),)))
-    since = spend.parse_since(args.since) if args.since else None
-    rows: list[spend.Row] = []
-    if layout.has_ledger(store):  # reading costs never creates a ledger
-        ledger = layout.open_ledger(store)
-        try:
-            rows = spend.report(ledger, since=since, by=args.by)
-        finally:
-            ledger.close()
-    if args.json:
-        doc = {
-            "store": str(store),
-            "by": args.by,
-            "since": args.since,
-            "rows": [r.to_dict() for r in rows],
-            "totals": {
-                "generations": sum(r.generations for r in rows),
-                "estimated": round(sum(r.estimated for r in rows), 6),
-                "cost": round(sum(r.cost for r in rows), 6),
-                "restores": sum(r.restores for r in rows),
-                "saved": round(sum(r.saved for r in rows), 6),
-            },
-        }
-        print(json.dumps(doc, indent=2))
-    else:
-        display.costs_table(rows, args.by, sys.stdout)
-    return 0
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    from acpbuild.engine.workflow import open_recipe
-    from acpbuild.recipe.graph import topological
-
-    recipe, _ = open_recipe(args.recipe)
-    order = topological(recipe.deps())
-    width = max(len(n) for n in order)
-    for name in order:
-        group = recipe.groups.get(name)
-        if group is not None:
-            into = f" -> {group.output}" if group.output else ""
-            print(f"{name:<{width}}  {'group':<15} {group.merge} of {', '.join(group.members)}{into}")
-            continue
-        step = recipe.steps[name]
-        needs = f"  needs {', '.join(step.deps)}" if step.deps else ""
-        print(f"{name:<{width}}  {step.kind:<15} {step.provider}/{step.model:<12} -> {step.output}{needs}")
-    return 0
-
-
-def _cmd_clean(args: argparse.Namespace) -> int:
-    from acpbuild.engine import workflow
-
-    removed = workflow.clean(args.recipe, orphans=args.orphans)
-    for path in removed:
-        print(f"removed {path}")
-    print(f"{len(removed)} outputs removed; the store still holds every generation")
-    return 0
-
-
-def _cmd_abandon(args: argparse.Namespace) -> int:
-    from acpbuild.engine import workflow
-    from acpbuild.errors import RecipeError
-
-    recipe, targets = _split_targets(args.items)
-    if not targets:
-        raise RecipeError("name the steps whose kept jobs to give up", tip="acpbuild abandon [RECIPE] STEP...")
-    given_up = workflow.abandon(recipe, targets)
-    for step, requests in given_up.items():
-        for request in requests:
-            print(f"abandoned request {request} of {step}: it may still be billed; the next run submits anew")
-    if not any(given_up.values()):
-        print("nothing to abandon: no job is kept to resume for " + ", ".join(given_up))
-    return 0
-
-
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from acpbuild.engine.workflow import open_recipe
-    from acpbuild.errors import RecipeError
-
-    worst = 0
-    for path in args.recipes or [None]:
-        try:
-            recipe, _ = open_recipe(path)
-        except RecipeError as exc:
-            print(f"acpbuild: error: {exc}", file=sys.stderr)
-            worst = 2
-            continue
-        print(f"{path or 'acpbuild.toml'}: ok ({len(recipe.steps)} steps)")
-    return worst
-
-
-def _cmd_doctor(args: argparse.Namespace) -> int:
-    from acpbuild.cli import doctor
-    from acpbuild.config.secrets import environment
-    from acpbuild.store import layout
-
-    env = environment((Path.cwd(),))
-    store = Path(args.store).resolve() if args.store else layout.store_root(env)
-    results = doctor.checks(env, store, ping=args.ping)
-    for check in results:
-        mark = "ok " if check.ok else ("-- " if not check.required else "FAIL")
-        print(f"{mark:4} {check.name:<18} {check.detail}")
-    return 0 if all(c.ok for c in results if c.required) else 1
-
-
-def _cmd_models(args: argparse.Namespace) -> int:
-    from acpbuild import money, providers
-    from acpbuild.errors import RecipeError, did_you_mean
-    from acpbuild.recipe.kinds import KINDS
-
-    if args.provider and args.provider not in providers.NAMES:
-        raise RecipeError(f"unknown provider {args.provider!r}", tip=did_you_mean(args.provider, providers.NAMES))
-    if args.kind and args.kind not in KINDS:
-        raise RecipeError(
-            f"unknown kind {args.kind!r}", tip=did_you_mean(args.kind, KINDS) or "kinds: " + ", ".join(KINDS)
-        )
-    rows: list[dict[str, Any]] = []
-    for name in providers.NAMES:
-        if args.provider and name != args.provider:
-            continue
-        for model in providers.catalogue(name).values():
-            kinds = [k for k in model.kinds if not args.kind or k == args.kind]
-            if not kinds:
-                continue
-            price = money.price_of(name, model.name)
-            rows.append(
-                {
-                    "provider": name,
-                    "model": model.name,
-                    "kinds": kinds,
-                    "endpoints": {k: model.endpoints[k] for k in kinds},
-                    "price": price.describe() if price else ("free" if name == "local" else None),
-                    "price_source": f"{price.source} ({price.date})" if price else None,
-                    "params": _model_params(model, kinds),
-                }
-            )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        print(f"{row['provider']}/{row['model']}  [{', '.join(row['kinds'])}]  {row['price'] or 'no price'}")
-        for param, spec in row["params"].items():
-            extra = []
-            if "choices" in spec:
-                extra.append("one of " + ", ".join(map(str, spec["choices"])))
-            if "choices_by_kind" in spec:
-                extra.append(
-                    "; ".join(
-                        f"{kind}: one of {', '.join(map(str, choices))}" for kind, choices in spec["choices_by_kind"].items()
-                    )
-                )
-            if "min" in spec or "max" in spec:
-                extra.append(f"{spec.get('min', '')}..{spec.get('max', '')}")
-            if "default" in spec:
-                extra.append(f"default {spec['default']!r}")
-            required = " (required)" if spec.get("required") else ""
-            print(f"    {param}: {spec['type']}{required}" + (f"  {'; '.join(extra)}" if extra else ""))
-    if not rows:
-        print("no models match")
-    return 0
-
-
-def _model_params(model: Model, kinds: list[str]) -> dict[str, dict[str, Any]]:
-    """Each parameter of ``model`` for ``kinds``; choices that differ by kind are listed per kind."""
-    per_kind: dict[str, dict[str, Any]] = {}
-    for kind in kinds:
-        for name, spec in model.params_for(kind).items():
-            per_kind.setdefault(name, {})[kind] = spec
-    params: dict[str, dict[str, Any]] = {}
-    for name, specs in per_kind.items():
-        spec = next(iter(specs.values()))
-        choices = {kind: list(s.choices) for kind, s in specs.items() if s.choices}
-        same = len({tuple(c) for c in choices.values()}) <= 1 and len(choices) in (0, len(specs))
-        params[name] = {
-            k: v
-            for k, v in {
-                "type": spec.type,
-                "required": spec.required or None,
-                "default": spec.default,
-                "min": spec.min,
-                "max": spec.max,
-                "choices": next(iter(choices.values())) if choices and same else None,
-                "choices_by_kind": choices if choices and not same else None,
-            }.items()
-            if v is not None
-        }
-    return params
 
 
 if __name__ == "__main__":  # pragma: no cover

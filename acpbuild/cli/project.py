@@ -1,5 +1,5 @@
 """The ``acpbuild`` commands that set a project up or look at it: init, templates, new,
-import, info, graph and schema. Like :mod:`acpbuild.cli`, which dispatches to them,
+import, info, graph, schema, doctor and models. Like :mod:`acpbuild.cli`, which dispatches to them,
 they are where printing happens.
 """
 
@@ -9,6 +9,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from acpbuild.providers.base import Model
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -200,3 +204,101 @@ def cmd_new(args: argparse.Namespace) -> int:
     path = wizard.write(ask, print, directory)
     print(f"wrote {path}; build it with: acpbuild run {shlex.quote(str(path))}")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from acpbuild.cli import doctor
+    from acpbuild.config.secrets import environment
+    from acpbuild.store import layout
+
+    env = environment((Path.cwd(),))
+    store = Path(args.store).resolve() if args.store else layout.store_root(env)
+    results = doctor.checks(env, store, ping=args.ping)
+    for check in results:
+        mark = "ok " if check.ok else ("-- " if not check.required else "FAIL")
+        print(f"{mark:4} {check.name:<18} {check.detail}")
+    return 0 if all(c.ok for c in results if c.required) else 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from acpbuild import money, providers
+    from acpbuild.errors import RecipeError, did_you_mean
+    from acpbuild.recipe.kinds import KINDS
+
+    if args.provider and args.provider not in providers.NAMES:
+        raise RecipeError(f"unknown provider {args.provider!r}", tip=did_you_mean(args.provider, providers.NAMES))
+    if args.kind and args.kind not in KINDS:
+        raise RecipeError(
+            f"unknown kind {args.kind!r}", tip=did_you_mean(args.kind, KINDS) or "kinds: " + ", ".join(KINDS)
+        )
+    rows: list[dict[str, Any]] = []
+    for name in providers.NAMES:
+        if args.provider and name != args.provider:
+            continue
+        for model in providers.catalogue(name).values():
+            kinds = [k for k in model.kinds if not args.kind or k == args.kind]
+            if not kinds:
+                continue
+            price = money.price_of(name, model.name)
+            rows.append(
+                {
+                    "provider": name,
+                    "model": model.name,
+                    "kinds": kinds,
+                    "endpoints": {k: model.endpoints[k] for k in kinds},
+                    "price": price.describe() if price else ("free" if name == "local" else None),
+                    "price_source": f"{price.source} ({price.date})" if price else None,
+                    "params": _model_params(model, kinds),
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['provider']}/{row['model']}  [{', '.join(row['kinds'])}]  {row['price'] or 'no price'}")
+        for param, spec in row["params"].items():
+            extra = []
+            if "choices" in spec:
+                extra.append("one of " + ", ".join(map(str, spec["choices"])))
+            if "choices_by_kind" in spec:
+                extra.append(
+                    "; ".join(
+                        f"{kind}: one of {', '.join(map(str, choices))}" for kind, choices in spec["choices_by_kind"].items()
+                    )
+                )
+            if "min" in spec or "max" in spec:
+                extra.append(f"{spec.get('min', '')}..{spec.get('max', '')}")
+            if "default" in spec:
+                extra.append(f"default {spec['default']!r}")
+            required = " (required)" if spec.get("required") else ""
+            print(f"    {param}: {spec['type']}{required}" + (f"  {'; '.join(extra)}" if extra else ""))
+    if not rows:
+        print("no models match")
+    return 0
+
+
+def _model_params(model: Model, kinds: list[str]) -> dict[str, dict[str, Any]]:
+    """Each parameter of ``model`` for ``kinds``; choices that differ by kind are listed per kind."""
+    per_kind: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        for name, spec in model.params_for(kind).items():
+            per_kind.setdefault(name, {})[kind] = spec
+    params: dict[str, dict[str, Any]] = {}
+    for name, specs in per_kind.items():
+        spec = next(iter(specs.values()))
+        choices = {kind: list(s.choices) for kind, s in specs.items() if s.choices}
+        same = len({tuple(c) for c in choices.values()}) <= 1 and len(choices) in (0, len(specs))
+        params[name] = {
+            k: v
+            for k, v in {
+                "type": spec.type,
+                "required": spec.required or None,
+                "default": spec.default,
+                "min": spec.min,
+                "max": spec.max,
+                "choices": next(iter(choices.values())) if choices and same else None,
+                "choices_by_kind": choices if choices and not same else None,
+            }.items()
+            if v is not None
+        }
+    return params

@@ -1,0 +1,239 @@
+"""The ``acpbuild`` commands that build and spend: run, plan, estimate, costs, list, clean,
+abandon and validate. :mod:`acpbuild.cli` dispatches to them; like it, they print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from acpbuild.engine.plan import Plan
+
+
+def _split_targets(items: list[str]) -> tuple[str | None, list[str]]:
+    """``[RECIPE] [STEP...]``: the first item is the recipe when it is a .toml path."""
+    if items and (items[0].endswith(".toml") or Path(items[0]).is_file()):
+        return items[0], items[1:]
+    return None, items
+
+
+class _Declined(Exception):
+    """The user (or the lack of one) did not confirm the spend; carries the exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    recipe, targets = _split_targets(args.items)
+    if not targets and not args.draft and _nothing_to_do(args, recipe):
+        return 0
+    from acpbuild.cli import display
+    from acpbuild.engine import workflow
+
+    started = time.monotonic()
+    progress = None if args.json else display.Progress(sys.stdout, live=sys.stdout.isatty())
+    try:
+        result = workflow.run(
+            recipe,
+            targets,
+            jobs=args.jobs,
+            keep_going=args.keep_going,
+            draft=args.draft,
+            link=args.link,
+            budget=args.budget,
+            on_event=progress,
+            confirm=None if args.yes else lambda plan: _confirm(args, plan),
+        )
+    except _Declined as declined:
+        return declined.code
+    finally:
+        if progress is not None:
+            progress.stop()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        display.summary(result, sys.stdout, seconds=time.monotonic() - started)
+    return result.exit_code
+
+
+def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> bool:
+    """The no-op fast path: report and return True when nothing changed since the last complete run."""
+    import os
+
+    if os.environ.get("ACPBUILD_NO_FASTPATH"):
+        return False
+    from acpbuild.config.secrets import environment
+    from acpbuild.engine import noop
+
+    path = Path(recipe or "acpbuild.toml").resolve()
+    found = noop.check(path, environment((path.parent, Path.cwd())))
+    if found is None:
+        return False
+    name, steps = found
+    if args.json:
+        print(json.dumps(noop.report(name, steps), indent=2))
+    else:
+        print(f"ok: {len(steps)} uptodate; paid $0; nothing changed since the last run of {name}")
+    return True
+
+
+def _confirm(args: argparse.Namespace, plan: Plan) -> None:
+    """Ask before a run that would pay more than the threshold; raise :class:`_Declined` to stop it."""
+    import shlex
+
+    from acpbuild.cli import display
+    from acpbuild.config.secrets import environment
+    from acpbuild.config.user import load_config
+    from acpbuild.errors import SpendNotConfirmed
+
+    threshold = load_config(environment((Path.cwd(),))).confirm_above_usd
+    if not plan.paid_steps or plan.worst_case <= threshold:
+        return
+    # what the user agrees to includes every fallback a first_success group may try
+    upto = plan.worst_case
+    again = shlex.join(["acpbuild", *args.argv, "--yes"])
+    if sys.stdin.isatty() and not args.json:
+        display.plan_table(plan, sys.stdout)
+        try:
+            answer = input(f"Proceed and pay up to ~${upto:.4f}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() in ("y", "yes"):
+            return
+        print("acpbuild: nothing was spent", file=sys.stderr)
+        raise _Declined(SpendNotConfirmed.exit_code)
+    if args.json:
+        print(json.dumps({**plan.to_dict(), "confirmed": False, "proceed": again}, indent=2))
+    else:
+        display.plan_table(plan, sys.stdout)
+    print(
+        f"acpbuild: refusing to spend up to ~${upto:.4f} without confirmation; run again with --yes:\n  {again}",
+        file=sys.stderr,
+    )
+    raise _Declined(SpendNotConfirmed.exit_code)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from acpbuild.cli import display
+    from acpbuild.engine import workflow
+
+    recipe_path, targets = _split_targets(args.items)
+    forecast = workflow.forecast(recipe_path, targets, draft=args.draft, budget=args.budget)
+    if args.json:
+        print(json.dumps(forecast.to_dict(), indent=2))
+    else:
+        display.plan_table(forecast, sys.stdout, detailed=args.detailed, title=args.command)
+    return 0
+
+
+cmd_estimate = cmd_plan
+
+
+def cmd_costs(args: argparse.Namespace) -> int:
+    from acpbuild.cli import display
+    from acpbuild.config.secrets import environment
+    from acpbuild.money import spend
+    from acpbuild.store import layout
+
+    if args.store:
+        store = Path(args.store).resolve()
+    elif args.recipe or Path("acpbuild.toml").is_file():
+        from acpbuild.engine.workflow import open_recipe
+
+        store = open_recipe(args.recipe)[0].store_dir
+    else:
+        store = layout.store_root(environment((Path.cwd(),)))
+    since = spend.parse_since(args.since) if args.since else None
+    rows: list[spend.Row] = []
+    if layout.has_ledger(store):  # reading costs never creates a ledger
+        ledger = layout.open_ledger(store)
+        try:
+            rows = spend.report(ledger, since=since, by=args.by)
+        finally:
+            ledger.close()
+    if args.json:
+        doc = {
+            "store": str(store),
+            "by": args.by,
+            "since": args.since,
+            "rows": [r.to_dict() for r in rows],
+            "totals": {
+                "generations": sum(r.generations for r in rows),
+                "estimated": round(sum(r.estimated for r in rows), 6),
+                "cost": round(sum(r.cost for r in rows), 6),
+                "restores": sum(r.restores for r in rows),
+                "saved": round(sum(r.saved for r in rows), 6),
+            },
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        display.costs_table(rows, args.by, sys.stdout)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from acpbuild.engine.workflow import open_recipe
+    from acpbuild.recipe.graph import topological
+
+    recipe, _ = open_recipe(args.recipe)
+    order = topological(recipe.deps())
+    width = max(len(n) for n in order)
+    for name in order:
+        group = recipe.groups.get(name)
+        if group is not None:
+            into = f" -> {group.output}" if group.output else ""
+            print(f"{name:<{width}}  {'group':<15} {group.merge} of {', '.join(group.members)}{into}")
+            continue
+        step = recipe.steps[name]
+        needs = f"  needs {', '.join(step.deps)}" if step.deps else ""
+        print(f"{name:<{width}}  {step.kind:<15} {step.provider}/{step.model:<12} -> {step.output}{needs}")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from acpbuild.engine import workflow
+
+    removed = workflow.clean(args.recipe, orphans=args.orphans)
+    for path in removed:
+        print(f"removed {path}")
+    print(f"{len(removed)} outputs removed; the store still holds every generation")
+    return 0
+
+
+def cmd_abandon(args: argparse.Namespace) -> int:
+    from acpbuild.engine import workflow
+    from acpbuild.errors import RecipeError
+
+    recipe, targets = _split_targets(args.items)
+    if not targets:
+        raise RecipeError("name the steps whose kept jobs to give up", tip="acpbuild abandon [RECIPE] STEP...")
+    given_up = workflow.abandon(recipe, targets)
+    for step, requests in given_up.items():
+        for request in requests:
+            print(f"abandoned request {request} of {step}: it may still be billed; the next run submits anew")
+    if not any(given_up.values()):
+        print("nothing to abandon: no job is kept to resume for " + ", ".join(given_up))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from acpbuild.engine.workflow import open_recipe
+    from acpbuild.errors import RecipeError
+
+    worst = 0
+    for path in args.recipes or [None]:
+        try:
+            recipe, _ = open_recipe(path)
+        except RecipeError as exc:
+            print(f"acpbuild: error: {exc}", file=sys.stderr)
+            worst = 2
+            continue
+        print(f"{path or 'acpbuild.toml'}: ok ({len(recipe.steps)} steps)")
+    return worst
