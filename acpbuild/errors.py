@@ -44,9 +44,16 @@ __all__ = [
 
 
 class AcpbuildError(Exception):
-    """Base class of every error acpbuild raises on purpose."""
+    """Base class of every error acpbuild raises on purpose.
+
+    A step that fails after paying says so: ``paid`` is what its provider billed
+    (a result the store then refused), ``possibly_billed`` what a request whose
+    answer was lost may have cost, at its estimate.
+    """
 
     exit_code = 1
+    paid = 0.0
+    possibly_billed = 0.0
 
 
 class RecipeError(AcpbuildError):

@@ -10,6 +10,7 @@ folder's file names) is tested beside it, in test_ledger.py and test_store.py.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ import xxhash
 from acpbuild.errors import BudgetExceeded, StoreError
 from acpbuild.store import layout
 from acpbuild.store.blobs import BlobStore, LinkMode
-from acpbuild.store.ledger import Cap, Ledger
+from acpbuild.store.ledger import Cap, Claim, Ledger, Owner
 from acpbuild.store.sqlite import SqliteLedger
 
 # -- the ledger ---------------------------------------------------------------------------
@@ -83,6 +84,12 @@ def begin(ledger: Ledger, key: str = "k1", **overrides: Any) -> int:
 
 def finish(ledger: Ledger, gen_id: int, digest: str = "d" * 32, actual_cost: float | None = 0.0) -> None:
     ledger.finish(gen_id, digest=digest, actual_cost=actual_cost, request_id=None, usage={}, meta={})
+
+
+def claim(ledger: Ledger, key: str, owner: Owner, lease_s: float = 600.0) -> Claim:
+    return ledger.claim(
+        key, owner, lease_s=lease_s, recipe="demo", step="cover", provider="fal", model="flux-dev", estimate=0.025
+    )
 
 
 def states(ledger: Ledger) -> dict[int, str]:
@@ -173,8 +180,9 @@ class TestLedger:
         begin(ledger)
         assert ledger.find_resumable("k1") is None
 
-    def test_begin_abandons_earlier_submissions_that_never_got_a_request_id(self, ledger: Ledger) -> None:
-        lost = begin(ledger)  # died before the provider gave it an id
+    def test_begin_marks_earlier_submissions_that_never_got_a_request_id(self, ledger: Ledger) -> None:
+        lost = begin(ledger)  # sent, then its run died before the provider gave it an id
+        free = begin(ledger, estimated_cost=0.0)  # a free attempt that died: nothing to doubt
         polled = begin(ledger)  # got an id, then died while polling
         ledger.submitted(polled, "req-9")
         other = begin(ledger, key="k2")  # another generation altogether
@@ -184,7 +192,8 @@ class TestLedger:
         again = begin(ledger)
 
         assert states(ledger) == {
-            lost: "abandoned",
+            lost: "possibly_billed",  # it may have been billed: it still counts, at its estimate
+            free: "abandoned",
             polled: "submitted",
             other: "submitted",
             finished: "done",
@@ -194,6 +203,130 @@ class TestLedger:
         # the job with a request id is still the one to resume
         pending = ledger.find_resumable("k1")
         assert pending is not None and pending.id == polled
+
+    # -- claims: one run at a time buys a key ----------------------------------------------
+    def test_a_claim_is_held_against_other_runs_until_released(self, ledgers: Ledgers) -> None:
+        one, two = ledgers.open(), ledgers.open()
+        first, second = Owner("run-a", socket.gethostname(), os.getpid()), Owner("run-b", "elsewhere", 1)
+        assert claim(one, "k1", first) == Claim()
+        assert claim(one, "k1", first) == Claim()  # claiming again is renewing
+        held = claim(two, "k1", second)
+        assert held.held_by == first and held.step == "cover"
+        assert claim(two, "k2", second) == Claim()  # another key is free
+        assert sorted((k, o.run_id) for k, o, _, _ in one.claims()) == [("k1", "run-a"), ("k2", "run-b")]
+        two.release("k1", second)  # not its claim: nothing happens
+        assert claim(two, "k1", second).held_by == first
+        one.release("k1", first)
+        assert claim(two, "k1", second) == Claim()
+
+    def test_a_claim_whose_lease_ran_out_is_taken_over(self, ledgers: Ledgers) -> None:
+        one, two = ledgers.open(), ledgers.open()
+        first, second = Owner("run-a", "elsewhere", 1), Owner("run-b", "elsewhere", 2)
+        assert claim(one, "k1", first, lease_s=0.05) == Claim()
+        time.sleep(0.1)
+        assert claim(two, "k1", second) == Claim(taken_from=first)
+        assert claim(one, "k1", first).held_by == second
+
+    def test_renewing_keeps_a_claim_alive(self, ledgers: Ledgers) -> None:
+        one, two = ledgers.open(), ledgers.open()
+        first, second = Owner("run-a", "elsewhere", 1), Owner("run-b", "elsewhere", 2)
+        claim(one, "k1", first, lease_s=0.2)
+        one.renew(first, 60.0)
+        time.sleep(0.3)
+        assert claim(two, "k1", second).held_by == first
+
+    def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(self, ledgers: Ledgers) -> None:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+        gone = Owner("run-a", socket.gethostname(), int(dead.stdout))
+        claim(ledgers.open(), "k1", gone, lease_s=3600)
+        me = Owner("run-b", socket.gethostname(), os.getpid())
+        assert claim(ledgers.open(), "k1", me) == Claim(taken_from=gone)
+
+    def test_finishing_a_generation_releases_its_claim_with_it(self, ledgers: Ledgers) -> None:
+        one, two = ledgers.open(), ledgers.open()
+        first, second = Owner("run-a", "elsewhere", 1), Owner("run-b", "elsewhere", 2)
+        claim(one, "k1", first)
+        gen_id = begin(one)
+        one.finish(gen_id, digest="d" * 32, actual_cost=0.02, request_id=None, usage={}, meta={}, owner=first)
+        assert claim(two, "k1", second) == Claim()
+        assert two.find_done("k1") is not None
+
+    def test_claims_from_many_processes_at_once_give_each_key_one_owner(self, tmp_path: Path, ledgers: Ledgers) -> None:
+        # 4 processes race for 30 keys through their own connections: every key has exactly one winner
+        ledgers.open().close()  # the schema exists before the race
+        code = (
+            "import sys, socket, os\n"
+            "from pathlib import Path\n"
+            "from acpbuild.store import layout\n"
+            "from acpbuild.store.ledger import Owner\n"
+            "ledger = layout.open_ledger(Path(sys.argv[1]))\n"
+            "me = Owner(sys.argv[2], 'elsewhere', 1)\n"
+            "for i in range(30):\n"
+            "    got = ledger.claim(f'k{i}', me, lease_s=600, recipe='r', step='s', provider='fal', model='m', estimate=0)\n"
+            "    print(i, 'mine' if got.held_by is None else 'held')\n"
+        )
+        root = tmp_path / "store"
+        if not layout.has_ledger(root):
+            pytest.skip("this backend is not a file in the store")
+        children = [
+            subprocess.Popen([sys.executable, "-c", code, str(root), f"run-{n}"], stdout=subprocess.PIPE, text=True)
+            for n in range(4)
+        ]
+        wins: dict[str, int] = {}
+        for child in children:
+            out, _ = child.communicate(timeout=120)
+            assert child.returncode == 0
+            for line in out.splitlines():
+                key, verdict = line.split()
+                wins[key] = wins.get(key, 0) + (verdict == "mine")
+        assert wins == {str(i): 1 for i in range(30)}
+
+    # -- what may have been paid -----------------------------------------------------------
+    def test_possibly_billed_and_received_attempts_count_as_spend(self, ledger: Ledger) -> None:
+        since = time.time() - 1
+        lost = begin(ledger, estimated_cost=0.5)
+        ledger.fail(lost, "the connection broke after sending", resumable=False, billed=True)
+        refused = begin(ledger, key="k2", estimated_cost=0.25)
+        ledger.fail(refused, "content policy", resumable=False)
+        kept = begin(ledger, key="k3", estimated_cost=0.25)
+        ledger.received(kept, actual_cost=0.125, usage={}, meta={}, error="read-only store")
+        assert states(ledger) == {lost: "possibly_billed", refused: "failed", kept: "received"}
+        assert ledger.spent_since(since) == pytest.approx(0.5 + 0.125)
+        found = ledger.find_received("k3")
+        assert found is not None and found.id == kept and found.actual_cost == 0.125
+        assert ledger.find_received("k1") is None
+
+    def test_paid_attempts_of_runs_that_are_gone_are_marked_lost(self, ledgers: Ledgers) -> None:
+        ledger = ledgers.open()
+        alive, gone = Owner("run-a", "elsewhere", 1), Owner("run-b", "elsewhere", 2)
+        claim(ledger, "k1", alive)
+        running = begin(ledger)  # its run holds the claim: still in flight
+        claim(ledger, "k2", gone, lease_s=0.01)
+        died = begin(ledger, key="k2")  # its claim ran out: the run is gone
+        orphan = begin(ledger, key="k3")  # no claim at all
+        free = begin(ledger, key="k4", estimated_cost=0.0)  # free: nothing to doubt
+        polled = begin(ledger, key="k5")
+        ledger.submitted(polled, "req-1")  # resumable, not lost
+        time.sleep(0.05)
+        assert ledgers.open().mark_lost("demo") == 2
+        assert states(ledger) == {
+            running: "submitted",
+            died: "possibly_billed",
+            orphan: "possibly_billed",
+            free: "submitted",
+            polled: "submitted",
+        }
+
+    def test_doubts_are_listed_and_warned_about_once(self, ledger: Ledger) -> None:
+        lost = begin(ledger)
+        ledger.fail(lost, "answer lost", resumable=False, billed=True)
+        begin(ledger, key="k2", recipe="other")
+        assert [g.id for g in ledger.doubts("demo")] == [lost]
+        assert [g.id for g in ledger.doubts("demo", unwarned=True)] == [lost]
+        assert ledger.doubts("demo", unwarned=True) == []  # warned once
+        assert [g.id for g in ledger.doubts("demo")] == [lost]  # still counted
+        assert ledger.abandon("demo", "cover") == []
+        assert ledger.doubts("demo") == []
 
     def test_rows_survive_reopening(self, ledgers: Ledgers) -> None:
         first = ledgers.open()

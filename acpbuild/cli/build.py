@@ -170,6 +170,8 @@ def cmd_costs(args: argparse.Namespace) -> int:
                 "cost": round(sum(r.cost for r in rows), 6),
                 "restores": sum(r.restores for r in rows),
                 "saved": round(sum(r.saved for r in rows), 6),
+                "in_doubt": sum(r.in_doubt for r in rows),
+                "possibly_billed": round(sum(r.possibly_billed for r in rows), 6),
             },
         }
         print(json.dumps(doc, indent=2))

@@ -96,6 +96,8 @@ class Progress:
                     self.console.print(_finished(event.result))
             elif event.kind == "warning":
                 self.console.print(f"[yellow] warning[/] {_escape(event.message)}")
+            elif event.kind == "waiting" and event.step:
+                self.console.print(f"[cyan] waiting[/] {_escape(event.step)} [dim]({_escape(event.message)})[/]")
             elif event.kind == "finish":
                 self.stop()
 
@@ -164,8 +166,10 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("ran", "restored", "uptodate", "failed", "skipped") if result.count(s))
     verdict = "[green]ok[/]" if result.success else "[bold red]FAILED[/]"
     verdict = "[bold red]REFUSED[/]" if result.refused else verdict
+    doubt = f"; possibly billed {_money(result.possibly_billed)}" if result.possibly_billed else ""
     console.print(
-        f"{verdict}: {counts}; paid {_money(result.total_cost)} (estimated {_money(result.estimated_cost)}); {seconds:.1f}s"
+        f"{verdict}: {counts}; paid {_money(result.total_cost)} (estimated {_money(result.estimated_cost)}){doubt}; "
+        f"{seconds:.1f}s"
     )
     for warning in result.warnings:
         console.print(f"[yellow]warning[/]: {_escape(warning)}")
@@ -229,12 +233,21 @@ def costs_table(rows: list[Row], by: str, stream: IO[str]) -> None:
 
     console = _console(stream)
     table = Table(title=f"acpbuild costs by {by}", title_justify="left")
-    for column in (by, "bought", "estimated", "cost", "restores", "saved"):
+    doubt = any(r.in_doubt for r in rows)
+    columns = (by, "bought", "estimated", "cost", *(("possibly billed",) if doubt else ()), "restores", "saved")
+    for column in columns:
         table.add_column(column, justify="left" if column == by else "right")
     for row in rows:
-        table.add_row(
-            _escape(row.group), str(row.generations), _money(row.estimated), _money(row.cost), str(row.restores), _money(row.saved)
-        )
+        cells = [_escape(row.group), str(row.generations), _money(row.estimated), _money(row.cost)]
+        if doubt:
+            cells.append(f"{_money(row.possibly_billed)} ({row.in_doubt})" if row.in_doubt else "")
+        table.add_row(*cells, str(row.restores), _money(row.saved))
     console.print(table)
     spent, saved = sum(r.cost for r in rows), sum(r.saved for r in rows)
-    console.print(f"spent {_money(spent)}; restores saved {_money(saved)}")
+    line = f"spent {_money(spent)}; restores saved {_money(saved)}"
+    if doubt:
+        line += (
+            f"; possibly billed {_money(sum(r.possibly_billed for r in rows))} more: requests sent but never "
+            "answered, or jobs still running or kept to resume (at their estimates)"
+        )
+    console.print(line)

@@ -2,14 +2,22 @@
 
 :func:`build` is the action doit runs for a step: prepare its key (computed
 once per run, see :mod:`~acpbuild.engine.material`) -> already materialised?
-done -> the ledger has it? restore (free) -> else call the provider, store the
-result, commit the ledger, materialise.
+done -> the ledger has it? restore (free) -> else claim the key in the ledger
+(waiting while another run holds it, then restoring what that run made) -> call
+the provider, store the result, commit the ledger and release the claim in one
+transaction, materialise.
+
+Whatever breaks after the request was sent keeps what was paid for: a job with a
+request id stays resumable, bytes that arrived but could not be stored are kept
+for the next run, and an answer lost on the way is recorded as possibly billed.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from acpbuild import money, providers
 from acpbuild.config.secrets import redact
@@ -19,7 +27,7 @@ from acpbuild.engine.material import (
     UnknownInput,
     why,
 )
-from acpbuild.engine.results import StepResult
+from acpbuild.engine.results import Event, StepResult
 from acpbuild.errors import AcpbuildError, BadResponse, ProviderError, ProviderTimeout, StoreError
 from acpbuild.keys import canonical, signature
 from acpbuild.money.estimate import estimate
@@ -63,11 +71,49 @@ def build(ctx: Context, step: Step) -> StepResult:
             result.status, result.reason = "uptodate", "up to date"
         elif _restore(ctx, step, key, mat):
             result.status, result.reason = "restored", "restored from the store"
+        elif not ctx.provider(step.provider).paid:
+            result.reason = why(ctx.ledger, step, mat)
+            result.cost, result.estimated_cost = _generate(ctx, step, prepared, result)
+        elif not _claim(ctx, step, prepared):
+            result.status, result.reason = "restored", "restored from the store (made by another run)"
         else:
             result.reason = why(ctx.ledger, step, mat)
-            result.cost, result.estimated_cost = _generate(ctx, step, prepared)
+            try:
+                result.cost, result.estimated_cost = _generate(ctx, step, prepared, result)
+            finally:
+                ctx.ledger.release(key, ctx.owner)  # a finished generation released it with its row
     result.seconds = time.monotonic() - started
     return result
+
+
+def _claim(ctx: Context, step: Step, prepared: Prepared) -> bool:
+    """Claim the step's key for this run: True once it is ours, False when the run that
+    held it made it meanwhile and it was restored. A live claim is waited for."""
+    key = prepared.key
+    announced = False
+    while True:
+        got = ctx.ledger.claim(
+            key,
+            ctx.owner,
+            lease_s=ctx.lease_s,
+            recipe=ctx.recipe.name,
+            step=step.name,
+            provider=step.provider,
+            model=step.model,
+            estimate=0.0,
+        )
+        if got.held_by is None:
+            ctx.heartbeat()
+            # another run may have finished it between our store check and the claim
+            if _restore(ctx, step, key, prepared.material):
+                ctx.ledger.release(key, ctx.owner)
+                return False
+            return True
+        if not announced:
+            announced = True
+            doing = f" ({got.step})" if got.step and got.step != step.name else ""
+            ctx.emit(Event("waiting", step=step.name, message=f"waiting for {got.held_by}{doing}"))
+        ctx.pause(ctx.claim_poll_s)
 
 
 def _restore(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> bool:
@@ -92,12 +138,16 @@ def _materialise(ctx: Context, step: Step, key: str, digest: str, mat: dict[str,
     )
 
 
-def _generate(ctx: Context, step: Step, prepared: Prepared) -> tuple[float, float]:
+def _generate(ctx: Context, step: Step, prepared: Prepared, result: StepResult) -> tuple[float, float]:
     """Pay for the generation ``prepared`` keys; return (actual cost, estimated cost)."""
     key, mat, params = prepared.key, prepared.material, prepared.params
     provider = ctx.provider(step.provider)
     model = provider.catalogue()[step.model]
     expected = estimate(step.provider, model, step.kind, params, paid=provider.paid).usd
+    stored = _store_kept(ctx, step, key, mat)
+    if stored is not None:
+        result.reason = "stored the result an earlier run paid for and kept"
+        return stored, expected
     pending = ctx.ledger.find_resumable(key)
     if provider.paid and pending is None:
         # before the ledger row: a refused call leaves no trace of a generation.
@@ -163,20 +213,29 @@ def _call(
         # result fetch, the download, our time limit): the row stays "submitted" and
         # the next run resumes that job instead of paying for a new one.
         resumable = journal.request_id is not None and not exc.job_failed
+        # sent, no job to resume, and the provider did not say it failed: the answer was
+        # lost on the way (a broken connection, our time limit), and it may be billed
+        billed = provider.paid and exc.sent and not resumable and not exc.job_failed
         if resumable and not isinstance(exc, ProviderTimeout):  # a timeout already says so
             exc.note = f"request {journal.request_id} is kept: the next run resumes it without paying again"
-        ctx.ledger.fail(gen_id, redact(str(exc), ctx.env), resumable=resumable)
+        elif billed:
+            exc.note = f"the request may have been billed: ~${expected:.4f} is counted as possibly billed"
+            exc.possibly_billed = expected
+        ctx.ledger.fail(gen_id, redact(str(exc), ctx.env), resumable=resumable, billed=billed)
         staging.unlink(missing_ok=True)
         raise
     except BaseException:
         staging.unlink(missing_ok=True)  # an interrupted call stays "submitted" for the next run
         raise
-    digest = ctx.store.put(staging)
     cost = money.actual_cost(
         step.provider, step.model, outcome.actual_cost, outcome.usage, job.params, provider.paid
     )
     if cost is None and provider.paid:
         cost = expected  # neither the provider nor the output says: the estimate stands for it
+    try:
+        digest = ctx.store.put(staging)
+    except StoreError as exc:
+        _keep(ctx, key, gen_id, staging, journal.request_id, cost, outcome.usage, outcome.meta, exc)
     ctx.ledger.finish(
         gen_id,
         digest=digest,
@@ -184,6 +243,66 @@ def _call(
         request_id=outcome.request_id,
         usage=outcome.usage,
         meta=outcome.meta,
+        owner=ctx.owner,
     )
     _materialise(ctx, step, key, digest, mat)
     return cost
+
+
+def _keep(
+    ctx: Context,
+    key: str,
+    gen_id: int,
+    staging: Path,
+    request_id: str | None,
+    cost: float | None,
+    usage: dict[str, Any],
+    meta: dict[str, Any],
+    error: StoreError,
+) -> NoReturn:
+    """The store refused a paid result: keep its bytes for the next run, or its job resumable."""
+    try:
+        kept = ctx.store.keep(staging, key)
+    except StoreError:
+        staging.unlink(missing_ok=True)
+        if request_id is not None:
+            # the provider still holds the result: the next run fetches it again, free
+            ctx.ledger.fail(gen_id, str(error), resumable=True)
+            raise StoreError(
+                f"{error}; request {request_id} is kept: once the store is writable again, "
+                "the next run fetches its result without paying again"
+            ) from error
+        ctx.ledger.fail(gen_id, str(error), resumable=False, billed=True)
+        lost = StoreError(f"{error}; the result was paid for but could not be kept anywhere")
+        lost.paid = cost or 0.0
+        raise lost from error
+    ctx.ledger.received(gen_id, actual_cost=cost, usage=usage, meta=meta, error=str(error))
+    refused = StoreError(
+        f"{error}; the paid result is kept at {kept}: once the store is writable again, "
+        "the next run stores it without paying again"
+    )
+    refused.paid = cost or 0.0
+    raise refused from error
+
+
+def _store_kept(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> float | None:
+    """Store a result an earlier run paid for but could not store; its cost, or None if there is none."""
+    received = ctx.ledger.find_received(key)
+    if received is None:
+        return None
+    kept = ctx.store.kept(key)
+    if kept is None:
+        ctx.ledger.fail(received.id, "its kept result is gone", resumable=False, billed=True)
+        return None
+    digest = ctx.store.put(kept)
+    ctx.ledger.finish(
+        received.id,
+        digest=digest,
+        actual_cost=received.actual_cost,
+        request_id=None,
+        usage=json.loads(received.usage or "{}"),
+        meta=json.loads(received.meta or "{}"),
+        owner=ctx.owner,
+    )
+    _materialise(ctx, step, key, digest, mat)
+    return received.actual_cost or 0.0

@@ -8,7 +8,10 @@ all be held by steps waiting on one another.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +20,18 @@ from acpbuild import money, providers
 from acpbuild.engine import material
 from acpbuild.engine.material import Prepared, UnknownInput, Upstream
 from acpbuild.engine.results import Event, StepResult
+from acpbuild.errors import AcpbuildError
 from acpbuild.keys import DigestCache
 from acpbuild.providers.base import Provider
 from acpbuild.recipe import Recipe, Step
 from acpbuild.store import layout
 from acpbuild.store.blobs import LinkMode
+from acpbuild.store.ledger import Owner
+
+#: how long a claim holds without renewal; a run renews its claims every third of it
+LEASE_S = 30.0
+#: how often a step waiting on another run's claim looks again
+CLAIM_POLL_S = 0.25
 
 
 class Context:
@@ -50,6 +60,12 @@ class Context:
         self.store.sweep()  # what a killed run of this machine left half-written
         self.ledger = layout.open_ledger(recipe.store_dir)
         self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
+        #: this run, as the ledger's claims name it
+        self.owner = Owner.this_process(uuid.uuid4().hex[:12])
+        self.lease_s = float(env.get("ACPBUILD_CLAIM_LEASE_S") or os.environ.get("ACPBUILD_CLAIM_LEASE_S") or LEASE_S)
+        self.claim_poll_s = CLAIM_POLL_S
+        self._heartbeat: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.on_event = on_event
         self.results: dict[str, StepResult] = {}
         self.runtime_errors: list[str] = []
@@ -62,7 +78,36 @@ class Context:
         self._slots: dict[str, threading.BoundedSemaphore] = {}
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
         self.ledger.close()
+
+    def heartbeat(self) -> None:
+        """Keep this run's claims alive while it works: renew their leases every third of a lease."""
+        with self._lock:
+            if self._heartbeat is not None:
+                return
+            self._heartbeat = threading.Thread(target=self._renew, name="acpbuild-claims", daemon=True)
+            self._heartbeat.start()
+
+    def _renew(self) -> None:
+        while not self._stopping.wait(self.lease_s / 3):
+            try:
+                self.ledger.renew(self.owner, self.lease_s)
+            except AcpbuildError:
+                pass  # the ledger is busy or gone for now: the next beat tries again
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, lending this step's ``-j`` place to another step meanwhile."""
+        lent = self._work if getattr(self._holds_work, "held", False) else None
+        if lent is not None:
+            lent.release()
+        try:
+            time.sleep(seconds)
+        finally:
+            if lent is not None:
+                lent.acquire()
 
     def emit(self, event: Event) -> None:
         """Hand ``event`` to the caller's ``on_event``: one at a time, whichever of doit's threads sends it."""

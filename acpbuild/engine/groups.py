@@ -155,7 +155,15 @@ def _first_success(ctx: Context, group: Group, result: StepResult) -> None:
             outcome = StepResult(name, "failed", provider=member.provider, model=member.model, error=str(exc), refused=True, estimated_cost=exc.usd)
         except AcpbuildError as exc:
             error = redact(str(exc), ctx.env)
-            outcome = StepResult(name, "failed", provider=member.provider, model=member.model, error=error)
+            outcome = StepResult(
+                name,
+                "failed",
+                provider=member.provider,
+                model=member.model,
+                error=error,
+                cost=exc.paid,
+                possibly_billed=exc.possibly_billed,
+            )
         outcome.group = group.name
         tried.append(outcome)
         if outcome.status != "failed":

@@ -200,7 +200,7 @@ def report(recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
         "success": True,
         "exit_code": 0,
         "steps": done,
-        "totals": {"steps": len(done), **{s: len(done) if s == "uptodate" else 0 for s in statuses}, "cost": 0.0, "estimated": 0.0},
+        "totals": {"steps": len(done), **{s: len(done) if s == "uptodate" else 0 for s in statuses}, "cost": 0.0, "estimated": 0.0, "possibly_billed": 0.0},
         "errors": [],
         "warnings": [],
         "refused": [],

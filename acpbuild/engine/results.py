@@ -37,6 +37,8 @@ class StepResult:
     group: str | None = None
     #: a failed first_success member whose group fell back to the next one: not a failure of the run
     fallback: bool = False
+    #: what a request that was sent but whose answer was lost may have cost (at its estimate)
+    possibly_billed: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class StepResult:
             "reason": self.reason,
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            **({"possibly_billed": round(self.possibly_billed, 6)} if self.possibly_billed else {}),
             **({"group": self.group} if self.group else {}),
         }
 
@@ -59,7 +62,7 @@ class StepResult:
 class Event:
     """Something a run reports as it goes; the CLI renders these."""
 
-    kind: Literal["start", "step_start", "step_done", "warning", "finish"]
+    kind: Literal["start", "step_start", "step_done", "waiting", "warning", "finish"]
     step: str | None = None
     result: StepResult | None = None
     total: int = 0
@@ -105,6 +108,11 @@ class RunResult:
             return BudgetExceeded.exit_code
         return 0 if self.success else 1
 
+    @property
+    def possibly_billed(self) -> float:
+        """What requests of this run that were sent but lost their answer may have cost."""
+        return sum(r.possibly_billed for r in self.steps.values())
+
     def count(self, status: str) -> int:
         return sum(1 for r in self.steps.values() if r.status == status)
 
@@ -119,6 +127,7 @@ class RunResult:
                 **{s: self.count(s) for s in ("ran", "restored", "uptodate", "failed", "skipped")},
                 "cost": round(self.total_cost, 6),
                 "estimated": round(self.estimated_cost, 6),
+                "possibly_billed": round(self.possibly_billed, 6),
             },
             "errors": self.errors,
             "warnings": self.warnings,

@@ -49,7 +49,17 @@ def _action(ctx: Context, step: Step) -> bool | TaskFailed:
         return TaskFailed(message)
     except AcpbuildError as exc:
         message = redact(str(exc), ctx.env)
-        ctx.record(StepResult(step.name, "failed", provider=step.provider, model=step.model, error=message))
+        ctx.record(
+            StepResult(
+                step.name,
+                "failed",
+                provider=step.provider,
+                model=step.model,
+                error=message,
+                cost=exc.paid,
+                possibly_billed=exc.possibly_billed,
+            )
+        )
         return TaskFailed(message)
     ctx.record(result)
     return True

@@ -134,13 +134,33 @@ def run(
         ctx.budget = plan.budget
         if full:
             noop.forget(recipe.store_dir, recipe.name)
+        doubts = _doubts(ctx)
         result = execute(ctx, plan, jobs=jobs, keep_going=keep_going)
+        result.warnings[:0] = doubts
         if before is not None and result.success and not any(r.status == "skipped" for r in result.steps.values()):
             _save_noop(ctx, before, result)
         ctx.emit(Event("finish"))
         return result
     finally:
         ctx.close()
+
+
+def _doubts(ctx: Context) -> list[str]:
+    """Warn once about earlier attempts that were sent but never answered: they may have been billed."""
+    ctx.ledger.mark_lost(ctx.recipe.name)
+    found = ctx.ledger.doubts(ctx.recipe.name, unwarned=True)
+    if not found:
+        return []
+    steps = sorted({g.step or "?" for g in found})
+    usd = sum(g.estimated_cost or 0.0 for g in found)
+    message = (
+        f"{len(found)} earlier request{'s' if len(found) != 1 else ''} of {', '.join(steps)} "
+        f"{'were' if len(found) != 1 else 'was'} sent but never answered (the run stopped or the answer was lost): "
+        f"possibly billed, ~${usd:.4f} at their estimates, counted by acpbuild costs and the monthly cap. "
+        f"Once you know they were not billed: acpbuild abandon {ctx.recipe.path.name} {' '.join(steps)}"
+    )
+    ctx.emit(Event("warning", message=message))
+    return [message]
 
 
 def execute(ctx: Context, plan: Plan, *, jobs: int, keep_going: bool = False) -> RunResult:
@@ -187,7 +207,8 @@ def execute(ctx: Context, plan: Plan, *, jobs: int, keep_going: bool = False) ->
     return RunResult(
         recipe.name,
         results,
-        total_cost=sum(r.cost for r in results.values() if r.status == "ran"),
+        # a step can fail after paying (its result refused by the store): that counts too
+        total_cost=sum(r.cost for r in results.values() if r.status in ("ran", "failed")),
         errors=list(ctx.runtime_errors),
         drafted=[n for n in drafted(recipe) if n in results],
         estimated_cost=sum(r.estimated_cost for r in results.values() if r.status == "ran"),

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from acpbuild.errors import RecipeError
-from acpbuild.store.ledger import Generation, Ledger
+from acpbuild.store.ledger import IN_DOUBT, Generation, Ledger
 
 By = Literal["recipe", "step", "provider", "model", "day"]
 BY: tuple[By, ...] = ("recipe", "step", "provider", "model", "day")
@@ -16,7 +16,12 @@ BY: tuple[By, ...] = ("recipe", "step", "provider", "model", "day")
 
 @dataclass
 class Row:
-    """Spend for one group: generations bought, their cost, and restores that cost nothing."""
+    """Spend for one group: generations bought, their cost, and restores that cost nothing.
+
+    ``possibly_billed`` is what requests that were sent but never answered may have
+    cost (at their estimates), and jobs still running or kept to resume, which
+    will cost it; ``cost`` is only what is known to be paid.
+    """
 
     group: str
     generations: int = 0
@@ -24,6 +29,8 @@ class Row:
     cost: float = 0.0
     restores: int = 0
     saved: float = 0.0
+    in_doubt: int = 0
+    possibly_billed: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,6 +40,8 @@ class Row:
             "cost": round(self.cost, 6),
             "restores": self.restores,
             "saved": round(self.saved, 6),
+            "in_doubt": self.in_doubt,
+            "possibly_billed": round(self.possibly_billed, 6),
         }
 
 
@@ -61,9 +70,14 @@ def report(ledger: Ledger, *, since: float | None = None, by: By = "recipe") -> 
     """Spend since ``since`` grouped ``by`` one dimension, largest cost first."""
     rows: dict[str, Row] = {}
     for gen in ledger.generations(since=since):
-        if gen.state != "done" or gen.draft:
+        if gen.draft or gen.state not in ("done", "received", *IN_DOUBT):
             continue
         row = rows.setdefault(_group(gen, by, None, None, gen.finished or gen.created), Row(""))
+        if gen.state in IN_DOUBT:
+            row.in_doubt += 1
+            row.possibly_billed += gen.estimated_cost or 0.0
+            continue
+        # a received result is paid for, though not stored yet
         row.generations += 1
         row.estimated += gen.estimated_cost or 0.0
         row.cost += gen.actual_cost or 0.0
@@ -75,4 +89,4 @@ def report(ledger: Ledger, *, since: float | None = None, by: By = "recipe") -> 
         row.saved += saved
     for name, row in rows.items():
         row.group = name
-    return sorted(rows.values(), key=lambda r: (-r.cost, r.group))
+    return sorted(rows.values(), key=lambda r: (-(r.cost + r.possibly_billed), r.group))

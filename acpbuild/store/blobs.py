@@ -65,6 +65,18 @@ class BlobStore(ABC):
         """
 
     @abstractmethod
+    def keep(self, staged: Path, key: str) -> Path:
+        """Set aside a paid result that :meth:`put` could not store, where :meth:`kept` finds it.
+
+        The bytes stay on this machine, out of :meth:`sweep`'s way, until a later
+        run stores them; return where they are.
+        """
+
+    @abstractmethod
+    def kept(self, key: str) -> Path | None:
+        """The bytes :meth:`keep` set aside for the generation ``key``, or None."""
+
+    @abstractmethod
     def path(self, digest: str) -> Path:
         """Where blob ``digest`` is, or would be, on this machine; nothing is checked or fetched."""
 

@@ -1,11 +1,21 @@
 """The ledger: the record of every generation, what each output holds, and file digests.
 
+A paid generation is bought by at most one run at a time, whatever runs share
+the ledger: before paying, a run :meth:`~Ledger.claim` s the key, renews the
+lease while the provider works, and releases it when the generation is done (in
+the same transaction) or failed. Another run meeting a live claim waits for it;
+a dead claim (its process gone, or its lease run out) is taken over.
+
 A generation's row is written before the provider is called (state
 ``submitted``), gets the provider's request id the moment the provider has one,
 and turns ``done`` the moment its result is in the store: each write is
 durable (and visible to every other process sharing the ledger) when the method
 returns, so a crash never forgets a paid result, and a rerun finds a
 ``submitted`` row with a request id and resumes that job instead of paying again.
+An attempt that was sent but whose answer was lost (its process died, the
+connection broke) cannot be resumed: it becomes ``possibly_billed`` and counts
+at its estimate until the user abandons it. A result whose bytes arrived but
+could not be stored is ``received``: its bytes are kept for the next run.
 
 :class:`Ledger` is the interface; a backend implements it (SQLite in
 :mod:`acpbuild.store.sqlite`), and :func:`acpbuild.store.layout.open_ledger` is
@@ -15,6 +25,8 @@ in ``tests/test_store_contract.py``.
 
 from __future__ import annotations
 
+import os
+import socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +44,54 @@ class Cap:
     since: float
 
 
+#: the states of a generation that may cost money without being ``done``: counted at their estimate
+IN_DOUBT = ("submitted", "possibly_billed")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a claim: one run, in one process, on one host."""
+
+    run_id: str
+    host: str
+    pid: int
+
+    @classmethod
+    def this_process(cls, run_id: str) -> Owner:
+        return cls(run_id, socket.gethostname(), os.getpid())
+
+    def alive(self) -> bool:
+        """Whether the owner's process still runs, as far as this host can tell (another host's: yes)."""
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True  # another user's process: alive
+        return True
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} on {self.host} (pid {self.pid})"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to :meth:`Ledger.claim`: the key is ours, or a live run holds it."""
+
+    #: the live run holding the key (wait for it), or None: the key is ours
+    held_by: Owner | None = None
+    #: the step that run is building under it
+    step: str | None = None
+    #: a dead run whose claim we took over (its job, if it has a request id, is resumable)
+    taken_from: Owner | None = None
+
+
 @dataclass(frozen=True)
 class Generation:
-    """One attempt to buy a generation; ``state`` is submitted, done, failed or abandoned."""
+    """One attempt to buy a generation; ``state`` is submitted, done, failed, abandoned,
+    possibly_billed (sent, answer lost) or received (paid and fetched, not yet stored)."""
 
     id: int
     key: str
@@ -75,6 +132,40 @@ class Ledger(ABC):
     Backend errors surface as :class:`~acpbuild.errors.StoreError`.
     """
 
+    # -- claims --------------------------------------------------------------
+    @abstractmethod
+    def claim(
+        self,
+        key: str,
+        owner: Owner,
+        *,
+        lease_s: float,
+        recipe: str,
+        step: str,
+        provider: str,
+        model: str,
+        estimate: float,
+    ) -> Claim:
+        """Claim ``key`` for ``owner`` for ``lease_s`` seconds, in one transaction.
+
+        Free, or already ``owner``'s: it is ``owner``'s. Held by a live owner (lease
+        not run out, and on this host its process alive): ``held_by`` says who,
+        and nothing changes. Held by a dead owner: taken over, ``taken_from``
+        says whose it was.
+        """
+
+    @abstractmethod
+    def renew(self, owner: Owner, lease_s: float) -> None:
+        """Extend every claim ``owner`` holds to ``lease_s`` seconds from now."""
+
+    @abstractmethod
+    def release(self, key: str, owner: Owner) -> None:
+        """Give up ``owner``'s claim on ``key`` (nothing happens if it is not ``owner``'s)."""
+
+    @abstractmethod
+    def claims(self) -> list[tuple[str, Owner, float, str | None]]:
+        """Every claim: (key, owner, lease_until, step)."""
+
     # -- generations ---------------------------------------------------------
     @abstractmethod
     def find_done(self, key: str) -> Generation | None:
@@ -101,8 +192,10 @@ class Ledger(ABC):
     ) -> int:
         """Record a generation about to be requested (state ``submitted``, no request id); return its id.
 
-        Earlier ``submitted`` generations of ``key`` that never got a request id
-        can never be resumed: they become ``abandoned``. With a ``cap``, the
+        Called by the run holding ``key``'s claim. Earlier ``submitted``
+        generations of ``key`` that never got a request id were sent by a run
+        that died: they can never be resumed, and may have been billed, so they
+        become ``possibly_billed``. With a ``cap``, the
         row goes in only if the spend since ``cap.since`` (as :meth:`spent_since`
         counts it, every process's) leaves room for ``estimated_cost``; else
         :class:`~acpbuild.errors.BudgetExceeded` and nothing is recorded. Check
@@ -124,17 +217,42 @@ class Ledger(ABC):
         request_id: str | None,
         usage: dict[str, Any],
         meta: dict[str, Any],
+        owner: Owner | None = None,
     ) -> None:
-        """Mark a generation ``done`` with its output blob and cost; a None ``request_id`` keeps the recorded one."""
+        """Mark a generation ``done`` with its output blob and cost; a None ``request_id`` keeps
+        the recorded one. With ``owner``, its claim on the generation's key is released in the
+        same transaction."""
 
     @abstractmethod
-    def fail(self, gen_id: int, error: str, *, resumable: bool) -> None:
+    def fail(self, gen_id: int, error: str, *, resumable: bool, billed: bool = False) -> None:
         """Record ``error``; a generation stays ``submitted`` (resumable, e.g. a timeout while
-        polling) or becomes ``failed`` with a finish time."""
+        polling), becomes ``possibly_billed`` (``billed``: sent, answer lost) or ``failed``."""
+
+    @abstractmethod
+    def received(
+        self, gen_id: int, *, actual_cost: float | None, usage: dict[str, Any], meta: dict[str, Any], error: str
+    ) -> None:
+        """Mark a generation ``received``: paid and its bytes fetched, but not stored (``error`` says why)."""
+
+    @abstractmethod
+    def find_received(self, key: str) -> Generation | None:
+        """The latest ``received`` generation with this key, or None."""
+
+    @abstractmethod
+    def mark_lost(self, recipe: str) -> int:
+        """Paid ``submitted`` generations of ``recipe`` with no request id whose run is gone (no
+        live claim on their key) were sent and never answered: make them ``possibly_billed``;
+        return how many."""
+
+    @abstractmethod
+    def doubts(self, recipe: str, *, unwarned: bool = False) -> list[Generation]:
+        """The ``possibly_billed`` generations of ``recipe``; with ``unwarned``, only those no
+        run has warned about yet, which are then marked warned."""
 
     @abstractmethod
     def abandon(self, recipe: str, step: str) -> list[str]:
-        """Give up every ``submitted`` generation of ``step``; return the request ids they had."""
+        """Give up every ``submitted`` and ``possibly_billed`` generation of ``step`` (they stop
+        counting as spend); return the request ids they had."""
 
     @abstractmethod
     def generations(self, *, since: float | None = None) -> list[Generation]:
@@ -142,9 +260,10 @@ class Ledger(ABC):
 
     @abstractmethod
     def spent_since(self, since: float) -> float:
-        """What non-draft generations since ``since`` (a Unix time) cost: ``done`` ones that
-        finished since at their actual cost (else their estimate), ``submitted`` ones created
-        since (running, or kept to resume) at their estimate."""
+        """What non-draft generations since ``since`` (a Unix time) cost: ``done`` and
+        ``received`` ones that finished since at their actual cost (else their estimate),
+        ``submitted`` (running, or kept to resume) and ``possibly_billed`` ones created since
+        at their estimate."""
 
     @abstractmethod
     def restored(self, generation: Generation, *, recipe: str, step: str) -> None:

@@ -97,8 +97,21 @@ class LocalBlobStore(BlobStore):
                 os.chmod(src, 0o444)  # a blob is never edited in place
                 os.replace(src, dest)
         except OSError as exc:
-            raise StoreError(f"cannot store {src.name}: {exc.strerror}") from exc
+            raise StoreError(f"cannot store a blob in {dest.parent}: {exc.strerror}") from exc
         return digest
+
+    def keep(self, staged: Path, key: str) -> Path:
+        # named by the key, with no process in the name: the sweep leaves it alone
+        kept = self.tmp / f"kept-{key}"
+        try:
+            os.replace(staged, kept)
+        except OSError as exc:
+            raise StoreError(f"cannot keep the result at {kept}: {exc.strerror}") from exc
+        return kept
+
+    def kept(self, key: str) -> Path | None:
+        kept = self.tmp / f"kept-{key}"
+        return kept if kept.is_file() else None
 
     def get(self, digest: str) -> Path:
         blob = self.path(digest)

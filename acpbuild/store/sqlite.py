@@ -1,29 +1,38 @@
 """The SQLite ledger: the embedded backend, one file in the store, in WAL mode.
 
 WAL lets readers (a plan, a second run) look while a run writes. Every write
-commits at once; :meth:`SqliteLedger.begin` checks the cap and inserts in one
-``BEGIN IMMEDIATE`` transaction, so two processes sharing the file cannot both
-take the last dollar.
+commits at once; :meth:`SqliteLedger.begin` checks the cap and inserts, and
+:meth:`SqliteLedger.claim` checks and takes a claim, each in one ``BEGIN
+IMMEDIATE`` transaction, so two processes sharing the file cannot both take the
+last dollar or the same key. Under contention a write waits (SQLite's busy
+timeout, then retries with backoff): "database is locked" never reaches a user.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from acpbuild.errors import BudgetExceeded, StoreError
 from acpbuild.keys import Signature
-from acpbuild.store.ledger import Cap, Generation, Ledger, OutputRecord
+from acpbuild.store.ledger import Cap, Claim, Generation, Ledger, OutputRecord, Owner
+
+T = TypeVar("T")
+
+#: how long a write keeps trying while other processes hold the database
+_CONTENTION_S = 300.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL,
-    state TEXT NOT NULL,             -- submitted, done, failed, abandoned
+    state TEXT NOT NULL,             -- submitted, done, failed, abandoned, possibly_billed, received
     recipe TEXT, step TEXT, kind TEXT, provider TEXT, model TEXT,
     request_id TEXT,
     estimated_cost REAL, actual_cost REAL,
@@ -46,6 +55,15 @@ CREATE TABLE IF NOT EXISTS restores (
     saved REAL,                      -- what that generation cost
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,            -- the generation a run is buying
+    run_id TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    lease_until REAL NOT NULL,
+    recipe TEXT, step TEXT, provider TEXT, model TEXT, estimate REAL
+);
+CREATE TABLE IF NOT EXISTS warned (
+    generation INTEGER PRIMARY KEY   -- a possibly billed generation a run has warned about
+);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, digest TEXT,
     ctime_ns INTEGER                 -- last, where ALTER TABLE puts it in an older ledger
@@ -53,13 +71,33 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
-# Spend since a moment: done generations at their actual cost, and submitted ones
-# (running now, or kept for a later run to resume) at their estimate.
+# Spend since a moment: done (and received) generations at their actual cost, and
+# submitted ones (running now, or kept to resume) and possibly billed ones at their estimate.
 _MONTH_SPEND = (
-    "SELECT COALESCE(SUM(CASE state WHEN 'done' THEN COALESCE(actual_cost, estimated_cost, 0) "
+    "SELECT COALESCE(SUM(CASE WHEN state IN ('done', 'received') THEN COALESCE(actual_cost, estimated_cost, 0) "
     "ELSE COALESCE(estimated_cost, 0) END), 0) FROM generations "
-    "WHERE draft=0 AND ((state='done' AND finished >= ?) OR (state='submitted' AND created >= ?))"
+    "WHERE draft=0 AND ((state IN ('done', 'received') AND finished >= ?) "
+    "OR (state IN ('submitted', 'possibly_billed') AND created >= ?))"
 )
+
+
+def _contended(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _patiently(action: Callable[[], T]) -> T:
+    """``action``, tried again with backoff while other processes hold the database."""
+    deadline = time.monotonic() + _CONTENTION_S
+    pause = 0.01
+    while True:
+        try:
+            return action()
+        except sqlite3.Error as exc:
+            if not _contended(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause * (0.5 + random.random()))
+        pause = min(pause * 2, 0.5)
 
 
 class SqliteLedger(Ledger):
@@ -71,11 +109,11 @@ class SqliteLedger(Ledger):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _patiently(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._add_ctime()
-        except sqlite3.Error as exc:
+            _patiently(lambda: self._db.executescript(_SCHEMA))
+            _patiently(self._add_ctime)
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the ledger at {path}: {exc}") from exc
 
     def _add_ctime(self) -> None:
@@ -98,16 +136,78 @@ class SqliteLedger(Ledger):
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         try:
             with self._lock:
-                return self._db.execute(sql, args)
+                return _patiently(lambda: self._db.execute(sql, args))
         except sqlite3.Error as exc:
             raise StoreError(f"ledger error ({self.path}): {exc}") from exc
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
             with self._lock:
-                return self._db.execute(sql, args).fetchall()
+                return _patiently(lambda: self._db.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
             raise StoreError(f"ledger error ({self.path}): {exc}") from exc
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """``body`` in one ``BEGIN IMMEDIATE`` transaction: all of it or none, one writer at a time."""
+        try:
+            with self._lock:
+                _patiently(lambda: self._db.execute("BEGIN IMMEDIATE"))
+                try:
+                    found = body(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                _patiently(lambda: self._db.execute("COMMIT"))
+                return found
+        except sqlite3.Error as exc:
+            raise StoreError(f"ledger error ({self.path}): {exc}") from exc
+
+    # -- claims --------------------------------------------------------------
+    def claim(
+        self,
+        key: str,
+        owner: Owner,
+        *,
+        lease_s: float,
+        recipe: str,
+        step: str,
+        provider: str,
+        model: str,
+        estimate: float,
+    ) -> Claim:
+        def take(db: sqlite3.Connection) -> Claim:
+            now = time.time()
+            row = db.execute("SELECT run_id, host, pid, lease_until, step FROM claims WHERE key=?", (key,)).fetchone()
+            taken_from = None
+            if row is not None:
+                holder = Owner(row[0], row[1], int(row[2]))
+                if holder != owner:
+                    if row[3] > now and holder.alive():
+                        return Claim(held_by=holder, step=row[4])
+                    taken_from = holder
+            db.execute(
+                "INSERT OR REPLACE INTO claims (key, run_id, host, pid, lease_until, recipe, step, provider, "
+                "model, estimate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, owner.run_id, owner.host, owner.pid, now + lease_s, recipe, step, provider, model, estimate),
+            )
+            return Claim(taken_from=taken_from)
+
+        return self._transaction(take)
+
+    def renew(self, owner: Owner, lease_s: float) -> None:
+        self._exec(
+            "UPDATE claims SET lease_until=? WHERE run_id=? AND host=? AND pid=?",
+            (time.time() + lease_s, owner.run_id, owner.host, owner.pid),
+        )
+
+    def release(self, key: str, owner: Owner) -> None:
+        self._exec(
+            "DELETE FROM claims WHERE key=? AND run_id=? AND host=? AND pid=?", (key, owner.run_id, owner.host, owner.pid)
+        )
+
+    def claims(self) -> list[tuple[str, Owner, float, str | None]]:
+        rows = self._rows("SELECT key, run_id, host, pid, lease_until, step FROM claims ORDER BY key")
+        return [(r[0], Owner(r[1], r[2], int(r[3])), float(r[4]), r[5]) for r in rows]
 
     # -- generations ---------------------------------------------------------
     def find_done(self, key: str) -> Generation | None:
@@ -138,43 +238,39 @@ class SqliteLedger(Ledger):
         draft: bool,
         cap: Cap | None = None,
     ) -> int:
-        now = time.time()
-        try:
-            with self._lock:
-                # cap check and insert in one write transaction: another process waits its turn
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    if cap is not None:
-                        spent = self._db.execute(_MONTH_SPEND, (cap.since, cap.since)).fetchone()[0]
-                        if spent + (estimated_cost or 0.0) > cap.usd + 1e-9:
-                            raise BudgetExceeded(
-                                f"step {step!r} would cost ~${estimated_cost or 0:.4f} but ${spent:.4f} of "
-                                f"{cap.label} is already spent or in flight on this store; the call was not made",
-                                usd=estimated_cost or 0.0,
-                            )
-                    # an earlier attempt that died before the provider gave it an id can never be resumed
-                    self._db.execute(
-                        "UPDATE generations SET state='abandoned', finished=? "
-                        "WHERE key=? AND state='submitted' AND request_id IS NULL",
-                        (now, key),
+        def insert(db: sqlite3.Connection) -> int:
+            now = time.time()
+            if cap is not None:
+                spent = db.execute(_MONTH_SPEND, (cap.since, cap.since)).fetchone()[0]
+                if spent + (estimated_cost or 0.0) > cap.usd + 1e-9:
+                    raise BudgetExceeded(
+                        f"step {step!r} would cost ~${estimated_cost or 0:.4f} but ${spent:.4f} of "
+                        f"{cap.label} is already spent or in flight on this store; the call was not made",
+                        usd=estimated_cost or 0.0,
                     )
-                    cursor = self._db.execute(
-                        "INSERT INTO generations (key, state, recipe, step, kind, provider, model, material, "
-                        "estimated_cost, draft, created) VALUES (?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (key, recipe, step, kind, provider, model, material, estimated_cost, int(draft), now),
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"ledger error ({self.path}): {exc}") from exc
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+            # an earlier attempt sent by a run that died before the provider gave it an
+            # id can never be resumed, and may have been billed
+            db.execute(
+                "UPDATE generations SET state=CASE WHEN COALESCE(estimated_cost, 0) > 0 "
+                "THEN 'possibly_billed' ELSE 'abandoned' END, finished=?, "
+                "error=COALESCE(error || '; ', '') || 'its run stopped before the answer arrived' "
+                "WHERE key=? AND state='submitted' AND request_id IS NULL",
+                (now, key),
+            )
+            cursor = db.execute(
+                "INSERT INTO generations (key, state, recipe, step, kind, provider, model, material, "
+                "estimated_cost, draft, created) VALUES (?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, recipe, step, kind, provider, model, material, estimated_cost, int(draft), now),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+        return self._transaction(insert)
 
     def abandon(self, recipe: str, step: str) -> list[str]:
         rows = self._rows(
-            "SELECT id, request_id FROM generations WHERE recipe=? AND step=? AND state='submitted'",
+            "SELECT id, request_id FROM generations WHERE recipe=? AND step=? "
+            "AND state IN ('submitted', 'possibly_billed')",
             (recipe, step),
         )
         for gen_id, _ in rows:
@@ -197,21 +293,75 @@ class SqliteLedger(Ledger):
         request_id: str | None,
         usage: dict[str, Any],
         meta: dict[str, Any],
+        owner: Owner | None = None,
     ) -> None:
-        self._exec(
-            "UPDATE generations SET state='done', digest=?, actual_cost=?, "
-            "request_id=COALESCE(?, request_id), usage=?, meta=?, finished=? WHERE id=?",
-            (digest, actual_cost, request_id, json.dumps(usage), json.dumps(meta), time.time(), gen_id),
-        )
+        def done(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE generations SET state='done', digest=?, actual_cost=?, "
+                "request_id=COALESCE(?, request_id), usage=?, meta=?, finished=? WHERE id=?",
+                (digest, actual_cost, request_id, json.dumps(usage), json.dumps(meta), time.time(), gen_id),
+            )
+            if owner is not None:
+                db.execute(
+                    "DELETE FROM claims WHERE key=(SELECT key FROM generations WHERE id=?) "
+                    "AND run_id=? AND host=? AND pid=?",
+                    (gen_id, owner.run_id, owner.host, owner.pid),
+                )
 
-    def fail(self, gen_id: int, error: str, *, resumable: bool) -> None:
+        self._transaction(done)
+
+    def fail(self, gen_id: int, error: str, *, resumable: bool, billed: bool = False) -> None:
         if resumable:
             self._exec("UPDATE generations SET error=? WHERE id=?", (error, gen_id))
         else:
             self._exec(
-                "UPDATE generations SET state='failed', error=?, finished=? WHERE id=?",
-                (error, time.time(), gen_id),
+                "UPDATE generations SET state=?, error=?, finished=? WHERE id=?",
+                ("possibly_billed" if billed else "failed", error, time.time(), gen_id),
             )
+
+    def received(
+        self, gen_id: int, *, actual_cost: float | None, usage: dict[str, Any], meta: dict[str, Any], error: str
+    ) -> None:
+        self._exec(
+            "UPDATE generations SET state='received', actual_cost=?, usage=?, meta=?, error=?, finished=? WHERE id=?",
+            (actual_cost, json.dumps(usage), json.dumps(meta), error, time.time(), gen_id),
+        )
+
+    def find_received(self, key: str) -> Generation | None:
+        rows = self._rows(
+            "SELECT * FROM generations WHERE key=? AND state='received' ORDER BY id DESC LIMIT 1", (key,)
+        )
+        return Generation(*rows[0]) if rows else None
+
+    def mark_lost(self, recipe: str) -> int:
+        def mark(db: sqlite3.Connection) -> int:
+            now = time.time()
+            rows = db.execute(
+                "SELECT g.id, c.run_id, c.host, c.pid, c.lease_until FROM generations g "
+                "LEFT JOIN claims c ON c.key = g.key WHERE g.recipe=? AND g.state='submitted' "
+                "AND g.request_id IS NULL AND COALESCE(g.estimated_cost, 0) > 0",
+                (recipe,),
+            ).fetchall()
+            lost = [r[0] for r in rows if r[1] is None or r[4] <= now or not Owner(r[1], r[2], int(r[3])).alive()]
+            for gen_id in lost:
+                db.execute(
+                    "UPDATE generations SET state='possibly_billed', finished=?, "
+                    "error=COALESCE(error || '; ', '') || 'its run stopped before the answer arrived' WHERE id=?",
+                    (now, gen_id),
+                )
+            return len(lost)
+
+        return self._transaction(mark)
+
+    def doubts(self, recipe: str, *, unwarned: bool = False) -> list[Generation]:
+        sql = "SELECT * FROM generations WHERE recipe=? AND state='possibly_billed' AND draft=0"
+        if unwarned:
+            sql += " AND id NOT IN (SELECT generation FROM warned)"
+        found = [Generation(*r) for r in self._rows(sql + " ORDER BY id", (recipe,))]
+        if unwarned:
+            for gen in found:
+                self._exec("INSERT OR IGNORE INTO warned (generation) VALUES (?)", (gen.id,))
+        return found
 
     def generations(self, *, since: float | None = None) -> list[Generation]:
         rows = self._rows(
