@@ -325,7 +325,7 @@ class TestLedger:
         assert [g.id for g in ledger.doubts("demo", unwarned=True)] == [lost]
         assert ledger.doubts("demo", unwarned=True) == []  # warned once
         assert [g.id for g in ledger.doubts("demo")] == [lost]  # still counted
-        assert ledger.abandon("demo", "cover") == []
+        assert [(g.id, g.state) for g in ledger.abandon("demo", "cover")] == [(lost, "possibly_billed")]
         assert ledger.doubts("demo") == []
 
     def test_rows_survive_reopening(self, ledgers: Ledgers) -> None:
@@ -346,7 +346,7 @@ class TestLedger:
         elsewhere = begin(ledger, key="k4", step="title")
         ledger.submitted(elsewhere, "req-4")
 
-        assert ledger.abandon("demo", "cover") == ["req-1"]
+        assert [(g.id, g.request_id) for g in ledger.abandon("demo", "cover")] == [(kept, "req-1"), (unsent, None)]
 
         assert states(ledger) == {kept: "abandoned", unsent: "abandoned", done: "done", elsewhere: "submitted"}
         given_up = next(g for g in ledger.generations() if g.id == kept)

@@ -217,9 +217,12 @@ def cmd_abandon(args: argparse.Namespace) -> int:
     if not targets:
         raise RecipeError("name the steps whose kept jobs to give up", tip="acpbuild abandon [RECIPE] STEP...")
     given_up = workflow.abandon(recipe, targets)
-    for step, requests in given_up.items():
-        for request in requests:
-            print(f"abandoned request {request} of {step}: it may still be billed; the next run submits anew")
+    for step, generations in given_up.items():
+        for gen in generations:
+            if gen.request_id:
+                print(f"abandoned request {gen.request_id} of {step}: it may still be billed; the next run submits anew")
+            elif gen.state == "possibly_billed":
+                print(f"{step}: an attempt possibly billed ~${gen.estimated_cost or 0:.4f} no longer counts as spend")
     if not any(given_up.values()):
         print("nothing to abandon: no job is kept to resume for " + ", ".join(given_up))
     return 0

@@ -26,6 +26,7 @@ from acpbuild.recipe.draft import draft_recipe, drafted
 from acpbuild.recipe.graph import closure, topological
 from acpbuild.store import layout
 from acpbuild.store.blobs import LinkMode
+from acpbuild.store.ledger import Generation
 
 #: default parallelism: most steps wait on remote APIs, not on this machine
 DEFAULT_JOBS = 16
@@ -256,12 +257,14 @@ def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
 
 def abandon(
     path: RecipeSource, targets: Iterable[str], *, env: Mapping[str, str] | None = None
-) -> dict[str, list[str]]:
-    """Give up the jobs kept to resume for ``targets`` (steps, foreach steps or groups' members).
+) -> dict[str, list[Generation]]:
+    """Give up the jobs kept to resume for ``targets`` (steps, foreach steps or groups' members),
+    and their possibly billed attempts.
 
     A job a free stage failed on stays in the ledger for the next run to resume;
     when it never can (say the provider lost it), abandoning it lets the next run
-    submit, and pay for, a new one. Returns step -> the request ids given up.
+    submit, and pay for, a new one. A possibly billed attempt stops counting as
+    spend. Returns step -> the generations given up.
     """
     recipe, env = open_recipe(path, env)
     names = recipe.expand(list(targets))

@@ -250,9 +250,9 @@ class Ledger(ABC):
         run has warned about yet, which are then marked warned."""
 
     @abstractmethod
-    def abandon(self, recipe: str, step: str) -> list[str]:
+    def abandon(self, recipe: str, step: str) -> list[Generation]:
         """Give up every ``submitted`` and ``possibly_billed`` generation of ``step`` (they stop
-        counting as spend); return the request ids they had."""
+        counting as spend); return them as they were."""
 
     @abstractmethod
     def generations(self, *, since: float | None = None) -> list[Generation]:

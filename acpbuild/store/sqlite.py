@@ -267,19 +267,21 @@ class SqliteLedger(Ledger):
 
         return self._transaction(insert)
 
-    def abandon(self, recipe: str, step: str) -> list[str]:
-        rows = self._rows(
-            "SELECT id, request_id FROM generations WHERE recipe=? AND step=? "
-            "AND state IN ('submitted', 'possibly_billed')",
-            (recipe, step),
-        )
-        for gen_id, _ in rows:
+    def abandon(self, recipe: str, step: str) -> list[Generation]:
+        given_up = [
+            Generation(*r)
+            for r in self._rows(
+                "SELECT * FROM generations WHERE recipe=? AND step=? AND state IN ('submitted', 'possibly_billed')",
+                (recipe, step),
+            )
+        ]
+        for gen in given_up:
             self._exec(
                 "UPDATE generations SET state='abandoned', finished=?, "
                 "error=COALESCE(error || '; ', '') || 'abandoned by the user' WHERE id=?",
-                (time.time(), gen_id),
+                (time.time(), gen.id),
             )
-        return [str(request_id) for _, request_id in rows if request_id]
+        return given_up
 
     def submitted(self, gen_id: int, request_id: str) -> None:
         self._exec("UPDATE generations SET request_id=? WHERE id=?", (request_id, gen_id))
