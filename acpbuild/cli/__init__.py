@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--link", choices=("copy", "hardlink"), default="copy", help="how outputs are made from the store")
     run.add_argument("--budget", type=_usd, metavar="USD", help="the most this run may pay (default: the recipe's budget_usd)")
     run.add_argument("-y", "--yes", action="store_true", help="spend without asking (for CI and scripts)")
+    run.add_argument(
+        "--frozen", action="store_true", help="restore and run free steps, but never pay (CI): exit 3 naming what would be bought"
+    )
+
+    check = sub.add_parser(
+        "check", help="CI gate: exit 0 when every step is up to date or restorable and the lockfile matches"
+    )
+    check.add_argument("recipe", nargs="?", help="the recipe (default acpbuild.toml)")
+    check.add_argument("--json", action="store_true")
 
     plan = sub.add_parser("plan", help="show what a run would do, why, and what it would pay")
     estimate = sub.add_parser("estimate", help="what a run would pay now, step by step")

@@ -49,7 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             link=args.link,
             budget=args.budget,
             on_event=progress,
-            confirm=None if args.yes else lambda plan: _confirm(args, plan),
+            # a frozen run never pays, so there is nothing to confirm
+            confirm=None if args.yes or args.frozen else lambda plan: _confirm(args, plan),
+            frozen=args.frozen,
         )
     except _Declined as declined:
         return declined.code
@@ -134,6 +136,38 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 cmd_estimate = cmd_plan
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """The CI gate: 0 when nothing would run and the lockfile matches the recipe, else 1."""
+    from acpbuild.cli import display
+    from acpbuild.engine import lockfile, workflow
+
+    plan = workflow.forecast(args.recipe)
+    lock_file = lockfile.lock_path(plan.recipe.path)
+    lock = lockfile.read(lock_file)
+    problems = [f"{e.name}: {e.reason}" for e in plan.entries if e.state == "run"]
+    for entry in plan.entries:
+        if entry.state == "run" or entry.key is None:
+            continue  # a collect_all group, or a step already named above
+        locked = lock.get(entry.name)
+        if locked is None:
+            problems.append(f"{entry.name}: not in {lock_file.name}")
+        elif locked.key != entry.key:
+            problems.append(f"{entry.name}: {lock_file.name} holds another generation")
+    if args.json:
+        print(json.dumps({**plan.to_dict(), "ok": not problems, "problems": problems}, indent=2))
+    elif problems:
+        display.plan_table(plan, sys.stdout, title="check")
+    if problems:
+        print(f"acpbuild check: {len(problems)} not up to date (~${plan.total:.4f} to make):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        print(f"  TIP: acpbuild run {plan.recipe.path.name}, then commit the outputs and {lock_file.name}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(f"ok: {len(plan.entries)} up to date or restorable; {lock_file.name} matches {plan.recipe.path.name}")
+    return 0
 
 
 def cmd_costs(args: argparse.Namespace) -> int:

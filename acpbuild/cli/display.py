@@ -173,7 +173,12 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
     )
     for warning in result.warnings:
         console.print(f"[yellow]warning[/]: {_escape(warning)}")
-    if result.refused:
+    if result.refused and result.frozen:
+        console.print(
+            f"[bold red]frozen[/]: {', '.join(result.refused)} not run: each would have been bought, and --frozen "
+            "never pays; run without --frozen to buy them"
+        )
+    elif result.refused:
         console.print(
             f"[bold red]budget[/]: {', '.join(result.refused)} not run, their calls would have crossed the budget; "
             "raise it (--budget or budget_usd) and run again"

@@ -51,7 +51,8 @@ class _Journal:
 def uptodate(ctx: Context, step: Step) -> bool:
     """doit's ``uptodate`` check: the output holds the generation its inputs key."""
     try:
-        return ctx.is_current(step, ctx.prepare(step, ctx.current_upstream).key)
+        prepared = ctx.prepare(step, ctx.current_upstream)
+        return ctx.is_current(step, prepared.key, prepared.material)
     except (UnknownInput, AcpbuildError):
         return False
 
@@ -67,17 +68,17 @@ def build(ctx: Context, step: Step) -> StepResult:
     key, mat = prepared.key, prepared.material
     result.key = key
     with ctx.waiting_for(ctx.key_lock(key)):
-        if ctx.is_current(step, key):
+        if ctx.is_current(step, key, mat):
             result.status, result.reason = "uptodate", "up to date"
         elif _restore(ctx, step, key, mat):
             result.status, result.reason = "restored", "restored from the store"
         elif not ctx.provider(step.provider).paid:
-            result.reason = why(ctx.ledger, step, mat)
+            result.reason = why(ctx.output_record(step.output_path), mat)
             result.cost, result.estimated_cost = _generate(ctx, step, prepared, result)
         elif not _claim(ctx, step, prepared):
             result.status, result.reason = "restored", "restored from the store (made by another run)"
         else:
-            result.reason = why(ctx.ledger, step, mat)
+            result.reason = why(ctx.output_record(step.output_path), mat)
             try:
                 result.cost, result.estimated_cost = _generate(ctx, step, prepared, result)
             finally:

@@ -15,18 +15,19 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from acpbuild import money, providers
-from acpbuild.engine import material
+from acpbuild.engine import lockfile, material
 from acpbuild.engine.material import Prepared, UnknownInput, Upstream
 from acpbuild.engine.results import Event, StepResult
 from acpbuild.errors import AcpbuildError
-from acpbuild.keys import DigestCache
+from acpbuild.keys import DigestCache, canonical
 from acpbuild.providers.base import Provider
 from acpbuild.recipe import Recipe, Step
 from acpbuild.store import layout
 from acpbuild.store.blobs import LinkMode
-from acpbuild.store.ledger import Owner
+from acpbuild.store.ledger import OutputRecord, Owner
 
 #: how long a claim holds without renewal; a run renews its claims every third of it
 LEASE_S = 30.0
@@ -60,6 +61,9 @@ class Context:
         self.store.sweep()  # what a killed run of this machine left half-written
         self.ledger = layout.open_ledger(recipe.store_dir)
         self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
+        #: what the recipe's committed lockfile says each output holds
+        self.lock = lockfile.read(lockfile.lock_path(recipe.path))
+        self._locked = lockfile.records(recipe, self.lock)
         #: this run, as the ledger's claims name it
         self.owner = Owner.this_process(uuid.uuid4().hex[:12])
         self.lease_s = float(env.get("ACPBUILD_CLAIM_LEASE_S") or os.environ.get("ACPBUILD_CLAIM_LEASE_S") or LEASE_S)
@@ -209,10 +213,31 @@ class Context:
             raise UnknownInput(name)
         return path, digest
 
-    def is_current(self, step: Step, key: str) -> bool:
-        """Whether ``step``'s output file holds the generation ``key`` names, untouched."""
+    def output_record(self, path: Path) -> OutputRecord | None:
+        """What the output at ``path`` was last made to hold: the ledger's word, else the lockfile's."""
+        return self.ledger.output(path) or self._locked.get(path)
+
+    def is_current(self, step: Step, key: str, material: Mapping[str, Any] | None = None) -> bool:
+        """Whether ``step``'s output file holds the generation ``key`` names, untouched.
+
+        An output only the lockfile vouches for (a fresh clone) is then recorded in
+        the ledger as well, with ``material`` where given.
+        """
         record = self.ledger.output(step.output_path)
-        return record is not None and record.key == key and self.output_digest(step) == record.digest
+        if record is not None:
+            return record.key == key and self.output_digest(step) == record.digest
+        locked = self._locked.get(step.output_path)
+        if locked is None or locked.key != key or self.output_digest(step) != locked.digest:
+            return False
+        self.ledger.set_output(
+            step.output_path,
+            key=key,
+            digest=locked.digest,
+            material=canonical(dict(material)) if material is not None else "",
+            recipe=self.recipe.name,
+            step=step.name,
+        )
+        return True
 
 
 def _digest_now(upstream: Upstream, name: str) -> str | None:

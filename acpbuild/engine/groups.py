@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from typing import Any
 
@@ -50,7 +51,7 @@ def group_material(ctx: Context, group: Group, upstream: Upstream, members: list
 def current_choice(ctx: Context, group: Group, upstream: Upstream) -> tuple[str, str, str] | None:
     """(key, chosen member, digest) when the group's output holds the choice its inputs make now."""
     assert group.output_path is not None
-    record = ctx.ledger.output(group.output_path)
+    record = ctx.output_record(group.output_path)
     if record is None or record.material is None or ctx.digests.digest(group.output_path) != record.digest:
         return None
     before = json.loads(record.material)
@@ -80,6 +81,11 @@ def _place(ctx: Context, group: Group, key: str, chosen: Step, mat: dict[str, An
     digest = ctx.digests.digest(chosen.output_path)
     if digest is None:
         raise AcpbuildError(f"group {group.name!r}: the output of {chosen.name!r} is missing")
+    if not ctx.store.has(digest):
+        # a member only the lockfile vouched for (a fresh clone): its output enters the store now
+        staged = ctx.store.staging(chosen.output_path.suffix)
+        shutil.copyfile(chosen.output_path, staged)
+        ctx.store.put(staged)
     ctx.store.materialise(digest, group.output_path)
     sig = signature(group.output_path)
     if sig is not None:

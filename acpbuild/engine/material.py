@@ -21,7 +21,7 @@ from acpbuild.keys import KEY_SCHEMA, DigestCache, key_of
 from acpbuild.providers.base import Provider
 from acpbuild.recipe import Recipe, Step
 from acpbuild.recipe.interpolate import Ref, render
-from acpbuild.store.ledger import Ledger
+from acpbuild.store.ledger import OutputRecord
 
 #: where an upstream step's output can be read now, and its digest
 Upstream = Callable[[str], tuple[Path, str]]
@@ -102,10 +102,9 @@ def prepare(step: Step, upstream: Upstream, *, recipe: Recipe, digests: DigestCa
     return Prepared(params, material, key_of(material), inputs, readable)
 
 
-def why(ledger: Ledger, step: Step, material: dict[str, Any]) -> str:
-    """A short reason the step must run, from the last material built at its output."""
-    record = ledger.output(step.output_path)
-    if record is None or record.material is None:
+def why(record: OutputRecord | None, material: dict[str, Any]) -> str:
+    """A short reason a step must run, from the last material built at its output (``record``)."""
+    if record is None or not record.material:
         return "never built"
     before = json.loads(record.material)
     changed = [k for k in ("kind", "provider", "model", "adapter", "format") if before.get(k) != material.get(k)]

@@ -204,6 +204,7 @@ def report(recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": [],
         "warnings": [],
         "refused": [],
+        "frozen": False,
         "draft": False,
         "drafted": [],
     }

@@ -177,7 +177,7 @@ class _Assessor:
             return entry
         prepared = ctx.prepare(step, self.upstream)
         key = prepared.key
-        record = ctx.ledger.output(step.output_path)
+        record = ctx.output_record(step.output_path)
         if record is not None and record.key == key and ctx.output_digest(step) == record.digest:
             self.known[name] = (step.output_path, record.digest)
             return Assessment(name, "uptodate", "up to date", key, record.digest)
@@ -185,7 +185,7 @@ class _Assessor:
         if done is not None and done.digest and ctx.store.has(done.digest):
             self.known[name] = (ctx.store.path(done.digest), done.digest)
             return Assessment(name, "restorable", "in the store (free)", key, done.digest)
-        entry = Assessment(name, "run", why(ctx.ledger, step, prepared.material), key)
+        entry = Assessment(name, "run", why(ctx.output_record(step.output_path), prepared.material), key)
         entry.estimate = self.estimate(step, prepared)
         kept = ctx.ledger.find_resumable(key)
         if kept is not None:

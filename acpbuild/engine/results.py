@@ -83,6 +83,8 @@ class RunResult:
     estimated_cost: float = 0.0
     #: budget warnings (80% of the budget or of the monthly cap passed)
     warnings: list[str] = field(default_factory=list)
+    #: a --frozen run: refused steps were refused because they would have paid at all
+    frozen: bool = False
 
     @property
     def success(self) -> bool:
@@ -132,6 +134,7 @@ class RunResult:
             "errors": self.errors,
             "warnings": self.warnings,
             "refused": self.refused,
+            "frozen": self.frozen,
             "draft": bool(self.drafted),
             "drafted": self.drafted,
         }

@@ -176,7 +176,7 @@ class Reporter:
 
     def skip_uptodate(self, task: Task) -> None:
         step = self.ctx.recipe.steps[task.name]
-        record = self.ctx.ledger.output(step.output_path)
+        record = self.ctx.output_record(step.output_path)
         self.ctx.record(
             StepResult(
                 task.name,

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from acpbuild.config.secrets import environment, redact
-from acpbuild.engine import noop
+from acpbuild.engine import lockfile, noop
 from acpbuild.engine.context import Context
 from acpbuild.engine.plan import Plan, budget_for, make_plan
 from acpbuild.engine.results import Event, RunResult, StepResult
 from acpbuild.errors import AcpbuildError, BudgetExceeded, RecipeError
-from acpbuild.keys import Signature
+from acpbuild.keys import Signature, signature
 from acpbuild.recipe import Recipe, load_recipe
 from acpbuild.recipe.draft import draft_recipe, drafted
 from acpbuild.recipe.graph import closure, topological
@@ -94,6 +94,7 @@ def run(
     env: Mapping[str, str] | None = None,
     on_event: Callable[[Event], None] | None = None,
     confirm: Callable[[Plan], None] | None = None,
+    frozen: bool = False,
 ) -> RunResult:
     """Build the recipe at ``path`` (or ``acpbuild.toml``): every step, or ``targets`` and what they need.
 
@@ -114,6 +115,10 @@ def run(
     estimate first; a call that would cross a limit is not made, its step fails
     (``refused``), its dependants are skipped, the others go on, and
     ``exit_code`` is 3.
+
+    ``frozen`` (CI) restores what the store holds and runs free steps, but never
+    pays: each step that would call a paid provider is refused (``refused``,
+    exit 3), and the rest go on.
     """
     recipe, env = open_recipe(path, env, draft=draft)
     names = selected(recipe, targets)
@@ -127,6 +132,9 @@ def run(
         plan = make_plan(ctx, names, budget_for(recipe, ctx.ledger, env, budget))
         if confirm is not None:
             confirm(plan)
+        if frozen:
+            plan.budget.never_pay = True
+            keep_going = True  # restore and run what is free; refuse each purchase on its own
         why_not = plan.over_budget()
         if why_not and not keep_going:
             raise BudgetExceeded(
@@ -138,6 +146,9 @@ def run(
         doubts = _doubts(ctx)
         result = execute(ctx, plan, jobs=jobs, keep_going=keep_going)
         result.warnings[:0] = doubts
+        result.frozen = frozen
+        if not draft:
+            _write_lock(ctx, result, full=not targets)
         if before is not None and result.success and not any(r.status == "skipped" for r in result.steps.values()):
             _save_noop(ctx, before, result)
         ctx.emit(Event("finish"))
@@ -229,6 +240,41 @@ def _noop_snapshot(recipe: Recipe, env: Mapping[str, str]) -> dict[str, Any]:
     )
 
 
+def _write_lock(ctx: Context, result: RunResult, *, full: bool) -> None:
+    """Bring the recipe's lockfile up to date with what this run left in each output.
+
+    A step that failed or was skipped keeps its earlier entry; a full run drops
+    the entries of steps the recipe no longer has.
+    """
+    recipe = ctx.recipe
+    entries = {n: e for n, e in ctx.lock.items() if not full or n in recipe.steps or n in recipe.groups}
+    for name, made in result.steps.items():
+        if made.status in ("failed", "skipped") or not made.key:
+            continue
+        group = recipe.groups.get(name)
+        if group is not None and group.output_path is None:
+            continue  # collect_all: its members' entries say it all
+        path = group.output_path if group is not None else recipe.steps[name].output_path
+        assert path is not None
+        record = ctx.output_record(path)
+        digest = ctx.digests.digest(path)
+        if digest is None or record is None:
+            continue
+        done = ctx.ledger.find_done(made.key)
+        before = ctx.lock.get(name)
+        cost = done.actual_cost or 0.0 if done is not None else before.cost if before and before.key == made.key else 0.0
+        entries[name] = lockfile.Entry(
+            name,
+            made.key,
+            made.provider,
+            made.model,
+            cost,
+            ((lockfile.relative(recipe, path), digest),),
+            record.material if group is not None else None,
+        )
+    lockfile.write(lockfile.lock_path(recipe.path), recipe.name, entries.values())
+
+
 def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
     """Remember what this complete, successful run wrote, beside what it read, for the no-op fast path."""
     recipe = ctx.recipe
@@ -245,6 +291,9 @@ def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
     for path in sorted(outputs):
         found = ctx.digests.signed(path)
         verified[path] = found[0] if found is not None and found[1] == held.get(path) else None
+    # the lockfile is part of what a run leaves: deleted or edited, the next run writes it again
+    lock = lockfile.lock_path(recipe.path)
+    verified[lock] = signature(lock)
     steps = [
         {"name": r.name, "key": r.key, "outputs": r.outputs, "provider": r.provider, "model": r.model}
         for r in result.steps.values()

@@ -31,9 +31,12 @@ class Budget:
         *,
         already: Mapping[str, float] | None = None,
         cap: Cap | None = None,
+        never_pay: bool = False,
     ) -> None:
         #: the monthly cap, which the ledger checks again as each call begins (other runs spend too)
         self.cap = cap
+        #: --frozen: every paid call is refused, whatever the limits
+        self.never_pay = never_pay
         #: label -> dollars this run may commit
         self.limits = dict(limits or {})
         #: label -> dollars already spent against the limit's whole (the month so far), for warnings
@@ -47,7 +50,7 @@ class Budget:
 
     @property
     def limited(self) -> bool:
-        return bool(self.limits)
+        return bool(self.limits) or self.never_pay
 
     @property
     def committed(self) -> float:
@@ -60,6 +63,12 @@ class Budget:
 
     def reserve(self, step: str, usd: float) -> None:
         """Hold ``usd`` for ``step``'s call, or raise BudgetExceeded without holding anything."""
+        if self.never_pay and usd > 0:
+            raise BudgetExceeded(
+                f"step {step!r} would pay ~${usd:.4f}: --frozen restores and runs free steps but never pays, "
+                "so the call was not made",
+                usd=usd,
+            )
         with self._lock:
             for label, allowed in self.limits.items():
                 if self.committed + usd > allowed + 1e-9:

@@ -1,0 +1,156 @@
+"""The lockfile: what each step of a recipe holds, committed beside it, so a fresh clone can prove it.
+
+``acpbuild run`` writes it beside the recipe (``acpbuild.lock`` for
+``acpbuild.toml``, ``promo.lock`` for ``promo.toml``): TOML, sorted, with no
+timestamps, so it changes only when an output does. Per step (and foreach item,
+and choosing group): its key, provider and model, what its generation cost, and
+each output's path (relative to the recipe's folder) and digest; a group also
+keeps what it chose among.
+
+A CI runner or a teammate starts with the committed outputs and the lock but no
+store: a step whose key matches the lock and whose output on disk has the
+lock's digest is up to date. The lock alone proves it, so nothing is bought again.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import tomli
+
+from acpbuild.errors import RecipeError
+from acpbuild.recipe import Recipe
+from acpbuild.store.ledger import OutputRecord
+
+FORMAT = 1
+_HEADER = (
+    "Written by acpbuild run: what each step of the recipe holds. Commit it with the outputs;\n"
+    "acpbuild check compares the recipe with it, and a fresh clone is up to date where it matches."
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One step's (or group's) line in the lock."""
+
+    name: str
+    key: str
+    provider: str
+    model: str
+    cost: float
+    #: output path (relative to the recipe's folder, POSIX) -> digest
+    outputs: tuple[tuple[str, str], ...]
+    #: a choosing group's key material (what it chose among, and which), for the next run to trust
+    material: str | None = None
+
+    def to_table(self) -> dict[str, Any]:
+        table: dict[str, Any] = {
+            "key": self.key,
+            "provider": self.provider,
+            "model": self.model,
+            "cost": round(self.cost, 6),
+            "outputs": [{"path": path, "digest": digest} for path, digest in self.outputs],
+        }
+        if self.material is not None:
+            table["material"] = self.material
+        return table
+
+
+def lock_path(recipe_path: Path) -> Path:
+    """Where the lock of the recipe at ``recipe_path`` lives: beside it, named after it."""
+    return recipe_path.with_suffix(".lock")
+
+
+def read(path: Path) -> dict[str, Entry]:
+    """The entries of the lock at ``path`` (none when there is no lock); a malformed one is an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise RecipeError(f"cannot read the lockfile: {exc.strerror}", file=str(path)) from exc
+    try:
+        doc = tomli.loads(text)
+        entries = {}
+        for name, table in doc.get("steps", {}).items():
+            outputs = tuple((str(o["path"]), str(o["digest"])) for o in table.get("outputs", []))
+            entries[name] = Entry(
+                name,
+                str(table["key"]),
+                str(table.get("provider", "")),
+                str(table.get("model", "")),
+                float(table.get("cost", 0.0)),
+                outputs,
+                table.get("material"),
+            )
+    except (tomli.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise RecipeError(
+            f"the lockfile is malformed ({exc})", file=str(path), tip="delete it: the next run writes it anew"
+        ) from exc
+    return entries
+
+
+def render(recipe_name: str, entries: Iterable[Entry]) -> str:
+    """The lock's text: sorted, deterministic."""
+    import tomlkit
+
+    doc = tomlkit.document()
+    for line in _HEADER.splitlines():
+        doc.add(tomlkit.comment(line))
+    doc.add("format", FORMAT)
+    doc.add("recipe", recipe_name)
+    steps = tomlkit.table(is_super_table=True)
+    for entry in sorted(entries, key=lambda e: e.name):
+        table = tomlkit.table()
+        for field, value in entry.to_table().items():
+            if field == "outputs":
+                array = tomlkit.array()
+                for output in value:
+                    inline = tomlkit.inline_table()
+                    inline.update(output)
+                    array.append(inline)
+                table.add(field, array)
+            else:
+                table.add(field, value)
+        steps.add(entry.name, table)
+    doc.add("steps", steps)
+    return tomlkit.dumps(doc)
+
+
+def write(path: Path, recipe_name: str, entries: Iterable[Entry]) -> bool:
+    """Write the lock atomically, only if its text changes; return whether it did."""
+    text = render(recipe_name, entries)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def relative(recipe: Recipe, path: Path) -> str:
+    """An output's path as the lock writes it: relative to the recipe's folder, with forward slashes."""
+    return PurePosixPath(Path(os.path.relpath(path, recipe.root))).as_posix()
+
+
+def records(recipe: Recipe, entries: Mapping[str, Entry]) -> dict[Path, OutputRecord]:
+    """What the lock says each output holds, as the ledger would say it."""
+    found = {}
+    for entry in entries.values():
+        for path, digest in entry.outputs:
+            absolute = Path(os.path.normpath(recipe.root / path))
+            found[absolute] = OutputRecord(str(absolute), entry.key, digest, entry.material, recipe.name, entry.name)
+    return found

@@ -1,0 +1,156 @@
+"""The lockfile and CI: a fresh clone with the committed outputs and lock is up to date,
+`acpbuild check` gates pull requests, `acpbuild run --frozen` never pays."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tomli
+from conftest import copy_recipe, provider_calls
+
+import acpbuild
+from acpbuild.cli import main
+from tests.emulators.openrouter import KEY as OPENROUTER_KEY
+from tests.emulators.openrouter import OpenRouterEmulator
+
+STEPS = {"script", "voice", "cover", "clip", "final"}
+
+
+def _clone(project: Path, into: Path) -> Path:
+    """What a CI runner checks out: the recipe, its outputs and its lock, and no store."""
+    into.mkdir()
+    for name in ("chain.toml", "chain.lock"):
+        shutil.copy2(project / name, into / name)
+    shutil.copytree(project / "out", into / "out")
+    return into / "chain.toml"
+
+
+def test_a_run_writes_a_sorted_lock_of_keys_and_digests(tmp_path: Path) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path)
+    result = acpbuild.run(recipe, env={})
+    lock = tmp_path / "chain.lock"
+    doc = tomli.loads(lock.read_text())
+    assert set(doc["steps"]) == STEPS and list(doc["steps"]) == sorted(STEPS)
+    for name, entry in doc["steps"].items():
+        assert entry["key"] == result.steps[name].key
+        (output,) = entry["outputs"]
+        assert output["path"] == f"out/{Path(result.steps[name].outputs[0]).name}"
+        assert len(output["digest"]) == 32
+    first = lock.read_text()
+    acpbuild.run(recipe, env={})
+    assert lock.read_text() == first  # deterministic: nothing changed, nothing rewritten
+
+
+def test_a_fresh_clone_is_up_to_date_from_the_lock_alone(tmp_path: Path) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path / "dev")
+    assert acpbuild.run(recipe, env={}).success
+    clone = _clone(tmp_path / "dev", tmp_path / "ci")
+    assert main(["check", str(clone)]) == 0
+    result = acpbuild.run(clone, env={})
+    assert {r.status for r in result.steps.values()} == {"uptodate"}
+    assert provider_calls(tmp_path / "ci" / ".acpbuild") == 0  # nothing made again
+
+
+def test_a_changed_output_is_not_vouched_for_by_the_lock(tmp_path: Path) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path / "dev")
+    assert acpbuild.run(recipe, env={}).success
+    clone = _clone(tmp_path / "dev", tmp_path / "ci")
+    (tmp_path / "ci" / "out" / "script.txt").write_text("edited by hand\n")
+    assert main(["check", str(clone)]) == 1
+    result = acpbuild.run(clone, env={})
+    assert result.steps["script"].status == "ran"
+
+
+def test_check_fails_on_an_edited_prompt_until_it_is_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path)
+    assert main(["run", str(recipe), "--yes"]) == 0
+    assert main(["check", str(recipe)]) == 0
+    capsys.readouterr()
+    recipe.write_text(recipe.read_text().replace("width = 160", "width = 176"))  # the pull request
+    assert main(["check", str(recipe)]) == 1
+    said = capsys.readouterr().err
+    assert "cover: width changed" in said and "clip: needs cover" in said and "script" not in said
+    assert main(["run", str(recipe), "--yes"]) == 0  # regenerate: outputs and lock change together
+    capsys.readouterr()
+    assert main(["check", str(recipe), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_check_fails_when_the_lock_is_missing_or_stale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path)
+    assert main(["run", str(recipe), "--yes"]) == 0
+    lock = tmp_path / "chain.lock"
+    text = lock.read_text()
+    lock.unlink()
+    assert main(["check", str(recipe)]) == 1
+    assert "not in chain.lock" in capsys.readouterr().err
+    lock.write_text(text.replace(tomli.loads(text)["steps"]["final"]["key"], "0" * 32))
+    assert main(["check", str(recipe)]) == 1
+    assert "final: chain.lock holds another generation" in capsys.readouterr().err
+    # the next run writes the lock again, even when nothing else changed (the fast path sees it)
+    assert main(["run", str(recipe), "--yes"]) == 0
+    assert lock.read_text() == text
+
+
+PAID = """
+[recipe]
+name = "paid"
+output_dir = "out"
+
+[steps.line]
+kind = "text"
+provider = "openrouter"
+model = "google/gemini-2.5-flash"
+prompt = "One line about {topic}."
+max_tokens = 50
+output = "line.txt"
+
+[steps.card]
+kind = "text_to_image"
+prompt = "${steps.line}"
+width = 64
+height = 64
+output = "card.png"
+"""
+
+
+@pytest.fixture
+def openrouter(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenRouterEmulator]:
+    with OpenRouterEmulator() as orr:
+        monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_KEY)
+        monkeypatch.setenv("ACPBUILD_OPENROUTER_URL", f"{orr.url}/api/v1")
+        yield orr
+
+
+def test_frozen_refuses_to_buy_and_names_what_it_would_have_bought(
+    tmp_path: Path, openrouter: OpenRouterEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "paid.toml"
+    recipe.write_text(PAID.replace("{topic}", "a lighthouse"))
+    assert main(["run", str(recipe), "--frozen"]) == 3
+    said = capsys.readouterr().out
+    assert openrouter.submissions == 0
+    assert "line" in said and "--frozen" in said and "never pays" in said
+
+
+def test_frozen_restores_what_the_store_holds(
+    tmp_path: Path, openrouter: OpenRouterEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "paid.toml"
+    recipe.write_text(PAID.replace("{topic}", "a lighthouse"))
+    assert main(["run", str(recipe), "--yes"]) == 0
+    assert openrouter.submissions == 1
+    assert main(["clean", str(recipe)]) == 0
+    assert main(["run", str(recipe), "--frozen"]) == 0  # restored, and the free step made again
+    assert openrouter.submissions == 1
+    assert (tmp_path / "out" / "line.txt").is_file() and (tmp_path / "out" / "card.png").is_file()
+    recipe.write_text(PAID.replace("{topic}", "a harbour"))
+    capsys.readouterr()
+    assert main(["run", str(recipe), "--frozen", "--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["frozen"] is True and doc["refused"] == ["line"]
+    assert openrouter.submissions == 1
