@@ -154,3 +154,24 @@ def test_frozen_restores_what_the_store_holds(
     doc = json.loads(capsys.readouterr().out)
     assert doc["frozen"] is True and doc["refused"] == ["line"]
     assert openrouter.submissions == 1
+
+
+def test_the_lock_reads_back_what_it_wrote_whatever_the_names() -> None:
+    from acpbuild.engine import lockfile
+
+    # foreach item ids and prompts can hold quotes, backslashes, tabs, accents and DEL
+    odd = 'é "x" \x7f \\ tab\t'
+    entries = [
+        lockfile.Entry(f"shots[{odd}{i}]", f"{i:032x}", "fal", "flux-schnell", 0.003 * i, ((f"out/{i}.png", "d" * 32),))
+        for i in range(3)
+    ]
+    entries.append(lockfile.Entry("best", "e" * 32, "group", "best_quality", 0.0, (("out/best.png", "f" * 32),), '{"chosen": "a"}'))
+    text = lockfile.render("promo", entries)
+    doc = tomli.loads(text)
+    assert doc["recipe"] == "promo" and list(doc["steps"]) == sorted(e.name for e in entries)
+    for entry in entries:
+        table = doc["steps"][entry.name]
+        assert table["key"] == entry.key and table["cost"] == round(entry.cost, 6)
+        assert [(o["path"], o["digest"]) for o in table["outputs"]] == list(entry.outputs)
+        assert table.get("material") == entry.material
+    assert lockfile.render("promo", reversed(entries)) == text  # order in, same text out

@@ -14,6 +14,7 @@ lock's digest is up to date. The lock alone proves it, so nothing is bought agai
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -96,30 +97,24 @@ def read(path: Path) -> dict[str, Entry]:
 
 
 def render(recipe_name: str, entries: Iterable[Entry]) -> str:
-    """The lock's text: sorted, deterministic."""
-    import tomlkit
-
-    doc = tomlkit.document()
-    for line in _HEADER.splitlines():
-        doc.add(tomlkit.comment(line))
-    doc.add("format", FORMAT)
-    doc.add("recipe", recipe_name)
-    steps = tomlkit.table(is_super_table=True)
+    """The lock's text: sorted, deterministic. Written by hand, not through a TOML library:
+    a content repo's lock has thousands of entries, and this is on every run's path."""
+    lines = [f"# {line}" for line in _HEADER.splitlines()]
+    lines += [f"format = {FORMAT}", f"recipe = {_string(recipe_name)}"]
     for entry in sorted(entries, key=lambda e: e.name):
-        table = tomlkit.table()
-        for field, value in entry.to_table().items():
-            if field == "outputs":
-                array = tomlkit.array()
-                for output in value:
-                    inline = tomlkit.inline_table()
-                    inline.update(output)
-                    array.append(inline)
-                table.add(field, array)
-            else:
-                table.add(field, value)
-        steps.add(entry.name, table)
-    doc.add("steps", steps)
-    return tomlkit.dumps(doc)
+        lines += ["", f"[steps.{_string(entry.name)}]"]
+        lines += [f"key = {_string(entry.key)}", f"provider = {_string(entry.provider)}"]
+        lines += [f"model = {_string(entry.model)}", f"cost = {round(entry.cost, 6)!r}"]
+        outputs = ", ".join(f"{{path = {_string(p)}, digest = {_string(d)}}}" for p, d in entry.outputs)
+        lines.append(f"outputs = [{outputs}]")
+        if entry.material is not None:
+            lines.append(f"material = {_string(entry.material)}")
+    return "\n".join(lines) + "\n"
+
+
+def _string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, but for DEL, which TOML wants escaped."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def write(path: Path, recipe_name: str, entries: Iterable[Entry]) -> bool:
