@@ -28,7 +28,14 @@ from acpbuild.engine.material import (
     why,
 )
 from acpbuild.engine.results import Event, StepResult
-from acpbuild.errors import AcpbuildError, BadResponse, ProviderError, ProviderTimeout, StoreError
+from acpbuild.errors import (
+    AcpbuildError,
+    BadResponse,
+    BudgetExceeded,
+    ProviderError,
+    ProviderTimeout,
+    StoreError,
+)
 from acpbuild.keys import canonical, signature
 from acpbuild.money.estimate import estimate
 from acpbuild.providers.base import Job, Provider
@@ -85,6 +92,24 @@ def build(ctx: Context, step: Step) -> StepResult:
                 ctx.ledger.release(key, ctx.owner)  # a finished generation released it with its row
     result.seconds = time.monotonic() - started
     return result
+
+
+def failed(ctx: Context, step: Step, exc: AcpbuildError) -> StepResult:
+    """The result of a step whose build raised ``exc``: refused by the budget, or failed,
+    with what it paid or may have paid on the way."""
+    if isinstance(exc, BudgetExceeded):
+        return StepResult(
+            step.name, "failed", provider=step.provider, model=step.model, error=str(exc), refused=True, estimated_cost=exc.usd
+        )
+    return StepResult(
+        step.name,
+        "failed",
+        provider=step.provider,
+        model=step.model,
+        error=redact(str(exc), ctx.env),
+        cost=exc.paid,
+        possibly_billed=exc.possibly_billed,
+    )
 
 
 def _claim(ctx: Context, step: Step, prepared: Prepared) -> bool:

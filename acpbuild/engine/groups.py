@@ -19,12 +19,11 @@ import shutil
 import time
 from typing import Any
 
-from acpbuild.config.secrets import redact
-from acpbuild.engine.build import build
+from acpbuild.engine.build import build, failed
 from acpbuild.engine.context import Context
 from acpbuild.engine.material import UnknownInput, Upstream
 from acpbuild.engine.results import StepResult
-from acpbuild.errors import AcpbuildError, BudgetExceeded
+from acpbuild.errors import AcpbuildError
 from acpbuild.keys import KEY_SCHEMA, canonical, key_of, signature
 from acpbuild.media import measure
 from acpbuild.recipe import Group, Step
@@ -157,19 +156,8 @@ def _first_success(ctx: Context, group: Group, result: StepResult) -> None:
         member = steps[name]
         try:
             outcome = build(ctx, member)
-        except BudgetExceeded as exc:
-            outcome = StepResult(name, "failed", provider=member.provider, model=member.model, error=str(exc), refused=True, estimated_cost=exc.usd)
         except AcpbuildError as exc:
-            error = redact(str(exc), ctx.env)
-            outcome = StepResult(
-                name,
-                "failed",
-                provider=member.provider,
-                model=member.model,
-                error=error,
-                cost=exc.paid,
-                possibly_billed=exc.possibly_billed,
-            )
+            outcome = failed(ctx, member, exc)
         outcome.group = group.name
         tried.append(outcome)
         if outcome.status != "failed":
@@ -204,9 +192,9 @@ def _first_success(ctx: Context, group: Group, result: StepResult) -> None:
     result.key = key_of(mat)
     _place(ctx, group, result.key, steps[winner.name], mat)
     result.status = "ran" if any(r.status == "ran" for r in tried) else "restored"
-    failed = [r.name for r in tried[:-1]]
+    fell_back = [r.name for r in tried[:-1]]
     result.reason = (
-        f"{', '.join(failed)} failed, fell back to {winner.name}" if failed else f"chose {winner.name}, the first member"
+        f"{', '.join(fell_back)} failed, fell back to {winner.name}" if fell_back else f"chose {winner.name}, the first member"
     )
 
 

@@ -19,11 +19,11 @@ from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 from doit.task import Task, dict_to_task
 
 from acpbuild.config.secrets import redact
-from acpbuild.engine.build import build, uptodate
+from acpbuild.engine.build import build, failed, uptodate
 from acpbuild.engine.context import Context
 from acpbuild.engine.groups import build_group
 from acpbuild.engine.results import Event, StepResult
-from acpbuild.errors import AcpbuildError, BudgetExceeded
+from acpbuild.errors import AcpbuildError
 from acpbuild.recipe import Group, Step
 from acpbuild.recipe.graph import topological
 from acpbuild.store import layout
@@ -33,34 +33,10 @@ def _action(ctx: Context, step: Step) -> bool | TaskFailed:
     try:
         with ctx.working():
             result = build(ctx, step)
-    except BudgetExceeded as exc:
-        message = str(exc)
-        ctx.record(
-            StepResult(
-                step.name,
-                "failed",
-                provider=step.provider,
-                model=step.model,
-                error=message,
-                refused=True,
-                estimated_cost=exc.usd,
-            )
-        )
-        return TaskFailed(message)
     except AcpbuildError as exc:
-        message = redact(str(exc), ctx.env)
-        ctx.record(
-            StepResult(
-                step.name,
-                "failed",
-                provider=step.provider,
-                model=step.model,
-                error=message,
-                cost=exc.paid,
-                possibly_billed=exc.possibly_billed,
-            )
-        )
-        return TaskFailed(message)
+        failure = failed(ctx, step, exc)
+        ctx.record(failure)
+        return TaskFailed(failure.error or "")
     ctx.record(result)
     return True
 
