@@ -116,6 +116,8 @@ def _claim(ctx: Context, step: Step, prepared: Prepared) -> bool:
     """Claim the step's key for this run: True once it is ours, False when the run that
     held it made it meanwhile and it was restored. A live claim is waited for."""
     key = prepared.key
+    provider = ctx.provider(step.provider)
+    usd = estimate(step.provider, provider.catalogue()[step.model], step.kind, prepared.params, paid=provider.paid).usd
     announced = False
     while True:
         got = ctx.ledger.claim(
@@ -126,7 +128,7 @@ def _claim(ctx: Context, step: Step, prepared: Prepared) -> bool:
             step=step.name,
             provider=step.provider,
             model=step.model,
-            estimate=0.0,
+            estimate=usd,
         )
         if got.held_by is None:
             ctx.heartbeat()
