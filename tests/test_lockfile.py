@@ -175,3 +175,75 @@ def test_the_lock_reads_back_what_it_wrote_whatever_the_names() -> None:
         assert [(o["path"], o["digest"]) for o in table["outputs"]] == list(entry.outputs)
         assert table.get("material") == entry.material
     assert lockfile.render("promo", reversed(entries)) == text  # order in, same text out
+
+
+def test_a_teammates_pull_is_trusted_even_where_my_ledger_remembers_older(tmp_path: Path) -> None:
+    mine = copy_recipe("chain.toml", tmp_path / "mine")
+    theirs = copy_recipe("chain.toml", tmp_path / "theirs")
+    assert acpbuild.run(mine, env={}).success and acpbuild.run(theirs, env={}).success
+    theirs.write_text(theirs.read_text().replace("width = 160", "width = 176"))
+    assert acpbuild.run(theirs, env={}).success  # they regenerate and push outputs and lock
+    made = provider_calls(tmp_path / "mine" / ".acpbuild")
+    for name in ("chain.toml", "chain.lock"):
+        shutil.copy2(tmp_path / "theirs" / name, tmp_path / "mine" / name)
+    shutil.rmtree(tmp_path / "mine" / "out")
+    shutil.copytree(tmp_path / "theirs" / "out", tmp_path / "mine" / "out")
+    assert main(["check", str(mine)]) == 0
+    result = acpbuild.run(mine, env={})
+    assert {r.status for r in result.steps.values()} == {"uptodate"}
+    assert provider_calls(tmp_path / "mine" / ".acpbuild") == made  # nothing made again
+
+
+def test_an_output_edited_as_its_step_finishes_is_never_locked(tmp_path: Path) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path / "dev")
+    script = tmp_path / "dev" / "out" / "script.txt"
+
+    def meddle(event: acpbuild.engine.results.Event) -> None:
+        if event.kind == "step_done" and event.step == "final":
+            script.write_text("edited by hand while the run went on\n")
+
+    assert acpbuild.run(recipe, env={}, on_event=meddle).success
+    clone = _clone(tmp_path / "dev", tmp_path / "ci")
+    assert main(["check", str(clone)]) == 1  # the lock does not vouch for the edit
+    assert acpbuild.run(clone, env={}).steps["script"].status == "ran"
+
+
+def test_a_lock_with_conflict_markers_fails_check_and_is_written_anew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path)
+    assert main(["run", str(recipe), "--yes"]) == 0
+    lock = tmp_path / "chain.lock"
+    good = lock.read_text()
+    lock.write_text("<<<<<<< HEAD\n" + good + "=======\n" + good + ">>>>>>> theirs\n")
+    assert main(["check", str(recipe)]) == 1
+    assert "chain.lock" in capsys.readouterr().err
+    assert main(["run", str(recipe), "--yes"]) == 0
+    assert "writes it anew" in capsys.readouterr().out
+    assert lock.read_text() == good
+
+
+def test_check_flags_entries_of_removed_steps_and_wrong_digests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path)
+    assert main(["run", str(recipe), "--yes"]) == 0
+    lock = tmp_path / "chain.lock"
+    good = lock.read_text()
+    digest = tomli.loads(good)["steps"]["cover"]["outputs"][0]["digest"]
+    lock.write_text(good.replace(digest, "0" * 32))
+    capsys.readouterr()
+    assert main(["check", str(recipe)]) == 1
+    assert "cover: chain.lock holds another output" in capsys.readouterr().err
+    lock.write_text(good + '\n[steps.gone]\nkey = "k"\noutputs = []\n')
+    assert main(["check", str(recipe)]) == 1
+    assert "gone: in chain.lock, but no longer in chain.toml" in capsys.readouterr().err
+
+
+def test_frozen_refuses_a_paid_call_even_at_an_estimate_of_nothing() -> None:
+    from acpbuild.errors import BudgetExceeded
+    from acpbuild.money import Budget
+
+    with pytest.raises(BudgetExceeded, match="--frozen"):
+        Budget(never_pay=True).reserve("line", 0.0)
+    Budget().reserve("line", 0.0)  # without --frozen, a free estimate is no refusal

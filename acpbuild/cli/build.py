@@ -142,11 +142,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     """The CI gate: 0 when nothing would run and the lockfile matches the recipe, else 1."""
     from acpbuild.cli import display
     from acpbuild.engine import lockfile, workflow
+    from acpbuild.errors import RecipeError
 
     plan = workflow.forecast(args.recipe)
     lock_file = lockfile.lock_path(plan.recipe.path)
-    lock = lockfile.read(lock_file)
     problems = [f"{e.name}: {e.reason}" for e in plan.entries if e.state == "run"]
+    try:
+        lock = lockfile.read(lock_file)
+    except RecipeError as exc:
+        lock = {}
+        problems.append(str(exc))
     for entry in plan.entries:
         if entry.state == "run" or entry.key is None:
             continue  # a collect_all group, or a step already named above
@@ -155,6 +160,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             problems.append(f"{entry.name}: not in {lock_file.name}")
         elif locked.key != entry.key:
             problems.append(f"{entry.name}: {lock_file.name} holds another generation")
+        elif entry.digest is not None and any(digest != entry.digest for _, digest in locked.outputs):
+            problems.append(f"{entry.name}: {lock_file.name} holds another output than the recipe makes")
+    recipe = plan.recipe
+    for name in sorted(set(lock) - set(recipe.steps) - set(recipe.groups)):
+        problems.append(f"{name}: in {lock_file.name}, but no longer in {recipe.path.name}")
     if args.json:
         print(json.dumps({**plan.to_dict(), "ok": not problems, "problems": problems}, indent=2))
     elif problems:

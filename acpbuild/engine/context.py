@@ -21,7 +21,7 @@ from acpbuild import money, providers
 from acpbuild.engine import lockfile, material
 from acpbuild.engine.material import Prepared, UnknownInput, Upstream
 from acpbuild.engine.results import Event, StepResult
-from acpbuild.errors import AcpbuildError
+from acpbuild.errors import AcpbuildError, RecipeError
 from acpbuild.keys import DigestCache, canonical
 from acpbuild.providers.base import Provider
 from acpbuild.recipe import Recipe, Step
@@ -62,7 +62,12 @@ class Context:
         self.ledger = layout.open_ledger(recipe.store_dir)
         self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
         #: what the recipe's committed lockfile says each output holds
-        self.lock = lockfile.read(lockfile.lock_path(recipe.path))
+        #: why the lockfile could not be read (say, merge-conflict markers): the run writes it anew
+        self.lock_problem: str | None = None
+        try:
+            self.lock = lockfile.read(lockfile.lock_path(recipe.path))
+        except RecipeError as exc:
+            self.lock, self.lock_problem = {}, str(exc)
         self._locked = lockfile.records(recipe, self.lock)
         #: this run, as the ledger's claims name it
         self.owner = Owner.this_process(uuid.uuid4().hex[:12])
@@ -217,22 +222,28 @@ class Context:
         """What the output at ``path`` was last made to hold: the ledger's word, else the lockfile's."""
         return self.ledger.output(path) or self._locked.get(path)
 
+    def records(self, path: Path) -> list[OutputRecord]:
+        """Every word on what ``path`` holds whose digest is what the file holds now: the
+        ledger's, then the lockfile's (a teammate's pull can make the ledger's out of date)."""
+        digest = self.digests.digest(path)
+        found = [self.ledger.output(path), self._locked.get(path)]
+        return [r for r in found if r is not None and digest is not None and r.digest == digest]
+
     def is_current(self, step: Step, key: str, material: Mapping[str, Any] | None = None) -> bool:
         """Whether ``step``'s output file holds the generation ``key`` names, untouched.
 
-        An output only the lockfile vouches for (a fresh clone) is then recorded in
-        the ledger as well, with ``material`` where given.
+        An output only the lockfile vouches for (a fresh clone, a teammate's pull) is
+        then recorded in the ledger as well, with ``material`` where given.
         """
-        record = self.ledger.output(step.output_path)
-        if record is not None:
-            return record.key == key and self.output_digest(step) == record.digest
-        locked = self._locked.get(step.output_path)
-        if locked is None or locked.key != key or self.output_digest(step) != locked.digest:
+        record = next((r for r in self.records(step.output_path) if r.key == key), None)
+        if record is None:
             return False
+        if record is not self._locked.get(step.output_path):
+            return True
         self.ledger.set_output(
             step.output_path,
             key=key,
-            digest=locked.digest,
+            digest=record.digest,
             material=canonical(dict(material)) if material is not None else "",
             recipe=self.recipe.name,
             step=step.name,

@@ -27,6 +27,7 @@ from acpbuild.errors import AcpbuildError
 from acpbuild.keys import KEY_SCHEMA, canonical, key_of, signature
 from acpbuild.media import measure
 from acpbuild.recipe import Group, Step
+from acpbuild.store.ledger import OutputRecord
 
 __all__ = ["build_group", "current_choice", "group_material", "pick_named"]
 
@@ -50,8 +51,15 @@ def group_material(ctx: Context, group: Group, upstream: Upstream, members: list
 def current_choice(ctx: Context, group: Group, upstream: Upstream) -> tuple[str, str, str] | None:
     """(key, chosen member, digest) when the group's output holds the choice its inputs make now."""
     assert group.output_path is not None
-    record = ctx.output_record(group.output_path)
-    if record is None or record.material is None or ctx.digests.digest(group.output_path) != record.digest:
+    for record in ctx.records(group.output_path):
+        found = _still_chosen(ctx, group, upstream, record)
+        if found is not None:
+            return found
+    return None
+
+
+def _still_chosen(ctx: Context, group: Group, upstream: Upstream, record: OutputRecord) -> tuple[str, str, str] | None:
+    if not record.material:
         return None
     before = json.loads(record.material)
     chosen = before.get("chosen")

@@ -177,8 +177,8 @@ class _Assessor:
             return entry
         prepared = ctx.prepare(step, self.upstream)
         key = prepared.key
-        record = ctx.output_record(step.output_path)
-        if record is not None and record.key == key and ctx.output_digest(step) == record.digest:
+        record = next((r for r in ctx.records(step.output_path) if r.key == key), None)
+        if record is not None:
             self.known[name] = (step.output_path, record.digest)
             return Assessment(name, "uptodate", "up to date", key, record.digest)
         done = ctx.ledger.find_done(key)

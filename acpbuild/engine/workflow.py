@@ -144,6 +144,9 @@ def run(
         if full:
             noop.forget(recipe.store_dir, recipe.name)
         doubts = _doubts(ctx)
+        if ctx.lock_problem:
+            doubts.append(f"{ctx.lock_problem}; this run writes it anew")
+            ctx.emit(Event("warning", message=doubts[-1]))
         result = execute(ctx, plan, jobs=jobs, keep_going=keep_going)
         result.warnings[:0] = doubts
         result.frozen = frozen
@@ -258,10 +261,11 @@ def _write_lock(ctx: Context, result: RunResult, *, full: bool) -> None:
             continue  # collect_all: its members' entries say it all
         path = group.output_path if group is not None else recipe.steps[name].output_path
         assert path is not None
-        record = ctx.output_record(path)
-        digest = ctx.digests.digest(path)
-        if digest is None or record is None:
+        # the ledger's word, checked against the disk: an output edited after its step is never locked
+        record = ctx.ledger.output(path)
+        if record is None or record.key != made.key or ctx.digests.digest(path) != record.digest:
             continue
+        digest = record.digest
         done = ctx.ledger.find_done(made.key)
         before = ctx.lock.get(name)
         cost = done.actual_cost or 0.0 if done is not None else before.cost if before and before.key == made.key else 0.0

@@ -63,7 +63,7 @@ class Budget:
 
     def reserve(self, step: str, usd: float) -> None:
         """Hold ``usd`` for ``step``'s call, or raise BudgetExceeded without holding anything."""
-        if self.never_pay and usd > 0:
+        if self.never_pay:  # whatever its estimate: a paid provider may bill it
             raise BudgetExceeded(
                 f"step {step!r} would pay ~${usd:.4f}: --frozen restores and runs free steps but never pays, "
                 "so the call was not made",
