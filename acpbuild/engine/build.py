@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from acpbuild import money, providers
 from acpbuild.config.secrets import redact
-from acpbuild.engine.context import Context
+from acpbuild.engine.context import CLAIM_POLL_S, Context
 from acpbuild.engine.material import (
     Prepared,
     UnknownInput,
@@ -36,7 +36,7 @@ from acpbuild.errors import (
     ProviderTimeout,
     StoreError,
 )
-from acpbuild.keys import canonical, signature
+from acpbuild.keys import canonical
 from acpbuild.money.estimate import estimate
 from acpbuild.providers.base import Job, Provider
 from acpbuild.recipe import Step
@@ -79,17 +79,20 @@ def build(ctx: Context, step: Step) -> StepResult:
             result.status, result.reason = "uptodate", "up to date"
         elif _restore(ctx, step, key, mat):
             result.status, result.reason = "restored", "restored from the store"
-        elif not ctx.provider(step.provider).paid:
-            result.reason = why(ctx.output_record(step.output_path), mat)
-            result.cost, result.estimated_cost = _generate(ctx, step, prepared, result)
-        elif not _claim(ctx, step, prepared):
-            result.status, result.reason = "restored", "restored from the store (made by another run)"
         else:
-            result.reason = why(ctx.output_record(step.output_path), mat)
-            try:
-                result.cost, result.estimated_cost = _generate(ctx, step, prepared, result)
-            finally:
-                ctx.ledger.release(key, ctx.owner)  # a finished generation released it with its row
+            provider = ctx.provider(step.provider)
+            model = provider.catalogue()[step.model]
+            expected = estimate(step.provider, model, step.kind, prepared.params, paid=provider.paid).usd
+            if provider.paid and not _claim(ctx, step, prepared, expected):
+                result.status, result.reason = "restored", "restored from the store (made by another run)"
+            else:
+                result.reason = why(ctx.output_record(step.output_path), mat)
+                result.estimated_cost = expected
+                try:
+                    result.cost = _generate(ctx, step, prepared, expected, result)
+                finally:
+                    if provider.paid:  # a finished generation released its claim with its row
+                        ctx.ledger.release(key, ctx.owner)
     result.seconds = time.monotonic() - started
     return result
 
@@ -112,12 +115,11 @@ def failed(ctx: Context, step: Step, exc: AcpbuildError) -> StepResult:
     )
 
 
-def _claim(ctx: Context, step: Step, prepared: Prepared) -> bool:
-    """Claim the step's key for this run: True once it is ours, False when the run that
-    held it made it meanwhile and it was restored. A live claim is waited for."""
+def _claim(ctx: Context, step: Step, prepared: Prepared, usd: float) -> bool:
+    """Claim the step's key for this run (buying what costs ``usd``): True once it is ours,
+    False when the run that held it made it meanwhile and it was restored. A live claim is
+    waited for."""
     key = prepared.key
-    provider = ctx.provider(step.provider)
-    usd = estimate(step.provider, provider.catalogue()[step.model], step.kind, prepared.params, paid=provider.paid).usd
     announced = False
     while True:
         got = ctx.ledger.claim(
@@ -132,6 +134,8 @@ def _claim(ctx: Context, step: Step, prepared: Prepared) -> bool:
         )
         if got.held_by is None:
             ctx.heartbeat()
+            if got.taken_from is not None:
+                ctx.emit(Event("warning", message=f"{step.name}: took over the claim of {got.taken_from}, which stopped"))
             # another run may have finished it between our store check and the claim
             if _restore(ctx, step, key, prepared.material):
                 ctx.ledger.release(key, ctx.owner)
@@ -141,7 +145,7 @@ def _claim(ctx: Context, step: Step, prepared: Prepared) -> bool:
             announced = True
             doing = f" ({got.step})" if got.step and got.step != step.name else ""
             ctx.emit(Event("waiting", step=step.name, message=f"waiting for {got.held_by}{doing}"))
-        ctx.pause(ctx.claim_poll_s)
+        ctx.pause(CLAIM_POLL_S)
 
 
 def _restore(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> bool:
@@ -149,33 +153,22 @@ def _restore(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> bool:
     if done is None or not done.digest or not ctx.store.has(done.digest):
         return False
     try:
-        _materialise(ctx, step, key, done.digest, mat)
+        ctx.materialise(step.output_path, step.name, key, done.digest, mat)
     except StoreError:
         return False  # a corrupt blob is set aside; generate it again
     ctx.ledger.restored(done, recipe=ctx.recipe.name, step=step.name)
     return True
 
 
-def _materialise(ctx: Context, step: Step, key: str, digest: str, mat: dict[str, Any]) -> None:
-    ctx.store.materialise(digest, step.output_path)
-    sig = signature(step.output_path)
-    if sig is not None:
-        ctx.digests.remember(step.output_path, sig, digest)
-    ctx.ledger.set_output(
-        step.output_path, key=key, digest=digest, material=canonical(mat), recipe=ctx.recipe.name, step=step.name
-    )
-
-
-def _generate(ctx: Context, step: Step, prepared: Prepared, result: StepResult) -> tuple[float, float]:
-    """Pay for the generation ``prepared`` keys; return (actual cost, estimated cost)."""
+def _generate(ctx: Context, step: Step, prepared: Prepared, expected: float, result: StepResult) -> float:
+    """Pay for the generation ``prepared`` keys, expected to cost ``expected``; return what it cost."""
     key, mat, params = prepared.key, prepared.material, prepared.params
     provider = ctx.provider(step.provider)
     model = provider.catalogue()[step.model]
-    expected = estimate(step.provider, model, step.kind, params, paid=provider.paid).usd
     stored = _store_kept(ctx, step, key, mat)
     if stored is not None:
         result.reason = "stored the result an earlier run paid for and kept"
-        return stored, expected
+        return stored
     pending = ctx.ledger.find_resumable(key)
     if provider.paid and pending is None:
         # before the ledger row: a refused call leaves no trace of a generation.
@@ -198,7 +191,7 @@ def _generate(ctx: Context, step: Step, prepared: Prepared, result: StepResult) 
         raise
     ctx.budget.settle(step.name, cost)
     ctx.flush_warnings()
-    return cost or 0.0, expected
+    return cost or 0.0
 
 
 def _call(
@@ -273,7 +266,7 @@ def _call(
         meta=outcome.meta,
         owner=ctx.owner,
     )
-    _materialise(ctx, step, key, digest, mat)
+    ctx.materialise(step.output_path, step.name, key, digest, mat)
     return cost
 
 
@@ -332,5 +325,5 @@ def _store_kept(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> floa
         meta=json.loads(received.meta or "{}"),
         owner=ctx.owner,
     )
-    _materialise(ctx, step, key, digest, mat)
+    ctx.materialise(step.output_path, step.name, key, digest, mat)
     return received.actual_cost or 0.0

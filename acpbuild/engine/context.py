@@ -8,7 +8,6 @@ all be held by steps waiting on one another.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -22,7 +21,7 @@ from acpbuild.engine import lockfile, material
 from acpbuild.engine.material import Prepared, UnknownInput, Upstream
 from acpbuild.engine.results import Event, StepResult
 from acpbuild.errors import AcpbuildError, RecipeError
-from acpbuild.keys import DigestCache, canonical
+from acpbuild.keys import DigestCache, canonical, signature
 from acpbuild.providers.base import Provider
 from acpbuild.recipe import Recipe, Step
 from acpbuild.store import layout
@@ -61,18 +60,17 @@ class Context:
         self.store.sweep()  # what a killed run of this machine left half-written
         self.ledger = layout.open_ledger(recipe.store_dir)
         self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
-        #: what the recipe's committed lockfile says each output holds
         #: why the lockfile could not be read (say, merge-conflict markers): the run writes it anew
         self.lock_problem: str | None = None
         try:
+            #: what the recipe's committed lockfile says each step holds
             self.lock = lockfile.read(lockfile.lock_path(recipe.path))
         except RecipeError as exc:
             self.lock, self.lock_problem = {}, str(exc)
         self._locked = lockfile.records(recipe, self.lock)
         #: this run, as the ledger's claims name it
         self.owner = Owner.this_process(uuid.uuid4().hex[:12])
-        self.lease_s = float(env.get("ACPBUILD_CLAIM_LEASE_S") or os.environ.get("ACPBUILD_CLAIM_LEASE_S") or LEASE_S)
-        self.claim_poll_s = CLAIM_POLL_S
+        self.lease_s = float(env.get("ACPBUILD_CLAIM_LEASE_S") or LEASE_S)
         self._heartbeat: threading.Thread | None = None
         self._stopping = threading.Event()
         self.on_event = on_event
@@ -109,14 +107,8 @@ class Context:
 
     def pause(self, seconds: float) -> None:
         """Wait ``seconds``, lending this step's ``-j`` place to another step meanwhile."""
-        lent = self._work if getattr(self._holds_work, "held", False) else None
-        if lent is not None:
-            lent.release()
-        try:
+        with self._lending():
             time.sleep(seconds)
-        finally:
-            if lent is not None:
-                lent.acquire()
 
     def emit(self, event: Event) -> None:
         """Hand ``event`` to the caller's ``on_event``: one at a time, whichever of doit's threads sends it."""
@@ -168,18 +160,24 @@ class Context:
         never all be taken by steps waiting on one another or on a busy provider.
         """
         if not lock.acquire(blocking=False):
-            lent = self._work if getattr(self._holds_work, "held", False) else None
-            if lent is not None:
-                lent.release()
-            try:
+            with self._lending():
                 lock.acquire()
-            finally:
-                if lent is not None:
-                    lent.acquire()
         try:
             yield
         finally:
             lock.release()
+
+    @contextmanager
+    def _lending(self) -> Iterator[None]:
+        """Give this step's ``-j`` place (if it holds one) to another step until the block ends."""
+        lent = self._work if getattr(self._holds_work, "held", False) else None
+        if lent is not None:
+            lent.release()
+        try:
+            yield
+        finally:
+            if lent is not None:
+                lent.acquire()
 
     def key_lock(self, key: str) -> threading.Lock:
         """One lock per key: two steps asking for the same generation pay once."""
@@ -229,26 +227,31 @@ class Context:
         found = [self.ledger.output(path), self._locked.get(path)]
         return [r for r in found if r is not None and digest is not None and r.digest == digest]
 
-    def is_current(self, step: Step, key: str, material: Mapping[str, Any] | None = None) -> bool:
+    def is_current(self, step: Step, key: str, material: Mapping[str, Any]) -> bool:
         """Whether ``step``'s output file holds the generation ``key`` names, untouched.
 
         An output only the lockfile vouches for (a fresh clone, a teammate's pull) is
-        then recorded in the ledger as well, with ``material`` where given.
+        then recorded in the ledger as well.
         """
         record = next((r for r in self.records(step.output_path) if r.key == key), None)
         if record is None:
             return False
-        if record is not self._locked.get(step.output_path):
-            return True
-        self.ledger.set_output(
-            step.output_path,
-            key=key,
-            digest=record.digest,
-            material=canonical(dict(material)) if material is not None else "",
-            recipe=self.recipe.name,
-            step=step.name,
-        )
+        if record is self._locked.get(step.output_path):
+            self._record_output(step.output_path, step.name, key, record.digest, material)
         return True
+
+    def materialise(self, path: Path, name: str, key: str, digest: str, material: Mapping[str, Any]) -> None:
+        """Make the output at ``path`` (of step or group ``name``) hold blob ``digest``, and record it."""
+        self.store.materialise(digest, path)
+        sig = signature(path)
+        if sig is not None:
+            self.digests.remember(path, sig, digest)
+        self._record_output(path, name, key, digest, material)
+
+    def _record_output(self, path: Path, name: str, key: str, digest: str, material: Mapping[str, Any]) -> None:
+        self.ledger.set_output(
+            path, key=key, digest=digest, material=canonical(dict(material)), recipe=self.recipe.name, step=name
+        )
 
 
 def _digest_now(upstream: Upstream, name: str) -> str | None:

@@ -24,7 +24,7 @@ from acpbuild.engine.context import Context
 from acpbuild.engine.material import UnknownInput, Upstream
 from acpbuild.engine.results import StepResult
 from acpbuild.errors import AcpbuildError
-from acpbuild.keys import KEY_SCHEMA, canonical, key_of, signature
+from acpbuild.keys import KEY_SCHEMA, key_of
 from acpbuild.media import measure
 from acpbuild.recipe import Group, Step
 from acpbuild.store.ledger import OutputRecord
@@ -93,13 +93,7 @@ def _place(ctx: Context, group: Group, key: str, chosen: Step, mat: dict[str, An
         staged = ctx.store.staging(chosen.output_path.suffix)
         shutil.copyfile(chosen.output_path, staged)
         ctx.store.put(staged)
-    ctx.store.materialise(digest, group.output_path)
-    sig = signature(group.output_path)
-    if sig is not None:
-        ctx.digests.remember(group.output_path, sig, digest)
-    ctx.ledger.set_output(
-        group.output_path, key=key, digest=digest, material=canonical(mat), recipe=ctx.recipe.name, step=group.name
-    )
+    ctx.materialise(group.output_path, group.name, key, digest, mat)
     return digest
 
 

@@ -118,8 +118,11 @@ def month_start(now: float | None = None) -> float:
     return time.mktime((t.tm_year, t.tm_mon, 1, 0, 0, 0, 0, 0, -1))
 
 
-def budget_for(recipe: Recipe, ledger: Ledger, env: Mapping[str, str], budget: float | None = None) -> money.Budget:
-    """The limits a run of ``recipe`` must keep to: ``budget`` (else the recipe's ``budget_usd``) and the monthly cap."""
+def budget_for(
+    recipe: Recipe, ledger: Ledger, env: Mapping[str, str], budget: float | None = None, *, frozen: bool = False
+) -> money.Budget:
+    """The limits a run of ``recipe`` must keep to: ``budget`` (else the recipe's ``budget_usd``) and the
+    monthly cap; ``frozen``: no paid call at all."""
     limits: dict[str, float] = {}
     already: dict[str, float] = {}
     if budget is not None:
@@ -135,7 +138,7 @@ def budget_for(recipe: Recipe, ledger: Ledger, env: Mapping[str, str], budget: f
         limits[label] = max(0.0, config.monthly_cap_usd - spent)
         already[label] = spent
         cap = Cap(f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path})", config.monthly_cap_usd, since)
-    return money.Budget(limits, already=already, cap=cap)
+    return money.Budget(limits, already=already, cap=cap, never_pay=frozen)
 
 
 def make_plan(ctx: Context, names: list[str], budget: money.Budget) -> Plan:

@@ -129,12 +129,10 @@ def run(
     before = _noop_snapshot(recipe, env) if full else None
     ctx = Context(recipe, env=env, link=link, on_event=on_event, jobs=jobs)
     try:
-        plan = make_plan(ctx, names, budget_for(recipe, ctx.ledger, env, budget))
+        plan = make_plan(ctx, names, budget_for(recipe, ctx.ledger, env, budget, frozen=frozen))
         if confirm is not None:
             confirm(plan)
-        if frozen:
-            plan.budget.never_pay = True
-            keep_going = True  # restore and run what is free; refuse each purchase on its own
+        keep_going = keep_going or frozen  # frozen: restore and run what is free, refuse each purchase alone
         why_not = plan.over_budget()
         if why_not and not keep_going:
             raise BudgetExceeded(
@@ -143,12 +141,12 @@ def run(
         ctx.budget = plan.budget
         if full:
             noop.forget(recipe.store_dir, recipe.name)
-        doubts = _doubts(ctx)
+        notices = _doubts(ctx)
         if ctx.lock_problem:
-            doubts.append(f"{ctx.lock_problem}; this run writes it anew")
-            ctx.emit(Event("warning", message=doubts[-1]))
+            notices.append(f"{ctx.lock_problem}; this run writes it anew")
+            ctx.emit(Event("warning", message=notices[-1]))
         result = execute(ctx, plan, jobs=jobs, keep_going=keep_going)
-        result.warnings[:0] = doubts
+        result.warnings[:0] = notices
         result.frozen = frozen
         if not draft:
             _write_lock(ctx, result, full=not targets)
@@ -253,6 +251,7 @@ def _write_lock(ctx: Context, result: RunResult, *, full: bool) -> None:
     """
     recipe = ctx.recipe
     entries = {n: e for n, e in ctx.lock.items() if not full or n in recipe.steps or n in recipe.groups}
+    held = {Path(r.path): r for r in ctx.ledger.outputs_of(recipe.name)}  # one query, not one per step
     for name, made in result.steps.items():
         if made.status in ("failed", "skipped") or not made.key:
             continue
@@ -262,20 +261,22 @@ def _write_lock(ctx: Context, result: RunResult, *, full: bool) -> None:
         path = group.output_path if group is not None else recipe.steps[name].output_path
         assert path is not None
         # the ledger's word, checked against the disk: an output edited after its step is never locked
-        record = ctx.ledger.output(path)
+        record = held.get(path)
         if record is None or record.key != made.key or ctx.digests.digest(path) != record.digest:
             continue
-        digest = record.digest
-        done = ctx.ledger.find_done(made.key)
         before = ctx.lock.get(name)
-        cost = done.actual_cost or 0.0 if done is not None else before.cost if before and before.key == made.key else 0.0
+        if before is not None and before.key == made.key:
+            cost = before.cost  # the same generation: what it cost has not changed
+        else:
+            done = ctx.ledger.find_done(made.key)
+            cost = (done.actual_cost or 0.0) if done is not None else 0.0
         entries[name] = lockfile.Entry(
             name,
             made.key,
             made.provider,
             made.model,
             cost,
-            ((lockfile.relative(recipe, path), digest),),
+            ((lockfile.relative(recipe, path), record.digest),),
             record.material if group is not None else None,
         )
     lockfile.write(lockfile.lock_path(recipe.path), recipe.name, entries.values())

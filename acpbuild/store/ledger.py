@@ -26,13 +26,13 @@ in ``tests/test_store_contract.py``.
 from __future__ import annotations
 
 import os
-import socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from acpbuild.keys import Signature
+from acpbuild.store import process
 
 
 @dataclass(frozen=True)
@@ -58,19 +58,11 @@ class Owner:
 
     @classmethod
     def this_process(cls, run_id: str) -> Owner:
-        return cls(run_id, socket.gethostname(), os.getpid())
+        return cls(run_id, process.HOST, os.getpid())
 
     def alive(self) -> bool:
         """Whether the owner's process still runs, as far as this host can tell (another host's: yes)."""
-        if self.host != socket.gethostname():
-            return True
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True  # another user's process: alive
-        return True
+        return self.host != process.HOST or process.pid_alive(self.pid)
 
     def __str__(self) -> str:
         return f"run {self.run_id} on {self.host} (pid {self.pid})"

@@ -11,26 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from pathlib import Path
 
 from acpbuild.errors import StoreError
 from acpbuild.keys import file_digest
+from acpbuild.store import process
 from acpbuild.store.blobs import BlobStore, LinkMode
 
-_HOST = socket.gethostname().replace("@", "_")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process: alive
-    return True
+# a staging file's name holds its host between '@'s
+_HOST = process.HOST.replace("@", "_")
 
 
 class LocalBlobStore(BlobStore):
@@ -76,7 +67,7 @@ class LocalBlobStore(BlobStore):
             return 0
         for entry in entries:
             pid, host, _ = (entry.name.split("@", 2) + ["", ""])[:3]
-            if host != _HOST or not pid.isdigit() or _alive(int(pid)):
+            if host != _HOST or not pid.isdigit() or process.pid_alive(int(pid)):
                 continue
             try:
                 os.unlink(entry.path)
