@@ -18,6 +18,7 @@ and chained with ``from``.
     ├── BudgetExceeded            a paid call would cross the run's budget; exit 3
     ├── SpendNotConfirmed         a run would spend but nobody confirmed it; exit 3
     └── StoreError                the store or ledger cannot be read or written, or a blob is corrupt
+        └── StoreUnreachable      the shared ledger or remote store, as configured, cannot be opened; exit 2
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "ServiceUnavailable",
     "SpendNotConfirmed",
     "StoreError",
+    "StoreUnreachable",
 ]
 
 
@@ -196,6 +198,13 @@ class SpendNotConfirmed(AcpbuildError):
 
 class StoreError(AcpbuildError):
     """The store or ledger cannot be used, or a blob failed its digest check."""
+
+
+class StoreUnreachable(StoreError):
+    """The shared ledger or the remote store cannot be opened as configured: a wrong
+    password, a missing bucket, a server that does not answer. Raised before anything is paid."""
+
+    exit_code = 2
 
 
 def closest(word: str, options: Iterable[str], n: int = 1) -> list[str]:

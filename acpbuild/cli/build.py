@@ -196,8 +196,10 @@ def cmd_costs(args: argparse.Namespace) -> int:
         store = layout.store_root(environment((Path.cwd(),)))
     since = spend.parse_since(args.since) if args.since else None
     rows: list[spend.Row] = []
-    if layout.has_ledger(store):  # reading costs never creates a ledger
-        ledger = layout.open_ledger(store)
+    env = environment((store.parent, Path.cwd()))
+    # reading costs never creates a ledger; a team's shared one holds everybody's spend
+    if layout.has_ledger(store) or layout.ledger_url(env):
+        ledger = layout.open_ledger(store, env)
         try:
             rows = spend.report(ledger, since=since, by=args.by)
         finally:

@@ -53,6 +53,12 @@ def environment(dotenv_dirs: tuple[Path, ...] = ()) -> dict[str, str]:
     return merged
 
 
+def masked_url(url: str) -> str:
+    """``url`` with its password (``scheme://user:password@host``) replaced by ``***``."""
+    # up to the last '@': a password may hold an unescaped one
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):.*@", r"\1:***@", url)
+
+
 def redact(text: str, env: Mapping[str, str]) -> str:
     """``text`` with the value of every secret variable in ``env`` replaced by ``***``."""
     for name, value in env.items():

@@ -1,7 +1,12 @@
 """The user's own settings: ``config.toml`` in acpbuild's folder of the user's config.
 
-    monthly_cap_usd = 50      # never spend more than this in a calendar month (per store ledger)
+    monthly_cap_usd = 50      # never spend more than this in a calendar month (per ledger)
     confirm_above_usd = 0     # ask before a run that would pay more than this (0: any paid call)
+    ledger = "postgresql://ci@db.internal/acpbuild"   # a team's shared ledger (ACPBUILD_LEDGER wins)
+    remote = "s3://media-cache/acpbuild"              # a team's shared store (ACPBUILD_REMOTE wins)
+
+The ledger and the remote belong here or in the environment, never in a recipe:
+a recipe is committed, and a ledger URL may hold a password.
 
 ``ACPBUILD_CONFIG`` names another file. Otherwise the folder is the platform's own
 place, as platformdirs knows it: ``$XDG_CONFIG_HOME/acpbuild`` or
@@ -31,6 +36,10 @@ class UserConfig:
     path: Path | None = None
     monthly_cap_usd: float | None = None
     confirm_above_usd: float = DEFAULT_CONFIRM_ABOVE_USD
+    #: a shared ledger's URL (``postgresql://…``), or None: the store's own SQLite file
+    ledger: str | None = None
+    #: a shared store's URL (``s3://bucket/prefix``), or None: the local store alone
+    remote: str | None = None
 
 
 #: the variables platformdirs finds the user's config folder from, on Linux and macOS
@@ -67,14 +76,23 @@ def load_config(env: Mapping[str, str]) -> UserConfig:
         data = tomli.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomli.TOMLDecodeError) as exc:
         raise RecipeError(f"cannot read the config file: {exc}", file=str(path)) from exc
-    known = {"monthly_cap_usd", "confirm_above_usd"}
+    dollars = {"monthly_cap_usd", "confirm_above_usd"}
+    urls = {"ledger": ("postgresql://", "postgres://"), "remote": ("s3://",)}
     for key, value in data.items():
-        if key not in known:
-            raise RecipeError(f"unknown key {key!r}", file=str(path), tip=f"known keys: {', '.join(sorted(known))}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if key in urls:
+            if not isinstance(value, str) or not value.startswith(urls[key]):
+                raise RecipeError(
+                    f"{key} must be a URL starting with {' or '.join(urls[key])}", file=str(path)
+                )
+        elif key not in dollars:
+            known = ", ".join(sorted(dollars | set(urls)))
+            raise RecipeError(f"unknown key {key!r}", file=str(path), tip=f"known keys: {known}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise RecipeError(f"{key} must be a number of US dollars, 0 or more", file=str(path))
     return UserConfig(
         path,
         monthly_cap_usd=float(data["monthly_cap_usd"]) if "monthly_cap_usd" in data else None,
         confirm_above_usd=float(data.get("confirm_above_usd", DEFAULT_CONFIRM_ABOVE_USD)),
+        ledger=data.get("ledger"),
+        remote=data.get("remote"),
     )

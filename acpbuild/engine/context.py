@@ -56,9 +56,9 @@ class Context:
         self.budget = budget or money.Budget()
         self._warned = 0
         self.env = env
-        self.store = layout.open_blobs(recipe.store_dir, link)
+        self.store = layout.open_blobs(recipe.store_dir, link, env)
         self.store.sweep()  # what a killed run of this machine left half-written
-        self.ledger = layout.open_ledger(recipe.store_dir)
+        self.ledger = layout.open_ledger(recipe.store_dir, env)
         self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
         #: why the lockfile could not be read (say, merge-conflict markers): the run writes it anew
         self.lock_problem: str | None = None

@@ -328,7 +328,7 @@ def abandon(
         if name not in recipe.steps and name not in recipe.groups:
             raise RecipeError(f"no step or group {name!r} in {recipe.name}", tip="acpbuild list shows them")
     steps = [m for n in names for m in (recipe.groups[n].members if n in recipe.groups else (n,))]
-    ledger = layout.open_ledger(recipe.store_dir)
+    ledger = layout.open_ledger(recipe.store_dir, env)
     try:
         return {step: ledger.abandon(recipe.name, step) for step in steps}
     finally:

@@ -10,6 +10,12 @@ recipe; with no recipe, ``.acpbuild`` in the current directory. It holds::
     doit-<recipe>.sqlite3    doit's dependency file: a fast path only, the ledger is the truth
     noop-<recipe>.json       the no-op fast path's manifest
 
+A team shares more than a folder: ``ACPBUILD_LEDGER`` (or ``ledger`` in the
+user's config file) names a PostgreSQL ledger, and ``ACPBUILD_REMOTE`` (or
+``remote``) an S3 bucket that holds the blobs. The local store stays in front
+of the remote as its cache, and the local SQLite file keeps what only this
+machine knows: which output file holds what, and its files' digests.
+
 :func:`open_ledger` and :func:`open_blobs` are the only places a backend is
 constructed. The no-op fast path imports this module before pydantic or doit,
 so it imports nothing heavy itself; backends are imported when opened.
@@ -17,6 +23,7 @@ so it imports nothing heavy itself; backends are imported when opened.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
@@ -29,6 +36,10 @@ if TYPE_CHECKING:
 STORE_VAR: Final = "ACPBUILD_STORE"
 #: the store's folder name when neither the environment nor the recipe names one
 DEFAULT_DIR: Final = ".acpbuild"
+#: the environment variable naming a shared ledger (``postgresql://…``)
+LEDGER_VAR: Final = "ACPBUILD_LEDGER"
+#: the environment variable naming a shared store (``s3://bucket/prefix``)
+REMOTE_VAR: Final = "ACPBUILD_REMOTE"
 
 _LEDGER = "ledger.sqlite3"
 _OBJECTS = "objects"
@@ -100,15 +111,63 @@ def noop_manifest(root: Path, recipe_name: str) -> Path:
     return root / f"noop-{recipe_name}.json"
 
 
-def open_ledger(root: Path) -> Ledger:
-    """The ledger of the store at ``root``, created if need be; the caller closes it."""
+def _setting(env: Mapping[str, str] | None, var: str, key: str) -> str | None:
+    env = os.environ if env is None else env
+    if env.get(var):
+        return env[var]
+    from acpbuild.config.user import load_config
+
+    found: str | None = getattr(load_config(env), key)
+    return found
+
+
+def ledger_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The shared ledger's URL: ``ACPBUILD_LEDGER``, else the user's config file's ``ledger``;
+    None: each store has its own SQLite ledger. ``env`` defaults to the process environment."""
+    return _setting(env, LEDGER_VAR, "ledger")
+
+
+def remote_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The shared store's URL: ``ACPBUILD_REMOTE``, else the user's config file's ``remote``;
+    None: the local store alone. ``env`` defaults to the process environment."""
+    return _setting(env, REMOTE_VAR, "remote")
+
+
+def open_ledger(root: Path, env: Mapping[str, str] | None = None) -> Ledger:
+    """The ledger of the store at ``root``, created if need be; the caller closes it.
+
+    With a shared ledger configured (:func:`ledger_url`), generations and claims
+    live there, and this machine's output records and file digests in the
+    store's SQLite file. A shared ledger that cannot be reached is a
+    :class:`~acpbuild.errors.StoreUnreachable`.
+    """
     from acpbuild.store.sqlite import SqliteLedger
 
-    return SqliteLedger(ledger_path(root))
+    local = SqliteLedger(ledger_path(root))
+    url = ledger_url(env)
+    if url is None:
+        return local
+    from acpbuild.store.postgres import PostgresLedger
+
+    try:
+        return PostgresLedger(url, local=local)
+    except BaseException:
+        local.close()
+        raise
 
 
-def open_blobs(root: Path, link: LinkMode = "copy") -> BlobStore:
-    """The blob store at ``root``, created if need be; outputs are made from it by ``link``."""
+def open_blobs(root: Path, link: LinkMode = "copy", env: Mapping[str, str] | None = None) -> BlobStore:
+    """The blob store at ``root``, created if need be; outputs are made from it by ``link``.
+
+    With a remote configured (:func:`remote_url`), the local store is its cache.
+    A remote that cannot be reached is a :class:`~acpbuild.errors.StoreUnreachable`.
+    """
     from acpbuild.store.local import LocalBlobStore
 
-    return LocalBlobStore(objects_dir(root), tmp_dir(root), link)
+    local = LocalBlobStore(objects_dir(root), tmp_dir(root), link)
+    url = remote_url(env)
+    if url is None:
+        return local
+    from acpbuild.store.s3 import S3BlobStore
+
+    return S3BlobStore(url, local=local, env=os.environ if env is None else env)
