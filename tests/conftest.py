@@ -22,6 +22,8 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         "GOOGLE_API_KEY",
         "OPENROUTER_API_KEY",
         "ACPBUILD_STORE",
+        "ACPBUILD_LEDGER",
+        "ACPBUILD_REMOTE",
     ):
         monkeypatch.delenv(var, raising=False)
     # nor the developer's own config file (monthly cap, confirmation threshold)

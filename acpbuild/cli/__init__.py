@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--frozen", action="store_true", help="restore and run free steps, but never pay (CI): exit 3 naming what would be bought"
     )
+    run.add_argument(
+        "--shard", type=_shard, metavar="I/N", help="build the I-th of N slices of the foreach items (a CI matrix)"
+    )
 
     check = sub.add_parser(
         "check", help="CI gate: exit 0 when every step is up to date or restorable and the lockfile matches"
@@ -67,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--draft", action="store_true", help="plan a --draft run")
         cmd.add_argument("--detailed", action="store_true", help="show how each estimate is computed")
         cmd.add_argument("--budget", type=_usd, metavar="USD", help="check the plan against this budget")
+        cmd.add_argument("--shard", type=_shard, metavar="I/N", help="plan the I-th of N slices of the foreach items")
 
     costs = sub.add_parser("costs", help="spend recorded in the ledger, and what restores saved")
     costs.add_argument("recipe", nargs="?", help="whose store to read (default: acpbuild.toml here, else .acpbuild)")
@@ -121,6 +125,16 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="a JSON Schema of the recipe format, for TOML editors")
     schema.add_argument("-o", "--output", metavar="FILE", help="write it here instead of printing it")
     return parser
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, slash, count = text.partition("/")
+    if not slash or not index.strip().isdigit() or not count.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shard: write I/N, e.g. 2/4")
+    found = int(index), int(count)
+    if not 1 <= found[0] <= found[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: a shard is I/N with 1 <= I <= N")
+    return found
 
 
 def _usd(text: str) -> float:

@@ -32,7 +32,7 @@ class _Declined(Exception):
 
 def cmd_run(args: argparse.Namespace) -> int:
     recipe, targets = _split_targets(args.items)
-    if not targets and not args.draft and _nothing_to_do(args, recipe):
+    if not targets and not args.draft and not args.shard and _nothing_to_do(args, recipe):
         return 0
     from acpbuild.cli import display
     from acpbuild.engine import workflow
@@ -52,6 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             # a frozen run never pays, so there is nothing to confirm
             confirm=None if args.yes or args.frozen else lambda plan: _confirm(args, plan),
             frozen=args.frozen,
+            shard=args.shard,
         )
     except _Declined as declined:
         return declined.code
@@ -127,7 +128,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from acpbuild.engine import workflow
 
     recipe_path, targets = _split_targets(args.items)
-    forecast = workflow.forecast(recipe_path, targets, draft=args.draft, budget=args.budget)
+    forecast = workflow.forecast(recipe_path, targets, draft=args.draft, budget=args.budget, shard=args.shard)
     if args.json:
         print(json.dumps(forecast.to_dict(), indent=2))
     else:

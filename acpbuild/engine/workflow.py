@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from acpbuild.config.secrets import environment, redact
 from acpbuild.engine import lockfile, noop
 from acpbuild.engine.context import Context
@@ -51,15 +53,50 @@ def open_recipe(
     return (draft_recipe(recipe) if draft else recipe), env
 
 
-def selected(recipe: Recipe, targets: Iterable[str] | None) -> list[str]:
-    """The steps and groups a run of ``targets`` (None: everything) builds, in build order."""
+#: a shard of a run: (I, N), the I-th of N, counted from 1
+Shard = tuple[int, int]
+
+
+def selected(recipe: Recipe, targets: Iterable[str] | None, shard: Shard | None = None) -> list[str]:
+    """The steps and groups a run of ``targets`` (None: everything) builds, in build order.
+
+    With ``shard`` (I, N), only the foreach items of shard I are built, and what
+    they need: each item falls in one shard by a hash of its id, the same on
+    every machine and whatever other items the recipe has, and every step of an
+    item falls with it. Steps outside any foreach are left to a run without a shard.
+    """
     deps = recipe.deps()
     order = topological(deps)
+    if shard is not None:
+        return _shard(recipe, targets, shard, deps, order)
     if not targets:
         lazy = recipe.lazy  # first_success members: their group runs them
         return [n for n in order if n not in lazy]
     wanted = closure(deps, recipe.expand(list(targets)))
     return [n for n in order if n in wanted]
+
+
+def _shard(
+    recipe: Recipe, targets: Iterable[str] | None, shard: Shard, deps: dict[str, list[str]], order: list[str]
+) -> list[str]:
+    index, count = shard
+    if not 1 <= index <= count:
+        raise RecipeError(f"--shard {index}/{count}: a shard is I/N with 1 <= I <= N")
+    pool = recipe.expand(list(targets)) if targets else list(recipe.steps)
+    items = [name for name in pool if name in recipe.steps and recipe.steps[name].item is not None]
+    if not items:
+        raise RecipeError(
+            f"--shard splits the items of foreach steps, and {'those targets have' if targets else recipe.name + ' has'} none",
+            file=str(recipe.path),
+        )
+    mine = [name for name in items if shard_of(recipe.steps[name].item or "", count) == index]
+    wanted = closure(deps, mine)
+    return [n for n in order if n in wanted]
+
+
+def shard_of(item: str, count: int) -> int:
+    """The shard (1 to ``count``) a foreach item with id ``item`` falls in, on every machine alike."""
+    return xxhash.xxh3_64_intdigest(item.encode("utf-8")) % count + 1
 
 
 def forecast(
@@ -69,6 +106,7 @@ def forecast(
     draft: bool = False,
     budget: float | None = None,
     env: Mapping[str, str] | None = None,
+    shard: Shard | None = None,
 ) -> Plan:
     """The plan with an estimate per step, the total a run would pay now, and the limits it must keep to.
 
@@ -77,7 +115,7 @@ def forecast(
     recipe, env = open_recipe(path, env, draft=draft)
     ctx = Context(recipe, env=env)
     try:
-        return make_plan(ctx, selected(recipe, targets), budget_for(recipe, ctx.ledger, env, budget))
+        return make_plan(ctx, selected(recipe, targets, shard), budget_for(recipe, ctx.ledger, env, budget))
     finally:
         ctx.close()
 
@@ -95,6 +133,7 @@ def run(
     on_event: Callable[[Event], None] | None = None,
     confirm: Callable[[Plan], None] | None = None,
     frozen: bool = False,
+    shard: Shard | None = None,
 ) -> RunResult:
     """Build the recipe at ``path`` (or ``acpbuild.toml``): every step, or ``targets`` and what they need.
 
@@ -119,11 +158,15 @@ def run(
     ``frozen`` (CI) restores what the store holds and runs free steps, but never
     pays: each step that would call a paid provider is refused (``refused``,
     exit 3), and the rest go on.
+
+    ``shard`` (I, N) builds the foreach items of shard I and what they need
+    (see :func:`selected`): N machines of a CI matrix split the items, and a
+    run without a shard then restores them all and builds the rest.
     """
     recipe, env = open_recipe(path, env, draft=draft)
-    names = selected(recipe, targets)
+    names = selected(recipe, targets, shard)
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
-    full = not targets and not draft
+    full = not targets and not draft and shard is None
     # before any step (or the plan) reads an input: an edit made while the
     # build runs must not be mistaken for what it built
     before = _noop_snapshot(recipe, env) if full else None
@@ -149,7 +192,7 @@ def run(
         result.warnings[:0] = notices
         result.frozen = frozen
         if not draft:
-            _write_lock(ctx, result, full=not targets)
+            _write_lock(ctx, result, full=full)
         if before is not None and result.success and not any(r.status == "skipped" for r in result.steps.values()):
             _save_noop(ctx, before, result)
         ctx.emit(Event("finish"))
