@@ -10,8 +10,10 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from acpbuild.config.secrets import environment, read_dotenv, redact
+from acpbuild.config.secrets import environment, masked_url, read_dotenv, redact
 from acpbuild.config.user import config_path
+from acpbuild.errors import RecipeError
+from acpbuild.store import layout
 
 
 def _dotenv(folder: Path, text: str) -> dict[str, str]:
@@ -119,3 +121,37 @@ def test_an_environment_of_its_own_is_read_for_its_home(
 ) -> None:
     monkeypatch.setenv("HOME", "/process/home")
     assert config_path(env) == (Path(expected) if expected else None)
+
+
+def test_the_shared_ledger_and_remote_come_from_the_environment_then_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('ledger = "postgresql://team@db.internal/acp"\nremote = "s3://media/acp"\n')
+    env = {"ACPBUILD_CONFIG": str(config)}
+    assert (layout.ledger_url(env), layout.remote_url(env)) == ("postgresql://team@db.internal/acp", "s3://media/acp")
+    env |= {"ACPBUILD_LEDGER": "postgresql://ci@other/acp", "ACPBUILD_REMOTE": "s3://ci-cache"}
+    assert (layout.ledger_url(env), layout.remote_url(env)) == ("postgresql://ci@other/acp", "s3://ci-cache")
+    assert layout.ledger_url({"ACPBUILD_CONFIG": os.devnull}) is None
+    assert layout.remote_url({"ACPBUILD_CONFIG": os.devnull}) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("ledger = 5", "ledger must be a URL starting with postgresql://"),
+        ('ledger = "mysql://db/acp"', "ledger must be a URL starting with postgresql://"),
+        ('remote = "gs://bucket"', "remote must be a URL starting with s3://"),
+        ('remotes = "s3://bucket"', "unknown key 'remotes'"),
+    ],
+)
+def test_a_bad_shared_setting_names_the_config_file(tmp_path: Path, line: str, says: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(line + "\n")
+    with pytest.raises(RecipeError, match=says) as raised:
+        layout.ledger_url({"ACPBUILD_CONFIG": str(config)})
+    assert str(config) in str(raised.value)
+
+
+def test_a_url_shows_without_its_password() -> None:
+    assert masked_url("postgresql://team:pa@ss:w0rd@db:5432/acp") == "postgresql://team:***@db:5432/acp"
+    assert masked_url("postgresql://team@db/acp") == "postgresql://team@db/acp"
+    assert masked_url("s3://bucket/prefix") == "s3://bucket/prefix"

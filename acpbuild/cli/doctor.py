@@ -53,6 +53,39 @@ def _store(store: Path) -> Check:
         return Check("store", False, f"not writable: {store} ({exc.strerror})")
 
 
+def _shared(env: Mapping[str, str], store: Path) -> list[Check]:
+    """The team's shared ledger and remote store, when configured: reachable, writable, which server.
+
+    Each is opened as a run opens it, so a wrong password or a missing bucket
+    shows here exactly as a run would report it (credentials masked).
+    """
+    from acpbuild.config.secrets import masked_url
+    from acpbuild.store import layout
+
+    found: list[Check] = []
+    url = layout.ledger_url(env)
+    if url is None:
+        found.append(Check("shared ledger", False, "none: this store's own SQLite ledger (ACPBUILD_LEDGER not set)", False))
+    else:
+        try:
+            ledger = layout.open_ledger(store, env)
+            try:
+                found.append(Check("shared ledger", True, ledger.describe()))
+            finally:
+                ledger.close()
+        except AcpbuildError as exc:
+            found.append(Check("shared ledger", False, redact(str(exc), env) or masked_url(url)))
+    url = layout.remote_url(env)
+    if url is None:
+        found.append(Check("remote store", False, "none: the local store alone (ACPBUILD_REMOTE not set)", False))
+    else:
+        try:
+            found.append(Check("remote store", True, layout.open_blobs(store, env=env).describe()))
+        except AcpbuildError as exc:
+            found.append(Check("remote store", False, redact(str(exc), env)))
+    return found
+
+
 def checks(env: Mapping[str, str], store: Path, *, ping: bool) -> list[Check]:
     """Every check, in the order shown."""
     found: list[Check] = []
@@ -72,5 +105,5 @@ def checks(env: Mapping[str, str], store: Path, *, ping: bool) -> list[Check]:
                     found.append(Check(f"{name} {label}", True, redact(call(), env)))
                 except AcpbuildError as exc:
                     found.append(Check(f"{name} {label}", False, redact(str(exc), env)))
-    found += [_ffmpeg(), _espeak(), _store(store)]
+    found += [_ffmpeg(), _espeak(), _store(store), *_shared(env, store)]
     return found

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from acpbuild import money, providers
-from acpbuild.config.secrets import redact
+from acpbuild.config.secrets import masked_url, redact
 from acpbuild.config.user import config_path
 from acpbuild.store import layout
 from acpbuild.version import __version__
@@ -56,6 +56,9 @@ class Info:
     prices_newest: str | None
     config: Path | None
     config_exists: bool
+    #: the team's shared ledger and remote store (their URLs, any password masked), or None
+    shared_ledger: str | None = None
+    remote: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +99,13 @@ def gather(recipe: str | None, env: Mapping[str, str], cwd: Path) -> Info:
         prices_newest=max((p.date for p in money.registry().values() if p.date), default=None),
         config=config,
         config_exists=config is not None and config.is_file(),
+        shared_ledger=_masked(layout.ledger_url(env)),
+        remote=_masked(layout.remote_url(env)),
     )
+
+
+def _masked(url: str | None) -> str | None:
+    return None if url is None else masked_url(url)
 
 
 def _store_of(recipe: Path | None, env: Mapping[str, str], cwd: Path) -> tuple[Path, layout.Source]:

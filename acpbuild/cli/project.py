@@ -86,10 +86,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"config     {found.config or 'none (no HOME)'}{config}")
     print(f"store      {found.store}  ({where[found.store_from]})")
     print(f"  objects  {found.blobs} blobs, {size(found.objects_bytes)}")
-    if found.ledger_exists:
+    if found.shared_ledger:
+        print(f"ledger     {found.shared_ledger}  (shared: the team's generations and claims)")
+        print(f"  local    {found.ledger}  (this machine's outputs and file digests)")
+    elif found.ledger_exists:
         print(f"ledger     {found.ledger}  {size(found.ledger_bytes)}, {found.generations} generations")
     else:
         print(f"ledger     {found.ledger}  (not created yet: the first run makes it)")
+    if found.remote:
+        print(f"remote     {found.remote}  (the shared store; the local store is its cache)")
     dates = f"dated {found.prices_oldest} to {found.prices_newest}" if found.prices_newest else "undated"
     print(f"prices     {found.prices} entries, {dates}")
     print("providers")

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from acpbuild import money, providers
 from acpbuild.config.secrets import redact
-from acpbuild.engine.context import CLAIM_POLL_S, Context
+from acpbuild.engine.context import Context
 from acpbuild.engine.material import (
     Prepared,
     UnknownInput,
@@ -145,7 +145,7 @@ def _claim(ctx: Context, step: Step, prepared: Prepared, usd: float) -> bool:
             announced = True
             doing = f" ({got.step})" if got.step and got.step != step.name else ""
             ctx.emit(Event("waiting", step=step.name, message=f"waiting for {got.held_by}{doing}"))
-        ctx.pause(CLAIM_POLL_S)
+        ctx.wait_for_claim(key)
 
 
 def _restore(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> bool:

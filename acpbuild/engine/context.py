@@ -30,8 +30,6 @@ from acpbuild.store.ledger import OutputRecord, Owner
 
 #: how long a claim holds without renewal; a run renews its claims every third of it
 LEASE_S = 30.0
-#: how often a step waiting on another run's claim looks again
-CLAIM_POLL_S = 0.25
 
 
 class Context:
@@ -109,6 +107,13 @@ class Context:
         """Wait ``seconds``, lending this step's ``-j`` place to another step meanwhile."""
         with self._lending():
             time.sleep(seconds)
+
+    def wait_for_claim(self, key: str) -> None:
+        """Wait until another run's claim on ``key`` may have been released (at most a third of
+        a lease, so a dead holder's lapse is noticed), lending this step's ``-j`` place meanwhile:
+        this machine builds other steps while another machine buys this one."""
+        with self._lending():
+            self.ledger.wait_released(key, self.lease_s / 3)
 
     def emit(self, event: Event) -> None:
         """Hand ``event`` to the caller's ``on_event``: one at a time, whichever of doit's threads sends it."""
