@@ -7,6 +7,10 @@ its size shows it damaged (a repair). A blob read from the bucket is downloaded
 into a staging file and enters the local cache only once its bytes hash to its
 name, so neither a reader nor an output ever sees a partial or corrupt object.
 
+A HEAD shows an object's size, not its bytes: damage that keeps the size is
+found by the reader that downloads it, and repaired by that process's next put
+of the blob. An object is written by one ``PutObject``, so a blob is at most 5 GB.
+
 AWS and S3-compatible servers (MinIO, R2, moto) work alike; ``AWS_ENDPOINT_URL_S3``
 or ``AWS_ENDPOINT_URL`` names the latter. botocore's exceptions are translated
 here, and no credential reaches a message.
