@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.s3_server import s3_server  # noqa: F401
+
 RECIPES = Path(__file__).parent / "recipes"
 
 

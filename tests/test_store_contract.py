@@ -26,7 +26,9 @@ from acpbuild.errors import BudgetExceeded, StoreError
 from acpbuild.store import layout
 from acpbuild.store.blobs import BlobStore, LinkMode
 from acpbuild.store.ledger import Cap, Claim, Ledger, Owner
+from acpbuild.store.s3 import S3BlobStore
 from acpbuild.store.sqlite import SqliteLedger
+from tests.s3_server import isolate
 
 # -- the ledger ---------------------------------------------------------------------------
 
@@ -489,9 +491,27 @@ def _local_orphan(store: BlobStore) -> Path:
     return orphan
 
 
+def _s3(request: pytest.FixtureRequest) -> BlobBackend:
+    """The S3 store on a fresh bucket of the session's moto server, each root its own machine's cache."""
+    server = request.getfixturevalue("s3_server")
+    isolate(request.getfixturevalue("monkeypatch"))
+    env = {**server.env, layout.REMOTE_VAR: f"s3://{server.new_bucket()}/acp"}
+
+    def corrupt(store: BlobStore, digest: str, data: bytes) -> None:
+        # both copies: the local cache's, and the bucket's behind it
+        assert isinstance(store, S3BlobStore)
+        _local_corrupt(store, digest, data)
+        store.client.put_object(Bucket=store.bucket, Key=store.key(digest), Body=data)
+
+    return BlobBackend(lambda root, link: layout.open_blobs(root, link, env), corrupt, _local_orphan)
+
+
+#: each backend: a harness, or how to make one from fixtures (a backend that needs a server)
 BLOB_STORES = [
     # the embedded store: a folder of files named by digest
     pytest.param(BlobBackend(layout.open_blobs, _local_corrupt, _local_orphan), id="local"),
+    # a bucket on a local S3 server, with the local store in front as its cache
+    pytest.param(_s3, id="s3"),
 ]
 
 # how outputs are made from blobs
@@ -505,8 +525,8 @@ LINK_MODES: list[LinkMode] = [
 
 @pytest.fixture(params=BLOB_STORES)
 def backend(request: pytest.FixtureRequest) -> BlobBackend:
-    found: BlobBackend = request.param
-    return found
+    found: BlobBackend | Callable[[pytest.FixtureRequest], BlobBackend] = request.param
+    return found if isinstance(found, BlobBackend) else found(request)
 
 
 @pytest.fixture

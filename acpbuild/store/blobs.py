@@ -84,6 +84,13 @@ class BlobStore(ABC):
     def size(self) -> int:
         """The total size in bytes of the blobs held."""
 
+    @abstractmethod
+    def describe(self) -> str:
+        """One line saying where the blobs are, once checked usable (a remote: reachable and writable).
+
+        A store that cannot be used is a :class:`~acpbuild.errors.StoreError`.
+        """
+
     def verify(self, digest: str) -> Path:
         """The same as :meth:`get`: the blob's local path, once its bytes are checked."""
         return self.get(digest)

@@ -142,3 +142,6 @@ class LocalBlobStore(BlobStore):
 
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.objects.rglob("*") if p.is_file())
+
+    def describe(self) -> str:
+        return f"local store at {self.root}"
