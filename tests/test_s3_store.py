@@ -201,8 +201,13 @@ def test_a_failed_upload_is_a_store_error(s3_server: S3Server, url: str, tmp_pat
     # put returns only once the bucket holds the blob: a step is not done before that
     store = machine(tmp_path, "one", url, s3_server.env)
     s3_server.client().delete_bucket(Bucket=bucket_of(url))
+    src = store.staging(".png")
+    src.write_bytes(DATA)
     with pytest.raises(StoreError, match=f"cannot upload blob {DIGEST} to {url}: the bucket '.*' does not exist"):
-        put(store)
+        store.put(src)
+    # the bytes are still where the provider left them, for the run to keep: a paid result is not lost
+    assert src.read_bytes() == DATA
+    assert not store.local.has(DIGEST)
 
 
 # -- opening -------------------------------------------------------------------------------

@@ -179,13 +179,17 @@ class S3BlobStore(BlobStore):
         return int(head["ContentLength"])
 
     def put(self, src: Path) -> str:
-        """Store ``src`` locally, then upload it; return once the bucket holds it."""
-        digest = self.local.put(src)
-        blob = self.local.path(digest)
+        """Upload ``src``, then move it into the local cache; return once the bucket holds it.
+
+        The upload comes first: when it fails, ``src`` is still there for the caller
+        to keep (a paid result is never lost to an unreachable bucket).
+        """
+        digest = file_digest(src)
         with self._lock:
             damaged = digest in self._corrupt
-        if damaged or not self._upload_once(digest, blob):
-            self._upload(digest, blob, conditional=False)  # a repair
+        if damaged or not self._upload_once(digest, src):
+            self._upload(digest, src, conditional=False)  # a repair
+        self.local.put(src)
         with self._lock:
             self._corrupt.discard(digest)
             self._known.add(digest)
