@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg_server import postgres  # noqa: F401
+
 RECIPES = Path(__file__).parent / "recipes"
 
 
