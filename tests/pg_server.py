@@ -107,7 +107,7 @@ def postgres() -> Iterator[PostgresServer]:
             shutil.chown(path, "postgres", "postgres")
 
     def run(*args: str) -> None:
-        done = subprocess.run([*as_user, *args], capture_output=True, text=True, cwd=home)
+        done = subprocess.run([*as_user, *args], check=False, capture_output=True, text=True, cwd=home)
         if done.returncode != 0:
             shutil.rmtree(home, ignore_errors=True)
             _unavailable(f"{Path(args[0]).name} failed: {(done.stderr or done.stdout).strip()}")
@@ -136,5 +136,7 @@ def postgres() -> Iterator[PostgresServer]:
             number = conn.info.server_version
         yield PostgresServer("127.0.0.1", port, f"{number // 10000}.{number % 10000}")
     finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "stop", "-m", "immediate"], capture_output=True, cwd=home)
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "stop", "-m", "immediate"], check=False, capture_output=True, cwd=home
+        )
         shutil.rmtree(home, ignore_errors=True)
