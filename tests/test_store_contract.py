@@ -2,8 +2,8 @@
 
 Each backend enters through a harness in ``LEDGERS`` or ``BLOB_STORES``: how to
 open it on a store, and (blobs) how to damage it behind its back. A new backend
-(the PostgreSQL ledger, the S3 store) joins those lists and must pass every test
-here. What one backend does in its own way (SQLite's WAL mode, the objects
+joins those lists and must pass every test here; the PostgreSQL ledger's harness
+takes an empty database per test from the ``postgres`` fixture (tests/pg_server.py). What one backend does in its own way (SQLite's WAL mode, the objects
 folder's file names) is tested beside it, in test_ledger.py and test_store.py.
 """
 
