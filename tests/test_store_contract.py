@@ -2,8 +2,8 @@
 
 Each backend enters through a harness in ``LEDGERS`` or ``BLOB_STORES``: how to
 open it on a store, and (blobs) how to damage it behind its back. A new backend
-(the PostgreSQL ledger, the S3 store) joins those lists and must pass every test
-here. What one backend does in its own way (SQLite's WAL mode, the objects
+joins those lists and must pass every test here; the PostgreSQL ledger's harness
+takes an empty database per test from the ``postgres`` fixture (tests/pg_server.py). What one backend does in its own way (SQLite's WAL mode, the objects
 folder's file names) is tested beside it, in test_ledger.py and test_store.py.
 """
 
@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,18 +33,36 @@ from tests.s3_server import isolate
 
 # -- the ledger ---------------------------------------------------------------------------
 
-#: each backend: how to open a ledger on the store at a root (a second call is a second process)
+#: how a test opens a backend's ledger on a store (each call is another process), and the
+#: environment a child process needs to open the same one through layout.open_ledger
+Opener = tuple[Callable[[Path], Ledger], dict[str, str]]
+
+
+def _sqlite(request: pytest.FixtureRequest) -> Opener:
+    return (lambda root: SqliteLedger(layout.ledger_path(root))), {}
+
+
+def _postgresql(request: pytest.FixtureRequest) -> Opener:
+    url = request.getfixturevalue("postgres").new_database()  # an empty ledger for each test
+    from acpbuild.store.postgres import PostgresLedger
+
+    return (lambda root: PostgresLedger(url, local=SqliteLedger(layout.ledger_path(root)))), {layout.LEDGER_VAR: url}
+
+
+#: each backend: given the test's request, how to open its ledgers
 LEDGERS = [
     # the embedded ledger: one SQLite file in the store
-    pytest.param(lambda root: SqliteLedger(layout.ledger_path(root)), id="sqlite"),
+    pytest.param(_sqlite, id="sqlite"),
+    # the team ledger: a PostgreSQL database, with this machine's outputs in the store's SQLite file
+    pytest.param(_postgresql, id="postgresql"),
 ]
 
 
 class Ledgers:
     """Ledgers opened on one store, as several processes would share it; closed at teardown."""
 
-    def __init__(self, open_: Callable[[Path], Ledger], root: Path) -> None:
-        self._open, self._root = open_, root
+    def __init__(self, opener: Opener, root: Path) -> None:
+        (self._open, self.env), self._root = opener, root
         self.opened: list[Ledger] = []
 
     def open(self) -> Ledger:
@@ -58,7 +77,7 @@ class Ledgers:
 
 @pytest.fixture(params=LEDGERS)
 def ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledgers]:
-    opened = Ledgers(request.param, tmp_path / "store")
+    opened = Ledgers(request.param(request), tmp_path / "store")
     yield opened
     for ledger in opened.opened:
         ledger.close()
@@ -268,10 +287,11 @@ class TestLedger:
             "    print(i, 'mine' if got.held_by is None else 'held')\n"
         )
         root = tmp_path / "store"
-        if not layout.has_ledger(root):
-            pytest.skip("this backend is not a file in the store")
+        env = {**os.environ, **ledgers.env}  # a shared backend: the children open it as a run would
         children = [
-            subprocess.Popen([sys.executable, "-c", code, str(root), f"run-{n}"], stdout=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(root), f"run-{n}"], stdout=subprocess.PIPE, text=True, env=env
+            )
             for n in range(4)
         ]
         wins: dict[str, int] = {}
@@ -282,6 +302,35 @@ class TestLedger:
                 key, verdict = line.split()
                 wins[key] = wins.get(key, 0) + (verdict == "mine")
         assert wins == {str(i): 1 for i in range(30)}
+        assert len(ledgers.open().claims()) == 30  # and they raced in the ledger this test reads
+
+    def test_wait_released_wakes_soon_after_another_process_releases(self, ledgers: Ledgers) -> None:
+        waiter, holder = ledgers.open(), ledgers.open()
+        first = Owner("run-a", "elsewhere", 1)
+        claim(holder, "k1", first)
+        releasing = threading.Timer(0.5, holder.release, ("k1", first))
+        releasing.start()
+        started = time.monotonic()
+        waiter.wait_released("k1", 30.0)
+        waited = time.monotonic() - started
+        releasing.join()
+        assert waited < 10.0
+        assert claim(waiter, "k1", Owner("run-b", "elsewhere", 2)) == Claim()
+
+    def test_wait_released_gives_up_at_its_timeout(self, ledgers: Ledgers) -> None:
+        waiter, holder = ledgers.open(), ledgers.open()
+        first = Owner("run-a", "elsewhere", 1)
+        claim(holder, "k1", first)
+        started = time.monotonic()
+        waiter.wait_released("k1", 0.5)
+        assert 0.45 <= time.monotonic() - started < 5.0
+        assert claim(waiter, "k1", Owner("run-b", "elsewhere", 2)).held_by == first  # still held
+        started = time.monotonic()
+        waiter.wait_released("free", 30.0)  # nobody holds it: no wait at all
+        assert time.monotonic() - started < 5.0
+
+    def test_describe_names_the_backend(self, ledger: Ledger) -> None:
+        assert "ledger at" in ledger.describe()
 
     # -- what may have been paid -----------------------------------------------------------
     def test_possibly_billed_and_received_attempts_count_as_spend(self, ledger: Ledger) -> None:

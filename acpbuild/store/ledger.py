@@ -18,7 +18,7 @@ at its estimate until the user abandons it. A result whose bytes arrived but
 could not be stored is ``received``: its bytes are kept for the next run.
 
 :class:`Ledger` is the interface; a backend implements it (SQLite in
-:mod:`acpbuild.store.sqlite`), and :func:`acpbuild.store.layout.open_ledger` is
+:mod:`acpbuild.store.sqlite`, PostgreSQL in :mod:`acpbuild.store.postgres`), and :func:`acpbuild.store.layout.open_ledger` is
 the one place that picks and opens one. Every backend passes the contract suite
 in ``tests/test_store_contract.py``.
 """
@@ -26,6 +26,7 @@ in ``tests/test_store_contract.py``.
 from __future__ import annotations
 
 import os
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,19 @@ class Ledger(ABC):
     @abstractmethod
     def claims(self) -> list[tuple[str, Owner, float, str | None]]:
         """Every claim: (key, owner, lease_until, step)."""
+
+    def wait_released(self, key: str, timeout: float) -> None:
+        """Block until the claim on ``key`` may have been released, at most ``timeout`` seconds.
+
+        This one looks at :meth:`claims` every quarter second; a backend that can be
+        told when a claim goes (PostgreSQL's LISTEN) wakes at once instead.
+        """
+        deadline = time.monotonic() + timeout
+        while any(held == key for held, *_ in self.claims()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.25, left))
 
     # -- generations ---------------------------------------------------------
     @abstractmethod
@@ -291,6 +305,10 @@ class Ledger(ABC):
     @abstractmethod
     def save_digest(self, path: str, sig: Signature, digest: str) -> None:
         """Remember that ``path`` with signature ``sig`` hashed to ``digest`` (replacing any earlier)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line naming the backend, its version and where it is (no password), for ``info``."""
 
     @abstractmethod
     def close(self) -> None:

@@ -129,6 +129,9 @@ class SqliteLedger(Ledger):
             if "duplicate column" not in str(exc):  # another process added it first
                 raise
 
+    def describe(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version} ledger at {self.path}"
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
