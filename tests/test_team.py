@@ -143,6 +143,7 @@ def team(
     fal, orr = emulators
     fal.reset()
     orr.reset()
+    orr.costs.clear()
     orr.latency = 0.3
     env = {
         **os.environ,
@@ -234,7 +235,7 @@ def test_check_on_b_passes_for_what_a_built_and_committed(team: Team) -> None:
     # without the team's ledger and store, B could not restore them: the gate fails
     alone = {k: v for k, v in team.env.items() if k not in ("ACPBUILD_LEDGER", "ACPBUILD_REMOTE")}
     assert team.acpbuild(b, "check", env=alone).returncode == 1
-    assert team.paid() == 5
+    assert team.paid() == 4  # 3 texts and 1 picture, once
 
 
 def test_two_machines_split_the_work(team: Team) -> None:
@@ -248,6 +249,7 @@ def test_two_machines_split_the_work(team: Team) -> None:
     ran = [r["totals"]["ran"] for r in results]
     assert sum(ran) == steps
     # each machine bought a fair part while the other waited on none of its places
+    print(f"\n{steps} steps: A ran {ran[0]}, B ran {ran[1]}")
     assert min(ran) >= steps // 4, f"A ran {ran[0]}, B ran {ran[1]}"
     for result in results:
         assert result["totals"]["ran"] + result["totals"]["restored"] == steps

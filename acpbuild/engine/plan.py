@@ -186,7 +186,7 @@ class _Assessor:
             return Assessment(name, "uptodate", "up to date", key, record.digest)
         done = ctx.ledger.find_done(key)
         if done is not None and done.digest and ctx.store.has(done.digest):
-            self.known[name] = (ctx.store.path(done.digest), done.digest)
+            self.known[name] = (ctx.store.fetch(done.digest), done.digest)
             return Assessment(name, "restorable", "in the store (free)", key, done.digest)
         entry = Assessment(name, "run", why(ctx.output_record(step.output_path), prepared.material), key)
         entry.estimate = self.estimate(step, prepared)

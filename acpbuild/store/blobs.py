@@ -91,6 +91,14 @@ class BlobStore(ABC):
         A store that cannot be used is a :class:`~acpbuild.errors.StoreError`.
         """
 
+    def fetch(self, digest: str) -> Path:
+        """A path on this machine holding blob ``digest``, which the store holds (:meth:`has`).
+
+        A store that keeps blobs elsewhere (a remote) fetches it first, checked as
+        :meth:`get` checks it; a blob already on this machine is not read.
+        """
+        return self.path(digest)
+
     def verify(self, digest: str) -> Path:
         """The same as :meth:`get`: the blob's local path, once its bytes are checked."""
         return self.get(digest)

@@ -292,6 +292,9 @@ class S3BlobStore(BlobStore):
             raise StoreError(f"{what}: cannot write {dest}: {exc.strerror}") from exc
         return True
 
+    def fetch(self, digest: str) -> Path:
+        return self.local.path(digest) if self.local.has(digest) else self.get(digest)
+
     def materialise(self, digest: str, dest: Path) -> None:
         self.get(digest)  # fetched into the local cache, and checked, first
         self.local.materialise(digest, dest)
