@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,19 +79,21 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server for this test session (skipped, or failed under
-    ``ACPBUILD_REQUIRE_SERVERS=1``, when none can be started)."""
+class Unavailable(Exception):
+    """No PostgreSQL server can be started here; the message says why."""
+
+
+@contextmanager
+def cluster() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster in a temp dir, stopped and deleted on the way out;
+    :class:`Unavailable` when none can be started (the benchmarks use this too)."""
     bin_dir = _bin_dir()
     if bin_dir is None:
-        _unavailable("PostgreSQL server binaries not found (Debian package postgresql)")
-        return
+        raise Unavailable("PostgreSQL server binaries not found (Debian package postgresql)")
     try:
         import psycopg
     except ImportError:
-        _unavailable("psycopg is not installed (pip install 'psycopg[binary]')")
-        return
+        raise Unavailable("psycopg is not installed (pip install 'psycopg[binary]')") from None
 
     # the server refuses to run as root: run it as the postgres user, in a folder of its own
     as_user: list[str] = []
@@ -110,7 +113,7 @@ def postgres() -> Iterator[PostgresServer]:
         done = subprocess.run([*as_user, *args], check=False, capture_output=True, text=True, cwd=home)
         if done.returncode != 0:
             shutil.rmtree(home, ignore_errors=True)
-            _unavailable(f"{Path(args[0]).name} failed: {(done.stderr or done.stdout).strip()}")
+            raise Unavailable(f"{Path(args[0]).name} failed: {(done.stderr or done.stdout).strip()}")
 
     pg_ctl = str(bin_dir / "pg_ctl")
     port = _free_port()
@@ -140,3 +143,14 @@ def postgres() -> Iterator[PostgresServer]:
             [*as_user, pg_ctl, "-D", str(data), "stop", "-m", "immediate"], check=False, capture_output=True, cwd=home
         )
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for this test session (skipped, or failed under
+    ``ACPBUILD_REQUIRE_SERVERS=1``, when none can be started)."""
+    try:
+        with cluster() as server:
+            yield server
+    except Unavailable as exc:
+        _unavailable(str(exc))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,16 +56,15 @@ def isolate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """moto's S3 server on a free port of 127.0.0.1, for the whole session."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:
-        reason = f"moto's server mode cannot be imported ({exc}); pip install 'moto[server]'"
-        if os.environ.get("ACPBUILD_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"ACPBUILD_REQUIRE_SERVERS=1, but {reason}")
-        pytest.skip(reason)
+@contextmanager
+def moto_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free port of 127.0.0.1, stopped on the way out (the benchmarks use
+    this too); ImportError when moto's server mode is not installed."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # 0: the OS picks a free port
     server.start()
     try:
@@ -79,3 +79,17 @@ def s3_server() -> Iterator[S3Server]:
         yield S3Server(endpoint, env)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free port of 127.0.0.1, for the whole session."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        reason = f"moto's server mode cannot be imported ({exc}); pip install 'moto[server]'"
+        if os.environ.get("ACPBUILD_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"ACPBUILD_REQUIRE_SERVERS=1, but {reason}")
+        pytest.skip(reason)
+    with moto_server() as server:
+        yield server

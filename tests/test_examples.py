@@ -147,3 +147,25 @@ def test_the_makefiles_check_fails_for_an_invalid_recipe(examples: Path) -> None
     assert done.returncode != 0
     assert "unknown parameter 'bogus'" in done.stderr
     assert "plan --json" not in done.stdout  # make echoes each command: validate stopped it first
+
+
+def test_the_ci_workflow_names_its_secrets_and_runs_targets_the_makefile_has() -> None:
+    import yaml
+
+    ci = ROOT / "examples" / "ci"
+    text = (ci / ".github" / "workflows" / "media.yml").read_text()
+    workflow = yaml.safe_load(text)
+    makefile = (ci / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.MULTILINE))
+    assert {"doctor", "check", "media", "media-shard"} <= targets
+    commands = [step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step]
+    made = [t for c in commands for t in re.findall(r"make -f examples/ci/Makefile ([a-z -]+)", c)]
+    assert made and all(set(m.split()) <= targets for m in made)
+    # credentials come from the repository's secrets, by name; none is written here
+    for name in ("ACPBUILD_LEDGER", "AWS_SECRET_ACCESS_KEY", "FAL_KEY", "OPENROUTER_API_KEY"):
+        assert f"${{{{ secrets.{name} }}}}" in text
+    # a ledger URL appears only as the placeholder of a comment, never with a password
+    assert not re.search(r"postgres(ql)?://[^$\s:]*:(?!PASSWORD@)[^$\s]*@", text)
+    # pull requests only check; main builds, the matrix by shard
+    assert "$(ACPBUILD) check $(RECIPE)" in makefile and "--shard $(SHARD)" in makefile
+    assert workflow["jobs"]["items"]["strategy"]["matrix"]["shard"] == ["1/4", "2/4", "3/4", "4/4"]

@@ -129,9 +129,13 @@ def save(
     doc = {**before, "outputs": {str(p): None if sig is None else list(sig) for p, sig in outputs.items()}}
     doc["steps"] = steps
     target = layout.noop_manifest(store, recipe_name)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(doc), encoding="utf-8")
-    os.replace(tmp, target)
+    # a name of this process's own: two runs sharing the store may finish at once
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def forget(store: Path, recipe_name: str) -> None:

@@ -77,7 +77,7 @@ def selected(recipe: Recipe, targets: Iterable[str] | None, shard: Shard | None 
 
 
 def _shard(
-    recipe: Recipe, targets: Iterable[str] | None, shard: Shard, deps: dict[str, list[str]], order: list[str]
+    recipe: Recipe, targets: Iterable[str] | None, shard: Shard, deps: dict[str, tuple[str, ...]], order: list[str]
 ) -> list[str]:
     index, count = shard
     if not 1 <= index <= count:
