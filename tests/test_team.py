@@ -311,3 +311,21 @@ def test_the_spend_outlives_this_machines_store(team: Team) -> None:
     assert totals["generations"] == 1
     shutil.rmtree(a / ".acpbuild")
     assert json.loads(team.acpbuild(a, "costs", "--json").stdout)["totals"]["generations"] == 1
+
+
+def test_a_corrupt_object_in_the_shared_store_is_never_used(team: Team, s3_server: Any) -> None:
+    import tomli
+
+    team.commit({"acpbuild.toml": recipe("poem", texts=2)})
+    a, b = team.clone("a"), team.clone("b")
+    finished(team.start(a, "run", "--yes", "--json"))
+    digest = tomli.loads((a / "acpbuild.lock").read_text())["steps"]["line0"]["outputs"][0]["digest"]
+    bucket, prefix = team.env["ACPBUILD_REMOTE"].removeprefix("s3://").split("/", 1)
+    s3_server.client().put_object(Bucket=bucket, Key=f"{prefix}/{digest[:2]}/{digest[2:]}", Body=b"bit rot")
+    second = finished(team.start(b, "run", "--yes", "--json"))
+    # line0's object is refused (fetched twice, wrong both times) and bought again; line1 is restored
+    assert statuses(second) == {"line0": "ran", "line1": "restored"}
+    assert team.paid() == 3
+    assert (b / "out" / "line0.txt").read_bytes() != b"bit rot"
+    assert (b / "out" / "line0.txt").read_text().strip()
+    assert (b / "out" / "line1.txt").read_bytes() == (a / "out" / "line1.txt").read_bytes()

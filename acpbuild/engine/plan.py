@@ -19,6 +19,7 @@ from acpbuild.config.user import load_config
 from acpbuild.engine.context import Context
 from acpbuild.engine.groups import current_choice
 from acpbuild.engine.material import Prepared, UnknownInput, why, with_defaults
+from acpbuild.errors import StoreError
 from acpbuild.money.estimate import Estimate, Unknown, estimate, expected_media, expected_text
 from acpbuild.recipe import Group, Recipe, Step
 from acpbuild.recipe.interpolate import Ref, render
@@ -154,6 +155,9 @@ class _Assessor:
         self.found: dict[str, Assessment] = {}
         #: step or group -> where its output can be read now, and its digest
         self.known: dict[str, tuple[Path, str]] = {}
+        #: a restorable step or group -> its blob's digest, until a dependant reads it (a
+        #: remote store fetches a blob only then: planning never downloads what nobody reads)
+        self.stored: dict[str, str] = {}
         #: what a step that will run is expected to make (for its dependants' estimates)
         self.expected: dict[str, Unknown] = {}
 
@@ -164,9 +168,19 @@ class _Assessor:
         return [self.found[n] for n in order]
 
     def upstream(self, name: str) -> tuple[Path, str]:
+        if name not in self.known and name in self.stored:
+            digest = self.stored[name]
+            try:
+                self.known[name] = (self.ctx.store.fetch(digest), digest)
+            except StoreError as exc:  # a remote's object refused: the run makes it again
+                raise UnknownInput(name) from exc
         if name not in self.known:
             raise UnknownInput(name)
         return self.known[name]
+
+    def readable(self, name: str) -> bool:
+        """Whether the output of ``name`` is known before the run (on disk, or in the store)."""
+        return name in self.known or name in self.stored
 
     def pending(self, deps: tuple[str, ...]) -> list[str]:
         return [d for d in deps if d not in self.found or self.found[d].state == "run"]
@@ -178,7 +192,12 @@ class _Assessor:
             entry = Assessment(name, "run", f"needs {', '.join(pending)}, which will run")
             entry.estimate = self.estimate(step, None)
             return entry
-        prepared = ctx.prepare(step, self.upstream)
+        try:
+            prepared = ctx.prepare(step, self.upstream)
+        except UnknownInput as missing:
+            entry = Assessment(name, "run", f"needs {missing}, whose stored output could not be fetched")
+            entry.estimate = self.estimate(step, None)
+            return entry
         key = prepared.key
         record = next((r for r in ctx.records(step.output_path) if r.key == key), None)
         if record is not None:
@@ -186,7 +205,7 @@ class _Assessor:
             return Assessment(name, "uptodate", "up to date", key, record.digest)
         done = ctx.ledger.find_done(key)
         if done is not None and done.digest and ctx.store.has(done.digest):
-            self.known[name] = (ctx.store.fetch(done.digest), done.digest)
+            self.stored[name] = done.digest
             return Assessment(name, "restorable", "in the store (free)", key, done.digest)
         entry = Assessment(name, "run", why(ctx.output_record(step.output_path), prepared.material), key)
         entry.estimate = self.estimate(step, prepared)
@@ -210,9 +229,13 @@ class _Assessor:
 
             def value(ref: Ref) -> Any:
                 media = ctx.recipe.output_of(ref.step)[0]
-                if ref.step in self.known:
-                    path = self.known[ref.step][0]
-                    return path.read_text(encoding="utf-8") if media == "text" else path
+                if self.readable(ref.step):
+                    try:
+                        path = self.upstream(ref.step)[0]
+                    except UnknownInput:
+                        pass
+                    else:
+                        return path.read_text(encoding="utf-8") if media == "text" else path
                 guess = self.expected.get(ref.step) or Unknown(why=f"output of {ref.step!r} unknown")
                 if guess.why and media == "text":
                     unknown.append(f"{ref.step}: {guess.why}")
@@ -253,8 +276,11 @@ class _Assessor:
         first_name = group.members[0]
         first = self.member(first_name)
         rest = f", then {', '.join(group.members[1:])} if it fails" if len(group.members) > 1 else ""
-        if first.state != "run" and first_name in self.known:
-            self.known[name] = self.known[first_name]
+        if first.state != "run" and self.readable(first_name):
+            if first_name in self.known:
+                self.known[name] = self.known[first_name]
+            else:
+                self.stored[name] = self.stored[first_name]
             return Assessment(name, "restorable", f"{first_name}: {first.reason}", digest=first.digest)
         entry = Assessment(name, "run", f"will try {first_name}{rest}")
         entry.estimate = first.estimate
