@@ -329,3 +329,26 @@ def test_a_corrupt_object_in_the_shared_store_is_never_used(team: Team, s3_serve
     assert (b / "out" / "line0.txt").read_bytes() != b"bit rot"
     assert (b / "out" / "line0.txt").read_text().strip()
     assert (b / "out" / "line1.txt").read_bytes() == (a / "out" / "line1.txt").read_bytes()
+
+
+def test_two_machines_together_never_cross_the_teams_monthly_cap(team: Team) -> None:
+    team.commit({"acpbuild.toml": recipe("poem", texts=8)})
+    a, b = team.clone("a"), team.clone("b")
+    plan = json.loads(team.acpbuild(a, "plan", "--json").stdout)
+    each = plan["steps"][0]["estimated_cost"]
+    assert each > 0 and all(s["estimated_cost"] == each for s in plan["steps"])
+    # room for 3 of the 8 at their estimate: whoever buys them, the team stops there
+    cap = 3.5 * each
+    config = team.root / "config.toml"
+    config.write_text(f"monthly_cap_usd = {cap!r}\n")
+    env = {**team.env, "ACPBUILD_CONFIG": str(config)}
+    runs = [team.start(m, "run", "--yes", "--json", "--keep-going", env=env) for m in (a, b)]
+    outs = [run.communicate(timeout=300) for run in runs]
+    assert sorted(run.returncode for run in runs) in ([0, 3], [3, 3]), outs
+    results = [json.loads(out) for out, _ in outs]
+    print(f"\nunder a cap of 3.5 estimates, A and B bought {team.paid()} of 8")
+    assert 3 <= team.paid() < 8
+    spent = json.loads(team.acpbuild(b, "costs", "--json").stdout)["totals"]["cost"]
+    assert spent <= cap + 1e-9
+    refused = [name for r in results for name in r["refused"]]
+    assert refused and all("cap" in e for r in results for s in r["steps"] if s["status"] == "failed" for e in [s["error"]])
