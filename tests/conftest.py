@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium  # noqa: F401
 from tests.pg_server import postgres  # noqa: F401
 from tests.s3_server import s3_server  # noqa: F401
 
