@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ from acpbuild.engine import lockfile, noop
 from acpbuild.engine.context import Context
 from acpbuild.engine.plan import Plan, budget_for, make_plan
 from acpbuild.engine.results import Event, RunResult, StepResult
-from acpbuild.errors import AcpbuildError, BudgetExceeded, RecipeError
+from acpbuild.errors import AcpbuildError, BudgetExceeded, RecipeError, StoreError
 from acpbuild.keys import Signature, signature
 from acpbuild.recipe import Recipe, load_recipe
 from acpbuild.recipe.draft import draft_recipe, drafted
@@ -195,10 +196,42 @@ def run(
             _write_lock(ctx, result, full=full)
         if before is not None and result.success and not any(r.status == "skipped" for r in result.steps.values()):
             _save_noop(ctx, before, result)
+        if not draft:
+            try:
+                save_last_run(recipe, result)
+            except StoreError as exc:  # the build is done: losing its summary is worth a warning, not a failure
+                result.warnings.append(str(exc))
         ctx.emit(Event("finish"))
         return result
     finally:
         ctx.close()
+
+
+def save_last_run(recipe: Recipe, result: RunResult) -> None:
+    """Keep ``result`` in the store as the recipe's last run, for ``acpbuild report``.
+
+    Written through a temporary file of this process's own, then renamed: two
+    runs sharing a store never interleave, and a reader never sees half a file.
+    """
+    path = layout.last_run(recipe.store_dir, recipe.name)
+    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def last_run(recipe: Recipe) -> dict[str, Any] | None:
+    """The recipe's last run as :func:`save_last_run` kept it, or None when there is none (or it is unreadable)."""
+    path = layout.last_run(recipe.store_dir, recipe.name)
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _doubts(ctx: Context) -> list[str]:
