@@ -1,5 +1,5 @@
 """The ``acpbuild`` commands that build and spend: run, plan, estimate, costs, list, clean,
-abandon and validate. :mod:`acpbuild.cli` dispatches to them; like it, they print.
+abandon, validate and report. :mod:`acpbuild.cli` dispatches to them; like it, they print.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from acpbuild.engine.plan import Plan
+    from acpbuild.report import Written
 
 
 def _split_targets(items: list[str]) -> tuple[str | None, list[str]]:
@@ -33,6 +34,8 @@ class _Declined(Exception):
 def cmd_run(args: argparse.Namespace) -> int:
     recipe, targets = _split_targets(args.items)
     if not targets and not args.draft and not args.shard and _nothing_to_do(args, recipe):
+        if args.report or args.report_dir:
+            _report(args, recipe, {"steps": []})  # nothing ran: the plan says every step is up to date
         return 0
     from acpbuild.cli import display
     from acpbuild.engine import workflow
@@ -63,7 +66,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         display.summary(result, sys.stdout, seconds=time.monotonic() - started)
+    if (args.report or args.report_dir) and not args.draft:
+        _report(args, recipe, result.to_dict())
     return result.exit_code
+
+
+def _report(args: argparse.Namespace, recipe: str | None, result: dict[str, object]) -> None:
+    """``run --report``: the gallery of what this run left, with its statuses."""
+    from acpbuild.report import make_report
+
+    written = make_report(recipe, args.report_dir, result=result)
+    # a --json reader gets one document on stdout; the line goes beside it
+    print(_written_line(written), file=sys.stderr if args.json else sys.stdout)
+
+
+def _written_line(written: Written) -> str:
+    try:
+        shown = written.index.relative_to(Path.cwd())
+    except ValueError:
+        shown = written.index
+    return f"report: {shown} ({written.steps} steps, {written.media} media files)"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from acpbuild.report import make_report
+
+    written = make_report(args.recipe, args.out, history=args.history)
+    if args.json:
+        print(json.dumps({"index": str(written.index), "media": written.media, **written.report.to_dict()}, indent=2))
+    else:
+        print(_written_line(written))
+    return 0
 
 
 def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> bool:
