@@ -38,14 +38,15 @@ header.top,main,nav,section.spend{max-width:1200px;margin:0 auto;padding:0 20px}
 header.top{padding-top:24px}
 h1{margin:0 0 4px;font-size:26px}
 h2{font-size:20px;margin:28px 0 8px}
+section.steps{margin-top:24px}
 h3{font-size:16px;margin:0;word-break:break-all}
 .meta,.muted,.reason{color:var(--muted)}
 nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:6px 14px}
 a{color:var(--accent)}
 .charts{display:flex;flex-wrap:wrap;gap:16px}
-figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px;max-width:100%;overflow-x:auto}
+figure{flex:1 1 360px;margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px;max-width:100%;overflow-x:auto}
 figcaption{font-weight:600;margin:0 0 4px}
-svg.chart{font:12px system-ui,sans-serif;fill:var(--fg)}
+svg.chart{font:12px system-ui,sans-serif;fill:var(--fg);width:100%;height:auto}
 svg.chart rect{fill:var(--accent)}
 svg.chart .axis{stroke:var(--line)}
 svg.chart .empty,svg.chart .day{fill:var(--muted)}
@@ -109,7 +110,7 @@ def page(report: Report, posters: set[str]) -> str:
         f'report made <time datetime="{when(report.made)}">{when(report.made)}</time></p></header>'
     )
     nav = "<nav><ul>" + "".join(f"<li>{_link(s.name)}</li>" for s in report.sections) + "</ul></nav>"
-    body = "".join(_section(s, posters) for s in report.sections)
+    body = _sections(report.sections, posters)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -128,11 +129,24 @@ def _spend(report: Report) -> str:
     return f'<section class="spend" id="spend"><h2>Spend</h2><div class="charts">{inner}</div></section>'
 
 
+def _sections(sections: list[Section], posters: set[str]) -> str:
+    """Sections in build order; a run of plain steps shares one grid."""
+    parts: list[str] = []
+    plain: list[str] = []
+    for section in [*sections, None]:
+        if section is not None and section.kind == "step":
+            plain.append(_card(section.cards[0], posters))
+            continue
+        if plain:
+            parts.append(f'<section class="steps"><div class="grid">{"".join(plain)}</div></section>')
+            plain = []
+        if section is not None:
+            parts.append(_section(section, posters))
+    return "".join(parts)
+
+
 def _section(section: Section, posters: set[str]) -> str:
     ident = escape(anchor(section.name))
-    if section.kind == "step":
-        card = section.cards[0]
-        return f'<section class="step"><h2>{escape(section.name)}</h2>{_card(card, posters)}</section>'
     if section.kind == "foreach":
         title = f"{escape(section.name)} <small class=\"muted\">foreach · {len(section.cards)} items</small>"
         grid = "".join(_card(c, posters) for c in section.cards)
@@ -174,7 +188,7 @@ def _card(card: Card, posters: set[str]) -> str:
         parts.append(f'<p class="prompt">{escape(card.prompt)}</p>')
     parts.append(_facts(card))
     if card.reason:
-        parts.append(f'<p class="reason">{escape(card.reason)}</p>')
+        parts.append(f'<p class="reason">why: {escape(card.reason)}</p>')
     if card.error:
         parts.append(f'<pre class="error">{escape(card.error)}</pre>')
     if card.params:
