@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from acpbuild.engine.plan import Plan
@@ -33,10 +33,12 @@ class _Declined(Exception):
 
 def cmd_run(args: argparse.Namespace) -> int:
     recipe, targets = _split_targets(args.items)
-    if not targets and not args.draft and not args.shard and _nothing_to_do(args, recipe):
-        if args.report or args.report_dir:
-            _report(args, recipe, {"steps": []})  # nothing ran: the plan says every step is up to date
-        return 0
+    if not targets and not args.draft and not args.shard:
+        answered = _nothing_to_do(args, recipe)
+        if answered is not None:
+            if args.report or args.report_dir:
+                _report(args, recipe, answered)
+            return 0
     from acpbuild.cli import display
     from acpbuild.engine import workflow
 
@@ -71,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _report(args: argparse.Namespace, recipe: str | None, result: dict[str, object]) -> None:
+def _report(args: argparse.Namespace, recipe: str | None, result: dict[str, Any]) -> None:
     """``run --report``: the gallery of what this run left, with its statuses."""
     from acpbuild.report import make_report
 
@@ -99,25 +101,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> bool:
-    """The no-op fast path: report and return True when nothing changed since the last complete run."""
+def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> dict[str, Any] | None:
+    """The no-op fast path: when nothing changed since the last complete run, say so and
+    return the run's result document (every step up to date); else None."""
     import os
 
     if os.environ.get("ACPBUILD_NO_FASTPATH"):
-        return False
+        return None
     from acpbuild.config.secrets import environment
     from acpbuild.engine import noop
 
     path = Path(recipe or "acpbuild.toml").resolve()
-    found = noop.check(path, environment((path.parent, Path.cwd())))
+    env = environment((path.parent, Path.cwd()))
+    found = noop.check(path, env)
     if found is None:
-        return False
+        return None
     name, steps = found
+    doc = noop.answer(path, env, name, steps)
     if args.json:
-        print(json.dumps(noop.report(name, steps), indent=2))
+        print(json.dumps(doc, indent=2))
     else:
         print(f"ok: {len(steps)} uptodate; paid $0; nothing changed since the last run of {name}")
-    return True
+    return doc
 
 
 def _confirm(args: argparse.Namespace, plan: Plan) -> None:

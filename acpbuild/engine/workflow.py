@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import xxhash
 
 from acpbuild.config.secrets import environment, redact
-from acpbuild.engine import lockfile, noop
+from acpbuild.engine import lastrun, lockfile, noop
 from acpbuild.engine.context import Context
 from acpbuild.engine.plan import Plan, budget_for, make_plan
 from acpbuild.engine.results import Event, RunResult, StepResult
@@ -208,30 +207,13 @@ def run(
 
 
 def save_last_run(recipe: Recipe, result: RunResult) -> None:
-    """Keep ``result`` in the store as the recipe's last run, for ``acpbuild report``.
-
-    Written through a temporary file of this process's own, then renamed: two
-    runs sharing a store never interleave, and a reader never sees half a file.
-    """
-    path = layout.last_run(recipe.store_dir, recipe.name)
-    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    """Keep ``result`` in the store as the recipe's last run, for ``acpbuild report``."""
+    lastrun.save(recipe.store_dir, recipe.name, result.to_dict())
 
 
 def last_run(recipe: Recipe) -> dict[str, Any] | None:
-    """The recipe's last run as :func:`save_last_run` kept it, or None when there is none (or it is unreadable)."""
-    path = layout.last_run(recipe.store_dir, recipe.name)
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, dict) else None
+    """The recipe's last run (``RunResult.to_dict()``), or None when none was kept."""
+    return lastrun.load(recipe.store_dir, recipe.name)
 
 
 def _doubts(ctx: Context) -> list[str]:
