@@ -12,8 +12,8 @@ from html import escape
 #: what an empty chart says
 NOTHING = "nothing spent yet"
 
-_WIDTH = 640
-_LABEL = 170  # the label column of a bar chart
+_WIDTH = 540
+_LABEL = 150  # the label column of a bar chart
 _ROW = 24
 
 

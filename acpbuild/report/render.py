@@ -43,10 +43,10 @@ h3{font-size:16px;margin:0;word-break:break-all}
 .meta,.muted,.reason{color:var(--muted)}
 nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:6px 14px}
 a{color:var(--accent)}
-.charts{display:flex;flex-wrap:wrap;gap:16px}
-figure{flex:1 1 360px;margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px;max-width:100%;overflow-x:auto}
+.charts{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+figure{flex:0 1 auto;margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px;max-width:100%;overflow-x:auto}
 figcaption{font-weight:600;margin:0 0 4px}
-svg.chart{font:12px system-ui,sans-serif;fill:var(--fg);width:100%;height:auto}
+svg.chart{font:12px system-ui,sans-serif;fill:var(--fg);max-width:100%;height:auto}
 svg.chart rect{fill:var(--accent)}
 svg.chart .axis{stroke:var(--line)}
 svg.chart .empty,svg.chart .day{fill:var(--muted)}
