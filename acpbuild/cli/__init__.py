@@ -55,6 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--shard", type=_shard, metavar="I/N", help="build the I-th of N slices of the foreach items (a CI matrix)"
     )
+    run.add_argument("--report", action="store_true", help="then write the HTML report (report/ beside the recipe)")
+    run.add_argument("--report-dir", metavar="DIR", help="write the report here instead (implies --report)")
+
+    report = sub.add_parser("report", help="write a static HTML gallery of every output, its prompt, status and cost")
+    report.add_argument("recipe", nargs="?", help="the recipe (default acpbuild.toml)")
+    report.add_argument("-o", "--out", metavar="DIR", help="where to write it (default: report/ beside the recipe)")
+    report.add_argument(
+        "--history", action="store_true", help="also show each step's earlier generations the store still holds"
+    )
+    report.add_argument("--json", action="store_true", help="print what the report shows as JSON")
 
     check = sub.add_parser(
         "check", help="CI gate: exit 0 when every step is up to date or restorable and the lockfile matches"

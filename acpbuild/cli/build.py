@@ -1,5 +1,5 @@
 """The ``acpbuild`` commands that build and spend: run, plan, estimate, costs, list, clean,
-abandon and validate. :mod:`acpbuild.cli` dispatches to them; like it, they print.
+abandon, validate and report. :mod:`acpbuild.cli` dispatches to them; like it, they print.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from acpbuild.engine.plan import Plan
+    from acpbuild.report import Written
 
 
 def _split_targets(items: list[str]) -> tuple[str | None, list[str]]:
@@ -32,8 +33,12 @@ class _Declined(Exception):
 
 def cmd_run(args: argparse.Namespace) -> int:
     recipe, targets = _split_targets(args.items)
-    if not targets and not args.draft and not args.shard and _nothing_to_do(args, recipe):
-        return 0
+    if not targets and not args.draft and not args.shard:
+        answered = _nothing_to_do(args, recipe)
+        if answered is not None:
+            if args.report or args.report_dir:
+                _report(args, recipe, answered)
+            return 0
     from acpbuild.cli import display
     from acpbuild.engine import workflow
 
@@ -63,28 +68,61 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         display.summary(result, sys.stdout, seconds=time.monotonic() - started)
+    if (args.report or args.report_dir) and not args.draft:
+        _report(args, recipe, result.to_dict())
     return result.exit_code
 
 
-def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> bool:
-    """The no-op fast path: report and return True when nothing changed since the last complete run."""
+def _report(args: argparse.Namespace, recipe: str | None, result: dict[str, Any]) -> None:
+    """``run --report``: the gallery of what this run left, with its statuses."""
+    from acpbuild.report import make_report
+
+    written = make_report(recipe, args.report_dir, result=result)
+    # a --json reader gets one document on stdout; the line goes beside it
+    print(_written_line(written), file=sys.stderr if args.json else sys.stdout)
+
+
+def _written_line(written: Written) -> str:
+    try:
+        shown = written.index.relative_to(Path.cwd())
+    except ValueError:
+        shown = written.index
+    return f"report: {shown} ({written.steps} steps, {written.media} media files)"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from acpbuild.report import make_report
+
+    written = make_report(args.recipe, args.out, history=args.history)
+    if args.json:
+        print(json.dumps({"index": str(written.index), "media": written.media, **written.report.to_dict()}, indent=2))
+    else:
+        print(_written_line(written))
+    return 0
+
+
+def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> dict[str, Any] | None:
+    """The no-op fast path: when nothing changed since the last complete run, say so and
+    return the run's result document (every step up to date); else None."""
     import os
 
     if os.environ.get("ACPBUILD_NO_FASTPATH"):
-        return False
+        return None
     from acpbuild.config.secrets import environment
     from acpbuild.engine import noop
 
     path = Path(recipe or "acpbuild.toml").resolve()
-    found = noop.check(path, environment((path.parent, Path.cwd())))
+    env = environment((path.parent, Path.cwd()))
+    found = noop.check(path, env)
     if found is None:
-        return False
+        return None
     name, steps = found
+    doc = noop.answer(path, env, name, steps)
     if args.json:
-        print(json.dumps(noop.report(name, steps), indent=2))
+        print(json.dumps(doc, indent=2))
     else:
         print(f"ok: {len(steps)} uptodate; paid $0; nothing changed since the last run of {name}")
-    return True
+    return doc
 
 
 def _confirm(args: argparse.Namespace, plan: Plan) -> None:

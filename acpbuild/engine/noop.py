@@ -184,6 +184,19 @@ def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str
     return name, steps
 
 
+def answer(recipe_path: Path, env: Mapping[str, str], recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`report` of a run that found nothing to do, kept as the recipe's last run as well."""
+    from acpbuild.engine import lastrun
+    from acpbuild.errors import StoreError
+
+    doc = report(recipe_name, steps)
+    try:
+        lastrun.save(_store_of(recipe_path, recipe_path.read_bytes(), env), recipe_name, doc)
+    except (OSError, StoreError):
+        pass  # the run is answered all the same; only the report's statuses are older
+    return doc
+
+
 def report(recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``--json`` document of a run that found nothing to do (the shape ``RunResult.to_dict`` has)."""
     done = [

@@ -17,11 +17,11 @@ from typing import Any
 import xxhash
 
 from acpbuild.config.secrets import environment, redact
-from acpbuild.engine import lockfile, noop
+from acpbuild.engine import lastrun, lockfile, noop
 from acpbuild.engine.context import Context
 from acpbuild.engine.plan import Plan, budget_for, make_plan
 from acpbuild.engine.results import Event, RunResult, StepResult
-from acpbuild.errors import AcpbuildError, BudgetExceeded, RecipeError
+from acpbuild.errors import AcpbuildError, BudgetExceeded, RecipeError, StoreError
 from acpbuild.keys import Signature, signature
 from acpbuild.recipe import Recipe, load_recipe
 from acpbuild.recipe.draft import draft_recipe, drafted
@@ -195,10 +195,25 @@ def run(
             _write_lock(ctx, result, full=full)
         if before is not None and result.success and not any(r.status == "skipped" for r in result.steps.values()):
             _save_noop(ctx, before, result)
+        if not draft:
+            try:
+                save_last_run(recipe, result)
+            except StoreError as exc:  # the build is done: losing its summary is worth a warning, not a failure
+                result.warnings.append(str(exc))
         ctx.emit(Event("finish"))
         return result
     finally:
         ctx.close()
+
+
+def save_last_run(recipe: Recipe, result: RunResult) -> None:
+    """Keep ``result`` in the store as the recipe's last run, for ``acpbuild report``."""
+    lastrun.save(recipe.store_dir, recipe.name, result.to_dict())
+
+
+def last_run(recipe: Recipe) -> dict[str, Any] | None:
+    """The recipe's last run (``RunResult.to_dict()``), or None when none was kept."""
+    return lastrun.load(recipe.store_dir, recipe.name)
 
 
 def _doubts(ctx: Context) -> list[str]:

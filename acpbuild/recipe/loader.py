@@ -104,6 +104,7 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
             expanded = f"{name}[{item.id}]"
             step = _resolve_step(name, raw_step, raw, root, output_dir, item.lookup(lookup), where)
             step.name, step.family, step.item = expanded, name, item.id
+            step.item_fields = dict(item.fields)
             steps[expanded] = step
             families[name].append(expanded)
     groups = resolve_groups(raw, steps, output_dir, where)

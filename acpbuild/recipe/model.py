@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ class Step:
     #: for a step expanded from ``foreach``: the step as the recipe names it, and the item's id
     family: str | None = None
     item: str | None = None
+    #: the foreach item's fields (a CSV row, an inline table, a file's path and stem)
+    item_fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 MERGES = ("collect_all", "first_success", "best_quality")

@@ -9,6 +9,7 @@ recipe; with no recipe, ``.acpbuild`` in the current directory. It holds::
     tmp/                     staging files that providers write before they enter objects/
     doit-<recipe>.sqlite3    doit's dependency file: a fast path only, the ledger is the truth
     noop-<recipe>.json       the no-op fast path's manifest
+    last-run-<recipe>.json   what the recipe's last run did to each step (``acpbuild report`` reads it)
 
 A team shares more than a folder: ``ACPBUILD_LEDGER`` (or ``ledger`` in the
 user's config file) names a PostgreSQL ledger, and ``ACPBUILD_REMOTE`` (or
@@ -109,6 +110,11 @@ def dep_file(root: Path, recipe_name: str) -> Path:
 def noop_manifest(root: Path, recipe_name: str) -> Path:
     """The no-op fast path's manifest for one recipe."""
     return root / f"noop-{recipe_name}.json"
+
+
+def last_run(root: Path, recipe_name: str) -> Path:
+    """The result of a recipe's last run (``RunResult.to_dict()`` as JSON)."""
+    return root / f"last-run-{recipe_name}.json"
 
 
 def _setting(env: Mapping[str, str] | None, var: str, key: str) -> str | None:
