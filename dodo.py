@@ -3,6 +3,7 @@
     doit test          the test suite
     doit lint          ruff and mypy
     doit bench         the benchmarks in bench/
+    doit screenshot    docs/report.png, the README's picture of a report (needs Chromium)
     doit quickstart    the steps of recipes/quickstart.toml, as ordinary doit tasks
 """
 
@@ -36,6 +37,11 @@ def task_bench():
     """Run every benchmark in bench/ and print its table."""
     for script in sorted(Path("bench").glob("bench_*.py")):
         yield {"name": script.stem, "actions": [f"python {script}"], "verbosity": 2}
+
+
+def task_screenshot():
+    """docs/report.png: the quickstart's report, photographed in headless Chromium."""
+    return {"actions": ["python docs/screenshot.py"], "targets": ["docs/report.png"], "verbosity": 2}
 
 
 def task_quickstart():

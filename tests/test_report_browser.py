@@ -83,6 +83,7 @@ def test_the_quickstart_report_loads_every_picture_and_player(chromium: Any, tmp
     for media in found["media"]:
         assert media["error"] is None and media["ready"] >= 1, media
         assert media["duration"] > 0, media
+    assert found["scripts"] == 0  # a static page: nothing runs
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
