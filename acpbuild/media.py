@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from acpbuild import process
 from acpbuild.errors import ProviderError, ProviderTimeout
 
 __all__ = ["MediaInfo", "ffmpeg_exe", "input_file", "measure", "probe", "run_ffmpeg"]
@@ -72,14 +73,13 @@ def run_ffmpeg(args: Sequence[str | Path], *, timeout: float) -> None:
     """Run the bundled ffmpeg with ``args``; raise ProviderError when it fails.
 
     ``-y -hide_banner -loglevel error -nostdin`` are always passed: outputs are
-    staging paths we own, and ffmpeg must never wait on a terminal.
+    staging paths we own, and ffmpeg must never wait on a terminal. It runs in
+    its own process group (:func:`acpbuild.process.run`), which a stopped run kills.
     """
     cmd = [ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostdin"]
     cmd += [str(a) for a in args]
     try:
-        done = subprocess.run(
-            cmd, check=False, capture_output=True, text=True, errors="replace", timeout=timeout
-        )
+        done = process.run(cmd, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise ProviderTimeout(
             f"ffmpeg did not finish within {timeout:g} s; raise the step's timeout or make it "
@@ -89,6 +89,8 @@ def run_ffmpeg(args: Sequence[str | Path], *, timeout: float) -> None:
     except OSError as exc:
         raise ProviderError(f"cannot run ffmpeg ({cmd[0]}): {exc}", provider=_PROVIDER) from exc
     if done.returncode != 0:
+        if process.stopping():
+            raise ProviderError("ffmpeg was stopped: acpbuild is stopping", provider=_PROVIDER)
         detail = _tail(done.stderr) or f"exit status {done.returncode}"
         raise ProviderError(f"ffmpeg failed:\n{detail}", provider=_PROVIDER)
 
@@ -146,9 +148,7 @@ def _probe_ffmpeg(path: Path, timeout: float) -> MediaInfo:
     # with status 1 ("At least one output file must be specified"): expected.
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
     try:
-        done = subprocess.run(
-            cmd, check=False, capture_output=True, text=True, errors="replace", timeout=timeout
-        )
+        done = process.run(cmd, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise ProviderTimeout(
             f"ffmpeg could not read {path} within {timeout:g} s", provider=_PROVIDER
@@ -225,7 +225,7 @@ def _loudness(path: Path) -> float:
     """Mean volume in dB (ffmpeg's volumedetect); silence is -inf."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", str(path), "-vn", "-af", "volumedetect", "-f", "null", "-"]
     try:
-        done = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace", timeout=120)
+        done = process.run(cmd, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ProviderError(f"cannot measure the loudness of {path}: {exc}", provider="local") from exc
     found = _MEAN_VOLUME.search(done.stderr)

@@ -5,7 +5,8 @@ are in :mod:`acpbuild.cli.build`, those that set a project up or look at it
 in :mod:`acpbuild.cli.project`, each imported only when one of its commands runs.
 
 Exit codes: 0 success, 1 a step failed, 2 bad recipe or usage, 3 refused to
-spend, 130 interrupted (state is saved; running again resumes).
+spend, 130 interrupted (Ctrl-C, SIGINT), 143 stopped by SIGTERM (state is saved;
+running again resumes).
 """
 
 from __future__ import annotations
@@ -188,9 +189,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `acpbuild models | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("acpbuild: interrupted; finished generations are saved, run again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, json_doc=getattr(args, "json", False))
+
+
+def _interrupted(exc: KeyboardInterrupt, *, json_doc: bool) -> int:
+    """Finish stopping a run (its children killed, its temporary files deleted) and say what it kept."""
+    from acpbuild import process
+
+    process.stop()  # again: a file a step made while the run unwound goes too
+    process.reset()  # a caller of main() may run again in this process
+    if isinstance(exc, process.Interrupted):
+        import signal
+
+        code, how = exc.exit_code, f"stopped by {signal.Signals(exc.signum).name}"
+    else:
+        code, how = EXIT_INTERRUPTED, "interrupted"
+    kept = getattr(exc, "kept", "") or "finished generations are saved"
+    message = f"acpbuild: {how}; {kept}; temporary files removed; run again to resume"
+    print(message, file=sys.stderr)
+    if json_doc:
+        print(json.dumps({"success": False, "exit_code": code, "error": message.removeprefix("acpbuild: ")}, indent=2))
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,9 +5,11 @@ abandon, validate and report. :mod:`acpbuild.cli` dispatches to them; like it, t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,41 @@ class _Declined(Exception):
         self.code = code
 
 
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """While a run runs, SIGTERM and SIGINT stop it: its children's process groups are
+    killed, its temporary files deleted, and :class:`~acpbuild.process.Interrupted`
+    raised in the main thread to unwind it (see :func:`acpbuild.cli.main`)."""
+    import signal
+    import threading
+
+    from acpbuild import process
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals (a test calling main() from a thread)
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        # one signal is enough: a second one must not cut the cleanup short
+        for each in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(each, signal.SIG_IGN)
+        process.stop()
+        raise process.Interrupted(signum)
+
+    before = {each: signal.signal(each, stop) for each in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for each, handler in before.items():
+            signal.signal(each, handler)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    with _stopped_by_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     recipe, targets = _split_targets(args.items)
     if not targets and not args.draft and not args.shard:
         answered = _nothing_to_do(args, recipe)

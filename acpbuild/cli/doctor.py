@@ -24,10 +24,11 @@ class Check:
 
 def _ffmpeg() -> Check:
     try:
+        from acpbuild import process
         from acpbuild.media import ffmpeg_exe
 
         exe = ffmpeg_exe()
-        first = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=20, check=False).stdout.splitlines()
+        first = process.run([exe, "-version"], timeout=20).stdout.splitlines()
         return Check("ffmpeg", True, f"{first[0] if first else 'ffmpeg'} ({exe})")
     except (AcpbuildError, OSError, subprocess.SubprocessError) as exc:
         return Check("ffmpeg", False, f"not usable: {exc}; reinstall with pip install --force-reinstall imageio-ffmpeg")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from acpbuild import money, providers
+from acpbuild import money, process, providers
 from acpbuild.config.secrets import redact
 from acpbuild.engine.context import Context
 from acpbuild.engine.material import (
@@ -164,6 +164,9 @@ def _generate(ctx: Context, step: Step, prepared: Prepared, expected: float, res
     """Pay for the generation ``prepared`` keys, expected to cost ``expected``; return what it cost."""
     key, mat, params = prepared.key, prepared.material, prepared.params
     provider = ctx.provider(step.provider)
+    if process.stopping():
+        # the run was stopped (SIGTERM, Ctrl-C) while this step waited its turn: buy nothing more
+        raise ProviderError("not sent: acpbuild is stopping", provider=step.provider, sent=False)
     model = provider.catalogue()[step.model]
     stored = _store_kept(ctx, step, key, mat)
     if stored is not None:

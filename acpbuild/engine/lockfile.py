@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,7 +23,8 @@ from typing import Any
 
 import tomli
 
-from acpbuild.errors import RecipeError
+from acpbuild import process
+from acpbuild.errors import RecipeError, StoreError
 from acpbuild.recipe import Recipe
 from acpbuild.store.ledger import OutputRecord
 
@@ -125,14 +125,22 @@ def write(path: Path, recipe_name: str, entries: Iterable[Entry]) -> bool:
             return False
     except OSError:
         pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        process.sweep_beside(path)
+        tmp = process.temp_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StoreError(f"cannot write the lockfile {path}: {exc.strerror or exc}") from exc
+    try:
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write the lockfile {path}: {exc.strerror or exc}") from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    finally:
+        process.forget(tmp)
     return True
 
 

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from acpbuild import process
+from acpbuild.errors import StoreError
 from acpbuild.keys import KEY_SCHEMA, signature
 from acpbuild.store import layout
 from acpbuild.version import __version__
@@ -129,13 +131,20 @@ def save(
     doc = {**before, "outputs": {str(p): None if sig is None else list(sig) for p, sig in outputs.items()}}
     doc["steps"] = steps
     target = layout.noop_manifest(store, recipe_name)
-    # a name of this process's own: two runs sharing the store may finish at once
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        process.sweep_beside(target)
+        # a name of this process's own: two runs sharing the store may finish at once
+        tmp = process.temp_file(target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
         tmp.write_text(json.dumps(doc), encoding="utf-8")
         os.replace(tmp, target)
+    except OSError as exc:
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+        process.forget(tmp)
 
 
 def forget(store: Path, recipe_name: str) -> None:

@@ -18,6 +18,7 @@ from doit.cmd_base import TaskLoader2
 from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 from doit.task import Task, dict_to_task
 
+from acpbuild import process
 from acpbuild.config.secrets import redact
 from acpbuild.engine.build import build, failed, uptodate
 from acpbuild.engine.context import Context
@@ -28,10 +29,15 @@ from acpbuild.recipe import Group, Step
 from acpbuild.recipe.graph import topological
 from acpbuild.store import layout
 
+#: why a step that had not started when the run was stopped fails
+_STOPPED = "not run: acpbuild was stopped"
+
 
 def _action(ctx: Context, step: Step) -> bool | TaskFailed:
     try:
         with ctx.working():
+            if process.stopping():  # a thread that got its place after the signal starts nothing
+                return TaskFailed(_STOPPED)
             result = build(ctx, step)
     except AcpbuildError as exc:
         failure = failed(ctx, step, exc)
@@ -44,6 +50,8 @@ def _action(ctx: Context, step: Step) -> bool | TaskFailed:
 def _group_action(ctx: Context, group: Group) -> bool | TaskFailed:
     try:
         with ctx.working():
+            if process.stopping():
+                return TaskFailed(_STOPPED)
             result = build_group(ctx, group)
     except AcpbuildError as exc:
         message = redact(str(exc), ctx.env)

@@ -16,6 +16,7 @@ from typing import Any
 
 import xxhash
 
+from acpbuild import process
 from acpbuild.config.secrets import environment, redact
 from acpbuild.engine import lastrun, lockfile, noop
 from acpbuild.engine.context import Context
@@ -188,7 +189,11 @@ def run(
         if ctx.lock_problem:
             notices.append(f"{ctx.lock_problem}; this run writes it anew")
             ctx.emit(Event("warning", message=notices[-1]))
-        result = execute(ctx, plan, jobs=jobs, keep_going=keep_going)
+        try:
+            result = execute(ctx, plan, jobs=jobs, keep_going=keep_going)
+        except process.Interrupted as stopped:
+            stopped.kept = kept(ctx)
+            raise
         result.warnings[:0] = notices
         result.frozen = frozen
         if not draft:
@@ -214,6 +219,25 @@ def save_last_run(recipe: Recipe, result: RunResult) -> None:
 def last_run(recipe: Recipe) -> dict[str, Any] | None:
     """The recipe's last run (``RunResult.to_dict()``), or None when none was kept."""
     return lastrun.load(recipe.store_dir, recipe.name)
+
+
+def kept(ctx: Context) -> str:
+    """What a stopped run keeps, in a few words: the steps it finished, and the paid jobs
+    still running at the provider, each resumed (not paid for again) by the next run."""
+    done = [r for r in list(ctx.results.values()) if r.status in ("ran", "restored", "uptodate")]
+    try:
+        jobs = [
+            g
+            for g in ctx.ledger.generations()
+            if g.recipe == ctx.recipe.name and g.state == "submitted" and g.request_id
+        ]
+    except AcpbuildError:
+        jobs = []
+    said = f"kept {len(done)} finished step{'s' if len(done) != 1 else ''}"
+    if jobs:
+        ids = ", ".join(f"{g.step} ({g.request_id})" for g in jobs)
+        said += f" and {len(jobs)} paid job{'s' if len(jobs) != 1 else ''} to resume: {ids}"
+    return said
 
 
 def _doubts(ctx: Context) -> list[str]:

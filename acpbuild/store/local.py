@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import time
 import uuid
 from pathlib import Path
 
+from acpbuild import process
 from acpbuild.errors import StoreError
 from acpbuild.keys import file_digest
-from acpbuild.store import process
 from acpbuild.store.blobs import BlobStore, LinkMode
 
-# a staging file's name holds its host between '@'s
-_HOST = process.HOST.replace("@", "_")
+#: a file in ``tmp/`` whose name says no owner is swept once it is this old (seconds)
+UNOWNED_AGE_S = 24 * 3600
 
 
 class LocalBlobStore(BlobStore):
@@ -39,7 +39,8 @@ class LocalBlobStore(BlobStore):
             self.objects.mkdir(parents=True, exist_ok=True)
             self.tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}") from exc
+            raise StoreError(f"cannot create the store at {self.root}: {_reason(exc)}") from exc
+        process.own_folder(self.tmp)  # a stopped run deletes its own staging files here
 
     def path(self, digest: str) -> Path:
         return self.objects / digest[:2] / digest[2:]
@@ -53,21 +54,33 @@ class LocalBlobStore(BlobStore):
         Its name says which process on which machine owns it, so :meth:`sweep`
         can tell a killed run's leftovers from a live run's work in a shared store.
         """
-        return self.tmp / f"{os.getpid()}@{_HOST}@{uuid.uuid4().hex}{suffix}"
+        return self.tmp / f"{process.tag()}{uuid.uuid4().hex}{suffix}"
 
     def sweep(self) -> int:
-        """Remove staging files of processes on this machine that are no longer running.
+        """Remove the temporary files of processes on this machine that are no longer running.
 
-        Another machine's files stay: whether their process is alive cannot be told from here.
+        That is every file whose name holds a dead owner: staging files, and what
+        a provider wrote beside one (``.<staging>.xxxx.part``). Another machine's
+        files stay: whether their process is alive cannot be told from here. A
+        file whose name says no owner (an older acpbuild's) goes once a day old;
+        results kept for the next run (:meth:`keep`) always stay.
         """
         removed = 0
         try:
             entries = list(os.scandir(self.tmp))
         except OSError:
             return 0
+        old = time.time() - UNOWNED_AGE_S
         for entry in entries:
-            pid, host, _ = (entry.name.split("@", 2) + ["", ""])[:3]
-            if host != _HOST or not pid.isdigit() or process.pid_alive(int(pid)):
+            if entry.name.startswith("kept-"):
+                continue
+            if process.owner_of(entry.name) is None:
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime > old:
+                        continue
+                except OSError:
+                    continue
+            elif not process.dead_leftover(entry.name):
                 continue
             try:
                 os.unlink(entry.path)
@@ -88,7 +101,7 @@ class LocalBlobStore(BlobStore):
                 os.chmod(src, 0o444)  # a blob is never edited in place
                 os.replace(src, dest)
         except OSError as exc:
-            raise StoreError(f"cannot store a blob in {dest.parent}: {exc.strerror}") from exc
+            raise StoreError(f"cannot store a blob in {dest.parent}: {_reason(exc)}") from exc
         return digest
 
     def keep(self, staged: Path, key: str) -> Path:
@@ -97,7 +110,7 @@ class LocalBlobStore(BlobStore):
         try:
             os.replace(staged, kept)
         except OSError as exc:
-            raise StoreError(f"cannot keep the result at {kept}: {exc.strerror}") from exc
+            raise StoreError(f"cannot keep the result at {kept}: {_reason(exc)}") from exc
         return kept
 
     def kept(self, key: str) -> Path | None:
@@ -117,10 +130,13 @@ class LocalBlobStore(BlobStore):
 
     def materialise(self, digest: str, dest: Path) -> None:
         blob = self.get(digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            process.sweep_beside(dest)
+            # named with this process: a killed run's leftover is told from a live run's
+            tmp = process.temp_file(dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise StoreError(f"cannot write {dest}: {_reason(exc)}") from exc
         try:
             if self.link == "hardlink":
                 tmp.unlink()
@@ -135,13 +151,20 @@ class LocalBlobStore(BlobStore):
             tmp.unlink(missing_ok=True)  # rename is a no-op when both already link the blob
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
+            raise StoreError(f"cannot write {dest}: {_reason(exc)}") from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            process.forget(tmp)
 
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.objects.rglob("*") if p.is_file())
 
     def describe(self) -> str:
         return f"local store at {self.root}"
+
+
+def _reason(exc: OSError) -> str:
+    """What the OS said, in words (``No space left on device``)."""
+    return exc.strerror or str(exc)

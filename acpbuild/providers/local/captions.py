@@ -7,15 +7,14 @@ which a fresh machine may lack, while Pillow's default font ships with Pillow.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from acpbuild import process
 from acpbuild.errors import ProviderError, RequestRejected
 from acpbuild.media import input_file, probe
 from acpbuild.providers.base import Job, Outcome
@@ -150,11 +149,11 @@ def caption_frames(cues: list[Cue], width: int, height: int, directory: Path) ->
                     stroke_width=max(1, size // 10),
                     stroke_fill=(0, 0, 0, 255),
                 )
-            fd, name = tempfile.mkstemp(suffix=".png", prefix=".caption-", dir=directory)
-            os.close(fd)
+            name = process.temp_file(directory, prefix=".caption-", suffix=".png")
+            made.append((name, cue))
             img.save(name, "PNG", compress_level=1)
-            made.append((Path(name), cue))
         yield made
     finally:
         for path, _ in made:
             path.unlink(missing_ok=True)
+            process.forget(path)

@@ -16,13 +16,13 @@ import array
 import ctypes
 import os
 import sys
-import tempfile
 import threading
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from acpbuild import process
 from acpbuild.errors import ProviderError, RequestRejected, did_you_mean
 from acpbuild.media import run_ffmpeg
 from acpbuild.providers.base import Job, Outcome
@@ -239,9 +239,7 @@ def generate_speech(job: Job, params: dict[str, Any]) -> Outcome:
         write_wav(job.output, samples, rate)
     else:
         # Encode outside the eSpeak lock: ffmpeg needs no global state.
-        fd, name = tempfile.mkstemp(suffix=".wav", prefix=".espeak-", dir=job.output.parent)
-        os.close(fd)
-        tmp = Path(name)
+        tmp = process.temp_file(job.output.parent, prefix=".espeak-", suffix=".wav")
         try:
             write_wav(tmp, samples, rate)
             run_ffmpeg(
@@ -249,6 +247,7 @@ def generate_speech(job: Job, params: dict[str, Any]) -> Outcome:
             )
         finally:
             tmp.unlink(missing_ok=True)
+            process.forget(tmp)
     return Outcome(
         usage={"characters": len(text), "seconds": round(seconds, 3)},
         meta={"voice": params["voice"], "sample_rate": rate},
