@@ -194,7 +194,10 @@ def test_a_and_b_started_together_pay_once_per_generation(team: Team) -> None:
         runs = [team.start(a, "run", "--yes", "--json"), team.start(b, "run", "--yes", "--json")]
         results = [finished(run) for run in runs]
         assert team.paid() - before == 8, f"trial {trial}: paid {team.paid() - before} for 8 generations"
-        assert sum(r["totals"]["ran"] for r in results) == 8 + 2  # each machine makes its own free card
+        for result in results:
+            assert result["totals"]["ran"] + result["totals"]["restored"] == 9, result["totals"]
+        # the free card is made by each machine, or restored by one from the other's store
+        assert sum(r["totals"]["ran"] for r in results) in (8 + 1, 8 + 2)
         for machine in (a, b):
             assert (machine / "out" / "card.png").stat().st_size > 0
             assert (machine / "out" / "line5.txt").read_text().strip()
