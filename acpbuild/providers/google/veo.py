@@ -28,7 +28,13 @@ from acpbuild.providers.base import Job, Journal, Outcome
 from acpbuild.providers.google.client import GoogleConnection, read_image
 from acpbuild.providers.google.errors import operation_error
 from acpbuild.providers.outputs import mp4_problem
-from acpbuild.providers.wire import RetryPolicy, download, max_download_bytes, with_retries
+from acpbuild.providers.wire import (
+    RetryPolicy,
+    disk_error,
+    download,
+    max_download_bytes,
+    with_retries,
+)
 
 if TYPE_CHECKING:
     from google.genai import Client, types
@@ -147,13 +153,19 @@ def _save_video(
             job_failed=True,
         )
     video = videos[0].video
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+    except OSError as exc:  # the operation stays resumable: polling it again is free
+        raise disk_error(exc, dest, provider=provider.name, sent=False) from exc
     part = Path(tmp)
     try:
         if video.video_bytes:
-            part.write_bytes(video.video_bytes)
+            try:
+                part.write_bytes(video.video_bytes)
+            except OSError as exc:
+                raise disk_error(exc, part, provider=provider.name, sent=False) from exc
         elif video.uri and video.uri.startswith(("https://", "http://")):
             _download(provider, video.uri, part)
         elif video.uri:
@@ -180,7 +192,10 @@ def _save_video(
                 job_failed=True,
             )
         size = part.stat().st_size
-        os.replace(part, dest)
+        try:
+            os.replace(part, dest)
+        except OSError as exc:
+            raise disk_error(exc, dest, provider=provider.name, sent=False) from exc
     finally:
         part.unlink(missing_ok=True)
     return size
