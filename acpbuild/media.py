@@ -18,7 +18,7 @@ from pathlib import Path
 from acpbuild import process
 from acpbuild.errors import ProviderError, ProviderTimeout
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "input_file", "measure", "probe", "run_ffmpeg"]
+__all__ = ["MediaInfo", "decode", "ffmpeg_exe", "input_file", "measure", "probe", "run_ffmpeg"]
 
 _PROVIDER = "local"
 
@@ -155,7 +155,36 @@ def _probe_ffmpeg(path: Path, timeout: float) -> MediaInfo:
         ) from exc
     except OSError as exc:
         raise ProviderError(f"cannot run ffmpeg ({cmd[0]}): {exc}", provider=_PROVIDER) from exc
-    text = done.stderr
+    return _summary(done.stderr, path)
+
+
+def decode(path: str | Path, *, seconds: float = 1.0, timeout: float = 120.0) -> MediaInfo:
+    """Decode the first ``seconds`` of the audio or video at ``path``; what it holds.
+
+    Unlike :func:`probe`, which reads the container's summary, this decodes
+    samples and frames, stopping at the first error (``-xerror``): a file whose
+    header is right but whose contents are not (zeros after the magic bytes, a
+    truncated MP4 without its index) raises ProviderError.
+    """
+    path = input_file(path)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-xerror", "-i", str(path), "-t", f"{seconds:g}", "-f", "null", "-"]
+    try:
+        done = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, errors="replace", timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ProviderTimeout(f"ffmpeg could not decode {path} within {timeout:g} s", provider=_PROVIDER) from exc
+    except OSError as exc:
+        raise ProviderError(f"cannot run ffmpeg ({cmd[0]}): {exc}", provider=_PROVIDER) from exc
+    # ffmpeg describes its output after the input: only the input's part is read
+    text = done.stderr.split("\nOutput #0", 1)[0].split("\nStream mapping:", 1)[0]
+    if done.returncode != 0:
+        raise ProviderError(f"ffmpeg cannot decode {path}:\n{_tail(done.stderr)}", provider=_PROVIDER)
+    return _summary(text, path)
+
+
+def _summary(text: str, path: Path) -> MediaInfo:
+    """What ffmpeg's description of its input (on stderr) says the file holds."""
     head = _INPUT_RE.search(text)
     if head is None:
         raise ProviderError(

@@ -39,6 +39,7 @@ from acpbuild.errors import (
 from acpbuild.keys import canonical
 from acpbuild.money.estimate import estimate
 from acpbuild.providers.base import Job, Provider
+from acpbuild.providers.outputs import check_output
 from acpbuild.recipe import Step
 from acpbuild.store.ledger import Generation, Ledger
 
@@ -231,6 +232,8 @@ def _call(
             outcome = provider.generate(job, journal)
         if not staging.is_file() or staging.stat().st_size == 0:
             raise BadResponse("the provider reported success but wrote no output", provider=step.provider)
+        # every result, paid or local, must decode as what the step makes before it is stored
+        check_output(staging, step.media, provider=step.provider)
     except ProviderError as exc:
         # Once the provider has a request id the job exists and may be billed. Unless
         # the provider says the job itself failed, what broke was free (a poll, the

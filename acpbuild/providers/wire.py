@@ -1,13 +1,19 @@
-"""What every paid adapter shares on the wire: retries and safe downloads.
+"""What every paid adapter shares on the wire: retries, where keys go, safe downloads.
 
 Adapters turn off their SDK's own retries and use :func:`with_retries`, so each
 request is retried by exactly one policy, one that knows whether a failed call
-may already have been billed. Result files are fetched with :func:`download`,
-which streams to disk, checks length and content, and only then renames.
+may already have been billed. :class:`Origins` is the one rule for where a key
+may be sent: the endpoint the user configured, or the provider's official hosts;
+a URL that came in an answer is checked against it before anything is sent.
+Result files are fetched with :func:`download`, which streams to disk under a
+size cap, checks the length, and only then renames.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fnmatch
 import os
 import random
 import tempfile
@@ -15,7 +21,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from acpbuild.errors import (
     AuthError,
@@ -27,6 +34,110 @@ from acpbuild.errors import (
 )
 
 T = TypeVar("T")
+
+# How many redirects a download follows.
+_MAX_REDIRECTS = 5
+
+#: the most a download of each kind may weigh, in MB, unless ACPBUILD_MAX_DOWNLOAD_MB says
+MAX_DOWNLOAD_MB: Mapping[str, int] = {"image": 64, "audio": 256, "video": 2048, "text": 16}
+
+
+def max_download_bytes(kind: str | None, env: Mapping[str, str]) -> int:
+    """The size cap of a downloaded ``kind`` ("image", "audio", "video", "text"), in bytes.
+
+    ``ACPBUILD_MAX_DOWNLOAD_MB`` replaces every kind's default (64 MB for an image,
+    256 MB for audio, 2048 MB for video, 16 MB for text).
+    """
+    raw = env.get("ACPBUILD_MAX_DOWNLOAD_MB", "").strip()
+    try:
+        mb = float(raw) if raw else float(MAX_DOWNLOAD_MB.get(kind or "", max(MAX_DOWNLOAD_MB.values())))
+    except ValueError:
+        mb = float(MAX_DOWNLOAD_MB.get(kind or "", max(MAX_DOWNLOAD_MB.values())))
+    return int(mb * 1024 * 1024)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(scheme)
+    except ValueError:  # a port that is not a number
+        return scheme, "", -1
+    return scheme, (parts.hostname or "").lower(), port
+
+
+@dataclass(frozen=True)
+class Origins:
+    """Where a provider's key may be sent, and nowhere else.
+
+    ``configured`` is the endpoint the user set (``ACPBUILD_*_URL``): a URL of the
+    same origin (scheme, host and port) is trusted. ``official`` are the
+    provider's own hosts as glob patterns (``"queue.fal.run"``,
+    ``"*-aiplatform.googleapis.com"``), trusted over HTTPS only. Every other URL
+    an answer names (a status URL, a redirect, a file on a CDN) is either fetched
+    without the key or refused, as the caller decides; never sent the key.
+    """
+
+    configured: str | None = None
+    official: tuple[str, ...] = ()
+
+    def trusts(self, url: str) -> bool:
+        """Whether ``url`` may receive the provider's key."""
+        scheme, host, port = _origin(url)
+        if not host or scheme not in ("http", "https"):
+            return False
+        if self.configured and (scheme, host, port) == _origin(self.configured):
+            return True
+        return scheme == "https" and port == 443 and any(
+            fnmatch.fnmatchcase(host, pattern) for pattern in self.official
+        )
+
+    def credentials_for(self, url: str, credentials: Mapping[str, str] | None) -> dict[str, str]:
+        """``credentials`` if ``url`` may receive them, else nothing."""
+        return dict(credentials or {}) if self.trusts(url) else {}
+
+    def refusal(self, url: str, *, provider: str, what: str, sent: bool = True) -> BadResponse:
+        """The error for an answer that told us to send the key to ``url``.
+
+        Not retried (asking again gets the same answer); ``sent`` says whether the
+        billable request had already reached the provider.
+        """
+        scheme, host, port = _origin(url)
+        where = f"{scheme}://{host}" + (f":{port}" if port not in (80, 443, None) else "")
+        configured = f" or {self.configured}" if self.configured else ""
+        refused = BadResponse(
+            f"refused to send the key to {where}: the {what} points outside the provider's "
+            f"own hosts{configured}",
+            provider=provider,
+            sent=sent,
+        )
+        refused.retryable = False
+        return refused
+
+    def guard(self, *, provider: str, what: str = "answer") -> Callable[[Any], None]:
+        """An httpx request hook that refuses, before sending, any request (a redirect
+        included) to a URL that may not receive the key of a client carrying it."""
+
+        def hook(request: Any) -> None:
+            url = str(request.url)
+            if not self.trusts(url):
+                raise self.refusal(url, provider=provider, what=what)
+
+        return hook
+
+
+def disk_error(exc: OSError, path: Path, *, provider: str, sent: bool) -> ProviderError:
+    """An OSError met while writing a result (a full disk, a read-only directory) as a
+    ProviderError naming the path; ``sent`` whether the paid request was made."""
+    code = errno.errorcode.get(exc.errno or 0, "")
+    reason = exc.strerror or str(exc)
+    tip = "; free some space" if exc.errno == errno.ENOSPC else ""
+    error = ProviderError(
+        f"cannot write the result to {path}: {reason}" + (f" ({code})" if code else "") + tip,
+        provider=provider,
+        sent=sent,
+    )
+    return error
 
 
 @dataclass(frozen=True)
@@ -155,16 +266,24 @@ def image_mime(data: bytes) -> str | None:
     return None
 
 
-def write_atomic(dest: Path, data: bytes) -> None:
-    """Write ``data`` beside ``dest``, then rename it into place: never half a file at ``dest``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+def write_atomic(dest: Path, data: bytes, *, provider: str = "") -> None:
+    """Write ``data`` beside ``dest``, then rename it into place: never half a file at ``dest``.
+
+    A full disk or an unwritable directory raises :class:`ProviderError` naming
+    the path (with ``sent`` True: what is written is an answer already paid for).
+    """
+    tmp: str | None = None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, dest)
+    except OSError as exc:
+        raise disk_error(exc, dest, provider=provider, sent=True) from exc
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def sniff(path: Path) -> str | None:
@@ -187,15 +306,23 @@ def download(
     expect: str | None,
     timeout_s: float = 300.0,
     headers: Mapping[str, str] | None = None,
+    origins: Origins | None = None,
+    max_bytes: int | None = None,
     chunk: int = 1 << 20,
 ) -> int:
     """Stream ``url`` to ``dest`` and return its size.
 
-    The body goes to ``dest`` plus ``.part`` in chunks (a 1 GB video never sits
-    in memory); it is renamed onto ``dest`` only when its length matches
-    ``Content-Length`` and its first bytes are of the ``expect`` media type.
-    A short body raises :class:`BadResponse` with ``sent=False`` (a GET of a
-    finished result is free), so :func:`with_retries` fetches it again.
+    ``headers`` are credentials: they go only to a URL ``origins`` trusts, on the
+    first request and on every redirect alike (a file on a CDN is fetched
+    without them). The body goes to ``dest`` plus ``.part`` in chunks (a 1 GB
+    video never sits in memory), counted against ``max_bytes`` (by default the
+    cap of the ``expect`` kind, :func:`max_download_bytes`) across all of them;
+    it is renamed onto ``dest`` only when its length matches
+    ``Content-Length`` and its first bytes are of the ``expect`` media type
+    (decoding it is left to :mod:`acpbuild.providers.outputs`, which every
+    output passes before it is stored). A short body raises :class:`BadResponse`
+    with ``sent=False`` (a GET of a finished result is free), so
+    :func:`with_retries` fetches it again; one over the cap is not retried.
 
     The file is asked for uncompressed (``Accept-Encoding: identity``; httpx
     would otherwise offer gzip). A server that compresses anyway is decoded,
@@ -204,56 +331,117 @@ def download(
     """
     import httpx
 
+    cap = max_bytes if max_bytes is not None else max_download_bytes(expect, os.environ)
+    trust = origins or Origins()
     part = dest.with_name(dest.name + ".part")
-    asked = {"Accept-Encoding": "identity", **dict(headers or {})}
+    target = url
     try:
-        with httpx.stream(
-            "GET", url, headers=asked, timeout=timeout_s, follow_redirects=True
-        ) as response:
-            if response.status_code >= 400:
-                error = ServiceUnavailable if response.status_code >= 500 else BadResponse
-                raise error(
-                    f"download of the result failed with HTTP {response.status_code}",
-                    provider=provider,
-                    status=response.status_code,
-                    sent=False,
+        with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+            for _ in range(_MAX_REDIRECTS + 1):
+                asked = {"Accept-Encoding": "identity", **trust.credentials_for(target, headers)}
+                with client.stream("GET", target, headers=asked) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        target = str(response.url.join(response.headers["location"]))
+                        continue
+                    written, received, declared = _receive(response, part, cap, chunk, provider, expect)
+                    break
+            else:
+                raise BadResponse(
+                    f"download failed: more than {_MAX_REDIRECTS} redirects", provider=provider, sent=False
                 )
-            declared = response.headers.get("content-length")
-            written = 0
-            with open(part, "wb") as f:
-                for block in response.iter_bytes(chunk):
-                    f.write(block)
-                    written += len(block)
-            received = response.num_bytes_downloaded  # on the wire, before decoding
     except httpx.TimeoutException as exc:
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise ProviderTimeout(f"download timed out after {timeout_s:g} s", provider=provider, sent=False) from exc
     except httpx.RemoteProtocolError as exc:
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise BadResponse(
             "download truncated: the connection closed before the whole body arrived",
             provider=provider,
             sent=False,
         ) from exc
     except httpx.HTTPError as exc:
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise ServiceUnavailable(
             f"download failed: {type(exc).__name__}", provider=provider, sent=False
         ) from exc
+    except OSError as exc:
+        _discard(part)
+        raise disk_error(exc, part, provider=provider, sent=False) from exc
     except ProviderError:
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise
-    if declared is not None and int(declared) != received:
-        part.unlink(missing_ok=True)
+    if declared is not None and declared != received:
+        _discard(part)
         raise BadResponse(
             f"download truncated: got {received} of {declared} bytes", provider=provider, sent=False
         )
     if written == 0 or (expect is not None and expect != "text" and sniff(part) != expect):
-        part.unlink(missing_ok=True)
+        # a first look only; every output is decoded before it is stored (providers.outputs)
+        _discard(part)
         raise BadResponse(
             f"downloaded file is not a valid {expect or 'file'} ({written} bytes)",
             provider=provider,
             sent=False,
         )
-    os.replace(part, dest)
+    try:
+        os.replace(part, dest)
+    except OSError as exc:
+        _discard(part)
+        raise disk_error(exc, dest, provider=provider, sent=False) from exc
     return written
+
+
+def _receive(
+    response: Any, part: Path, cap: int, chunk: int, provider: str, expect: str | None
+) -> tuple[int, int, int | None]:
+    """Write ``response``'s body onto ``part``; (bytes written, bytes on the wire, declared length)."""
+    if response.status_code >= 400:
+        error = ServiceUnavailable if response.status_code >= 500 else BadResponse
+        raise error(
+            f"download of the result failed with HTTP {response.status_code}",
+            provider=provider,
+            status=response.status_code,
+            sent=False,
+        )
+    raw = response.headers.get("content-length")
+    declared = int(raw) if raw is not None and raw.strip().isdigit() else None
+    if declared is not None and declared > cap:
+        raise too_big(declared, cap, provider=provider, expect=expect)
+    written = 0
+    with open(part, "wb") as f:
+        for block in response.iter_bytes(chunk):
+            written += len(block)
+            if written > cap:  # counted across chunks: a body with no length stops here too
+                raise too_big(written, cap, provider=provider, expect=expect, more=True)
+            f.write(block)
+    return written, response.num_bytes_downloaded, declared
+
+
+def too_big(
+    size: int, cap: int, *, provider: str, expect: str | None, more: bool = False, sent: bool = False
+) -> BadResponse:
+    """The error for a result over its size cap (not retried: it would be as big again).
+
+    ``more``: ``size`` is only what arrived before the cap stopped it (no length was
+    declared). ``sent``: it came in the answer to a billable request, not a free GET.
+    """
+    what = expect or "file"
+    how = "sent no length and went past" if more else f"is {_mb(size)} MB, over"
+    error = BadResponse(
+        f"the {what} {how} the {_mb(cap)} MB cap for a downloaded {what}; "
+        "set ACPBUILD_MAX_DOWNLOAD_MB to allow more",
+        provider=provider,
+        sent=sent,
+    )
+    error.retryable = False
+    return error
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.2f}".rstrip("0").rstrip(".")
+
+
+def _discard(part: Path) -> None:
+    """Remove a partial download, if there is one to remove (its directory may be the problem)."""
+    with contextlib.suppress(OSError):
+        part.unlink(missing_ok=True)

@@ -8,15 +8,39 @@ emulator subclasses it and adds its routes.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+
+@functools.cache
+def real_mp4() -> bytes:
+    """A real, playable MP4 (one second of 64x48 H.264), made once by the bundled ffmpeg.
+
+    Every output is decoded before it is stored, so the video an emulator serves
+    must be one; tests of broken videos cut or zero it.
+    """
+    from acpbuild.media import ffmpeg_exe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "clip.mp4"
+        subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=d=1:s=64x48:r=10",
+             "-pix_fmt", "yuv420p", str(out)],
+            check=True,
+            timeout=60,
+        )
+        return out.read_bytes()
 
 
 @dataclass
@@ -42,6 +66,8 @@ class Response:
     truncate_to: int | None = None
     #: seconds to wait before answering
     delay_s: float = 0.0
+    #: send the body in chunks of this many bytes, with no Content-Length
+    chunked: int | None = None
 
 
 Handler = Callable[[Request, "re.Match[str]"], Response]
@@ -85,7 +111,14 @@ class Journal:
 
 
 class Emulator:
-    """Base of every provider emulator. Use as a context manager."""
+    """Base of every provider emulator. Use as a context manager.
+
+    With no routes of its own it is a stranger's server: it answers every request
+    with :attr:`answer` and logs it, for tests that a key never reaches it.
+    """
+
+    #: what a bare Emulator answers to any request
+    answer = Response(200, {"status": "COMPLETED", "logs": None})
 
     def __init__(self) -> None:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
@@ -136,6 +169,8 @@ class Emulator:
             match = rx.match(request.path)
             if method == request.method and match:
                 return handler(request, match)
+        if not self.routes:
+            return self.answer
         return Response(404, {"detail": f"no route for {request.method} {request.path}"})
 
     def __enter__(self) -> Self:
@@ -168,6 +203,17 @@ class Emulator:
                 self.send_response(response.status)
                 for name, value in headers.items():
                     self.send_header(name, value)
+                if response.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    try:
+                        for at in range(0, len(payload), response.chunked):
+                            block = payload[at : at + response.chunked]
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+                        self.wfile.write(b"0\r\n\r\n")
+                    except (BrokenPipeError, ConnectionResetError):
+                        self.close_connection = True  # the client stopped reading: expected
+                    return
                 self.send_header("Content-Length", str(len(payload)))
                 if response.truncate_to is not None:
                     self.send_header("Connection", "close")

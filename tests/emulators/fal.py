@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import Emulator, Request, Response
+from . import Emulator, Request, Response, real_mp4
 
 KEY = "test-fal-key-0000"
 CDN_TOKEN = "cdn-token-0000"
@@ -48,9 +48,8 @@ def image_bytes(fmt: str = "png", size: tuple[int, int] = IMAGE_SIZE) -> bytes:
 
 
 def mp4_bytes(size: int = 4096) -> bytes:
-    """Enough of an MP4 for a magic-byte check: an ``ftyp`` box, then padding."""
-    head = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
-    return head + b"\x00" * (size - len(head))
+    """A real one-second MP4 (``size`` is ignored: the file is what ffmpeg makes)."""
+    return real_mp4()
 
 
 def error(status: int, detail: Any, error_type: str | None = None, **headers: str) -> Response:
@@ -98,6 +97,8 @@ class FalEmulator(Emulator):
         self.job_error: Response | None = None
         #: merged into the next jobs' result JSON
         self.result_extra: dict[str, Any] = {}
+        #: the root the submit answer's status/result/cancel URLs name (None: this server)
+        self.queue_root: str | None = None
         self._ids = self._files = 0
         self._ids_lock = threading.Lock()
         self.route("POST", SUBMIT, self._submit)
@@ -115,7 +116,7 @@ class FalEmulator(Emulator):
             self.jobs.clear()
             self.uploads.clear()
             self._ids = self._files = 0
-        self.polls, self.job_error, self.result_extra = 1, None, {}
+        self.polls, self.job_error, self.result_extra, self.queue_root = 1, None, {}, None
 
     @property
     def submissions(self) -> int:
@@ -146,7 +147,7 @@ class FalEmulator(Emulator):
         self.jobs[rid] = EmulatedJob(
             rid, app, arguments, self.polls, self.job_error, dict(self.result_extra)
         )
-        base = f"{self.url}/queue/{parts[0]}/{parts[1]}/requests/{rid}"
+        base = f"{self.queue_root or self.url}/queue/{parts[0]}/{parts[1]}/requests/{rid}"
         return Response(
             200,
             {

@@ -29,10 +29,9 @@ from __future__ import annotations
 import base64
 import io
 import re
-import struct
 from typing import Any
 
-from tests.emulators import Emulator, Request, Response
+from tests.emulators import Emulator, Request, Response, real_mp4
 
 KEY = "test-google-key-0000"
 CLOUD_KEY = "test-gcloud-key-0000"
@@ -55,17 +54,9 @@ def png_bytes(size: tuple[int, int] = (8, 8), color: tuple[int, int, int] = (200
     return buffer.getvalue()
 
 
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
-
-
 def mp4_bytes(payload: int = 4000) -> bytes:
-    """A structurally complete (if unplayable) MP4: ftyp, moov and mdat boxes."""
-    return (
-        _box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2mp41")
-        + _box(b"moov", _box(b"mvhd", bytes(100)))
-        + _box(b"mdat", bytes(range(256)) * (payload // 256))
-    )
+    """A real one-second MP4 (``payload`` is ignored: the file is what ffmpeg makes)."""
+    return real_mp4()
 
 
 class GoogleEmulator(Emulator):

@@ -50,9 +50,13 @@ from acpbuild.providers.elevenlabs.models import (
     KIND,
 )
 from acpbuild.providers.wire import (
+    Origins,
     RetryPolicy,
     common_status_error,
+    disk_error,
+    max_download_bytes,
     sniff,
+    too_big,
     with_retries,
 )
 
@@ -69,6 +73,10 @@ _LOOKUP_TIMEOUT_S = 60.0
 _V2_PAGE_SIZE = 100
 _V2_MAX_PAGES = 50
 
+
+# ElevenLabs' API hosts (the SDK's environments): with ACPBUILD_ELEVENLABS_URL,
+# the only places the key is sent to.
+OFFICIAL_HOSTS = ("api.elevenlabs.io", "api.us.elevenlabs.io", "api.*.residency.elevenlabs.io")
 
 _VOICE_SETTINGS = ("stability", "similarity_boost", "style", "use_speaker_boost", "speed")
 
@@ -185,6 +193,7 @@ class ElevenLabsProvider(Provider):
         part = Path(tmp)
         headers: dict[str, str] | None = None
         written = 0
+        cap = max_download_bytes("audio", self.env)
         try:
             with os.fdopen(fd, "wb") as f:
                 # The client's own timeout (job.timeout_s) bounds each read.
@@ -195,8 +204,10 @@ class ElevenLabsProvider(Provider):
                 ) as response:
                     headers = {k.lower(): v for k, v in response.headers.items()}
                     for chunk in response.data:
-                        f.write(chunk)
                         written += len(chunk)
+                        if written > cap:  # across chunks: a stream with no length stops here too
+                            raise too_big(written, cap, provider=self.name, expect="audio", more=True, sent=True)
+                        f.write(chunk)
                         if time.monotonic() > deadline:
                             raise ProviderTimeout(
                                 f"the audio was still arriving after {job.timeout_s:g} s",
@@ -207,6 +218,8 @@ class ElevenLabsProvider(Provider):
             os.replace(part, job.output)
         except (ApiError, httpx.HTTPError) as exc:
             raise self._translate(exc, billable=True, streaming=headers is not None) from exc
+        except OSError as exc:  # a full disk: the audio was made (and billed) all the same
+            raise disk_error(exc, part, provider=self.name, sent=True) from exc
         finally:
             part.unlink(missing_ok=True)
         return headers, written
@@ -316,6 +329,10 @@ class ElevenLabsProvider(Provider):
         return f"ElevenLabs {getattr(sub, 'tier', '?')} plan: {usage}"
 
     # -- plumbing -------------------------------------------------------------
+    def origins(self) -> Origins:
+        """Where the key may go: ``ACPBUILD_ELEVENLABS_URL`` or ElevenLabs' own hosts."""
+        return Origins(self.base_url(), OFFICIAL_HOSTS)
+
     @contextlib.contextmanager
     def _client(self, timeout_s: float) -> Iterator[ElevenLabs]:
         """An SDK client with our key and endpoint, closed afterwards."""
@@ -330,7 +347,13 @@ class ElevenLabsProvider(Provider):
         from elevenlabs.client import ElevenLabs
 
         # The key is passed explicitly: the SDK's default is read once, at import time.
-        with httpx.Client(timeout=timeout_s, follow_redirects=True) as http:
+        # It travels as a custom header (xi-api-key), which httpx keeps on a redirect
+        # to another host; the guard refuses any request, redirects included, that
+        # would carry it outside ElevenLabs' hosts or ACPBUILD_ELEVENLABS_URL.
+        guard = self.origins().guard(provider=self.name, what="redirect")
+        with httpx.Client(
+            timeout=timeout_s, follow_redirects=True, event_hooks={"request": [guard]}
+        ) as http:
             yield ElevenLabs(
                 api_key=key, base_url=self.base_url() or None, httpx_client=http, timeout=timeout_s
             )

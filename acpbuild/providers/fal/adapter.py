@@ -36,9 +36,11 @@ from acpbuild.errors import (
 from acpbuild.providers.base import FILE_TYPES, Job, Journal, Model, Outcome, Problem, Provider
 from acpbuild.providers.fal.models import CATALOGUE, SPECS, Spec
 from acpbuild.providers.wire import (
+    Origins,
     RetryPolicy,
     common_status_error,
     download,
+    max_download_bytes,
     with_retries,
 )
 
@@ -62,6 +64,9 @@ _SERVER_ERROR_TYPES = frozenset(
 
 # -- the SDK's module globals ---------------------------------------------------
 _URL_GLOBALS = ("RUN_URL_FORMAT", "QUEUE_URL_FORMAT", "REST_URL", "CDN_URL")
+# fal's own API hosts, and the fallback domain fal-client retries a failed connection on:
+# the only places, besides ACPBUILD_FAL_URL, that FAL_KEY is sent to.
+OFFICIAL_HOSTS = ("fal.run", "queue.fal.run", "rest.fal.ai", "falrun.com", "queue.falrun.com")
 _sdk_lock = threading.Lock()
 _sdk_defaults: dict[str, str] = {}
 
@@ -142,6 +147,7 @@ class FalProvider(Provider):
                 )
                 request_id = handle.request_id
                 journal.submitted(request_id)
+            self._refuse_foreign_urls(handle)
             result = self._wait(handle, deadline, policy)
             media = self._media(result, spec, request_id)
             url = str(media.get("url") or "")
@@ -158,7 +164,8 @@ class FalProvider(Provider):
                     provider=self.name,
                     expect=spec.output,
                     timeout_s=min(job.timeout_s, _DOWNLOAD_TIMEOUT_S),
-                ),
+                    max_bytes=max_download_bytes(spec.output, self.env),
+                ),  # a result file lives on fal's CDN: fetched without the key
                 policy=policy,
                 billable=False,
             )
@@ -172,6 +179,27 @@ class FalProvider(Provider):
         if isinstance(result.get("seed"), int):
             meta["seed"] = result["seed"]
         return Outcome(request_id=request_id, usage=usage, meta=meta)
+
+    def origins(self) -> Origins:
+        """Where FAL_KEY may go: ``ACPBUILD_FAL_URL`` or fal's own hosts."""
+        return Origins(self.base_url(), OFFICIAL_HOSTS)
+
+    def _refuse_foreign_urls(self, handle: SyncRequestHandle) -> None:
+        """Refuse a submit answer whose status, result or cancel URL is on another host.
+
+        fal-client follows those URLs with ``Authorization: Key <FAL_KEY>``, so one
+        naming a stranger's host would hand it the key. The job is queued (and
+        billed) already; the error keeps it resumable, and a resumed job's URLs
+        are rebuilt from the configured queue host, not taken from an answer.
+        """
+        origins = self.origins()
+        for what, url in (
+            ("status URL", handle.status_url),
+            ("result URL", handle.response_url),
+            ("cancel URL", handle.cancel_url),
+        ):
+            if not origins.trusts(url):
+                raise origins.refusal(url, provider=self.name, what=f"{what} of request {handle.request_id}")
 
     @classmethod
     def check(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from acpbuild.errors import MissingCredentials, RequestRejected
 from acpbuild.providers.base import Provider
 from acpbuild.providers.google.errors import translate
-from acpbuild.providers.wire import RetryPolicy, image_mime, with_retries
+from acpbuild.providers.wire import Origins, RetryPolicy, image_mime, with_retries
 
 if TYPE_CHECKING:
     from google.genai import Client
@@ -25,6 +25,12 @@ T = TypeVar("T")
 _DEV_API_VERSION = "v1"
 _VERTEX_API_VERSION = "v1beta1"
 _DEFAULT_LOCATION = "us-central1"
+# Google's API hosts: the Gemini API, Vertex's global and regional endpoints.
+OFFICIAL_HOSTS = (
+    "generativelanguage.googleapis.com",
+    "aiplatform.googleapis.com",
+    "*-aiplatform.googleapis.com",
+)
 
 
 class GoogleConnection(Provider):
@@ -36,6 +42,10 @@ class GoogleConnection(Provider):
 
     def _vertex_url(self) -> str | None:
         return self.env.get("ACPBUILD_GOOGLE_VERTEX_URL") or self.base_url() or None
+
+    def origins(self, *, vertex: bool) -> Origins:
+        """Where the key may go: the configured endpoint of ``vertex`` or Gemini calls, or Google's hosts."""
+        return Origins(self._vertex_url() if vertex else self.base_url(), OFFICIAL_HOSTS)
 
     def _key(self, *, vertex: bool) -> str:
         order = ("GOOGLE_API_KEY", "GEMINI_API_KEY") if vertex else self.key_vars
@@ -71,10 +81,15 @@ class GoogleConnection(Provider):
                 kwargs["location"] = self.env.get("GOOGLE_CLOUD_LOCATION") or _DEFAULT_LOCATION
         else:
             base = self.base_url()
+        # The key travels as a custom header (x-goog-api-key), which httpx keeps on a
+        # redirect to another host; the guard refuses any request, redirects included,
+        # that would carry it outside Google's API hosts or the configured endpoint.
+        guard = self.origins(vertex=vertex).guard(provider=self.name, what="redirect")
         options = types.HttpOptions(
             base_url=base or None,
             api_version=_VERTEX_API_VERSION if vertex else _DEV_API_VERSION,
             timeout=int(timeout_s * 1000),  # milliseconds
+            client_args={"event_hooks": {"request": [guard]}},
         )
         client = genai.Client(vertexai=vertex, api_key=key, http_options=options, **kwargs)
         with client:

@@ -153,7 +153,7 @@ class GoogleProvider(GoogleConnection):
                     provider=self.name,
                 )
             raise BadResponse(f"Gemini returned no text (finish reason {why})", provider=self.name)
-        write_atomic(job.output, text.encode("utf-8"))
+        write_atomic(job.output, text.encode("utf-8"), provider=self.name)
         return Outcome(
             request_id=response.response_id,
             usage=_token_usage(response),
@@ -220,7 +220,7 @@ class GoogleProvider(GoogleConnection):
                 f"the image Gemini returned does not decode ({len(data)} bytes: {exc})",
                 provider=self.name,
             ) from exc
-        write_atomic(dest, payload)
+        write_atomic(dest, payload, provider=self.name)
 
     # -- shared Gemini plumbing -------------------------------------------------
     def _generate_content(

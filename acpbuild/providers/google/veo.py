@@ -17,7 +17,6 @@ when a video is made.
 from __future__ import annotations
 
 import os
-import struct
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,14 @@ from acpbuild.errors import BadResponse, ProviderTimeout, RequestRejected
 from acpbuild.providers.base import Job, Journal, Outcome
 from acpbuild.providers.google.client import GoogleConnection, read_image
 from acpbuild.providers.google.errors import operation_error
-from acpbuild.providers.wire import RetryPolicy, download, with_retries
+from acpbuild.providers.outputs import mp4_problem
+from acpbuild.providers.wire import (
+    RetryPolicy,
+    disk_error,
+    download,
+    max_download_bytes,
+    with_retries,
+)
 
 if TYPE_CHECKING:
     from google.genai import Client, types
@@ -147,13 +153,19 @@ def _save_video(
             job_failed=True,
         )
     video = videos[0].video
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+    except OSError as exc:  # the operation stays resumable: polling it again is free
+        raise disk_error(exc, dest, provider=provider.name, sent=False) from exc
     part = Path(tmp)
     try:
         if video.video_bytes:
-            part.write_bytes(video.video_bytes)
+            try:
+                part.write_bytes(video.video_bytes)
+            except OSError as exc:
+                raise disk_error(exc, part, provider=provider.name, sent=False) from exc
         elif video.uri and video.uri.startswith(("https://", "http://")):
             _download(provider, video.uri, part)
         elif video.uri:
@@ -169,7 +181,7 @@ def _save_video(
                 provider=provider.name,
                 job_failed=True,
             )
-        problem = _mp4_problem(part)
+        problem = mp4_problem(part)
         if problem:
             # The operation is finished and paid for, but what it holds is broken:
             # polling it again returns the same bytes, so resuming cannot help.
@@ -180,20 +192,21 @@ def _save_video(
                 job_failed=True,
             )
         size = part.stat().st_size
-        os.replace(part, dest)
+        try:
+            os.replace(part, dest)
+        except OSError as exc:
+            raise disk_error(exc, dest, provider=provider.name, sent=False) from exc
     finally:
         part.unlink(missing_ok=True)
     return size
 
 
 def _download(provider: GoogleConnection, uri: str, part: Path) -> None:
-    """Fetch a video URI (a gateway may return one instead of bytes) onto ``part``."""
-    from urllib.parse import urlsplit
+    """Fetch a video URI (a gateway may return one instead of bytes) onto ``part``.
 
-    base = provider._vertex_url() or "https://aiplatform.googleapis.com"
-    same = urlsplit(uri)[:2] == urlsplit(base)[:2]
-    # The key only goes back to the API host itself, never to a storage host.
-    headers = {"x-goog-api-key": provider._key(vertex=True)} if same else None
+    The key goes with it only to the API's own origin (:meth:`GoogleConnection.origins`);
+    a file on a storage host, or a redirect to one, is fetched without it.
+    """
     with_retries(
         lambda: download(
             uri,
@@ -201,39 +214,10 @@ def _download(provider: GoogleConnection, uri: str, part: Path) -> None:
             provider=provider.name,
             expect="video",
             timeout_s=_REQUEST_TIMEOUT_S,
-            headers=headers,
+            headers={"x-goog-api-key": provider._key(vertex=True)},
+            origins=provider.origins(vertex=True),
+            max_bytes=max_download_bytes("video", provider.env),
         ),
         policy=RetryPolicy.from_env(provider.env),
         billable=False,
     )
-
-
-def _mp4_problem(path: Path) -> str | None:
-    """Why ``path`` is not a complete MP4 (its top-level boxes must tile the file), or None."""
-    size = path.stat().st_size
-    seen: set[bytes] = set()
-    with open(path, "rb") as f:
-        pos = 0
-        while pos < size:
-            f.seek(pos)
-            header = f.read(8)
-            if len(header) < 8:
-                return f"truncated: {size - pos} stray bytes at the end"
-            length, kind = struct.unpack(">I4s", header)
-            if length == 1:
-                wide = f.read(8)
-                if len(wide) < 8:
-                    return "truncated inside a box header"
-                length = struct.unpack(">Q", wide)[0]
-            elif length == 0:
-                length = size - pos
-            if length < 8 or pos + length > size:
-                return (
-                    f"truncated: box {kind.decode('latin-1')!r} needs {pos + length} bytes, "
-                    f"the file has {size}"
-                )
-            seen.add(kind)
-            pos += length
-    if b"ftyp" not in seen or b"moov" not in seen:
-        return f"not an MP4 file ({size} bytes, no ftyp/moov box)"
-    return None

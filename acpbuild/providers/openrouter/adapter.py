@@ -28,7 +28,7 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from acpbuild.config.secrets import redact
 from acpbuild.errors import (
@@ -43,6 +43,7 @@ from acpbuild.errors import (
 from acpbuild.providers.base import Job, Journal, Model, Outcome, Provider
 from acpbuild.providers.openrouter.models import CATALOGUE, VISION
 from acpbuild.providers.wire import (
+    Origins,
     RetryPolicy,
     common_status_error,
     image_mime,
@@ -54,7 +55,11 @@ if TYPE_CHECKING:
     from openai import OpenAI
     from openai.types.chat import ChatCompletion
 
+T = TypeVar("T")
+
 DEFAULT_URL = "https://openrouter.ai/api/v1"
+# With ACPBUILD_OPENROUTER_URL, the only host the key is sent to.
+OFFICIAL_HOSTS = ("openrouter.ai",)
 
 # OpenRouter's optional app attribution headers.
 ATTRIBUTION = {"HTTP-Referer": "acpbuild", "X-Title": "acpbuild"}
@@ -107,7 +112,7 @@ class OpenRouterProvider(Provider):
                 lambda: self._chat(client, request), policy=policy, billable=True
             )
         text, meta = self._answer(completion)
-        write_atomic(job.output, text.encode("utf-8"))
+        write_atomic(job.output, text.encode("utf-8"), provider=self.name)
         usage, cost = _usage(completion)
         meta.update(_usage_meta(completion))
         return Outcome(request_id=completion.id or None, actual_cost=cost, usage=usage, meta=meta)
@@ -281,14 +286,18 @@ class OpenRouterProvider(Provider):
         with self._clients_lock:
             client = self._clients.get(timeout_s)
             if client is None:
-                from openai import OpenAI, Timeout
+                from openai import DefaultHttpxClient, OpenAI, Timeout
 
+                # httpx drops Authorization on a redirect to another host, but would
+                # still post the prompt there: the guard refuses such a redirect.
+                guard = self.origins().guard(provider=self.name, what="redirect")
                 client = OpenAI(
                     api_key=key,
                     base_url=self.base_url() or DEFAULT_URL,
                     default_headers=ATTRIBUTION,
                     max_retries=0,  # wire.with_retries is the only retry policy
                     timeout=Timeout(timeout_s, connect=min(_CONNECT_TIMEOUT_S, timeout_s)),
+                    http_client=_closing(DefaultHttpxClient)(event_hooks={"request": [guard]}),
                 )
                 # OPENAI_ORG_ID / OPENAI_PROJECT_ID belong to api.openai.com accounts;
                 # they are not sent to OpenRouter.
@@ -297,11 +306,17 @@ class OpenRouterProvider(Provider):
                 self._clients[timeout_s] = client
         yield client
 
+    def origins(self) -> Origins:
+        """Where the key may go: ``ACPBUILD_OPENROUTER_URL`` or openrouter.ai."""
+        return Origins(self.base_url() or DEFAULT_URL, OFFICIAL_HOSTS)
+
     def _translate(self, exc: Exception, *, billable: bool) -> ProviderError:
         """Map one SDK exception onto acpbuild's error tree."""
         import httpx2
         import openai
 
+        if isinstance(exc.__cause__, ProviderError):  # our own guard refused a redirect
+            return exc.__cause__
         p = self.name
         if isinstance(exc, openai.APIStatusError):
             self._scrub(exc)
@@ -495,6 +510,18 @@ def _is_policy_refusal(message: str) -> bool:
     )
 
 
+
+
+def _closing(cls: type[T]) -> type[T]:
+    """``cls`` (an httpx client class) closing its connections when collected, as the
+    SDK's own client does; a client passed in is otherwise never closed."""
+
+    class Closing(cls):  # type: ignore[valid-type,misc]
+        def __del__(self) -> None:
+            with contextlib.suppress(Exception):
+                self.close()
+
+    return Closing
 
 
 def _float(value: Any) -> float | None:
