@@ -17,7 +17,7 @@ from pathlib import Path
 
 from acpbuild.errors import StoreError
 from acpbuild.keys import file_digest
-from acpbuild.store import process
+from acpbuild.store import confine, process
 from acpbuild.store.blobs import BlobStore, LinkMode
 
 # a staging file's name holds its host between '@'s
@@ -115,10 +115,16 @@ class LocalBlobStore(BlobStore):
             raise StoreError(f"blob {digest} is corrupt (its bytes hash to {actual}); it was set aside")
         return blob
 
-    def materialise(self, digest: str, dest: Path) -> None:
+    def materialise(self, digest: str, dest: Path, *, inside: Path | None = None) -> None:
         blob = self.get(digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        try:
+            if inside is None:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                confine.make_parents(dest, inside)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
         os.close(fd)
         tmp = Path(tmp_name)
         try:
@@ -131,12 +137,15 @@ class LocalBlobStore(BlobStore):
             else:
                 shutil.copyfile(blob, tmp)
                 os.chmod(tmp, 0o644)
+            if inside is not None:
+                # a folder on the way swapped for a symlink since make_parents: nothing stays outside
+                confine.check_inside(dest, inside)
             os.replace(tmp, dest)
             tmp.unlink(missing_ok=True)  # rename is a no-op when both already link the blob
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
-        except BaseException:
+        except BaseException:  # a StoreError from confine among them
             tmp.unlink(missing_ok=True)
             raise
 
