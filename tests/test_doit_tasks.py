@@ -88,6 +88,7 @@ def test_doits_dependency_file_is_sqlite_inside_the_store(photo_recipe: Path) ->
 def test_the_projects_dodo_lists_and_builds_recipe_steps_as_doit_tasks(tmp_path: Path) -> None:
     shutil.copy(ROOT / "dodo.py", tmp_path / "dodo.py")
     shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    (tmp_path / ".git").mkdir()  # a checkout: recipes/ write to ../out, at the work tree's root
 
     def doit(*args: str) -> str:
         done = subprocess.run(

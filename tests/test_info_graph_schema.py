@@ -229,6 +229,13 @@ BEYOND_THE_SCHEMA = {
     "bad_speech_format.toml",
     "bad_speech_format_default.toml",
     "bad_toml_syntax.toml",  # not TOML at all
+    "bad_output_dir_outside.toml",  # where the project is
+    "bad_foreach_absolute_glob.toml",
+    "bad_seed_range.toml",  # load-time rules the catalogue's ranges do not carry
+    "bad_empty_text.toml",
+    "bad_number_nan.toml",  # JSON has no nan
+    "bad_defaults_model_table.toml",  # [defaults] tables are free-form in the schema
+    "bad_deep_nesting.toml",
 }
 
 

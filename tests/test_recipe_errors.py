@@ -129,6 +129,20 @@ CASES = [
         None,
         None,
     ),
+    # a seed past 32 bits, from a model whose catalogue gives seeds no range
+    ("bad_seed_range.toml", 5, "steps.cover.seed", "outside the seed range 0..4294967295", None, None),
+    # an empty text fails at load, not at run time
+    ("bad_empty_text.toml", 4, "steps.voice.text", "is empty", None, None),
+    # output_dir outside the project (absolute, and no output_roots say otherwise)
+    ("bad_output_dir_outside.toml", 4, "recipe.output_dir", "outside the project", None, None),
+    # an absolute glob (was pathlib's NotImplementedError)
+    ("bad_foreach_absolute_glob.toml", 4, "steps.notes.foreach", "is absolute", None, None),
+    # nan is TOML, but no number
+    ("bad_number_nan.toml", 5, "steps.card.duration_s", "not a finite number", None, None),
+    # a table where a model name belongs (was a TypeError)
+    ("bad_defaults_model_table.toml", 3, "defaults.text.model", "model must be a string", None, None),
+    # nesting past MAX_DEPTH (past tomli's own limit it was a RecursionError)
+    ("bad_deep_nesting.toml", 6, "steps.script.extra", "nested too deeply", None, None),
 ]
 
 

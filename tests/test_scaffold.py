@@ -175,12 +175,16 @@ def _paid_switches(text: str) -> Iterator[tuple[str, str]]:
 def test_every_paid_switch_a_template_suggests_validates(tmp_path: Path, name: str) -> None:
     # following a template's own hint to a paid model must give a recipe that loads
     tpl = scaffold.template(name)
+    # where the templates sit: recipes/ in a git work tree, writing to ../out/NAME
+    (tmp_path / ".git").mkdir()
+    folder = tmp_path / "recipes"
+    folder.mkdir()
     for data, text in tpl.files.items():
-        (tmp_path / data).write_text(text)
+        (folder / data).write_text(text)
     switches = list(_paid_switches(tpl.recipe))
     assert switches, f"{name} suggests no paid model"
     for model, text in switches:
-        path = tmp_path / "switched.toml"
+        path = folder / "switched.toml"
         path.write_text(text)
         recipe = load_recipe(path, env={})
         assert any(s.model == model for s in recipe.steps.values()), (name, model)

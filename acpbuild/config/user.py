@@ -4,6 +4,7 @@
     confirm_above_usd = 0     # ask before a run that would pay more than this (0: any paid call)
     ledger = "postgresql://ci@db.internal/acpbuild"   # a team's shared ledger (ACPBUILD_LEDGER wins)
     remote = "s3://media-cache/acpbuild"              # a team's shared store (ACPBUILD_REMOTE wins)
+    output_roots = ["/srv/media"]                     # folders outside a project that outputs may go to
 
 The ledger and the remote belong here or in the environment, never in a recipe:
 a recipe is committed, and a ledger URL may hold a password.
@@ -40,6 +41,8 @@ class UserConfig:
     ledger: str | None = None
     #: a shared store's URL (``s3://bucket/prefix``), or None: the local store alone
     remote: str | None = None
+    #: folders outside any project that a recipe's ``output_dir`` may name (absolute, as written)
+    output_roots: tuple[Path, ...] = ()
 
 
 #: the variables platformdirs finds the user's config folder from, on Linux and macOS
@@ -84,8 +87,10 @@ def load_config(env: Mapping[str, str]) -> UserConfig:
                 raise RecipeError(
                     f"{key} must be a URL starting with {' or '.join(urls[key])}", file=str(path)
                 )
+        elif key == "output_roots":
+            _check_roots(value, path)
         elif key not in dollars:
-            known = ", ".join(sorted(dollars | set(urls)))
+            known = ", ".join(sorted(dollars | set(urls) | {"output_roots"}))
             raise RecipeError(f"unknown key {key!r}", file=str(path), tip=f"known keys: {known}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise RecipeError(f"{key} must be a number of US dollars, 0 or more", file=str(path))
@@ -95,4 +100,17 @@ def load_config(env: Mapping[str, str]) -> UserConfig:
         confirm_above_usd=float(data.get("confirm_above_usd", DEFAULT_CONFIRM_ABOVE_USD)),
         ledger=data.get("ledger"),
         remote=data.get("remote"),
+        output_roots=tuple(Path(root) for root in data.get("output_roots", ())),
     )
+
+
+def _check_roots(value: object, path: Path) -> None:
+    """``output_roots`` is a list of absolute folder paths."""
+    tip = 'e.g. output_roots = ["/srv/media"]'
+    if not isinstance(value, list):
+        raise RecipeError("output_roots must be a list of absolute folder paths", file=str(path), tip=tip)
+    for root in value:
+        if not isinstance(root, str) or "\0" in root or not Path(root).is_absolute():
+            raise RecipeError(
+                f"output_roots: {root!r} is not an absolute folder path", file=str(path), tip=tip
+            )

@@ -246,8 +246,11 @@ class Context:
         return True
 
     def materialise(self, path: Path, name: str, key: str, digest: str, material: Mapping[str, Any]) -> None:
-        """Make the output at ``path`` (of step or group ``name``) hold blob ``digest``, and record it."""
-        self.store.materialise(digest, path)
+        """Make the output at ``path`` (of step or group ``name``) hold blob ``digest``, and record it.
+
+        The one place outputs are written: never outside the recipe's real ``output_dir``.
+        """
+        self.store.materialise(digest, path, inside=self.recipe.output_dir)
         sig = signature(path)
         if sig is not None:
             self.digests.remember(path, sig, digest)

@@ -27,6 +27,7 @@ from acpbuild.errors import AcpbuildError
 from acpbuild.keys import KEY_SCHEMA, key_of
 from acpbuild.media import measure
 from acpbuild.recipe import Group, Step
+from acpbuild.store import confine
 from acpbuild.store.ledger import OutputRecord
 
 __all__ = ["build_group", "current_choice", "group_material", "pick_named"]
@@ -91,6 +92,8 @@ def _place(ctx: Context, group: Group, key: str, chosen: Step, mat: dict[str, An
     if not ctx.store.has(digest):
         # a member only the lockfile vouched for (a fresh clone): its output enters the store now
         staged = ctx.store.staging(chosen.output_path.suffix)
+        # the member's file as the store wrote it, not wherever a symlink planted since leads
+        confine.check_read(chosen.output_path, ctx.recipe.output_dir)
         shutil.copyfile(chosen.output_path, staged)
         ctx.store.put(staged)
     ctx.materialise(group.output_path, group.name, key, digest, mat)

@@ -27,7 +27,7 @@ from acpbuild.keys import Signature, signature
 from acpbuild.recipe import Recipe, load_recipe
 from acpbuild.recipe.draft import draft_recipe, drafted
 from acpbuild.recipe.graph import closure, topological
-from acpbuild.store import layout
+from acpbuild.store import confine, layout
 from acpbuild.store.blobs import LinkMode
 from acpbuild.store.ledger import Generation
 
@@ -436,8 +436,8 @@ def clean(
     removed = []
     try:
         for target in targets:
-            if target.exists():
-                target.unlink()
+            # only what lies in output_dir, and never through a symlink out of it
+            if target.is_relative_to(recipe.output_dir) and confine.remove(target, recipe.output_dir):
                 removed.append(target)
             ctx.ledger.drop_output(target)
     except OSError as exc:

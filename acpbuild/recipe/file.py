@@ -24,7 +24,7 @@ STEP_FIELDS = ("kind", "provider", "model", "output", "description", "timeout_s"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class RecipeMeta(_Strict):
@@ -55,7 +55,7 @@ class RecipeMeta(_Strict):
 class RawStep(BaseModel):
     """A ``[steps.NAME]`` table; keys beyond these are the model's parameters."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     kind: str = Field(description="What the step makes (text, text_to_image, mux, ...).")
     provider: str | None = Field(
@@ -66,7 +66,9 @@ class RawStep(BaseModel):
     )
     output: str = Field(description="The output file, relative to output_dir; its suffix must fit the kind.")
     description: str = Field(default="", description="A note on the step; never enters its key.")
-    timeout_s: float = Field(default=600.0, gt=0, description="Seconds the generation may take.")
+    timeout_s: float = Field(
+        default=600.0, gt=0, le=7 * 24 * 3600, description="Seconds the generation may take (at most a week)."
+    )
     foreach: str | list[dict[str, Any]] | None = Field(
         default=None,
         description="One step per item: a glob, a CSV or JSONL file, '${steps.NAME}' of another "
@@ -155,10 +157,38 @@ def read_with_digest(path: Path) -> tuple[RecipeFile, Where, str]:
     except tomli.TOMLDecodeError as exc:
         message = str(exc).split(" (at line")[0]
         raise RecipeError(f"invalid TOML: {message}", file=where.file, line=getattr(exc, "lineno", None)) from None
+    except RecursionError:
+        # tomli's own limit on nested arrays and inline tables
+        raise RecipeError(
+            f"values are nested too deeply (more than {MAX_DEPTH} levels)", file=where.file
+        ) from None
+    deep = _too_deep(table)
+    if deep is not None:
+        raise where.error(f"values are nested too deeply (more than {MAX_DEPTH} levels)", deep)
     try:
         return RecipeFile.model_validate(table), where, xxhash.xxh3_128_hexdigest(data)
     except ValidationError as exc:
         raise _shape_error(exc, where, table) from None
+
+
+#: how deep tables and lists may nest in a recipe; real ones use four or five levels, and
+#: checking, keying and writing a value walk it recursively
+MAX_DEPTH = 32
+
+
+def _too_deep(value: Any) -> tuple[Any, ...] | None:
+    """The key path of the first value nested deeper than :data:`MAX_DEPTH`, or None."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            # the error names the deepest key the source map knows: the value's own key
+            return tuple(p for p in path if isinstance(p, str))
+        if isinstance(item, dict):
+            stack.extend((v, (*path, k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(item))
+    return None
 
 
 def _shape_error(exc: ValidationError, where: Where, data: dict[str, Any]) -> RecipeError:

@@ -93,11 +93,19 @@ def _watch_glob(pattern: str, root: Path, seen: Seen, store: Path | None) -> Non
                 _note(seen, folder)
                 if not last:
                     below += [sub for sub in _subfolders(folder, links=True) if fnmatch.fnmatch(sub.name, part)]
-            elif (folder / part).is_file() if last else (folder / part).is_dir():
+            elif _exists(folder / part, file=last):
                 below.append(folder / part)  # the last part's file is an item, noted as one
             else:
                 _note(seen, folder)  # the folder it would be created in
         level = below
+
+
+def _exists(path: Path, *, file: bool) -> bool:
+    """Whether ``path`` is a file (or a folder); a name the system refuses (too long) is neither."""
+    try:
+        return path.is_file() if file else path.is_dir()
+    except OSError:
+        return False
 
 
 def _tree(folder: Path, seen: Seen, store: Path | None) -> list[Path]:
@@ -150,16 +158,23 @@ def load_items(
             raise ItemError("an inline foreach is a list of tables, e.g. [{ id = \"a\", prompt = \"...\" }]")
         return _unique([Item(_item_id(row, n), row) for n, row in enumerate(source)], "the inline list")
     suffix = Path(source).suffix.lower()
-    if not _GLOB.search(source) and suffix in (".csv", ".jsonl"):
+    if not _GLOB.search(source) and suffix in (".csv", ".jsonl") and "\0" not in source:
         path = (root / source).resolve()
-        if not path.is_file():
+        if not _exists(path, file=True):
             raise ItemError(f"foreach file not found: {source} (looked for {path})")
         _note(seen, path)
         rows = _read_csv(path) if suffix == ".csv" else _read_jsonl(path)
         return _unique([Item(_item_id(row, n), row) for n, row in enumerate(rows)], source)
+    if not source or "\0" in source:
+        raise ItemError(f"foreach {source!r} is not a glob, a CSV or JSONL file, or a list of tables")
+    if Path(source).is_absolute():
+        raise ItemError(f"the glob {source!r} is absolute; a glob is relative to the recipe's folder")
     if seen is not None:
         _watch_glob(source, root, seen, store)
-    files = sorted(p for p in root.glob(source) if p.is_file())
+    try:
+        files = sorted(p for p in root.glob(source) if p.is_file())
+    except (ValueError, NotImplementedError, OSError) as exc:
+        raise ItemError(f"cannot expand the glob {source!r}: {exc}") from exc
     for path in files:
         _note(seen, path)
     if not files:

@@ -9,6 +9,7 @@ ready to key and run. Both stages raise :class:`RecipeError` before any work.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 from acpbuild import providers
 from acpbuild.config.secrets import is_secret_name
+from acpbuild.config.user import load_config
 from acpbuild.errors import did_you_mean
 from acpbuild.providers.base import FILE_TYPES, Model, Param
 from acpbuild.recipe import paths
@@ -58,7 +60,9 @@ def load_recipe(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
 def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -> Recipe:
     root = path.parent
     meta = raw.recipe
-    output_dir = (root / meta.output_dir).resolve()
+    output_dir = paths.output_dir(meta.output_dir, root, where, lambda: load_config(env).output_roots)
+    if meta.store is not None and "\0" in meta.store:
+        raise where.error(f"store {meta.store!r} is not a folder path", ("recipe", "store"))
     store = layout.store_root(env, root, meta.store)
     for provider, limit in meta.concurrency.items():
         at = ("recipe", "concurrency", provider)
@@ -102,7 +106,7 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
                     "give each item an 'id' field without '='",
                 )
             expanded = f"{name}[{item.id}]"
-            step = _resolve_step(name, raw_step, raw, root, output_dir, item.lookup(lookup), where)
+            step = _resolve_step(name, raw_step, raw, root, output_dir, item.lookup(lookup), where, item.id)
             step.name, step.family, step.item = expanded, name, item.id
             step.item_fields = dict(item.fields)
             steps[expanded] = step
@@ -180,6 +184,7 @@ def _resolve_step(
     output_dir: Path,
     lookup: Any,
     where: Where,
+    item: str | None = None,
 ) -> Step:
     at = ("steps", name)
     kind = raw_step.kind
@@ -187,6 +192,9 @@ def _resolve_step(
         raise where.error(f"unknown kind {kind!r}", (*at, "kind"), did_you_mean(kind, list(KINDS)))
     defaults = dict(raw.defaults.get(kind, {}))
     set_fields = raw_step.model_fields_set
+    for field in ("provider", "model"):
+        if field in defaults and not isinstance(defaults[field], str):
+            raise where.error(f"{field} must be a string, not {type(defaults[field]).__name__}", ("defaults", kind, field))
     provider = raw_step.provider if "provider" in set_fields else defaults.get("provider", "local")
     model_name = raw_step.model if "model" in set_fields else defaults.get("model")
     defaults.pop("provider", None)
@@ -231,7 +239,9 @@ def _resolve_step(
         raise where.error(str(exc), (*at, "output")) from None
     if not isinstance(output, str):
         raise where.error("an output path cannot reference a step's output", (*at, "output"))
-    output_path = paths.output_path(output, output_dir, KINDS[kind], (*at, "output"), where, f"kind {kind!r}")
+    output_path = paths.output_path(
+        output, output_dir, KINDS[kind], (*at, "output"), where, f"kind {kind!r}", item
+    )
     # what the provider itself would refuse (a container it cannot write, a format that
     # does not fit the suffix), found now rather than after earlier steps were paid for
     for problem in providers.provider_class(provider).check(kind, model, params, output_path.suffix):
@@ -317,16 +327,53 @@ def _check_param(key: str, spec: Param, value: Any, root: Path, at: tuple[str, .
             raise where.error(f"parameter {key!r} takes {spec.type}, not a step's output", at)
         return value
     if spec.type in FILE_TYPES:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or "\0" in value:
             raise where.error(f"parameter {key!r} takes a file path", at)
         file = (root / value).resolve()
-        if not file.is_file():
+        try:
+            found = file.is_file()
+        except OSError:  # a name the file system refuses, e.g. too long
+            found = False
+        if not found:
             raise where.error(f"input file not found: {value}", at, f"looked for {file}")
         return file
-    problem = spec.check(value)
+    problem = spec.check(value) or _number_problem(key, spec, value) or _text_problem(key, spec, value)
     if problem:
         raise where.error(f"parameter {key!r}: {problem}", at, f"{key}: {spec.describe()}")
     return value
+
+
+#: the largest magnitude a number without a range of its own may have: what every JSON
+#: parser on a provider's side reads exactly (a double holds integers up to 2**53)
+MAX_NUMBER = 2**53
+#: a seed's range when the catalogue gives none: an unsigned 32-bit integer, as most providers take
+SEED_RANGE = (0, 2**32 - 1)
+#: parameters that carry the words a step is about: an empty one is refused when the recipe loads
+TEXT_PARAMS = ("prompt", "text")
+
+
+def _number_problem(key: str, spec: Param, value: Any) -> str | None:
+    """What the catalogue's own range leaves unchecked: nan, infinities, giant numbers, wild seeds."""
+    if spec.type not in ("int", "float") or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} is not a finite number"
+    if key == "seed" and spec.max is None:
+        low, high = SEED_RANGE
+        if not low <= value <= high:
+            return f"{value!r} is outside the seed range {low}..{high}"
+    if abs(value) > MAX_NUMBER and (spec.min is None or spec.max is None):
+        return f"{value!r} is too large (at most {MAX_NUMBER:.3g} either way)"
+    return None
+
+
+def _text_problem(key: str, spec: Param, value: Any) -> str | None:
+    """An empty prompt or text: the step would fail (or be refused, after paying) when it runs."""
+    if spec.type != "str" or not isinstance(value, str) or value.strip():
+        return None
+    if spec.required or key in TEXT_PARAMS:
+        return "is empty; the step needs words here" if not value else "holds only blanks; the step needs words here"
+    return None
 
 
 def _check_references(steps: dict[str, Step], groups: dict[str, Group], where: Where) -> None:

@@ -46,11 +46,14 @@ class BlobStore(ABC):
         """
 
     @abstractmethod
-    def materialise(self, digest: str, dest: Path) -> None:
+    def materialise(self, digest: str, dest: Path, *, inside: Path | None = None) -> None:
         """Make ``dest`` hold blob ``digest``, checked as :meth:`get` checks it, atomically.
 
         ``dest`` never holds part of a file, and no temporary file is left beside
-        it, whether this succeeds or fails; its parent folders are created.
+        it, whether this succeeds or fails; its parent folders are created. With
+        ``inside`` (a real folder path), a :class:`~acpbuild.errors.StoreError`
+        refuses a ``dest`` whose real folder is not inside it: a symlink on the way
+        is followed only when it stays inside (:mod:`acpbuild.store.confine`).
         """
 
     @abstractmethod

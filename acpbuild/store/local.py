@@ -18,6 +18,7 @@ from pathlib import Path
 from acpbuild import process
 from acpbuild.errors import StoreError
 from acpbuild.keys import file_digest
+from acpbuild.store import confine
 from acpbuild.store.blobs import BlobStore, LinkMode
 
 #: a file in ``tmp/`` whose name says no owner is swept once it is this old (seconds)
@@ -128,10 +129,13 @@ class LocalBlobStore(BlobStore):
             raise StoreError(f"blob {digest} is corrupt (its bytes hash to {actual}); it was set aside")
         return blob
 
-    def materialise(self, digest: str, dest: Path) -> None:
+    def materialise(self, digest: str, dest: Path, *, inside: Path | None = None) -> None:
         blob = self.get(digest)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if inside is None:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                confine.make_parents(dest, inside)
             process.sweep_beside(dest)
             # named with this process: a killed run's leftover is told from a live run's
             tmp = process.temp_file(dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
@@ -147,12 +151,15 @@ class LocalBlobStore(BlobStore):
             else:
                 shutil.copyfile(blob, tmp)
                 os.chmod(tmp, 0o644)
+            if inside is not None:
+                # a folder on the way swapped for a symlink since make_parents: nothing stays outside
+                confine.check_inside(dest, inside)
             os.replace(tmp, dest)
             tmp.unlink(missing_ok=True)  # rename is a no-op when both already link the blob
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write {dest}: {_reason(exc)}") from exc
-        except BaseException:
+        except BaseException:  # a StoreError from confine among them
             tmp.unlink(missing_ok=True)
             raise
         finally:

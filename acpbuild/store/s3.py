@@ -295,9 +295,9 @@ class S3BlobStore(BlobStore):
     def fetch(self, digest: str) -> Path:
         return self.local.path(digest) if self.local.has(digest) else self.get(digest)
 
-    def materialise(self, digest: str, dest: Path) -> None:
+    def materialise(self, digest: str, dest: Path, *, inside: Path | None = None) -> None:
         self.get(digest)  # fetched into the local cache, and checked, first
-        self.local.materialise(digest, dest)
+        self.local.materialise(digest, dest, inside=inside)
 
     def staging(self, suffix: str) -> Path:
         return self.local.staging(suffix)
