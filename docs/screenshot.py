@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import browser  # noqa: E402
+from tests.browser import browser
 
 OUT = ROOT / "docs" / "report.png"
 
