@@ -27,6 +27,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         shutil.copytree(ROOT / "recipes", work / "recipes", ignore=shutil.ignore_patterns(".acpbuild", "*.lock"))
+        (work / ".git").mkdir()  # a checkout: recipes/ write to ../out, at its root
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "ACPBUILD_CONFIG": "/dev/null", "PYTHONPATH": str(ROOT)}
         for command in (["run", "recipes/quickstart.toml"], ["report", "recipes/quickstart.toml", "-o", "report"]):
             subprocess.run([sys.executable, "-m", "acpbuild", *command], cwd=work, env=env, check=True)

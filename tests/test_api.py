@@ -68,6 +68,7 @@ def test_load_recipe_returns_the_validated_model() -> None:
 def test_readme_command_one_makes_a_playable_video(tmp_path: Path) -> None:
     # `acpbuild run recipes/quickstart.toml` on a copy of the repository's recipes, no keys
     shutil.copytree(ROOT / "recipes", tmp_path / "recipes", ignore=shutil.ignore_patterns(".acpbuild"))
+    (tmp_path / ".git").mkdir(exist_ok=True)  # a checkout: recipes/ write to ../out, at its root
     done = subprocess.run(
         [sys.executable, "-m", "acpbuild", "run", "recipes/quickstart.toml"],
         cwd=tmp_path,

@@ -110,6 +110,7 @@ def links_are_local(page: Node, report: Path) -> list[str]:
 # -- recipes -------------------------------------------------------------------------------
 def quickstart(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "recipes", tmp_path / "recipes", ignore=shutil.ignore_patterns(".acpbuild", "report"))
+    (tmp_path / ".git").mkdir(exist_ok=True)  # a checkout: recipes/ write to ../out, at its root
     return tmp_path / "recipes" / "quickstart.toml"
 
 
@@ -216,7 +217,7 @@ def test_writing_twice_replaces_the_report_and_leaves_nothing_behind(tmp_path: P
     stray.write_bytes(b"old")
     second = make_report(recipe, tmp_path / "site", env={})
     assert first.index == second.index and not stray.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "recipes", "site"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".git", "out", "recipes", "site"]
     assert len(list((tmp_path / "site" / "media").iterdir())) == second.media == 7
 
 

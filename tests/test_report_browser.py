@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 def built_report(tmp_path: Path, recipe: str, *args: str) -> Path:
     """Run a recipe of the repository's offline, then write its report; the report's index.html."""
     shutil.copytree(ROOT / "recipes", tmp_path / "recipes", ignore=shutil.ignore_patterns(".acpbuild", "*.lock"))
+    (tmp_path / ".git").mkdir(exist_ok=True)  # a checkout: recipes/ write to ../out, at its root
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ACPBUILD_CONFIG": "/dev/null", "PYTHONPATH": str(ROOT)}
     for command in (["run", f"recipes/{recipe}"], ["report", f"recipes/{recipe}", "-o", "report", *args]):
         done = subprocess.run(
