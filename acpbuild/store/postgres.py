@@ -40,6 +40,7 @@ from acpbuild.config.secrets import masked_url
 from acpbuild.errors import BudgetExceeded, StoreError, StoreUnreachable
 from acpbuild.keys import Signature
 from acpbuild.store.ledger import Cap, Claim, Generation, Ledger, OutputRecord, Owner
+from acpbuild.store.sql import LOST, MONTH_SPEND, SqlLedger
 
 T = TypeVar("T")
 
@@ -88,21 +89,20 @@ _SCHEMA = (
 # the server's clock, in Unix seconds: what leases are measured by
 _NOW = "extract(epoch from clock_timestamp())::float8"
 
-# as the SQLite ledger's _MONTH_SPEND
-_MONTH_SPEND = (
-    "SELECT COALESCE(SUM(CASE WHEN state IN ('done', 'received') THEN COALESCE(actual_cost, estimated_cost, 0) "
-    "ELSE COALESCE(estimated_cost, 0) END), 0) FROM generations "
-    "WHERE draft=0 AND ((state IN ('done', 'received') AND finished >= %s) "
-    "OR (state IN ('submitted', 'possibly_billed') AND created >= %s))"
-)
-
 # remove an owner's claim on a key and tell the waiters, in one statement
 _RELEASE = (
     "WITH gone AS (DELETE FROM claims WHERE key=%s AND run_id=%s AND host=%s AND pid=%s RETURNING key) "
     f"SELECT pg_notify('{CHANNEL}', key) FROM gone"
 )
 
-_LOST = "its run stopped before the answer arrived"
+
+
+def _placeholders(sql: str) -> str:
+    """A statement written for :class:`SqlLedger` (``?``) as psycopg takes it (``%s``)."""
+    return sql.replace("?", "%s")
+
+
+_MONTH_SPEND = _placeholders(MONTH_SPEND)
 
 
 def _password(url: str) -> str | None:
@@ -123,7 +123,7 @@ def _reason(exc: BaseException) -> str:
     return first
 
 
-class PostgresLedger(Ledger):
+class PostgresLedger(SqlLedger):
     """The ledger in a PostgreSQL database named by ``url``; this machine's outputs and
     file digests in ``local`` (its SQLite ledger), which is closed with it."""
 
@@ -201,10 +201,10 @@ class PostgresLedger(Ledger):
         return self._run(self._in_transaction(body), read=read)
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> None:
-        self._run(lambda conn: conn.execute(sql, args))
+        self._run(lambda conn: conn.execute(_placeholders(sql), args))
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self._run(lambda conn: conn.execute(sql, args).fetchall(), read=True)
+        return self._run(lambda conn: conn.execute(_placeholders(sql), args).fetchall(), read=True)
 
     def _create_schema(self, conn: psycopg.Connection[Any]) -> None:
         # a ledger that has its tables is opened without writing (a read-only role may use it)
@@ -285,10 +285,6 @@ class PostgresLedger(Ledger):
     def release(self, key: str, owner: Owner) -> None:
         self._exec(_RELEASE, (key, owner.run_id, owner.host, owner.pid))
 
-    def claims(self) -> list[tuple[str, Owner, float, str | None]]:
-        rows = self._rows("SELECT key, run_id, host, pid, lease_until, step FROM claims ORDER BY key")
-        return [(r[0], Owner(r[1], r[2], int(r[3])), float(r[4]), r[5]) for r in rows]
-
     def wait_released(self, key: str, timeout: float) -> None:
         """Block until ``key``'s claim is released anywhere (its NOTIFY arrives), or is not
         held now, at most ``timeout`` seconds. Without a listener connection, polls."""
@@ -347,19 +343,6 @@ class PostgresLedger(Ledger):
             conn.close()
 
     # -- generations ---------------------------------------------------------
-    def find_done(self, key: str) -> Generation | None:
-        return self._latest(key, "state='done'")
-
-    def find_resumable(self, key: str) -> Generation | None:
-        return self._latest(key, "state='submitted' AND request_id IS NOT NULL")
-
-    def find_received(self, key: str) -> Generation | None:
-        return self._latest(key, "state='received'")
-
-    def _latest(self, key: str, where: str) -> Generation | None:
-        rows = self._rows(f"SELECT * FROM generations WHERE key=%s AND {where} ORDER BY id DESC LIMIT 1", (key,))
-        return Generation(*rows[0]) if rows else None
-
     def begin(
         self,
         key: str,
@@ -394,7 +377,7 @@ class PostgresLedger(Ledger):
                 "THEN 'possibly_billed' ELSE 'abandoned' END, finished=%s, "
                 "error=COALESCE(error || '; ', '') || %s "
                 "WHERE key=%s AND state='submitted' AND request_id IS NULL",
-                (now, _LOST, key),
+                (now, LOST, key),
             )
             row = conn.execute(
                 "INSERT INTO generations (key, state, recipe, step, kind, provider, model, material, "
@@ -427,9 +410,6 @@ class PostgresLedger(Ledger):
 
         return self._transaction(give_up)
 
-    def submitted(self, gen_id: int, request_id: str) -> None:
-        self._exec("UPDATE generations SET request_id=%s WHERE id=%s", (request_id, gen_id))
-
     def finish(
         self,
         gen_id: int,
@@ -452,24 +432,6 @@ class PostgresLedger(Ledger):
 
         self._transaction(done)
 
-    def fail(self, gen_id: int, error: str, *, resumable: bool, billed: bool = False) -> None:
-        if resumable:
-            self._exec("UPDATE generations SET error=%s WHERE id=%s", (error, gen_id))
-        else:
-            self._exec(
-                "UPDATE generations SET state=%s, error=%s, finished=%s WHERE id=%s",
-                ("possibly_billed" if billed else "failed", error, time.time(), gen_id),
-            )
-
-    def received(
-        self, gen_id: int, *, actual_cost: float | None, usage: dict[str, Any], meta: dict[str, Any], error: str
-    ) -> None:
-        self._exec(
-            "UPDATE generations SET state='received', actual_cost=%s, usage=%s, meta=%s, error=%s, finished=%s "
-            "WHERE id=%s",
-            (actual_cost, json.dumps(usage), json.dumps(meta), error, time.time(), gen_id),
-        )
-
     def mark_lost(self, recipe: str) -> int:
         def mark(conn: psycopg.Connection[Any]) -> int:
             now = _server_now(conn)  # leases are the server's time
@@ -484,7 +446,7 @@ class PostgresLedger(Ledger):
                 conn.execute(
                     "UPDATE generations SET state='possibly_billed', finished=%s, "
                     "error=COALESCE(error || '; ', '') || %s WHERE id = ANY(%s)",
-                    (time.time(), _LOST, lost),
+                    (time.time(), LOST, lost),
                 )
             return len(lost)
 
@@ -510,32 +472,6 @@ class PostgresLedger(Ledger):
             return found
 
         return self._transaction(warn)
-
-    def generations(self, *, since: float | None = None) -> list[Generation]:
-        rows = self._rows(
-            # when it finished, as the monthly cap counts it; a job still running by when it began
-            "SELECT * FROM generations WHERE COALESCE(finished, created) >= %s ORDER BY id",
-            (since or 0.0,),
-        )
-        return [Generation(*r) for r in rows]
-
-    def spent_since(self, since: float) -> float:
-        return float(self._rows(_MONTH_SPEND, (since, since))[0][0])
-
-    def restored(self, generation: Generation, *, recipe: str, step: str) -> None:
-        self._exec(
-            "INSERT INTO restores (generation, recipe, step, saved, created) VALUES (%s, %s, %s, %s, %s)",
-            (generation.id, recipe, step, generation.actual_cost or 0.0, time.time()),
-        )
-
-    def restores(self, *, since: float | None = None) -> list[tuple[Generation, str | None, str | None, float, float]]:
-        rows = self._rows(
-            "SELECT g.*, r.recipe, r.step, r.saved, r.created FROM restores r "
-            "JOIN generations g ON g.id = r.generation WHERE r.created >= %s ORDER BY r.id",
-            (since or 0.0,),
-        )
-        n = len(Generation.__dataclass_fields__)
-        return [(Generation(*r[:n]), r[n], r[n + 1], float(r[n + 2] or 0.0), float(r[n + 3])) for r in rows]
 
     # -- outputs and file digests: this machine's, in its SQLite ledger ----------------
     def output(self, path: Path) -> OutputRecord | None:

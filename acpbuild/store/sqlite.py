@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 from acpbuild.errors import BudgetExceeded, StoreError
 from acpbuild.keys import Signature
-from acpbuild.store.ledger import Cap, Claim, Generation, Ledger, OutputRecord, Owner
+from acpbuild.store.ledger import Cap, Claim, Generation, OutputRecord, Owner
+from acpbuild.store.sql import MONTH_SPEND, SqlLedger
 
 T = TypeVar("T")
 
@@ -71,16 +72,6 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
-# Spend since a moment: done (and received) generations at their actual cost, and
-# submitted ones (running now, or kept to resume) and possibly billed ones at their estimate.
-_MONTH_SPEND = (
-    "SELECT COALESCE(SUM(CASE WHEN state IN ('done', 'received') THEN COALESCE(actual_cost, estimated_cost, 0) "
-    "ELSE COALESCE(estimated_cost, 0) END), 0) FROM generations "
-    "WHERE draft=0 AND ((state IN ('done', 'received') AND finished >= ?) "
-    "OR (state IN ('submitted', 'possibly_billed') AND created >= ?))"
-)
-
-
 def _contended(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
@@ -100,7 +91,7 @@ def _patiently(action: Callable[[], T]) -> T:
         pause = min(pause * 2, 0.5)
 
 
-class SqliteLedger(Ledger):
+class SqliteLedger(SqlLedger):
     """The ledger in one SQLite file (WAL mode): one connection shared by the run's threads behind a lock."""
 
     def __init__(self, path: Path) -> None:
@@ -208,25 +199,7 @@ class SqliteLedger(Ledger):
             "DELETE FROM claims WHERE key=? AND run_id=? AND host=? AND pid=?", (key, owner.run_id, owner.host, owner.pid)
         )
 
-    def claims(self) -> list[tuple[str, Owner, float, str | None]]:
-        rows = self._rows("SELECT key, run_id, host, pid, lease_until, step FROM claims ORDER BY key")
-        return [(r[0], Owner(r[1], r[2], int(r[3])), float(r[4]), r[5]) for r in rows]
-
     # -- generations ---------------------------------------------------------
-    def find_done(self, key: str) -> Generation | None:
-        rows = self._rows(
-            "SELECT * FROM generations WHERE key=? AND state='done' ORDER BY id DESC LIMIT 1", (key,)
-        )
-        return Generation(*rows[0]) if rows else None
-
-    def find_resumable(self, key: str) -> Generation | None:
-        rows = self._rows(
-            "SELECT * FROM generations WHERE key=? AND state='submitted' AND request_id IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1",
-            (key,),
-        )
-        return Generation(*rows[0]) if rows else None
-
     def begin(
         self,
         key: str,
@@ -244,7 +217,7 @@ class SqliteLedger(Ledger):
         def insert(db: sqlite3.Connection) -> int:
             now = time.time()
             if cap is not None:
-                spent = db.execute(_MONTH_SPEND, (cap.since, cap.since)).fetchone()[0]
+                spent = db.execute(MONTH_SPEND, (cap.since, cap.since)).fetchone()[0]
                 if spent + (estimated_cost or 0.0) > cap.usd + 1e-9:
                     raise BudgetExceeded(
                         f"step {step!r} would cost ~${estimated_cost or 0:.4f} but ${spent:.4f} of "
@@ -286,9 +259,6 @@ class SqliteLedger(Ledger):
             )
         return given_up
 
-    def submitted(self, gen_id: int, request_id: str) -> None:
-        self._exec("UPDATE generations SET request_id=? WHERE id=?", (request_id, gen_id))
-
     def finish(
         self,
         gen_id: int,
@@ -314,29 +284,6 @@ class SqliteLedger(Ledger):
                 )
 
         self._transaction(done)
-
-    def fail(self, gen_id: int, error: str, *, resumable: bool, billed: bool = False) -> None:
-        if resumable:
-            self._exec("UPDATE generations SET error=? WHERE id=?", (error, gen_id))
-        else:
-            self._exec(
-                "UPDATE generations SET state=?, error=?, finished=? WHERE id=?",
-                ("possibly_billed" if billed else "failed", error, time.time(), gen_id),
-            )
-
-    def received(
-        self, gen_id: int, *, actual_cost: float | None, usage: dict[str, Any], meta: dict[str, Any], error: str
-    ) -> None:
-        self._exec(
-            "UPDATE generations SET state='received', actual_cost=?, usage=?, meta=?, error=?, finished=? WHERE id=?",
-            (actual_cost, json.dumps(usage), json.dumps(meta), error, time.time(), gen_id),
-        )
-
-    def find_received(self, key: str) -> Generation | None:
-        rows = self._rows(
-            "SELECT * FROM generations WHERE key=? AND state='received' ORDER BY id DESC LIMIT 1", (key,)
-        )
-        return Generation(*rows[0]) if rows else None
 
     def mark_lost(self, recipe: str) -> int:
         def mark(db: sqlite3.Connection) -> int:
@@ -367,32 +314,6 @@ class SqliteLedger(Ledger):
             for gen in found:
                 self._exec("INSERT OR IGNORE INTO warned (generation) VALUES (?)", (gen.id,))
         return found
-
-    def generations(self, *, since: float | None = None) -> list[Generation]:
-        rows = self._rows(
-            # when it finished, as the monthly cap counts it; a job still running by when it began
-            "SELECT * FROM generations WHERE COALESCE(finished, created) >= ? ORDER BY id",
-            (since or 0.0,),
-        )
-        return [Generation(*r) for r in rows]
-
-    def spent_since(self, since: float) -> float:
-        return float(self._rows(_MONTH_SPEND, (since, since))[0][0])
-
-    def restored(self, generation: Generation, *, recipe: str, step: str) -> None:
-        self._exec(
-            "INSERT INTO restores (generation, recipe, step, saved, created) VALUES (?, ?, ?, ?, ?)",
-            (generation.id, recipe, step, generation.actual_cost or 0.0, time.time()),
-        )
-
-    def restores(self, *, since: float | None = None) -> list[tuple[Generation, str | None, str | None, float, float]]:
-        rows = self._rows(
-            "SELECT g.*, r.recipe, r.step, r.saved, r.created FROM restores r "
-            "JOIN generations g ON g.id = r.generation WHERE r.created >= ? ORDER BY r.id",
-            (since or 0.0,),
-        )
-        n = len(Generation.__dataclass_fields__)
-        return [(Generation(*r[:n]), r[n], r[n + 1], float(r[n + 2] or 0.0), float(r[n + 3])) for r in rows]
 
     # -- outputs -------------------------------------------------------------
     def output(self, path: Path) -> OutputRecord | None:
