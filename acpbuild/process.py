@@ -33,6 +33,7 @@ __all__ = [
     "own_folder",
     "owner_of",
     "pid_alive",
+    "replace_file",
     "reset",
     "run",
     "stop",
@@ -152,6 +153,24 @@ def forget(path: Path) -> None:
     """``path``, a :func:`temp_file`, is no longer this process's to clean up."""
     with _lock:
         _temp_files.discard(path)
+
+
+def replace_file(dest: Path, data: bytes | str) -> None:
+    """Make ``dest`` hold ``data`` (text as UTF-8) atomically: written into a :func:`temp_file`
+    beside it, then renamed over it, so a reader never sees half a file and a killed run's
+    leftover is swept. Its folder must exist; raises :class:`OSError` for the caller to name.
+    """
+    sweep_beside(dest)
+    tmp = temp_file(dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+        forget(tmp)
 
 
 def own_folder(folder: Path) -> None:

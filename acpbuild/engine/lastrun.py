@@ -6,11 +6,11 @@ Imports nothing heavy: the no-op fast path records its (empty) run here too.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from acpbuild import process
 from acpbuild.errors import StoreError
 from acpbuild.store import layout
 
@@ -22,13 +22,10 @@ def save(store: Path, recipe_name: str, doc: Mapping[str, Any]) -> None:
     runs sharing a store never interleave, and a reader never sees half a file.
     """
     path = layout.last_run(store, recipe_name)
-    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-        os.replace(temp, path)
+        process.replace_file(path, json.dumps(doc, indent=1))
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 

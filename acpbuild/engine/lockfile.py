@@ -126,21 +126,9 @@ def write(path: Path, recipe_name: str, entries: Iterable[Entry]) -> bool:
     except OSError:
         pass
     try:
-        process.sweep_beside(path)
-        tmp = process.temp_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        process.replace_file(path, text)
     except OSError as exc:
         raise StoreError(f"cannot write the lockfile {path}: {exc.strerror or exc}") from exc
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write the lockfile {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        process.forget(tmp)
     return True
 
 

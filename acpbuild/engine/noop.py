@@ -132,19 +132,10 @@ def save(
     doc["steps"] = steps
     target = layout.noop_manifest(store, recipe_name)
     try:
-        process.sweep_beside(target)
-        # a name of this process's own: two runs sharing the store may finish at once
-        tmp = process.temp_file(target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        # two runs sharing the store may finish at once: each writes a temporary file of its own
+        process.replace_file(target, json.dumps(doc))
     except OSError as exc:
         raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    try:
-        tmp.write_text(json.dumps(doc), encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-        process.forget(tmp)
 
 
 def forget(store: Path, recipe_name: str) -> None:

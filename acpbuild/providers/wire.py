@@ -16,7 +16,6 @@ import errno
 import fnmatch
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from acpbuild import process
 from acpbuild.errors import (
     AuthError,
     BadResponse,
@@ -272,18 +272,11 @@ def write_atomic(dest: Path, data: bytes, *, provider: str = "") -> None:
     A full disk or an unwritable directory raises :class:`ProviderError` naming
     the path (with ``sent`` True: what is written is an answer already paid for).
     """
-    tmp: str | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
+        process.replace_file(dest, data)
     except OSError as exc:
         raise disk_error(exc, dest, provider=provider, sent=True) from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def sniff(path: Path) -> str | None:
