@@ -90,8 +90,9 @@ class LocalBlobStore(BlobStore):
                 pass
         return removed
 
-    def put(self, src: Path) -> str:
-        digest = file_digest(src)
+    def put(self, src: Path, *, digest: str | None = None) -> str:
+        """As :meth:`BlobStore.put`; ``digest``, when the caller has just hashed ``src``, is not computed again."""
+        digest = digest or file_digest(src)
         dest = self.path(digest)
         try:
             dest.parent.mkdir(exist_ok=True)

@@ -189,7 +189,7 @@ class S3BlobStore(BlobStore):
             damaged = digest in self._corrupt
         if damaged or not self._upload_once(digest, src):
             self._upload(digest, src, conditional=False)  # a repair
-        self.local.put(src)
+        self.local.put(src, digest=digest)
         with self._lock:
             self._corrupt.discard(digest)
             self._known.add(digest)
@@ -253,10 +253,10 @@ class S3BlobStore(BlobStore):
                     )
                 actual = file_digest(staged)
                 if actual == digest:
-                    self.local.put(staged)
+                    self.local.put(staged, digest=digest)
                     with self._lock:
                         self._known.add(digest)
-                    return self.local.get(digest)
+                    return self.local.path(digest)
             finally:
                 staged.unlink(missing_ok=True)
         with self._lock:
@@ -296,8 +296,15 @@ class S3BlobStore(BlobStore):
         return self.local.path(digest) if self.local.has(digest) else self.get(digest)
 
     def materialise(self, digest: str, dest: Path, *, inside: Path | None = None) -> None:
-        self.get(digest)  # fetched into the local cache, and checked, first
-        self.local.materialise(digest, dest, inside=inside)
+        if not self.local.has(digest):
+            self.get(digest)  # fetched into the local cache, checked on the way in
+        try:
+            self.local.materialise(digest, dest, inside=inside)  # checks the cached bytes once
+        except StoreError:
+            if self.local.has(digest):
+                raise  # the blob is intact: writing the output failed
+            self.get(digest)  # the cached blob was corrupt and is set aside: fetch it again
+            self.local.materialise(digest, dest, inside=inside)
 
     def staging(self, suffix: str) -> Path:
         return self.local.staging(suffix)
