@@ -14,8 +14,6 @@ import glob
 import os
 import re
 import signal
-import socket
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -45,7 +43,7 @@ __all__ = [
 ]
 
 #: this machine, as claims and temporary files name it
-HOST = socket.gethostname()
+HOST = os.uname().nodename if hasattr(os, "uname") else __import__("socket").gethostname()
 # a temporary file's name holds its host between '@'s
 _HOST = HOST.replace("@", "_")
 
@@ -142,6 +140,8 @@ def temp_file(directory: Path, *, prefix: str = ".", suffix: str = ".tmp") -> Pa
     with _lock:
         if _stopping.is_set():
             raise Interrupted(signal.SIGTERM)
+        import tempfile  # not at the top: the no-op fast path imports this module and makes no file
+
         fd, name = tempfile.mkstemp(prefix=f"{prefix}{tag()}", suffix=suffix, dir=directory)
         os.close(fd)
         path = Path(name)
