@@ -159,14 +159,18 @@ class Ledger(ABC):
     def claims(self) -> list[tuple[str, Owner, float, str | None]]:
         """Every claim: (key, owner, lease_until, step)."""
 
+    def held(self, key: str) -> bool:
+        """Whether some run holds a claim on ``key`` (live or not)."""
+        return any(held == key for held, *_ in self.claims())
+
     def wait_released(self, key: str, timeout: float) -> None:
         """Block until the claim on ``key`` may have been released, at most ``timeout`` seconds.
 
-        This one looks at :meth:`claims` every quarter second; a backend that can be
+        This one asks :meth:`held` every quarter second; a backend that can be
         told when a claim goes (PostgreSQL's LISTEN) wakes at once instead.
         """
         deadline = time.monotonic() + timeout
-        while any(held == key for held, *_ in self.claims()):
+        while self.held(key):
             left = deadline - time.monotonic()
             if left <= 0:
                 return

@@ -295,7 +295,7 @@ class PostgresLedger(SqlLedger):
         with self._woken:
             seen = self._notified.get(key, 0)
         # listening before looking: a release after this look is heard
-        if not any(held == key for held, *_ in self.claims()):
+        if not self.held(key):
             return
         with self._woken:
             while self._notified.get(key, 0) == seen and self._listening:

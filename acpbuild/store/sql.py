@@ -48,6 +48,9 @@ class SqlLedger(Ledger):
         rows = self._rows("SELECT key, run_id, host, pid, lease_until, step FROM claims ORDER BY key")
         return [(r[0], Owner(r[1], r[2], int(r[3])), float(r[4]), r[5]) for r in rows]
 
+    def held(self, key: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM claims WHERE key=?", (key,)))
+
     def find_done(self, key: str) -> Generation | None:
         return self._latest(key, "state='done'")
 
