@@ -25,12 +25,12 @@ import acpbuild
 from acpbuild.engine.workflow import forecast
 from acpbuild.errors import BadResponse, ProviderError
 from acpbuild.media import ffmpeg_exe
+from acpbuild.provider.outputs import MAX_IMAGE_SIDE, check_output
+from acpbuild.provider.wire import Origins, download, write_atomic
 from acpbuild.providers.elevenlabs.adapter import ElevenLabsProvider
 from acpbuild.providers.fal.adapter import FalProvider
 from acpbuild.providers.google.gemini import GoogleProvider
 from acpbuild.providers.openrouter.adapter import OpenRouterProvider
-from acpbuild.providers.outputs import MAX_IMAGE_SIDE, check_output
-from acpbuild.providers.wire import Origins, download, write_atomic
 from tests.emulators import Emulator, Journal, Response, real_mp4
 from tests.emulators.elevenlabs import KEY as EL_KEY
 from tests.emulators.elevenlabs import TTS, ElevenLabsEmulator

@@ -15,7 +15,7 @@ import tomlkit
 from acpbuild import providers
 from acpbuild.cli import diagram, main, scaffold
 from acpbuild.errors import RecipeError
-from acpbuild.providers.base import Param
+from acpbuild.provider import Param
 from acpbuild.recipe import load_recipe
 from acpbuild.recipe.kinds import KINDS, SUFFIXES
 from acpbuild.recipe.schema import recipe_schema

@@ -19,7 +19,7 @@ from PIL import Image
 
 from acpbuild.errors import ProviderError
 from acpbuild.media import probe
-from acpbuild.providers.base import Job, Outcome
+from acpbuild.provider import Job, Outcome
 from acpbuild.providers.local import LocalProvider
 from acpbuild.recipe.kinds import KINDS
 

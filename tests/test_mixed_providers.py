@@ -24,7 +24,7 @@ from conftest import copy_recipe, provider_calls
 import acpbuild
 from acpbuild.cli import main
 from acpbuild.media import probe
-from acpbuild.providers.base import Job
+from acpbuild.provider import Job
 from acpbuild.providers.local import LocalProvider
 from tests.emulators import elevenlabs as el_emulator
 from tests.emulators import fal as fal_emulator

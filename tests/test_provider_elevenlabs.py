@@ -28,9 +28,9 @@ from acpbuild.errors import (
     RequestRejected,
     ServiceUnavailable,
 )
-from acpbuild.providers.base import Job
+from acpbuild.provider import Job
+from acpbuild.provider.wire import sniff
 from acpbuild.providers.elevenlabs.adapter import ElevenLabsProvider
-from acpbuild.providers.wire import sniff
 from tests.emulators import Journal, Response
 from tests.emulators.elevenlabs import KEY, TTS, VOICES, ElevenLabsEmulator, error, mp3_bytes
 

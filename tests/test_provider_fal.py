@@ -29,10 +29,10 @@ from acpbuild.errors import (
     RequestRejected,
     ServiceUnavailable,
 )
-from acpbuild.providers.base import Job
+from acpbuild.provider import Job
+from acpbuild.provider.wire import sniff
 from acpbuild.providers.fal.adapter import FalProvider
 from acpbuild.providers.fal.models import SPECS
-from acpbuild.providers.wire import sniff
 from acpbuild.recipe.kinds import KINDS
 from tests.emulators import Journal, Response
 from tests.emulators.fal import (

@@ -31,9 +31,9 @@ from acpbuild.errors import (
     RequestRejected,
     ServiceUnavailable,
 )
-from acpbuild.providers.base import Job
+from acpbuild.provider import Job
+from acpbuild.provider.wire import sniff
 from acpbuild.providers.google.gemini import GoogleProvider
-from acpbuild.providers.wire import sniff
 from tests.emulators import Journal, Response
 from tests.emulators.google import CLOUD_KEY, KEY, GoogleEmulator, error, mp4_bytes, png_bytes
 
@@ -504,7 +504,7 @@ def test_veo_operation_error_is_rejected_with_its_message(
             },
         )
 
-    emu.routes.insert(0, ("POST", re.compile(FETCH + r"\Z"), failed))
+    emu.routes.insert(0, ("POST", re.compile(FETCH + r"\Z"), failed, "poll"))
     try:
         with pytest.raises(RequestRejected, match="Image aspect ratio is invalid"):
             GoogleProvider(env_for(emu)).generate(video_job(tmp_path), Journal())

@@ -31,7 +31,7 @@ from acpbuild.errors import (
     RequestRejected,
     ServiceUnavailable,
 )
-from acpbuild.providers.base import Job
+from acpbuild.provider import Job
 from acpbuild.providers.openrouter.adapter import OpenRouterProvider
 from tests.emulators import Journal, Response
 from tests.emulators.openrouter import (

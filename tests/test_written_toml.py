@@ -10,7 +10,7 @@ import pytest
 import tomli
 
 from acpbuild.cli import importer, wizard
-from acpbuild.providers.base import Param
+from acpbuild.provider import Param
 
 VALUES = [
     'quotes " and \\ backslashes',  # escaped as TOML basic strings do

@@ -75,7 +75,7 @@ from acpbuild.cli.import_tables import (
 )
 from acpbuild.cli.import_yaml import Path_, parse
 from acpbuild.errors import RecipeError, did_you_mean, nearest
-from acpbuild.providers.base import FILE_TYPES, Model, Param
+from acpbuild.provider import FILE_TYPES, Model, Param
 from acpbuild.recipe.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 
 

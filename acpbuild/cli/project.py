@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from acpbuild.providers.base import Model
+    from acpbuild.provider import Model
 
 
 def cmd_import(args: argparse.Namespace) -> int:

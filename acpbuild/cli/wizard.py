@@ -21,7 +21,7 @@ import tomlkit
 
 from acpbuild import providers
 from acpbuild.errors import did_you_mean
-from acpbuild.providers.base import FILE_TYPES, Model, Param
+from acpbuild.provider import FILE_TYPES, Model, Param
 from acpbuild.recipe.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 
 __all__ = ["Ask", "Invalid", "Say", "StepAnswers", "interview", "parse_value", "render", "served_kinds", "write"]

@@ -38,8 +38,8 @@ from acpbuild.errors import (
 )
 from acpbuild.keys import canonical
 from acpbuild.money.estimate import estimate
-from acpbuild.providers.base import Job, Provider
-from acpbuild.providers.outputs import check_output
+from acpbuild.provider import Job, Provider
+from acpbuild.provider.outputs import check_output
 from acpbuild.recipe import Step
 from acpbuild.store.ledger import Generation, Ledger
 

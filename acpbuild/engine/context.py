@@ -22,7 +22,7 @@ from acpbuild.engine.material import Prepared, UnknownInput, Upstream
 from acpbuild.engine.results import Event, StepResult
 from acpbuild.errors import AcpbuildError, RecipeError
 from acpbuild.keys import DigestCache, canonical, signature
-from acpbuild.providers.base import Provider
+from acpbuild.provider import Provider
 from acpbuild.recipe import Recipe, Step
 from acpbuild.store import layout
 from acpbuild.store.blobs import LinkMode

@@ -18,7 +18,7 @@ from typing import Any
 
 from acpbuild.errors import AcpbuildError
 from acpbuild.keys import KEY_SCHEMA, DigestCache, key_of
-from acpbuild.providers.base import Provider
+from acpbuild.provider import Provider
 from acpbuild.recipe import Recipe, Step
 from acpbuild.recipe.interpolate import Ref, render
 from acpbuild.store.ledger import OutputRecord

@@ -33,7 +33,7 @@ from acpbuild.store import layout
 from acpbuild.version import __version__
 
 if TYPE_CHECKING:
-    from acpbuild.providers.base import Provider
+    from acpbuild.provider import Provider
 
 _FORMAT = 3
 _PACKAGE = Path(__file__).resolve().parent.parent  # the acpbuild package

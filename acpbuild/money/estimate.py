@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from acpbuild import money
-from acpbuild.providers.base import FILE_TYPES, Model
+from acpbuild.provider import FILE_TYPES, Model
 
 CHARS_PER_TOKEN = 4
 #: output tokens assumed for a text call that sets no ``max_tokens`` (thinking tokens included)

@@ -19,7 +19,9 @@ from typing import Any
 
 import tomli
 
-UNITS = ("image", "megapixel", "second", "1k_characters", "1m_tokens", "request")
+from acpbuild.provider.prices import UNITS
+
+__all__ = ["UNITS", "Price", "actual_cost", "cost", "price_of", "registry"]
 
 
 @dataclass(frozen=True)

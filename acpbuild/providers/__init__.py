@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Mapping
 from functools import cache
 
-from acpbuild.providers.base import Job, Journal, Model, Outcome, Param, Provider
+from acpbuild.provider import Job, Journal, Model, Outcome, Param, Provider
 
 __all__ = ["NAMES", "Job", "Journal", "Model", "Outcome", "Param", "Provider", "provider_class"]
 

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from acpbuild import providers
-from acpbuild.providers.base import FILE_TYPES, Model
+from acpbuild.provider import FILE_TYPES, Model
 from acpbuild.recipe import Recipe, Step
 from acpbuild.recipe.interpolate import Template, refs_in
 

@@ -20,7 +20,7 @@ from acpbuild import providers
 from acpbuild.config.secrets import is_secret_name
 from acpbuild.config.user import load_config
 from acpbuild.errors import did_you_mean
-from acpbuild.providers.base import FILE_TYPES, Model, Param
+from acpbuild.provider import FILE_TYPES, Model, Param
 from acpbuild.recipe import paths
 from acpbuild.recipe.file import (
     STEP_FIELDS,

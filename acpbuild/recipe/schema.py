@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from acpbuild import providers
-from acpbuild.providers.base import FILE_TYPES, Model, Param
+from acpbuild.provider import FILE_TYPES, Model, Param
 from acpbuild.recipe import BAD_NAME, MERGES, METRICS
 from acpbuild.recipe.file import STEP_FIELDS, RecipeFile
 from acpbuild.recipe.kinds import KINDS, SUFFIXES, Media

@@ -64,7 +64,7 @@ class ElevenLabsEmulator(Emulator):
         super().__init__()
         self.key = key
         self.voices = list(VOICES if voices is None else voices)
-        self.route("POST", TTS, self._tts)
+        self.route("POST", TTS, self._tts, role="submit")
         self.route("GET", r"/v1/voices", self._voices_v1)
         self.route("GET", r"/v2/voices", self._voices_v2)
         self.route("GET", r"/v1/user/subscription", self._subscription)

@@ -101,14 +101,14 @@ class FalEmulator(Emulator):
         self.queue_root: str | None = None
         self._ids = self._files = 0
         self._ids_lock = threading.Lock()
-        self.route("POST", SUBMIT, self._submit)
-        self.route("GET", REQUEST + "/status", self._status)
-        self.route("GET", REQUEST, self._result)
+        self.route("POST", SUBMIT, self._submit, role="submit")
+        self.route("GET", REQUEST + "/status", self._status, role="poll")
+        self.route("GET", REQUEST, self._result, role="result")
         self.route("PUT", REQUEST + "/cancel", self._cancel)
         self.route("POST", r"/rest/storage/auth/token", self._token)
-        self.route("POST", r"/cdn/files/upload", self._upload)
-        self.route("GET", r"/cdn/files/(?P<fid>[^/]+)/[^/]+", self._file)
-        self.route("GET", MEDIA, self._media)
+        self.route("POST", r"/cdn/files/upload", self._upload, role="upload")
+        self.route("GET", r"/cdn/files/(?P<fid>[^/]+)/[^/]+", self._file, role="download")
+        self.route("GET", MEDIA, self._media, role="download")
 
     def reset(self) -> None:
         super().reset()

@@ -74,13 +74,13 @@ class GoogleEmulator(Emulator):
         #: answer with a ``gcsUri`` pointing at /media/... instead of inline bytes
         self.video_as_uri = False
         self.operations: dict[str, dict[str, Any]] = {}
-        self.route("POST", r"/v1/models/([^/:]+):generateContent", self._generate)
-        self.route("POST", _VERTEX_MODEL + r":generateContent", self._generate)
-        self.route("POST", _VERTEX_MODEL + r":predictLongRunning", self._submit)
-        self.route("POST", r"/v1beta1/(.+):fetchPredictOperation", self._fetch)
+        self.route("POST", r"/v1/models/([^/:]+):generateContent", self._generate, role="submit")
+        self.route("POST", _VERTEX_MODEL + r":generateContent", self._generate, role="submit")
+        self.route("POST", _VERTEX_MODEL + r":predictLongRunning", self._submit, role="submit")
+        self.route("POST", r"/v1beta1/(.+):fetchPredictOperation", self._fetch, role="poll")
         self.route("GET", r"/v1/models", self._models)
         self.route("GET", r"/v1beta1/publishers/google/models", self._models)
-        self.route("GET", r"/media/([a-z0-9-]+)\.mp4", self._media)
+        self.route("GET", r"/media/([a-z0-9-]+)\.mp4", self._media, role="download")
 
     def submissions(self) -> list[Request]:
         return self.calls("POST", r".*:predictLongRunning")

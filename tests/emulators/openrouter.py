@@ -105,7 +105,7 @@ class OpenRouterEmulator(Emulator):
         self.key = key
         #: the ``usage.cost`` of each completion answered, in order
         self.costs: list[float] = []
-        self.route("POST", CHAT, self._chat)
+        self.route("POST", CHAT, self._chat, role="submit")
         self.route("GET", KEY_INFO, self._key_info)
 
     @property

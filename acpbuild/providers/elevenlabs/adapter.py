@@ -4,7 +4,7 @@ One step is one ``POST /v1/text-to-speech/{voice_id}`` whose response body *is*
 the audio: it is streamed chunk by chunk into a temporary file next to the
 output, checked (non-empty, complete, really audio of the asked format) and only
 then renamed onto ``job.output``. ElevenLabs has no long-running jobs, so the
-:class:`~acpbuild.providers.base.Journal` is unused: there is nothing to resume,
+:class:`~acpbuild.provider.Journal` is unused: there is nothing to resume,
 and a request that failed after reaching the service is never sent again
 automatically.
 
@@ -30,26 +30,25 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from acpbuild.config.secrets import redact
-from acpbuild.errors import (
+from acpbuild.provider import (
     BadResponse,
+    Job,
+    Journal,
     MissingCredentials,
+    Model,
+    Outcome,
     PaymentRequired,
+    Problem,
+    Provider,
     ProviderError,
     ProviderTimeout,
     RequestRejected,
     ServiceUnavailable,
     closest,
     did_you_mean,
+    redact,
 )
-from acpbuild.providers.base import Job, Journal, Model, Outcome, Problem, Provider
-from acpbuild.providers.elevenlabs.models import (
-    CATALOGUE,
-    DEFAULT_FORMAT,
-    DEFAULT_VOICE,
-    KIND,
-)
-from acpbuild.providers.wire import (
+from acpbuild.provider.wire import (
     Origins,
     RetryPolicy,
     common_status_error,
@@ -58,6 +57,12 @@ from acpbuild.providers.wire import (
     sniff,
     too_big,
     with_retries,
+)
+from acpbuild.providers.elevenlabs.models import (
+    CATALOGUE,
+    DEFAULT_FORMAT,
+    DEFAULT_VOICE,
+    KIND,
 )
 
 if TYPE_CHECKING:

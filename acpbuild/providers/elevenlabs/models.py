@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from acpbuild.providers.base import Model, Param
+from acpbuild.provider import Model, Param
 
 KIND = "text_to_speech"
 

@@ -4,7 +4,7 @@ Every step goes through fal's queue: local input files are uploaded to fal's
 CDN (free), the job is submitted (the one billable request), its request id is
 written to the journal *before* waiting, the status is polled until
 COMPLETED, the result JSON is fetched and the image or video it points at is
-streamed to ``job.output`` with :func:`~acpbuild.providers.wire.download`.
+streamed to ``job.output`` with :func:`~acpbuild.provider.wire.download`.
 A run killed while polling resumes from the journal's ``resume_id`` and never
 submits twice. The catalogue lives in :mod:`acpbuild.providers.fal.models`.
 
@@ -22,20 +22,25 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from acpbuild.config.secrets import redact
-from acpbuild.errors import (
+from acpbuild.provider import (
+    FILE_TYPES,
     AcpbuildError,
     BadResponse,
+    Job,
+    Journal,
     MissingCredentials,
+    Model,
+    Outcome,
     PaymentRequired,
+    Problem,
+    Provider,
     ProviderError,
     ProviderTimeout,
     RequestRejected,
     ServiceUnavailable,
+    redact,
 )
-from acpbuild.providers.base import FILE_TYPES, Job, Journal, Model, Outcome, Problem, Provider
-from acpbuild.providers.fal.models import CATALOGUE, SPECS, Spec
-from acpbuild.providers.wire import (
+from acpbuild.provider.wire import (
     Origins,
     RetryPolicy,
     common_status_error,
@@ -43,6 +48,7 @@ from acpbuild.providers.wire import (
     max_download_bytes,
     with_retries,
 )
+from acpbuild.providers.fal.models import CATALOGUE, SPECS, Spec
 
 if TYPE_CHECKING:
     from fal_client import SyncClient, SyncRequestHandle
@@ -87,7 +93,7 @@ def _configure_sdk(base_url: str | None) -> None:
     repeats 408/409/429, nginx 502-504 and every transport error, including a
     read timeout on the billable submit). Setting its documented module knob
     ``MAX_ATTEMPTS`` to 1 is the least invasive way to get exactly one policy,
-    ours (:func:`~acpbuild.providers.wire.with_retries`, which knows what may
+    ours (:func:`~acpbuild.provider.wire.with_retries`, which knows what may
     have been billed): no SDK function is replaced. It is set once and never
     restored, because a save-and-restore around each call would race between
     steps running in parallel threads; acpbuild is the SDK's only user in the
@@ -552,7 +558,7 @@ def _video_usage(job: Job, media: dict[str, Any]) -> dict[str, float]:
         seconds = media.get("duration")
     if not isinstance(seconds, (int, float)):
         # fal's upscalers and avatars say nothing of length: measure what came back
-        from acpbuild.media import probe
+        from acpbuild.provider.media import probe
 
         try:
             seconds = probe(job.output).duration_s

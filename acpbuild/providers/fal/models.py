@@ -1,6 +1,6 @@
 """The fal catalogue: model keys as recipes write them, and how each maps onto fal's wire.
 
-Every entry is a :class:`Spec`: the :class:`~acpbuild.providers.base.Model` the
+Every entry is a :class:`Spec`: the :class:`~acpbuild.provider.Model` the
 recipe loader checks parameters against, plus the few facts the adapter needs
 to build fal's JSON arguments (how ``duration_s`` is spelled, whether the model
 takes ``output_format``). Choices that differ by kind (veo3's ``auto`` aspect
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from acpbuild.providers.base import Model, Param
+from acpbuild.provider import Model, Param
 
 T2I, I2I, T2V, I2V = "text_to_image", "image_to_image", "text_to_video", "image_to_video"
 AVATAR, ADD_AUDIO, UPSCALE = "avatar", "add_audio", "upscale_video"

@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from acpbuild.errors import MissingCredentials, RequestRejected
-from acpbuild.providers.base import Provider
+from acpbuild.provider import MissingCredentials, Provider, RequestRejected
+from acpbuild.provider.wire import Origins, RetryPolicy, image_mime, with_retries
 from acpbuild.providers.google.errors import translate
-from acpbuild.providers.wire import Origins, RetryPolicy, image_mime, with_retries
 
 if TYPE_CHECKING:
     from google.genai import Client

@@ -17,8 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from acpbuild.config.secrets import redact
-from acpbuild.errors import (
+from acpbuild.provider import (
     AuthError,
     BadResponse,
     PaymentRequired,
@@ -27,8 +26,9 @@ from acpbuild.errors import (
     RateLimited,
     RequestRejected,
     ServiceUnavailable,
+    redact,
 )
-from acpbuild.providers.wire import parse_retry_after
+from acpbuild.provider.wire import parse_retry_after
 
 # Words in an error message that mark a policy refusal (Veo: "...contains sensitive
 # words that violate Google's Responsible AI practices", "...violates Vertex AI's

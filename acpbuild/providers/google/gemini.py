@@ -47,7 +47,7 @@ What a user sets (environment or ``.env``):
 The API versions are pinned (``v1`` for the Developer API, ``v1beta1`` for
 Vertex, the SDK's own defaults) so the SDK's environment variables cannot move
 requests elsewhere. The SDK's retries are off (its default); every request goes
-through :func:`~acpbuild.providers.wire.with_retries`, and what it raises is
+through :func:`~acpbuild.provider.wire.with_retries`, and what it raises is
 translated in :mod:`acpbuild.providers.google.errors`.
 """
 
@@ -58,13 +58,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from acpbuild.config.secrets import redact
-from acpbuild.errors import BadResponse, RequestRejected
-from acpbuild.providers.base import Job, Journal, Model, Outcome, Problem
+from acpbuild.provider import (
+    BadResponse,
+    Job,
+    Journal,
+    Model,
+    Outcome,
+    Problem,
+    RequestRejected,
+    redact,
+)
+from acpbuild.provider.wire import write_atomic
 from acpbuild.providers.google import models as gm
 from acpbuild.providers.google import veo
 from acpbuild.providers.google.client import GoogleConnection, read_image
-from acpbuild.providers.wire import write_atomic
 
 if TYPE_CHECKING:
     from google.genai import types

@@ -8,7 +8,7 @@ is what reaches the API. Parameter names are acpbuild's (``max_tokens``,
 
 from __future__ import annotations
 
-from acpbuild.providers.base import Model, Param
+from acpbuild.provider import Model, Param
 
 TEXT = "text"
 IMAGE_UNDERSTANDING = "image_understanding"

@@ -22,19 +22,25 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from acpbuild.config.secrets import redact
-from acpbuild.errors import BadResponse, ProviderTimeout, RequestRejected
-from acpbuild.providers.base import Job, Journal, Outcome
-from acpbuild.providers.google.client import GoogleConnection, read_image
-from acpbuild.providers.google.errors import operation_error
-from acpbuild.providers.outputs import mp4_problem
-from acpbuild.providers.wire import (
+from acpbuild.provider import (
+    BadResponse,
+    Job,
+    Journal,
+    Outcome,
+    ProviderTimeout,
+    RequestRejected,
+    redact,
+)
+from acpbuild.provider.outputs import mp4_problem
+from acpbuild.provider.wire import (
     RetryPolicy,
     disk_error,
     download,
     max_download_bytes,
     with_retries,
 )
+from acpbuild.providers.google.client import GoogleConnection, read_image
+from acpbuild.providers.google.errors import operation_error
 
 if TYPE_CHECKING:
     from google.genai import Client, types

@@ -14,8 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from acpbuild.errors import ProviderError, RequestRejected
-from acpbuild.providers.base import Job, Journal, Model, Outcome, Provider
+from acpbuild.provider import Job, Journal, Model, Outcome, Provider, ProviderError, RequestRejected
 from acpbuild.providers.local.models import CATALOGUE
 
 __all__ = ["LocalProvider"]

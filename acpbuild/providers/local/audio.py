@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from acpbuild.errors import ProviderError, RequestRejected
-from acpbuild.media import input_file, probe, run_ffmpeg
-from acpbuild.providers.base import Job, Outcome
+from acpbuild.provider import Job, Outcome, ProviderError, RequestRejected
+from acpbuild.provider.media import input_file, probe, run_ffmpeg
 
 _PROVIDER = "local"
 _RATE = 44100

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acpbuild import process
-from acpbuild.errors import ProviderError, RequestRejected
-from acpbuild.media import input_file, probe
-from acpbuild.providers.base import Job, Outcome
+from acpbuild.provider import Job, Outcome, ProviderError, RequestRejected, files
+from acpbuild.provider.media import input_file, probe
 
 _PROVIDER = "local"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -149,11 +147,11 @@ def caption_frames(cues: list[Cue], width: int, height: int, directory: Path) ->
                     stroke_width=max(1, size // 10),
                     stroke_fill=(0, 0, 0, 255),
                 )
-            name = process.temp_file(directory, prefix=".caption-", suffix=".png")
+            name = files.temp_file(directory, prefix=".caption-", suffix=".png")
             made.append((name, cue))
             img.save(name, "PNG", compress_level=1)
         yield made
     finally:
         for path, _ in made:
             path.unlink(missing_ok=True)
-            process.forget(path)
+            files.forget(path)

@@ -13,9 +13,8 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acpbuild.errors import ProviderError, RequestRejected
-from acpbuild.media import input_file
-from acpbuild.providers.base import Job, Outcome
+from acpbuild.provider import Job, Outcome, ProviderError, RequestRejected
+from acpbuild.provider.media import input_file
 from acpbuild.providers.local.models import IMAGE_SIZES
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ model serves or for none, so ``prompt``, which ``text_to_image`` needs and
 
 from __future__ import annotations
 
-from acpbuild.providers.base import Model, Param
+from acpbuild.provider import Model, Param
 
 # fal's named sizes, width x height.
 IMAGE_SIZES: dict[str, tuple[int, int]] = {

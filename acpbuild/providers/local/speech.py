@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acpbuild import process
-from acpbuild.errors import ProviderError, RequestRejected, did_you_mean
-from acpbuild.media import run_ffmpeg
-from acpbuild.providers.base import Job, Outcome
+from acpbuild.provider import Job, Outcome, ProviderError, RequestRejected, did_you_mean, files
+from acpbuild.provider.media import run_ffmpeg
 
 _PROVIDER = "local"
 
@@ -239,7 +237,7 @@ def generate_speech(job: Job, params: dict[str, Any]) -> Outcome:
         write_wav(job.output, samples, rate)
     else:
         # Encode outside the eSpeak lock: ffmpeg needs no global state.
-        tmp = process.temp_file(job.output.parent, prefix=".espeak-", suffix=".wav")
+        tmp = files.temp_file(job.output.parent, prefix=".espeak-", suffix=".wav")
         try:
             write_wav(tmp, samples, rate)
             run_ffmpeg(
@@ -247,7 +245,7 @@ def generate_speech(job: Job, params: dict[str, Any]) -> Outcome:
             )
         finally:
             tmp.unlink(missing_ok=True)
-            process.forget(tmp)
+            files.forget(tmp)
     return Outcome(
         usage={"characters": len(text), "seconds": round(seconds, 3)},
         meta={"voice": params["voice"], "sample_rate": rate},

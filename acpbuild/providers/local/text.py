@@ -14,9 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from acpbuild.errors import ProviderError, RequestRejected
-from acpbuild.media import input_file
-from acpbuild.providers.base import Job, Outcome
+from acpbuild.provider import Job, Outcome, ProviderError, RequestRejected
+from acpbuild.provider.media import input_file
 
 _PROVIDER = "local"
 

@@ -10,10 +10,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acpbuild import process
-from acpbuild.errors import ProviderError, RequestRejected
-from acpbuild.media import MediaInfo, input_file, probe, run_ffmpeg
-from acpbuild.providers.base import Job, Outcome
+from acpbuild.provider import Job, Outcome, ProviderError, RequestRejected, files
+from acpbuild.provider.media import MediaInfo, input_file, probe, run_ffmpeg
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -165,13 +163,13 @@ def _needs_turning(path: Path) -> bool:
 @contextmanager
 def _scratch_png(img: Image.Image, directory: Path) -> Iterator[Path]:
     """``img`` as a temporary PNG in ``directory``, deleted afterwards."""
-    path = process.temp_file(directory, prefix=".still-", suffix=".png")
+    path = files.temp_file(directory, prefix=".still-", suffix=".png")
     try:
         img.save(path, "PNG", compress_level=1)  # read once, straight away: speed over size
         yield path
     finally:
         path.unlink(missing_ok=True)
-        process.forget(path)
+        files.forget(path)
 
 
 def generate_image_to_video(job: Job, params: dict[str, Any]) -> Outcome:

@@ -7,7 +7,7 @@ optional ``system`` message); ``image_understanding`` also inlines the
 ``image`` file as a ``data:`` URL content part.
 
 OpenRouter has no long-running jobs, so the
-:class:`~acpbuild.providers.base.Journal` is unused: there is nothing to
+:class:`~acpbuild.provider.Journal` is unused: there is nothing to
 resume, and a chat request that may have reached a model is never sent again
 automatically. Only a refused connection or a 429 (neither billed) is retried.
 
@@ -30,19 +30,22 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from acpbuild.config.secrets import redact
-from acpbuild.errors import (
+from acpbuild.provider import (
     BadResponse,
+    Job,
+    Journal,
     MissingCredentials,
+    Model,
+    Outcome,
     PaymentRequired,
+    Provider,
     ProviderError,
     ProviderTimeout,
     RequestRejected,
     ServiceUnavailable,
+    redact,
 )
-from acpbuild.providers.base import Job, Journal, Model, Outcome, Provider
-from acpbuild.providers.openrouter.models import CATALOGUE, VISION
-from acpbuild.providers.wire import (
+from acpbuild.provider.wire import (
     Origins,
     RetryPolicy,
     common_status_error,
@@ -50,6 +53,7 @@ from acpbuild.providers.wire import (
     with_retries,
     write_atomic,
 )
+from acpbuild.providers.openrouter.models import CATALOGUE, VISION
 
 if TYPE_CHECKING:
     from openai import OpenAI

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from acpbuild.providers.base import Model, Param
+from acpbuild.provider import Model, Param
 
 TEXT = "text"
 VISION = "image_understanding"

@@ -312,7 +312,7 @@ def download(
     cap of the ``expect`` kind, :func:`max_download_bytes`) across all of them;
     it is renamed onto ``dest`` only when its length matches
     ``Content-Length`` and its first bytes are of the ``expect`` media type
-    (decoding it is left to :mod:`acpbuild.providers.outputs`, which every
+    (decoding it is left to :mod:`acpbuild.provider.outputs`, which every
     output passes before it is stored). A short body raises :class:`BadResponse`
     with ``sent=False`` (a GET of a finished result is free), so
     :func:`with_retries` fetches it again; one over the cap is not retried.

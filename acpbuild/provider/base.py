@@ -1,4 +1,4 @@
-"""The one interface every provider implements, and the catalogue types.
+"""The one interface every provider implements, and the catalogue types (public: :mod:`acpbuild.provider`).
 
 A provider is a catalogue of models plus one method, :meth:`Provider.generate`,
 which turns a :class:`Job` into exactly one output file. Everything else (keys,
@@ -17,6 +17,24 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
 from acpbuild.errors import did_you_mean
+
+#: the version of this API; see :func:`compatible`
+API_VERSION = "1.0"
+
+
+def compatible(wanted: str, have: str = API_VERSION) -> bool:
+    """Whether an adapter written for API ``wanted`` ("MAJOR.MINOR") runs on API ``have``.
+
+    The major versions must be equal (a major bump removes or changes something),
+    and the adapter's minor must not be newer (a minor bump only adds).
+    """
+    try:
+        w_major, w_minor = (int(part) for part in wanted.split("."))
+        h_major, h_minor = (int(part) for part in have.split("."))
+    except ValueError:
+        return False
+    return w_major == h_major and w_minor <= h_minor
+
 
 ParamType = Literal["str", "int", "float", "bool", "list", "image", "audio", "video", "file", "files"]
 
@@ -185,11 +203,38 @@ class Provider(abc.ABC):
     #: (``[recipe] concurrency = { fal = 2 }``); kept below the default ``-j`` so
     #: one slow or rate-limited provider cannot hold every worker
     concurrency: int = 4
+    #: the version of :mod:`acpbuild.provider` the adapter was written for ("1.0");
+    #: a plugin must say it, and loads only where :func:`compatible` allows
+    api_version: str = ""
+    #: a TOML file in the adapter's own package with its prices, in the format of
+    #: :mod:`acpbuild.provider.prices` (the built-in providers' are acpbuild's own)
+    prices: str = ""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         import os
 
         self.env: Mapping[str, str] = os.environ if env is None else env
+
+    @classmethod
+    def price_table(cls) -> dict[str, dict[str, Any]]:
+        """The adapter's prices by model key, read from :attr:`prices` ({} when it names none).
+
+        Override it to build the table another way.
+        """
+        if not cls.prices:
+            return {}
+        import sys
+        from importlib import resources
+
+        import tomli
+
+        module = sys.modules[cls.__module__]
+        if module.__spec__ is not None and module.__spec__.parent:
+            text = (resources.files(module.__spec__.parent) / cls.prices).read_text(encoding="utf-8")
+        else:  # a top-level module: the file beside it
+            text = (Path(module.__file__ or ".").parent / cls.prices).read_text(encoding="utf-8")
+        models: dict[str, dict[str, Any]] = tomli.loads(text).get("models", {})
+        return models
 
     @abc.abstractmethod
     def catalogue(self) -> Mapping[str, Model]:
