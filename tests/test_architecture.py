@@ -66,7 +66,7 @@ def test_every_provider_package_has_the_same_shape() -> None:
 
     from acpbuild import providers
 
-    for name in providers.NAMES:
+    for name in providers.BUILT_IN:
         package = importlib.import_module(f"acpbuild.providers.{name}")
         cls = providers.provider_class(name)
         assert getattr(package, cls.__name__) is cls, name

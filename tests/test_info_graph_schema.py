@@ -387,7 +387,7 @@ def test_schema_asks_every_model_for_its_required_parameters(
 ) -> None:
     # one step per (provider, model, kind) with only its required parameters: a valid recipe
     steps: dict[str, dict[str, Any]] = {}
-    for provider in providers.NAMES:
+    for provider in providers.BUILT_IN:
         catalogue = providers.catalogue(provider)
         for model in catalogue.values():
             for kind in model.kinds:

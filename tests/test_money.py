@@ -32,7 +32,7 @@ media = mixed.media
 world = mixed.world
 
 ROOT = Path(__file__).resolve().parents[1]
-PAID = [name for name in providers.NAMES if providers.provider_class(name).paid]
+PAID = [name for name in providers.BUILT_IN if providers.provider_class(name).paid]
 
 
 def _registry() -> dict[tuple[str, str], dict[str, Any]]:

@@ -90,8 +90,11 @@ def _shared(env: Mapping[str, str], store: Path) -> list[Check]:
 def checks(env: Mapping[str, str], store: Path, *, ping: bool) -> list[Check]:
     """Every check, in the order shown."""
     found: list[Check] = []
-    for name in providers.NAMES:
-        cls = providers.provider_class(name)
+    for name in providers.names(env):
+        cls = providers.provider_class(name, env)
+        origin = providers.origin(name, env)
+        if origin.via != "built in":
+            found.append(Check(f"plugin {name}", True, f"{origin.describe()} ({origin.target})"))
         if not cls.paid:
             continue
         provider = cls(env)
@@ -106,5 +109,6 @@ def checks(env: Mapping[str, str], store: Path, *, ping: bool) -> list[Check]:
                     found.append(Check(f"{name} {label}", True, redact(call(), env)))
                 except AcpbuildError as exc:
                     found.append(Check(f"{name} {label}", False, redact(str(exc), env)))
+    found += [Check(f"plugin {b.name}", False, b.describe()) for b in providers.broken(env)]
     found += [_ffmpeg(), _espeak(), _store(store), *_shared(env, store)]
     return found

@@ -428,7 +428,7 @@ class _Converter:
             self.warn(f"{text_key} taken {origin} (the step before, {prev.name!r}, makes {prev.media})", path)
 
     def model(self, kind: str, name: Any, at: Path_, item: dict[str, Any]) -> tuple[str, Model]:
-        serving = [(p, m) for p in providers.NAMES for m in providers.catalogue(p).values() if kind in m.kinds]
+        serving = [(p, m) for p in providers.names() for m in providers.catalogue(p).values() if kind in m.kinds]
         if not name:
             provider, key = DEFAULT_MODEL[kind]
             self.warn(f"no model given: using {provider}/{key}, acpbuild's default for {kind}", at[:-1])
@@ -449,7 +449,7 @@ class _Converter:
         choices = [f"{p}/{m.name}" for p, m in serving]
         elsewhere = [
             f"{p}/{m.name}"
-            for p in providers.NAMES
+            for p in providers.names()
             for m in providers.catalogue(p).values()
             if norm == _norm(m.name) or name in m.endpoints.values()
         ]

@@ -35,6 +35,8 @@ class ProviderInfo:
     #: the endpoint override variable, and its value when set
     url_var: str
     url: str | None
+    #: "built in", or the plugin package and version it comes from
+    origin: str = "built in"
 
 
 @dataclass
@@ -60,6 +62,8 @@ class Info:
     shared_ledger: str | None = None
     remote: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: provider plugins found but skipped, each with the reason
+    broken_plugins: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -93,7 +97,8 @@ def gather(recipe: str | None, env: Mapping[str, str], cwd: Path) -> Info:
         ledger_exists=ledger.is_file(),
         ledger_bytes=sum(_size(Path(f"{ledger}{s}")) for s in ("", "-wal", "-shm")),
         generations=_generations(ledger),
-        providers=[_provider(name, env) for name in providers.NAMES],
+        providers=[_provider(name, env) for name in providers.names(env)],
+        broken_plugins=[b.describe() for b in providers.broken(env)],
         prices=len(money.registry()),
         prices_oldest=min((p.date for p in money.registry().values() if p.date), default=None),
         prices_newest=max((p.date for p in money.registry().values() if p.date), default=None),
@@ -155,18 +160,19 @@ def _generations(ledger: Path) -> int:
 
 
 def _provider(name: str, env: Mapping[str, str]) -> ProviderInfo:
-    cls = providers.provider_class(name)
+    cls = providers.provider_class(name, env)
     key_set_in = next((var for var in cls.key_vars if env.get(var)), None)
     url = env.get(cls.url_var) if cls.url_var else None
     return ProviderInfo(
         name=name,
-        models=list(providers.catalogue(name)),
+        models=list(providers.catalogue(name, env)),
         paid=cls.paid,
         key_vars=cls.key_vars,
         key_set_in=key_set_in,
         url_var=cls.url_var,
         # an endpoint is not a secret, but a gateway URL may carry a token in its query
         url=redact(url, env) if url else None,
+        origin=providers.origin(name, env).describe(),
     )
 
 

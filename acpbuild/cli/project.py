@@ -106,9 +106,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         else:
             key = f"{' or '.join(p.key_vars)} not set"
         url = f"; endpoint {p.url_var}={p.url}" if p.url else ""
-        print(f"  {p.name:<11} {len(p.models):>2} models  {key}{url}")
+        origin = "" if p.origin == "built in" else f"  ({p.origin})"
+        print(f"  {p.name:<11} {len(p.models):>2} models  {key}{url}{origin}")
         for line in textwrap.wrap(", ".join(p.models), width=88, break_on_hyphens=False):
             print(f"              {line}")
+    for line in found.broken_plugins:
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -227,20 +230,25 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from acpbuild import money, providers
+    from acpbuild.config.secrets import environment
     from acpbuild.errors import RecipeError, did_you_mean
     from acpbuild.recipe.kinds import KINDS
 
-    if args.provider and args.provider not in providers.NAMES:
-        raise RecipeError(f"unknown provider {args.provider!r}", tip=did_you_mean(args.provider, providers.NAMES))
+    env = environment((Path.cwd(),))
+    for plugin in providers.broken(env):
+        print(f"warning: {plugin.describe()}", file=sys.stderr)
+    if args.provider and not providers.is_known(args.provider, env):
+        raise RecipeError(f"unknown provider {args.provider!r}", tip=did_you_mean(args.provider, providers.names(env)))
     if args.kind and args.kind not in KINDS:
         raise RecipeError(
             f"unknown kind {args.kind!r}", tip=did_you_mean(args.kind, KINDS) or "kinds: " + ", ".join(KINDS)
         )
     rows: list[dict[str, Any]] = []
-    for name in providers.NAMES:
+    for name in providers.names(env):
         if args.provider and name != args.provider:
             continue
-        for model in providers.catalogue(name).values():
+        origin = providers.origin(name, env).describe()
+        for model in providers.catalogue(name, env).values():
             kinds = [k for k in model.kinds if not args.kind or k == args.kind]
             if not kinds:
                 continue
@@ -254,13 +262,15 @@ def cmd_models(args: argparse.Namespace) -> int:
                     "price": price.describe() if price else ("free" if name == "local" else None),
                     "price_source": f"{price.source} ({price.date})" if price else None,
                     "params": _model_params(model, kinds),
+                    "origin": origin,
                 }
             )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        print(f"{row['provider']}/{row['model']}  [{', '.join(row['kinds'])}]  {row['price'] or 'no price'}")
+        origin = "" if row["origin"] == "built in" else f"  ({row['origin']})"
+        print(f"{row['provider']}/{row['model']}  [{', '.join(row['kinds'])}]  {row['price'] or 'no price'}{origin}")
         for param, spec in row["params"].items():
             extra = []
             if "choices" in spec:

@@ -74,7 +74,7 @@ def env_example() -> str:
         "# ones you use; the local provider needs none. Never commit .env.",
     ]
     listed: set[str] = set()
-    for name in providers.NAMES:
+    for name in providers.names():
         cls = providers.provider_class(name)
         if not cls.key_vars:
             continue

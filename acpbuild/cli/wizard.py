@@ -61,7 +61,7 @@ class StepAnswers:
 
 def served_kinds() -> list[str]:
     """The kinds at least one provider serves, in the order kinds.py lists them."""
-    served = {k for name in providers.NAMES for m in providers.catalogue(name).values() for k in m.kinds}
+    served = {k for name in providers.names() for m in providers.catalogue(name).values() for k in m.kinds}
     return [k for k in KINDS if k in served]
 
 
@@ -177,7 +177,7 @@ def _ask_step(ask: Ask, say: Say, steps: list[StepAnswers], root: Path) -> StepA
 
     name = _choose(ask, say, "Step name", check_name, default_name)
 
-    serving = [p for p in providers.NAMES if any(kind in m.kinds for m in providers.catalogue(p).values())]
+    serving = [p for p in providers.names() if any(kind in m.kinds for m in providers.catalogue(p).values())]
     for p in serving:
         cls = providers.provider_class(p)
         say(f"  {p}: " + ("free, offline" if not cls.paid else "paid, needs " + " or ".join(cls.key_vars)))

@@ -5,6 +5,12 @@
     ledger = "postgresql://ci@db.internal/acpbuild"   # a team's shared ledger (ACPBUILD_LEDGER wins)
     remote = "s3://media-cache/acpbuild"              # a team's shared store (ACPBUILD_REMOTE wins)
     output_roots = ["/srv/media"]                     # folders outside a project that outputs may go to
+    providers = ["studio_tools.voice:StudioVoice"]    # provider plugins by module:Class (see below)
+
+``providers`` names adapters that are not installed as packages: a module
+importable from the folder acpbuild runs in (a content repo's own code) or
+from Python's path, and the Provider class in it. Installed plugins need no
+entry here: they register through the ``acpbuild.providers`` entry points.
 
 The ledger and the remote belong here or in the environment, never in a recipe:
 a recipe is committed, and a ledger URL may hold a password.
@@ -19,6 +25,7 @@ default threshold.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +50,8 @@ class UserConfig:
     remote: str | None = None
     #: folders outside any project that a recipe's ``output_dir`` may name (absolute, as written)
     output_roots: tuple[Path, ...] = ()
+    #: provider plugins named by "module:Class", besides the installed ones
+    providers: tuple[str, ...] = ()
 
 
 #: the variables platformdirs finds the user's config folder from, on Linux and macOS
@@ -89,8 +98,10 @@ def load_config(env: Mapping[str, str]) -> UserConfig:
                 )
         elif key == "output_roots":
             _check_roots(value, path)
+        elif key == "providers":
+            _check_providers(value, path)
         elif key not in dollars:
-            known = ", ".join(sorted(dollars | set(urls) | {"output_roots"}))
+            known = ", ".join(sorted(dollars | set(urls) | {"output_roots", "providers"}))
             raise RecipeError(f"unknown key {key!r}", file=str(path), tip=f"known keys: {known}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise RecipeError(f"{key} must be a number of US dollars, 0 or more", file=str(path))
@@ -101,7 +112,21 @@ def load_config(env: Mapping[str, str]) -> UserConfig:
         ledger=data.get("ledger"),
         remote=data.get("remote"),
         output_roots=tuple(Path(root) for root in data.get("output_roots", ())),
+        providers=tuple(data.get("providers", ())),
     )
+
+
+_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def _check_providers(value: object, path: Path) -> None:
+    """``providers`` is a list of "module:Class" strings."""
+    tip = 'e.g. providers = ["studio_tools.voice:StudioVoice"]'
+    if not isinstance(value, list):
+        raise RecipeError('providers must be a list of "module:Class" names', file=str(path), tip=tip)
+    for target in value:
+        if not isinstance(target, str) or not _TARGET.fullmatch(target):
+            raise RecipeError(f'providers: {target!r} is not a "module:Class" name', file=str(path), tip=tip)
 
 
 def _check_roots(value: object, path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import tomli
 
+from acpbuild import providers
 from acpbuild.provider.prices import UNITS
 
 __all__ = ["UNITS", "Price", "actual_cost", "cost", "price_of", "registry"]
@@ -73,7 +74,18 @@ def registry() -> dict[tuple[str, str], Price]:
 
 
 def price_of(provider: str, model: str) -> Price | None:
-    return registry().get((provider, model))
+    """The price of ``model`` of ``provider``: acpbuild's registry for a built-in provider, the plugin's own table for a plugin."""
+    found = registry().get((provider, model))
+    if found is None and provider not in providers.BUILT_IN:
+        found = _plugin_price(provider, model)
+    return found
+
+
+@cache
+def _plugin_price(provider: str, model: str) -> Price | None:
+    table = providers.plugin_prices(provider)
+    fields = None if table is None else table.get(model)
+    return None if fields is None else Price(provider=provider, model=model, **fields)
 
 
 def _with_audio(params: Mapping[str, Any]) -> bool:

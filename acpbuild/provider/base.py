@@ -258,6 +258,25 @@ class Provider(abc.ABC):
         """
         return []
 
+    @classmethod
+    def problems(cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str) -> list[Problem]:
+        """Everything the catalogue and :meth:`check` refuse in a step's ``params``, before any request.
+
+        Unknown parameters, values of the wrong type or out of their range or
+        choices, and missing required ones come first; when there are none,
+        :meth:`check` judges the combination. A recipe that loads has none.
+        """
+        accepted = model.params_for(kind)
+        found: list[Problem] = []
+        for key, value in params.items():
+            spec = accepted.get(key)
+            if spec is None:
+                found.append(Problem(key, f"{model.name} ({kind}) takes no parameter {key!r}"))
+            elif (why := spec.check(value)) is not None:
+                found.append(Problem(key, why))
+        found += [Problem(k, "is required") for k, spec in accepted.items() if spec.required and k not in params]
+        return found or cls.check(kind, model, params, suffix)
+
     def refuse_unfit(self, job: Job) -> None:
         """Raise :class:`~acpbuild.errors.RequestRejected` (nothing sent) for the first problem of :meth:`check`."""
         from acpbuild.errors import RequestRejected

@@ -66,10 +66,9 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
     store = layout.store_root(env, root, meta.store)
     for provider, limit in meta.concurrency.items():
         at = ("recipe", "concurrency", provider)
-        if provider not in providers.NAMES:
-            raise where.error(
-                f"unknown provider {provider!r} in concurrency", at, did_you_mean(provider, list(providers.NAMES))
-            )
+        if not providers.is_known(provider, env):
+            message, tip = _unknown_provider(provider, "in concurrency", env)
+            raise where.error(message, at, tip)
         if limit < 1:
             raise where.error(f"concurrency for {provider} must be 1 or more", at)
     for kind in raw.defaults:
@@ -87,7 +86,7 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
     families: dict[str, list[str]] = {}
     for name, raw_step in raw.steps.items():
         if name not in items:
-            steps[name] = _resolve_step(name, raw_step, raw, root, output_dir, lookup, where)
+            steps[name] = _resolve_step(name, raw_step, raw, root, output_dir, lookup, where, env)
             continue
         if "${item." not in raw_step.output:
             # with one item today it would work, and break the day a second one arrives
@@ -106,7 +105,7 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
                     "give each item an 'id' field without '='",
                 )
             expanded = f"{name}[{item.id}]"
-            step = _resolve_step(name, raw_step, raw, root, output_dir, item.lookup(lookup), where, item.id)
+            step = _resolve_step(name, raw_step, raw, root, output_dir, item.lookup(lookup), where, env, item.id)
             step.name, step.family, step.item = expanded, name, item.id
             step.item_fields = dict(item.fields)
             steps[expanded] = step
@@ -184,6 +183,7 @@ def _resolve_step(
     output_dir: Path,
     lookup: Any,
     where: Where,
+    env: Mapping[str, str],
     item: str | None = None,
 ) -> Step:
     at = ("steps", name)
@@ -200,13 +200,10 @@ def _resolve_step(
     defaults.pop("provider", None)
     defaults.pop("model", None)
     field_at = (*at, "provider") if "provider" in set_fields else ("defaults", kind, "provider")
-    if provider not in providers.NAMES:
-        raise where.error(
-            f"unknown provider {provider!r}",
-            field_at,
-            did_you_mean(str(provider), providers.NAMES) or f"providers: {', '.join(providers.NAMES)}",
-        )
-    catalogue = providers.catalogue(provider)
+    if not isinstance(provider, str) or not providers.is_known(provider, env):
+        message, tip = _unknown_provider(str(provider), "", env)
+        raise where.error(message, field_at, tip)
+    catalogue = providers.catalogue(provider, env)
     model = _pick_model(kind, provider, model_name, catalogue, at, set_fields, where)
     accepted = model.params_for(kind)
     given = {**defaults, **(raw_step.model_extra or {})}
@@ -244,7 +241,7 @@ def _resolve_step(
     )
     # what the provider itself would refuse (a container it cannot write, a format that
     # does not fit the suffix), found now rather than after earlier steps were paid for
-    for problem in providers.provider_class(provider).check(kind, model, params, output_path.suffix):
+    for problem in providers.provider_class(provider, env).check(kind, model, params, output_path.suffix):
         if problem.key == "output" or problem.key in (raw_step.model_extra or {}):
             blamed: tuple[str, ...] = (*at, problem.key)
         elif problem.key in defaults:
@@ -267,6 +264,16 @@ def _resolve_step(
         timeout_s=raw_step.timeout_s,
         line=line_of(where.lines, at),
     )
+
+
+def _unknown_provider(name: str, context: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """The error and tip for a provider name that is neither built in nor a usable plugin."""
+    known = providers.names(env)
+    for plugin in providers.broken(env):
+        if plugin.name == name:
+            return plugin.describe(), "fix or reinstall the plugin; `acpbuild doctor` lists every provider"
+    message = f"unknown provider {name!r}" + (f" {context}" if context else "")
+    return message, did_you_mean(name, known) or f"providers: {', '.join(known)}"
 
 
 def _pick_model(

@@ -56,7 +56,7 @@ def recipe_schema() -> dict[str, Any]:
     params = _all_params()
     definitions["RawStep"] = _step(definitions["RawStep"], params)
     definitions["NotTaken"] = NOT_TAKEN
-    for provider in providers.NAMES:
+    for provider in providers.names():
         for kind in _kinds_of(provider):
             definitions[_def(provider, kind)] = _models_rule(provider, kind, params)
             required = _required_rule(provider, kind)
@@ -66,7 +66,7 @@ def recipe_schema() -> dict[str, Any]:
     group["properties"]["merge"]["enum"] = list(MERGES)
     group["properties"]["score"]["enum"] = list(METRICS)
     meta = definitions["RecipeMeta"]
-    meta["properties"]["concurrency"]["propertyNames"] = {"enum": list(providers.NAMES)}
+    meta["properties"]["concurrency"]["propertyNames"] = {"enum": list(providers.names())}
     meta["properties"]["concurrency"]["additionalProperties"] = {"type": "integer", "minimum": 1}
     group["properties"]["output"]["not"] = OUTSIDE
     for table in ("steps", "groups"):
@@ -141,7 +141,7 @@ def _all_params() -> dict[str, dict[str, Any]]:
     """Every parameter name in the catalogue -> a schema loose enough for every model taking it."""
     found: dict[str, dict[str, Any]] = {}
     types: dict[str, set[str]] = {}
-    for provider in providers.NAMES:
+    for provider in providers.names():
         for model in providers.catalogue(provider).values():
             for name, spec in model.params.items():
                 json_type = {"int": "integer", "float": "number", "bool": "boolean", "list": "array"}.get(
@@ -185,8 +185,8 @@ def _step(base: dict[str, Any], params: dict[str, dict[str, Any]]) -> dict[str, 
     """A step table: what holds whatever ``[defaults]`` says (the rest is in :func:`_rules_by_defaults`)."""
     fields = base["properties"]
     fields["kind"]["enum"] = list(KINDS)
-    fields["provider"]["enum"] = list(providers.NAMES)
-    fields["model"]["examples"] = sorted({m for p in providers.NAMES for m in providers.catalogue(p)})
+    fields["provider"]["enum"] = list(providers.names())
+    fields["model"]["examples"] = sorted({m for p in providers.names() for m in providers.catalogue(p)})
     fields["output"]["not"] = OUTSIDE
     by_media = {media: [k for k, m in KINDS.items() if m == media] for media in SUFFIXES}
     return {
@@ -212,7 +212,7 @@ def _step(base: dict[str, Any], params: dict[str, dict[str, Any]]) -> dict[str, 
                         "allOf": [{"if": _is(kind=k), "then": _ref(_def(p, k))} for k in _kinds_of(p)],
                     },
                 }
-                for p in providers.NAMES
+                for p in providers.names()
             ),
         ],
     }
@@ -276,7 +276,7 @@ def _rules_by_defaults() -> list[dict[str, Any]]:
     for kind in KINDS:
         no_params = _defaults_are(kind, {"propertyNames": {"enum": ["provider", "model"]}})
         unnamed = {**_is(kind=kind), "not": {"required": ["provider"]}}
-        for provider in providers.NAMES:
+        for provider in providers.names():
             if provider == "local":  # also when the defaults leave the provider out
                 chosen = _defaults_are(kind, {"properties": {"provider": {"const": "local"}}})
             else:
@@ -314,7 +314,7 @@ def _described(schema: dict[str, Any], spec: Param) -> dict[str, Any]:
 
 def _defaults(kind: str, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """``[defaults.KIND]``: provider, model, and the parameters of any model serving the kind."""
-    serving = [(provider, model) for provider in providers.NAMES for model in _serving(provider, kind)]
+    serving = [(provider, model) for provider in providers.names() for model in _serving(provider, kind)]
     names = sorted({n for _, model in serving for n in model.params_for(kind)})
     return {
         "type": "object",

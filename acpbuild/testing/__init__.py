@@ -6,10 +6,27 @@
 - :class:`ProviderContract`: the contract suite every adapter passes; subclass it
   in a pytest module and say how to start your emulator and what to ask it.
 
-Nothing in the library imports this package; it needs pytest only when the
-contract suite is imported.
+Nothing in the library imports this package; it needs pytest, which the
+contract suite is written for.
 """
 
-from acpbuild.testing.loopback import Failure, LoopbackServer, RecordingJournal, Request, Response, real_mp4
+from acpbuild.testing.contract import ProviderContract, Sample
+from acpbuild.testing.loopback import (
+    Failure,
+    LoopbackServer,
+    RecordingJournal,
+    Request,
+    Response,
+    real_mp4,
+)
 
-__all__ = ["Failure", "LoopbackServer", "RecordingJournal", "Request", "Response", "real_mp4"]
+__all__ = [
+    "Failure",
+    "LoopbackServer",
+    "ProviderContract",
+    "RecordingJournal",
+    "Request",
+    "Response",
+    "Sample",
+    "real_mp4",
+]

@@ -184,7 +184,7 @@ class LoopbackServer:
     def url(self) -> str:
         assert self._server is not None, "emulator not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def reset(self) -> None:
         """Forget the requests seen and the failures scripted (a server shared by a module's tests)."""

@@ -91,6 +91,7 @@ class ElevenLabsProvider(Provider):
 
     name = "elevenlabs"
     version = "1"
+    api_version = "1.0"
     key_vars = ("ELEVENLABS_API_KEY",)
     url_var = "ACPBUILD_ELEVENLABS_URL"
     concurrency = 4

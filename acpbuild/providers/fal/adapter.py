@@ -125,6 +125,7 @@ class FalProvider(Provider):
 
     name = "fal"
     version = "1"
+    api_version = "1.0"
     key_vars = (KEY_VAR,)
     url_var = "ACPBUILD_FAL_URL"
     concurrency = 8

@@ -95,6 +95,7 @@ class GoogleProvider(GoogleConnection):
 
     name = "google"
     version = "1"
+    api_version = "1.0"
     key_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     url_var = "ACPBUILD_GOOGLE_URL"
     setting_vars = (

@@ -42,6 +42,7 @@ class LocalProvider(Provider):
 
     name = "local"
     version = "1"
+    api_version = "1.0"
     paid = False
     # ffmpeg, Pillow and eSpeak work this machine's cores
     concurrency = os.cpu_count() or 2

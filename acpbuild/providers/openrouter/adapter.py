@@ -84,6 +84,7 @@ class OpenRouterProvider(Provider):
 
     name = "openrouter"
     version = "1"
+    api_version = "1.0"
     key_vars = ("OPENROUTER_API_KEY",)
     url_var = "ACPBUILD_OPENROUTER_URL"
     concurrency = 8
