@@ -114,7 +114,9 @@ class Project:
         # the console script, as a user runs it: the folder it runs in is not on Python's path by itself
         script = Path(sys.executable).parent / "acpbuild"
         command = [str(script)] if script.exists() else [sys.executable, "-c", "from acpbuild.cli import main; main()"]
-        return subprocess.run(command + list(args), cwd=self.root, env=self.env, capture_output=True, text=True)
+        return subprocess.run(
+            command + list(args), cwd=self.root, env=self.env, capture_output=True, text=True, check=False
+        )
 
     def call_count(self) -> int:
         return len(self.calls.read_text().splitlines()) if self.calls.exists() else 0

@@ -50,7 +50,7 @@ def _required(model: Model, kind: str, files: dict[str, str]) -> dict[str, objec
     params: dict[str, object] = {}
     for name, param in model.params_for(kind).items():
         if param.required:
-            params[name] = files[param.type] if param.type in files else "a lighthouse at dusk"
+            params[name] = files.get(param.type, "a lighthouse at dusk")
     return params
 
 
