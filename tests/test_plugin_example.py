@@ -80,11 +80,17 @@ def test_the_installed_example_is_found_by_its_entry_point_and_builds_a_recipe(v
     assert costs["totals"]["cost"] == pytest.approx(0.30)
 
 
-def test_the_installed_example_passes_the_shipped_contract_suite(venv: Path) -> None:
+def test_the_installed_example_passes_its_own_tests_and_the_shipped_contract_suite(venv: Path, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    report = tmp_path / "report.xml"
     result = subprocess.run(
-        [venv, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_contract.py"],
+        [venv, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", "tests"],
         cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=900, check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "\n8 passed" in "\n" + result.stdout, result.stdout[-2000:]
+    cases = list(ET.parse(report).getroot().iter("testcase"))
+    contract = [c for c in cases if c.get("classname", "").endswith("TestRunwayContract")]
+    assert len(contract) == 8 and len(cases) > 8
+    assert not [c for c in cases if c.find("skipped") is not None or c.find("failure") is not None]
