@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -35,7 +36,10 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # so pip installs the example alone (building it with the setuptools it asks for)
     shared = dict.fromkeys([str(ROOT), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     Path(site, "parent-env.pth").write_text("\n".join(shared) + "\n")
-    pip = [python, "-m", "pip", "install", "-q", "--no-deps", str(EXAMPLE)]
+    # from a copy, as pip's build leaves build/ and *.egg-info beside the sources
+    source = where / "acpbuild-runway"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".*"))
+    pip = [python, "-m", "pip", "install", "-q", "--no-deps", str(source)]
     installed = subprocess.run(pip, capture_output=True, text=True, timeout=600, cwd=where, check=False)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     yield python
