@@ -142,6 +142,32 @@ def test_a_recipe_mixing_every_provider_runs_then_reruns_for_free(world: World, 
     assert world.requests() == before
 
 
+def test_a_restored_paid_output_is_up_to_date_on_the_next_run(world: World, tmp_path: Path) -> None:
+    recipe = copy_recipe("mixed.toml", tmp_path)
+    original = recipe.read_text()
+    cover = tmp_path / "out" / "cover.png"
+    assert acpbuild.run(recipe, ["cover"], env=world.env).steps["cover"].status == "ran"
+    made = cover.read_bytes()
+    # another generation takes the file's place: the ledger and the lockfile now name it
+    recipe.write_text(original.replace("watercolour", "ink drawing"))
+    assert acpbuild.run(recipe, ["cover"], env=world.env).steps["cover"].status == "ran"
+    assert world.fal.submissions == 2
+    paid, requests = provider_calls(tmp_path / ".acpbuild"), world.requests()
+
+    # the edit reverted and the output deleted: the first generation comes back from the store
+    recipe.write_text(original)
+    cover.unlink()
+    restored = acpbuild.run(recipe, ["cover"], env=world.env)
+    assert restored.steps["cover"].status == "restored"
+    assert cover.read_bytes() == made
+
+    # only a restore that recorded what it wrote lets the next run see the file as current
+    again = acpbuild.run(recipe, ["cover"], env=world.env)
+    assert again.steps["cover"].status == "uptodate", again.steps["cover"].reason
+    assert again.total_cost == 0
+    assert world.requests() == requests and provider_calls(tmp_path / ".acpbuild") == paid
+
+
 def test_no_key_reaches_the_ledger_the_store_the_output_or_a_report(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
