@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -84,9 +85,22 @@ def test_editing_adding_and_removing_items_touch_only_their_tasks(tmp_path: Path
     assert provider_calls(store) == 10
 
 
+#: words of each script the local text model may write back (it reuses the prompt's own words)
+SCRIPT_WORDS = {"intro": {"welcome", "harbour"}, "middle": {"boats", "come"}, "outro": {"goodbye", "now"}}
+
+
 def test_naming_a_foreach_step_builds_all_its_items(tmp_path: Path) -> None:
     result = acpbuild.run(write_repo(tmp_path), ["summary"], env={})
-    assert set(result.steps) == {"summary[intro]", "summary[middle]", "summary[outro]"}
+    assert result.success, result.to_dict()
+    assert {n: s.status for n, s in result.steps.items()} == {f"summary[{stem}]": "ran" for stem in SCRIPTS}
+    for stem, own in SCRIPT_WORDS.items():
+        # each item's output exists and summarises its own script, not another item's
+        output = tmp_path / "out" / "summaries" / f"{stem}.txt"
+        assert result.steps[f"summary[{stem}]"].outputs == [str(output)]
+        words = set(re.findall(r"[a-z]+", output.read_text().lower()))
+        others = set().union(*(w for s, w in SCRIPT_WORDS.items() if s != stem))
+        assert words & own and not words & others, (stem, output.read_text())
+    assert not (tmp_path / "out" / "titles").exists()  # only what was named, and what it needs
 
 
 @pytest.mark.parametrize(
