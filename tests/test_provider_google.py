@@ -478,6 +478,8 @@ def test_gemini_content_policy_refusals(
     with pytest.raises(RequestRejected, match=words):
         GoogleProvider(env_for(emu)).generate(job, Journal())
     assert not job.output.exists()
+    # a refusal is an answer, and the call may be billed: asking again would pay twice
+    assert len(emu.generations()) == 1 and len(emu.requests) == 1
 
 
 def test_veo_content_policy_refusal(emu: GoogleEmulator, tmp_path: Path) -> None:
@@ -510,6 +512,9 @@ def test_veo_operation_error_is_rejected_with_its_message(
             GoogleProvider(env_for(emu)).generate(video_job(tmp_path), Journal())
     finally:
         emu.routes.pop(0)
+    # one submission and the one poll that answered: a failed operation is not submitted again
+    assert len(emu.submissions()) == 1 and len(emu.calls("POST", FETCH)) == 1
+    assert len(emu.requests) == 2
 
 
 @pytest.mark.parametrize(
