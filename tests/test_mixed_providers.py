@@ -280,15 +280,21 @@ def test_a_run_killed_while_polling_veo_resumes_the_same_operation(world: World,
     recipe = copy_recipe("mixed.toml", tmp_path)
     world.google.hold = True  # the Veo operation keeps running until we say
     child = _run_in_a_child(recipe, "teaser", world.env)  # cover, caption, then teaser
+    polled: list[str] = []
     try:
         name = _wait_for_request_id(tmp_path / ".acpbuild" / "ledger.sqlite3", "teaser")
         deadline = time.monotonic() + 60  # killed while polling, not between submit and poll
         while not world.google.calls("POST", r".*:fetchPredictOperation") and time.monotonic() < deadline:
             time.sleep(0.02)
+        polled = [r.json()["operationName"] for r in world.google.calls("POST", r".*:fetchPredictOperation")]
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
+    # the kill came while polling: after the one submission, after a poll of its operation,
+    # and before any answer carried the video (the operation was held running)
     assert len(world.google.submissions()) == 1
+    assert polled and set(polled) == {name}, "the run was killed before it polled"
+    assert not world.google.by_role("download") and not (tmp_path / "out" / "teaser.mp4").exists()
 
     world.google.hold = False
     result = acpbuild.run(recipe, ["teaser"], env=world.env)
