@@ -44,6 +44,9 @@ class EchoProvider(Provider):
         }}
 
     def generate(self, job, journal):
+        import time
+
+        time.sleep(float(os.environ.get("ECHO_SLEEP", "0")))
         with open(os.environ["ECHO_CALLS"], "a") as f:
             f.write(job.params["prompt"] + "\\n")
         files.replace_file(job.output, job.params["prompt"][::-1] * job.params["times"])
@@ -156,6 +159,26 @@ def test_a_repo_own_provider_named_in_the_config_runs_is_priced_and_is_not_paid_
     assert "echo/mirror  [text]  $0.25 per request  (plugin studio_echo:EchoProvider (config))" in models
     doctor = project("doctor")
     assert "plugin echo" in doctor.stdout and "studio_echo:EchoProvider" in doctor.stdout
+
+
+def test_two_overlapping_runs_of_a_plugin_recipe_pay_once(tmp_path: Path) -> None:
+    write_plugin(tmp_path)
+    project = Project(tmp_path, ["studio_echo:EchoProvider"])
+    project.env["ECHO_SLEEP"] = "1.5"
+    (tmp_path / "recipe.toml").write_text(RECIPE)
+    script = Path(sys.executable).parent / "acpbuild"
+    runs = [
+        subprocess.Popen(
+            [str(script), "run", "recipe.toml", "--yes"], cwd=tmp_path, env=project.env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, out[-2000:] + err[-2000:]
+    assert project.call_count() == 2  # each step claimed by one run, restored by the other
+    assert (tmp_path / "out" / "two.txt").read_text() == "lighthouse ruobrah" * 2
 
 
 def test_a_recipe_that_names_no_plugin_imports_none(tmp_path: Path) -> None:
