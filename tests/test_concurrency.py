@@ -19,24 +19,45 @@ from tests.emulators.elevenlabs import ElevenLabsEmulator
 from tests.emulators.openrouter import KEY as OR_KEY
 from tests.emulators.openrouter import OpenRouterEmulator
 
+#: how long a gate of SlowSpeech holds a request before it gives up (and the test fails)
+GATE_S = 20.0
+
 
 class SlowSpeech(ElevenLabsEmulator):
-    """Takes 0.3 s per speech request and remembers the most it served at once."""
+    """Takes 0.3 s per speech request and remembers the most it served at once.
+
+    Two gates take the machine's speed out of the assertions. ``gather``: the first
+    requests are held until that many are in flight together, so a limit is reached
+    however slowly the requests arrive. ``after``: every request is held until that
+    event is set. A gate not met within GATE_S opens for good and says so in ``gave_up``.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.in_flight = self.peak = 0
-        self.count_lock = threading.Lock()
+        self.gather = 0
+        self.after: threading.Event | None = None
+        self.gave_up: list[str] = []
+        self.counting = threading.Condition()
 
     def _tts(self, request: Request, match: Any) -> Response:
-        with self.count_lock:
+        with self.counting:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
+            self.counting.notify_all()
+            if not self.counting.wait_for(lambda: self.peak >= self.gather, timeout=GATE_S):
+                self.gave_up.append(f"only {self.peak} of {self.gather} requests came at once")
+                self.gather = 0
+                self.counting.notify_all()
         try:
+            after = self.after
+            if after is not None and not after.wait(GATE_S):
+                self.gave_up.append("the awaited event never came")
+                self.after = None
             time.sleep(0.3)
             return super()._tts(request, match)
         finally:
-            with self.count_lock:
+            with self.counting:
                 self.in_flight -= 1
 
 
@@ -81,10 +102,12 @@ def test_a_provider_never_runs_more_at_once_than_its_limit(
 ) -> None:
     recipe = tmp_path / "lines.toml"
     recipe.write_text(header + speech_steps(8))
+    speech.gather = peak  # the first requests wait for one another: the limit is reached on any machine
     result = acpbuild.run(recipe, jobs=jobs, env=env_for(speech))
     assert result.success, result.to_dict()
     assert speech.submissions == 8
-    assert speech.peak == peak
+    assert speech.peak <= peak  # never more than the limit
+    assert speech.peak == peak and not speech.gave_up, speech.gave_up  # and no less
 
 
 def test_a_rate_limited_provider_slows_only_its_own_steps(tmp_path: Path, speech: SlowSpeech) -> None:
@@ -98,28 +121,33 @@ def test_a_rate_limited_provider_slows_only_its_own_steps(tmp_path: Path, speech
     recipe.write_text(speech_steps(3) + chat_steps)
     finished: dict[str, float] = {}
     start = time.monotonic()
+    # the speech answers wait until every chat step is done: they finish first only if
+    # they did not wait for the rate-limited speech steps (else the gate gives up)
+    speech.after = notes_done = threading.Event()
 
     def record(event: Event) -> None:
         if event.kind == "step_done" and event.step:
             finished[event.step] = time.monotonic() - start
+            if all(f"note{i}" in finished for i in range(3)):
+                notes_done.set()
 
     with OpenRouterEmulator() as chat:
         result = acpbuild.run(recipe, jobs=16, env=env_for(speech, chat), on_event=record)
     assert result.success, result.to_dict()
+    assert not speech.gave_up, speech.gave_up  # the chat steps were done while speech waited
+    assert speech.submissions == 6  # three refused with a 429, each asked again once
     slowest_note = max(finished[f"note{i}"] for i in range(3))
     fastest_line = min(finished[f"line{i}"] for i in range(3))
     assert fastest_line >= 1.0  # each speech step waited out its Retry-After
-    assert slowest_note < fastest_line  # the chat steps did not wait for them
+    assert slowest_note < fastest_line
 
 
 def test_steps_queued_for_a_busy_provider_never_hold_back_another_provider(
     tmp_path: Path, speech: SlowSpeech
 ) -> None:
-    import openai  # noqa: F401  -- imported up front, so the chat steps time the wire, not the import
-
-    # 12 speech steps, 2 at a time, 0.3 s each; -j 4. The speech steps come first in the
-    # recipe, so doit hands them out first: were a step waiting for ElevenLabs to keep one
-    # of the 4 places, the chat steps would start only after 8 speech steps had finished.
+    # 12 speech steps, 2 at a time; -j 4. The speech steps come first in the recipe, so
+    # doit hands them out first: were a step waiting for ElevenLabs to keep one of the 4
+    # places, the chat steps could not start while two speech requests were in flight.
     recipe = tmp_path / "busy.toml"
     chat_steps = "".join(
         f'[steps.note{i}]\nkind = "text"\nprovider = "openrouter"\nmodel = "openai/gpt-4o-mini"\n'
@@ -128,18 +156,23 @@ def test_steps_queued_for_a_busy_provider_never_hold_back_another_provider(
     )
     recipe.write_text("[recipe]\nconcurrency = { elevenlabs = 2 }\n\n" + speech_steps(12) + chat_steps)
     order: list[str] = []
+    # ElevenLabs answers nothing until the chat steps are done: with the places lent
+    # while speech steps wait their turn, they are; were the places held, they never
+    # would be, and the gate gives up
+    speech.after = notes_done = threading.Event()
 
     def record(event: Event) -> None:
         if event.kind == "step_done" and event.step:
             order.append(event.step)
+            if all(f"note{i}" in order for i in range(3)):
+                notes_done.set()
 
     with OpenRouterEmulator() as chat:
         result = acpbuild.run(recipe, jobs=4, env=env_for(speech, chat), on_event=record)
     assert result.success, result.to_dict()
-    assert speech.peak == 2
-    last_note = max(order.index(f"note{i}") for i in range(3))
-    speech_before = sum(1 for name in order[:last_note] if name.startswith("line"))
-    assert speech_before < 6, order
+    assert not speech.gave_up, speech.gave_up
+    assert speech.peak <= 2
+    assert set(order[:3]) == {"note0", "note1", "note2"}, order
 
 
 def test_an_unknown_provider_in_concurrency_is_a_recipe_error(tmp_path: Path) -> None:
