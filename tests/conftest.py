@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,23 @@ def provider_calls(store: Path) -> int:
         return 0
     with sqlite3.connect(db) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+
+
+def link_until_ctime_moves(target: Path, folder: Path, *, deadline_s: float = 5.0) -> int:
+    """Give ``target`` new names in ``folder`` until its ctime shows the change; return how many.
+
+    Each new hard link updates the inode's ctime, but the clock that stamps it ticks
+    coarsely (a few milliseconds on Linux). A filesystem whose ctime has not moved
+    after ``deadline_s`` cannot show what the caller tests: the test is skipped.
+    """
+    ctime = target.stat().st_ctime_ns
+    deadline = time.monotonic() + deadline_s
+    made = 0
+    while target.stat().st_ctime_ns == ctime:
+        if time.monotonic() > deadline:
+            pytest.skip(f"the ctime of {target.name} did not move after {made} new hard links in {deadline_s:g} s")
+        os.link(target, folder / f"{target.stem}-link-{made}{target.suffix}")
+        made += 1
+        time.sleep(0.001)  # one tick of a coarse clock is a few of these, not thousands of links
+    return made
+

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -12,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import copy_recipe
+from conftest import copy_recipe, link_until_ctime_moves
 
 from acpbuild.cli import main
 from acpbuild.store.blobs import LinkMode
@@ -217,11 +216,7 @@ def test_a_full_no_op_run_hashes_no_file(tmp_path: Path, monkeypatch: pytest.Mon
     if link == "hardlink":
         # Another name for the blob (another recipe sharing the store) changes the
         # ctime of every output linked to it; add names until the clock shows it.
-        cover = tmp_path / "out" / "cover.png"
-        ctime = cover.stat().st_ctime_ns
-        names = itertools.count()
-        while cover.stat().st_ctime_ns == ctime:
-            os.link(cover, tmp_path / f"elsewhere-{next(names)}.png")
+        link_until_ctime_moves(tmp_path / "out" / "cover.png", tmp_path)
     calls: list[Path] = []
     real = acpbuild.keys.file_digest
     monkeypatch.setattr(acpbuild.keys, "file_digest", lambda p: calls.append(p) or real(p))

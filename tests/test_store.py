@@ -6,7 +6,6 @@ this backend too.
 
 from __future__ import annotations
 
-import itertools
 import os
 import stat
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import xxhash
+from conftest import link_until_ctime_moves
 
 import acpbuild.keys
 from acpbuild.errors import StoreError
@@ -183,10 +183,7 @@ def test_digest_cache_trusts_a_linked_file_whose_links_change(
     os.link(blob, output)
     cache = DigestCache()
     first = cache.digest(output)
-    ctime = output.stat().st_ctime_ns
-    names = itertools.count()
-    while output.stat().st_ctime_ns == ctime:  # new names until the clock shows one
-        os.link(blob, tmp_path / f"copy-{next(names)}.png")
+    link_until_ctime_moves(blob, tmp_path)  # new names until the clock shows one
     assert cache.digest(output) == first
     assert digest_calls == [output]
 
