@@ -616,6 +616,7 @@ def test_retry_after_is_waited_for(emu: FalEmulator, tmp_path: Path) -> None:
     assert second.at - first.at >= 0.9
 
 
+@pytest.mark.slow  # the SDK waits out its 10 s floor for the answer
 def test_submit_read_timeout_is_not_repeated(emu: FalEmulator, tmp_path: Path) -> None:
     # The submit reached fal and its answer never came: the job may be queued (and
     # billed), so it is not submitted again. The SDK's floor for a request is 10 s.
