@@ -60,7 +60,7 @@ def emu(server: GoogleEmulator) -> GoogleEmulator:
         server.operations.clear()
     server.polls_before_done = 1
     server.hold = False
-    server.video_as_uri = False
+    server.bucket.clear()
     server.video = mp4_bytes()
     server.image = png_bytes()
     return server
@@ -693,10 +693,22 @@ def test_short_video_bytes_never_become_an_output(emu: GoogleEmulator, tmp_path:
     assert not list(tmp_path.glob(".*.part"))
 
 
-def test_video_uri_is_downloaded_and_a_truncated_copy_retried(
+def _gateway_link(emu: GoogleEmulator) -> None:
+    """The final poll answers with a download link, as a gateway in front of Vertex might
+    (Vertex itself answers with inline bytes, or a gs:// URI when asked to store the video)."""
+    emu.polls_before_done = 0
+    done = {
+        "name": "op-1",
+        "done": True,
+        "response": {"videos": [{"gcsUri": f"{emu.url}/media/op-1.mp4", "mimeType": "video/mp4"}]},
+    }
+    emu.fail("POST", FETCH, Response(200, done))
+
+
+def test_video_link_is_downloaded_and_a_truncated_copy_retried(
     emu: GoogleEmulator, tmp_path: Path
 ) -> None:
-    emu.video_as_uri = True
+    _gateway_link(emu)
     emu.fail("GET", r"/media/.*", Response(200, emu.video, truncate_to=100))
     job = video_job(tmp_path)
     GoogleProvider(env_for(emu)).generate(job, Journal())
@@ -706,10 +718,10 @@ def test_video_uri_is_downloaded_and_a_truncated_copy_retried(
     assert downloads[0].headers["x-goog-api-key"] == KEY  # same host as the API root
 
 
-def test_video_uri_that_stays_truncated_leaves_no_output(
+def test_video_link_that_stays_truncated_leaves_no_output(
     emu: GoogleEmulator, tmp_path: Path
 ) -> None:
-    emu.video_as_uri = True
+    _gateway_link(emu)
     emu.fail("GET", r"/media/.*", Response(200, emu.video, truncate_to=100), times=10)
     job = video_job(tmp_path)
     with pytest.raises(BadResponse, match="truncated"):

@@ -10,12 +10,17 @@ Vertex AI (``vertexai=True``, API key, ``api_version v1beta1``); paths may carry
 ``projects/{p}/locations/{l}/`` before ``publishers`` when a project is set:
 
 * ``POST /v1beta1/.../publishers/google/models/{model}:generateContent``
-* ``POST /v1beta1/.../publishers/google/models/{veo}:predictLongRunning``: submits
-  an operation, answers ``{"name": "projects/.../operations/op-N"}``.
+* ``POST /v1beta1/.../publishers/google/models/{veo}:predictLongRunning``: checks the
+  request as Vertex does (the rules, each with its source, are in
+  :mod:`tests.emulators.veo`), then submits an operation, answering
+  ``{"name": "projects/.../operations/op-N"}``.
 * ``POST /v1beta1/{resource}:fetchPredictOperation`` with ``{"operationName"}``:
-  ``{"name"}`` while running, then ``{"name","done":true,"response":{"videos":[...]}}``.
+  ``{"name"}`` while running, then ``{"name","done":true,"response":{"videos":[...]}}``,
+  each video inline (``bytesBase64Encoded``) or, when the request set
+  ``parameters.storageUri``, only its ``gcsUri`` (``gs://...``), as Vertex answers.
 * ``GET /v1beta1/publishers/google/models``: the model list.
-* ``GET /media/{id}.mp4``: a video for ``uri`` answers (``video_as_uri``).
+* ``GET /media/{id}.mp4``: a video by URL. Vertex never answers with one; it is
+  there for tests that script a gateway answering with a download link.
 
 Errors use Google's shape ``{"error":{"code","status","message","details"}}``. A
 wrong ``x-goog-api-key`` gets what each API really answers: 400 API_KEY_INVALID
@@ -31,7 +36,7 @@ import io
 import re
 from typing import Any
 
-from tests.emulators import Emulator, Request, Response, real_mp4
+from tests.emulators import Emulator, Request, Response, real_mp4, veo
 
 KEY = "test-google-key-0000"
 CLOUD_KEY = "test-gcloud-key-0000"
@@ -71,9 +76,9 @@ class GoogleEmulator(Emulator):
         self.polls_before_done = 1
         #: operations never finish while set (tests of timeouts)
         self.hold = False
-        #: answer with a ``gcsUri`` pointing at /media/... instead of inline bytes
-        self.video_as_uri = False
         self.operations: dict[str, dict[str, Any]] = {}
+        #: the Cloud Storage objects Veo wrote (requests with ``storageUri``): gs:// URI -> bytes
+        self.bucket: dict[str, bytes] = {}
         self.route("POST", r"/v1/models/([^/:]+):generateContent", self._generate, role="submit")
         self.route("POST", _VERTEX_MODEL + r":generateContent", self._generate, role="submit")
         self.route("POST", _VERTEX_MODEL + r":predictLongRunning", self._submit, role="submit")
@@ -171,14 +176,35 @@ class GoogleEmulator(Emulator):
         refused = self._refuse(request)
         if refused:
             return refused
+        model_id = match.group(1)
+        model = veo.MODELS.get(model_id)
+        if model is None:
+            return Response(
+                404,
+                error(
+                    404,
+                    "NOT_FOUND",
+                    f"Publisher Model `publishers/google/models/{model_id}` was not found "
+                    "or your project does not have access to it.",
+                ),
+            )
         body = request.json()
+        problem = veo.refusal(body, model)
+        if problem:
+            return Response(400, error(400, "INVALID_ARGUMENT", problem))
+        params = body["parameters"]
         with self.lock:
             number = len(self.operations) + 1
             name = (
                 f"projects/test-project/locations/us-central1/publishers/google/models/"
-                f"{match.group(1)}/operations/op-{number}"
+                f"{model_id}/operations/op-{number}"
             )
-            self.operations[name] = {"polls": 0, "prompt": body["instances"][0].get("prompt", "")}
+            self.operations[name] = {
+                "polls": 0,
+                "prompt": body["instances"][0].get("prompt", ""),
+                "samples": params.get("sampleCount", 1),
+                "storage_uri": params.get("storageUri"),
+            }
         return Response(200, {"name": name})
 
     def _fetch(self, request: Request, match: re.Match[str]) -> Response:
@@ -199,14 +225,19 @@ class GoogleEmulator(Emulator):
                 "raiMediaFilteredCount": 1,
                 "raiMediaFilteredReasons": ["The video violates Vertex AI's usage guidelines."],
             }
-        elif self.video_as_uri:
-            video_id = name.rsplit("/", 1)[-1]
-            result = {
-                "videos": [{"gcsUri": f"{self.url}/media/{video_id}.mp4", "mimeType": "video/mp4"}]
-            }
+        elif state["storage_uri"]:
+            # Vertex writes each video under the storageUri prefix and answers with
+            # its gs:// URI alone (REF: "If you don't provide a Cloud Storage
+            # bucket, base64-encoded video bytes are returned").
+            folder = f"{state['storage_uri'].rstrip('/')}/{name.rsplit('/', 1)[-1]}"
+            uris = [f"{folder}/sample_{i}.mp4" for i in range(state["samples"])]
+            with self.lock:
+                self.bucket.update(dict.fromkeys(uris, self.video))
+            result = {"videos": [{"gcsUri": uri, "mimeType": "video/mp4"} for uri in uris]}
         else:
             encoded = base64.b64encode(self.video).decode()
-            result = {"videos": [{"bytesBase64Encoded": encoded, "mimeType": "video/mp4"}]}
+            video = {"bytesBase64Encoded": encoded, "mimeType": "video/mp4"}
+            result = {"videos": [video] * state["samples"]}
         result["@type"] = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
         return Response(200, {"name": name, "done": True, "response": result})
 
