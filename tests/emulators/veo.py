@@ -18,13 +18,13 @@ V31      https://docs.cloud.google.com/vertex-ai/generative-ai/docs/models/veo/3
 ERR      https://cloud.google.com/apis/design/errors (``{"error": {"code", "message", "status"}}``)
 =======  ==========================================================================================
 
-==================  ===============================================================  ================
+==================  ===============================================================  ===============
 field               accepted (anything else: 400 INVALID_ARGUMENT)                   source
-==================  ===============================================================  ================
+==================  ===============================================================  ===============
 model (path)        veo-3.0-generate-001, veo-3.0-fast-generate-001,                 REF, V30, V30F,
                     veo-3.1-generate-001, veo-3.1-fast-generate-001; another:        V31
                     404 NOT_FOUND "Publisher Model ... was not found"
-body                ``instances``, ``parameters`` (and the SDK's ``labels``); another  REF, ERR
+body                ``instances``, ``parameters`` and the SDK's ``labels``; another  REF, ERR
                     name: "Invalid JSON payload received. Unknown name ..."
 instances           exactly one object, with ``prompt`` and/or ``image``             REF
 prompt              a string; required unless ``image`` is given                     REF
@@ -46,7 +46,7 @@ resizeMode          ``pad`` (default) or ``crop``, with an image only           
 storageUri          ``gs://BUCKET[/PREFIX]``. Set: the videos are written there and  REF
                     the operation answers only ``gcsUri: gs://.../sample_N.mp4``;
                     unset: each video comes inline as ``bytesBase64Encoded``
-==================  ===============================================================  ================
+==================  ===============================================================  ===============
 
 Not encoded, and why:
 
@@ -119,7 +119,7 @@ class _Invalid(Exception):
 
 
 def refusal(body: Any, model: VeoModel) -> str | None:
-    """Why Vertex answers 400 INVALID_ARGUMENT to this request ``body``, or None if it accepts it."""
+    """Why Vertex answers 400 INVALID_ARGUMENT to the request ``body``, or None if it accepts it."""
     try:
         _check(body, model)
     except _Invalid as exc:
@@ -132,7 +132,9 @@ def _check(body: Any, model: VeoModel) -> None:
         raise _Invalid("Invalid JSON payload received. Expected an object.")
     for name in body:
         if name not in ("instances", "parameters", "labels"):
-            raise _Invalid(f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.')
+            raise _Invalid(
+                f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.'
+            )
     instances = body.get("instances")
     if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
         raise _Invalid("instances must hold exactly one video generation instance.")
@@ -169,24 +171,27 @@ def _check_image(image: Any) -> None:
             if not isinstance(data, str) or not base64.b64decode(data, validate=True):
                 raise ValueError
         except (binascii.Error, ValueError):
-            raise _Invalid("image.bytesBase64Encoded is not valid base64-encoded image data.") from None
+            raise _Invalid("image.bytesBase64Encoded is not valid base64 image data.") from None
     else:
         _check_gcs_uri("image.gcsUri", image["gcsUri"])
     mime = image.get("mimeType")
     if mime is None:
         raise _Invalid("image.mimeType is required.")
     if mime not in IMAGE_MIME_TYPES:
-        raise _Invalid(f"Unsupported image mimeType: {mime!r}. Supported: {', '.join(IMAGE_MIME_TYPES)}.")
+        supported = ", ".join(IMAGE_MIME_TYPES)
+        raise _Invalid(f"Unsupported image mimeType: {mime!r}. Supported: {supported}.")
 
 
 def _check_gcs_uri(field: str, value: Any) -> None:
-    if not isinstance(value, str) or not value.startswith("gs://") or len(value.rstrip("/")) <= len("gs://"):
-        raise _Invalid(f"{field} must be a Cloud Storage URI, gs://BUCKET_NAME[/PATH], not {value!r}.")
+    bucket = value.removeprefix("gs://").split("/")[0] if isinstance(value, str) else ""
+    if not isinstance(value, str) or not value.startswith("gs://") or not bucket:
+        raise _Invalid(f"{field} must be a Cloud Storage URI, gs://BUCKET[/PATH], not {value!r}.")
 
 
 def _one_of(name: str, value: Any, accepted: tuple[Any, ...]) -> None:
     if value not in accepted or isinstance(value, bool) != isinstance(accepted[0], bool):
-        raise _Invalid(f"Unsupported {name}: {value!r}. Supported values: {', '.join(map(str, accepted))}.")
+        supported = ", ".join(map(str, accepted))
+        raise _Invalid(f"Unsupported {name}: {value!r}. Supported values: {supported}.")
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> None:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 # One submit or poll request (the last poll carries the whole video, base64).
 _REQUEST_TIMEOUT_S = 300.0
+_IMAGE_MIME_TYPES = ("image/png", "image/jpeg")
 
 
 def generate_video(provider: GoogleConnection, job: Job, journal: Journal) -> Outcome:
@@ -60,7 +61,17 @@ def generate_video(provider: GoogleConnection, job: Job, journal: Journal) -> Ou
     audio = bool(p.get("generate_audio", True))
     image = None
     if p.get("image") is not None:
-        data, mime = read_image(Path(p["image"]), provider.name)
+        path = Path(p["image"])
+        data, mime = read_image(path, provider.name)
+        if mime not in _IMAGE_MIME_TYPES:
+            # Vertex takes image/jpeg and image/png only (Veo API reference, mimeType).
+            shown = mime.removeprefix("image/").upper()
+            raise RequestRejected(
+                f"Veo takes a PNG or JPEG first frame; {path.name} is {shown}: "
+                "convert it to PNG or JPEG",
+                provider=provider.name,
+                sent=False,
+            )
         image = types.Image(image_bytes=data, mime_type=mime)
     source = types.GenerateVideosSource(prompt=p.get("prompt"), image=image)
     config = types.GenerateVideosConfig(
