@@ -1,12 +1,15 @@
 """Veo against an emulator that refuses what Vertex refuses (:mod:`tests.emulators.veo`).
 
-Two things are checked here, all on the wire through the real google-genai SDK:
+Three things are checked here, all on the wire through the real google-genai SDK:
 
 * every value the catalogue lets a Veo step send (each choice of each enum, the
   ends of each range, both booleans, each kind and each input image format)
   reaches Vertex where it should and is accepted;
 * the emulator itself refuses, with Vertex's 400 INVALID_ARGUMENT, each thing
   its rule table says Vertex refuses (so "accepted" above means something);
+* a video comes back the two ways Vertex answers: inline bytes (what acpbuild
+  asks for), or only a ``gs://`` URI when the operation was submitted with
+  ``storageUri``, which acpbuild refuses to fetch and says why.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from acpbuild.errors import RequestRejected
+from acpbuild.errors import BadResponse, RequestRejected
 from acpbuild.provider import Job, Param
 from acpbuild.providers.google.gemini import GoogleProvider
 from acpbuild.providers.google.models import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, VIDEO_KINDS
@@ -309,3 +312,61 @@ def test_an_unknown_veo_model_is_not_found(emu: GoogleEmulator) -> None:
     status, answer = post(emu, "veo-2.5-imaginary", GOOD)
     assert status == 404
     assert answer["error"]["status"] == "NOT_FOUND"
+
+
+# -- inline bytes, or a gs:// URI -------------------------------------------------------------
+def test_an_inline_video_is_written_and_nothing_is_downloaded(
+    emu: GoogleEmulator, tmp_path: Path
+) -> None:
+    job = video_job("veo-3.1-fast-generate-001", TEXT_TO_VIDEO, tmp_path)
+    outcome = GoogleProvider(env_for(emu)).generate(job, Journal())
+    assert job.output.read_bytes() == emu.video
+    assert outcome.meta["bytes"] == len(emu.video)
+    assert "storageUri" not in emu.submissions()[0].json()["parameters"]
+    assert emu.calls("GET", r".*") == []  # the bytes came inside the final poll
+    assert emu.bucket == {}
+
+
+def submit_with_storage_uri(emu: GoogleEmulator, model: str, storage_uri: str) -> str:
+    """Submit an operation through the real SDK the way acpbuild never does: with storageUri."""
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=emu.url, api_version="v1beta1")
+    with genai.Client(vertexai=True, api_key=CLOUD_KEY, http_options=options) as client:
+        operation = client.models.generate_videos(
+            model=model,
+            source=types.GenerateVideosSource(prompt="a paper boat on a river"),
+            config=types.GenerateVideosConfig(
+                number_of_videos=1,
+                duration_seconds=8,
+                generate_audio=True,
+                output_gcs_uri=storage_uri,
+            ),
+        )
+    assert operation.name
+    return operation.name
+
+
+def test_a_video_stored_in_cloud_storage_is_refused_naming_storage_uri(
+    emu: GoogleEmulator, tmp_path: Path
+) -> None:
+    model = "veo-3.1-generate-001"
+    name = submit_with_storage_uri(emu, model, "gs://acp-test-bucket/veo/")
+    job = video_job(model, TEXT_TO_VIDEO, tmp_path)
+    journal = Journal(resume_id=name)  # acpbuild resumes that operation
+
+    with pytest.raises(BadResponse) as caught:
+        GoogleProvider(env_for(emu)).generate(job, journal)
+
+    stored = "gs://acp-test-bucket/veo/op-1/sample_0.mp4"
+    assert list(emu.bucket) == [stored]  # Vertex wrote the video there...
+    message = str(caught.value)
+    assert stored in message and "storageUri" in message  # ...and the user is told so
+    assert "gcloud storage cp" in message  # and what to do
+    assert caught.value.job_failed is True  # polling again returns the same URI
+    assert caught.value.retryable is False
+    assert emu.calls("GET", r".*") == []  # no attempt to fetch gs:// as if it were a link
+    assert len(emu.submissions()) == 1  # the SDK's own submission, none from acpbuild
+    assert not job.output.exists()
+    assert not list(tmp_path.glob(".*.part"))

@@ -7,6 +7,13 @@ polls the recorded operation instead of submitting again. Vertex returns the
 video inline (base64 in the final poll), so it is written to a temporary file,
 checked to be a complete MP4 and only then renamed.
 
+acpbuild never sets ``parameters.storageUri``, the one thing that makes Vertex
+write the video to Cloud Storage and answer with its ``gs://`` URI alone. Such
+an answer (an operation submitted by something else, or a gateway that adds
+storageUri) is refused with a message that names storageUri: reading a Cloud
+Storage object takes Google Cloud credentials, and acpbuild has an API key.
+A gateway that answers with an ``https://`` link instead is downloaded.
+
 Veo always goes through Vertex AI mode (google-genai refuses ``generate_videos``
 in Gemini Developer API mode), with the key, project and endpoint described in
 :mod:`acpbuild.providers.google.gemini`. These functions are that provider's video
@@ -186,12 +193,7 @@ def _save_video(
         elif video.uri and video.uri.startswith(("https://", "http://")):
             _download(provider, video.uri, part)
         elif video.uri:
-            raise BadResponse(
-                f"Veo stored the video at {video.uri} instead of returning it; "
-                "acpbuild cannot fetch Cloud Storage URIs",
-                provider=provider.name,
-                job_failed=True,
-            )
+            raise _stored_elsewhere(provider, video.uri, dest)
         else:
             raise BadResponse(
                 f"Veo operation {name} returned an empty video",
@@ -216,6 +218,34 @@ def _save_video(
     finally:
         part.unlink(missing_ok=True)
     return size
+
+
+def _stored_elsewhere(provider: GoogleConnection, uri: str, dest: Path) -> BadResponse:
+    """The error for a video Veo wrote to storage and answered with only its URI.
+
+    Vertex does that when the request set ``parameters.storageUri``, which
+    acpbuild never sets. Reading a ``gs://`` object takes Google Cloud
+    credentials (OAuth), which an API key is not, so the video is not fetched.
+    The operation is finished, and polling it again gives the same URI: the job
+    counts as failed, so the next run submits a new one, without storageUri.
+    """
+    if uri.startswith("gs://"):
+        message = (
+            f"Veo wrote the video to Cloud Storage at {uri} and returned only that URI, "
+            "because the operation was submitted with parameters.storageUri; acpbuild "
+            "authenticates with an API key, which cannot read Cloud Storage objects. "
+            f"Copy it yourself (gcloud storage cp {uri} {dest}), or run the build again: "
+            "acpbuild submits the step anew without storageUri (billed again) and the "
+            "video comes back inline"
+        )
+    else:
+        message = (
+            f"Veo answered with the video's location {uri} instead of the video; "
+            "acpbuild takes inline bytes or an https:// link only"
+        )
+    error = BadResponse(message, provider=provider.name, job_failed=True)
+    error.retryable = False  # asking again returns the same URI
+    return error
 
 
 def _download(provider: GoogleConnection, uri: str, part: Path) -> None:
