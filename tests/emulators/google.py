@@ -227,8 +227,9 @@ class GoogleEmulator(Emulator):
             }
         elif state["storage_uri"]:
             # Vertex writes each video under the storageUri prefix and answers with
-            # its gs:// URI alone (REF: "If you don't provide a Cloud Storage
-            # bucket, base64-encoded video bytes are returned").
+            # its gs:// URI alone (the API reference, REF in tests.emulators.veo:
+            # "If you don't provide a Cloud Storage bucket, base64-encoded video
+            # bytes are returned in the response").
             folder = f"{state['storage_uri'].rstrip('/')}/{name.rsplit('/', 1)[-1]}"
             uris = [f"{folder}/sample_{i}.mp4" for i in range(state["samples"])]
             with self.lock:

@@ -58,10 +58,14 @@ Not encoded, and why:
   unknown name is not documented).
 * V30F (revision 2025-09-04) gives veo-3.0-fast-generate-001 a video length of
   8 seconds only and lists image-to-video as not supported; REF (newer) gives
-  "Veo 3 models" 4, 6 or 8 seconds, and image-to-video on Veo 3 Fast is served
-  elsewhere (the Gemini API). The emulator follows REF.
-* The Gemini API's Veo page (ai.google.dev/gemini-api/docs/video) once limited
-  Veo 3's 1080p to 16:9; that is the Developer API, and no Vertex page says so.
+  "Veo 3 models" 4, 6 or 8 seconds, and a Vertex-backed catalogue
+  (vercel.com/ai-gateway/models/veo-3.0-fast-generate-001) lists 8 s but also
+  image-to-video. The emulator follows REF, so it does not settle whether Vertex
+  takes 4 or 6 s, or a first frame, on Veo 3.0 Fast: that is open until checked
+  against the live API.
+* Summaries of the Gemini API's Veo page (ai.google.dev/gemini-api/docs/video)
+  limit Veo 3's 1080p to 16:9. That is the Developer API; V30 and V31 list both
+  aspect ratios and both resolutions with no such limit, so none is encoded.
 * 4K output for Veo 3.1 (a preview some resellers list) is not on V31 and is refused.
 
 The wording of each message is the emulator's own; the status, code and shape are Vertex's.
