@@ -12,6 +12,15 @@ loopback ``status_url``/``response_url``/``cancel_url``, ``GET
 Each submission becomes an :class:`EmulatedJob`; :attr:`FalEmulator.polls`,
 :attr:`FalEmulator.job_error` and :attr:`FalEmulator.result_extra` script the
 next ones. Every queue route wants ``Authorization: Key <key>``.
+
+The emulator is as strict as fal: each body is checked against its
+endpoint's input schema (:mod:`tests.emulators.fal_inputs`, which names the
+source of every rule). A submit to an app fal does not have is answered 404.
+A body the schema refuses is queued all the same, as fal queues it: its job
+reaches COMPLETED with no error and the result GET answers fal's 422
+(``{"detail": [{"type", "loc", "msg", "input", ...}]}``, not billed); a path
+the app does not serve answers 404 there. Fields the schema does not name are
+accepted and listed in :attr:`EmulatedJob.ignored`, since fal drops them.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import Emulator, Request, Response, real_mp4
+from .fal_inputs import APPS, ignored, refusal
 
 KEY = "test-fal-key-0000"
 CDN_TOKEN = "cdn-token-0000"
@@ -71,6 +81,10 @@ class EmulatedJob:
     failure: Response | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     seen: int = 0
+    #: the model's refusal of the arguments (fal's 422, or 404 for a path it lacks), None: accepted
+    refusal: Response | None = None
+    #: arguments the endpoint's schema does not name, which fal ignores
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def media(self) -> str:
@@ -138,14 +152,23 @@ class FalEmulator(Emulator):
             return refused
         app = request.path.removeprefix("/queue/")
         parts = app.split("/")
-        if len(parts) < 2:
+        if "/".join(parts[:2]) not in APPS:
+            # the status is fal's; its exact wording for an unknown app is not published
             return error(404, f"Application {app!r} not found")
         with self._ids_lock:
             self._ids += 1
             rid = f"req-{self._ids:04d}"
-        arguments = request.json() or {}
+        arguments = request.json()
+        refused = refusal(app, arguments)
         self.jobs[rid] = EmulatedJob(
-            rid, app, arguments, self.polls, self.job_error, dict(self.result_extra)
+            rid,
+            app,
+            arguments if isinstance(arguments, dict) else {},
+            self.polls,
+            self.job_error,
+            dict(self.result_extra),
+            refusal=None if refused is None else error(*refused, **{"x-fal-billable-units": "0"}),
+            ignored=ignored(app, arguments),
         )
         base = f"{self.queue_root or self.url}/queue/{parts[0]}/{parts[1]}/requests/{rid}"
         return Response(
@@ -186,7 +209,7 @@ class FalEmulator(Emulator):
             "logs": None,
             "metrics": {"inference_time": 1.5},
         }
-        if job.failure is not None:
+        if job.failure is not None and job.refusal is None:
             failure = job.failure.body if isinstance(job.failure.body, dict) else {}
             body["error"] = str(failure.get("detail", "failed"))
             body["error_type"] = failure.get("error_type") or "request_error"
@@ -198,6 +221,8 @@ class FalEmulator(Emulator):
             return job
         if job.polls > 0:
             return error(400, "Request is still in progress")
+        if job.refusal is not None:  # the model refused its input before running
+            return job.refusal
         if job.failure is not None:
             return job.failure
         url = f"{self.url}/media/{job.rid}.{job.ext}"
