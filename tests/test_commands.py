@@ -93,13 +93,13 @@ def test_models_lists_choices_per_kind_where_they_differ(capsys: pytest.CaptureF
     aspect = veo3["params"]["aspect_ratio"]
     assert "choices" not in aspect  # no single list fits both kinds
     assert aspect["choices_by_kind"] == {
-        "text_to_video": ["16:9", "9:16", "1:1"],
+        "text_to_video": ["16:9", "9:16"],
         "image_to_video": ["auto", "16:9", "9:16"],
     }
     assert main(["models", "--provider", "fal", "--kind", "text_to_video"]) == 0
     text = capsys.readouterr().out
     veo3_text = text[text.index("fal/veo3") :].split("\nfal/")[0]
-    assert "aspect_ratio: str  one of 16:9, 9:16, 1:1\n" in veo3_text
+    assert "aspect_ratio: str  one of 16:9, 9:16\n" in veo3_text
     assert "auto" not in veo3_text
 
 

@@ -233,9 +233,9 @@ SPECS: dict[str, Spec] = {
                 "duration_s": _durations((4, 6, 8), 8),
                 "aspect_ratio": Param(
                     "str",
-                    choices=("16:9", "9:16", "1:1", "auto"),
-                    help="text_to_video: 16:9, 9:16 or 1:1; image_to_video: auto, 16:9 or 9:16",
-                    kind_choices={T2V: ("16:9", "9:16", "1:1"), I2V: ("auto", "16:9", "9:16")},
+                    choices=("16:9", "9:16", "auto"),
+                    help="text_to_video: 16:9 or 9:16; image_to_video: auto, 16:9 or 9:16",
+                    kind_choices={T2V: ("16:9", "9:16"), I2V: ("auto", "16:9", "9:16")},
                 ),
                 "resolution": Param("str", default="720p", choices=("720p", "1080p")),
                 "generate_audio": Param(
