@@ -204,15 +204,13 @@ def test_image_in_another_format_is_converted_to_the_suffix(
     emu: FalEmulator, tmp_path: Path
 ) -> None:
     # Imagen has no output_format: it answers PNG, and a .jpg must hold JPEG bytes.
-    job = make_job(
-        tmp_path, "imagen4", output="out.jpg", aspect_ratio="16:9", negative_prompt="fog"
-    )
+    job = make_job(tmp_path, "imagen4", output="out.jpg", aspect_ratio="16:9", resolution="2K")
     outcome = FalProvider(env_for(emu)).generate(job, Journal())
     body = emu.submitted().json()
     assert body == {
         "prompt": "a lighthouse at dusk",
         "aspect_ratio": "16:9",
-        "negative_prompt": "fog",
+        "resolution": "2K",
         "num_images": 1,
     }
     assert job.output.read_bytes()[:3] == b"\xff\xd8\xff"

@@ -124,7 +124,8 @@ SPECS: dict[str, Spec] = {
             {T2I: "fal-ai/imagen4/preview"},
             {
                 "prompt": _prompt(),
-                "negative_prompt": _negative(),
+                # no negative_prompt: fal's schema dropped it in late 2025, and fal
+                # ignores fields its schema does not name
                 "aspect_ratio": Param(
                     "str", default="1:1", choices=("1:1", "16:9", "9:16", "3:4", "4:3")
                 ),
