@@ -474,6 +474,39 @@ def test_webm_output_is_refused_locally(emu: FalEmulator, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
+    ("model", "kind", "name", "length", "refused"),
+    [
+        # fal's schemas bound these texts; past the bound fal queues the job, then 422s it
+        ("hailuo-02", "text_to_video", "prompt", 0, True),  # text-to-video needs 1 character
+        ("hailuo-02", "image_to_video", "prompt", 0, False),  # image-to-video does not
+        ("hailuo-02", "text_to_video", "prompt", 2000, False),
+        ("hailuo-02", "image_to_video", "prompt", 2001, True),
+        ("imagen4", "text_to_image", "prompt", 2, True),
+        ("imagen4", "text_to_image", "prompt", 3, False),
+        ("kling", "text_to_video", "negative_prompt", 2501, True),
+        ("kling", "image_to_video", "prompt", 2500, False),
+        ("veo3", "image_to_video", "prompt", 20001, True),
+        ("flux-dev", "text_to_image", "prompt", 30000, False),  # FLUX sets no bound
+    ],
+)
+def test_text_outside_fals_length_bounds_is_refused_locally(
+    model: str, kind: str, name: str, length: int, refused: bool
+) -> None:
+    problems = FalProvider.check(kind, CATALOGUE[model], {name: "x" * length}, ".mp4")
+    assert [p.key for p in problems] == ([name] if refused else [])
+    if refused:
+        assert f"this one has {length}" in problems[0].message
+
+
+def test_a_prompt_too_long_is_not_sent(emu: FalEmulator, tmp_path: Path) -> None:
+    job = make_job(tmp_path, "hailuo-02", "text_to_video", "v.mp4", prompt="x" * 2001)
+    with pytest.raises(RequestRejected, match="prompt: fal's .* takes 1 to 2000 characters") as info:
+        FalProvider(env_for(emu)).generate(job, Journal())
+    assert info.value.sent is False
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize(
     ("model", "kind", "choices"),
     [
         # veo3 and seedance take "auto" (follow the image) for image_to_video only;

@@ -212,11 +212,30 @@ class FalProvider(Provider):
     def check(
         cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str
     ) -> list[Problem]:
-        """fal returns MP4 video: a video step must write .mp4 (or .mov, which reads MP4)."""
+        """fal returns MP4 video, and some endpoints bound the length of a prompt.
+
+        A video step must write .mp4 (or .mov, which reads MP4). Text outside the
+        endpoint's length limits would be queued and then refused by fal with a
+        422, so it is refused here first.
+        """
         spec = SPECS.get(model.name)
-        if spec is not None and spec.output == "video" and suffix.lower() not in _VIDEO_SUFFIXES:
+        if spec is None:
+            return []
+        if spec.output == "video" and suffix.lower() not in _VIDEO_SUFFIXES:
             return [Problem("output", "fal returns MP4 video; name the output .mp4 (or .mov)")]
-        return []
+        problems = []
+        for name, (fewest, most) in spec.lengths.get(kind, {}).items():
+            text = params.get(name)
+            if isinstance(text, str) and not fewest <= len(text) <= most:
+                span = f"at most {most}" if fewest == 0 else f"{fewest} to {most}"
+                problems.append(
+                    Problem(
+                        name,
+                        f"fal's {model.endpoints[kind]} takes {span} characters; "
+                        f"this one has {len(text)}",
+                    )
+                )
+        return problems
 
     def _arguments(
         self, client: SyncClient, job: Job, spec: Spec, policy: RetryPolicy

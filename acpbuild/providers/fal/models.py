@@ -3,7 +3,9 @@
 Every entry is a :class:`Spec`: the :class:`~acpbuild.provider.Model` the
 recipe loader checks parameters against, plus the few facts the adapter needs
 to build fal's JSON arguments (how ``duration_s`` is spelled, whether the model
-takes ``output_format``). Choices that differ by kind (veo3's ``auto`` aspect
+takes ``output_format``) and the lengths of text fal accepts, which
+:meth:`FalProvider.check <acpbuild.providers.fal.adapter.FalProvider.check>`
+enforces. Choices that differ by kind (veo3's ``auto`` aspect
 ratio is for image_to_video only) are the parameter's ``kind_choices``, so the
 recipe loader and ``acpbuild models`` see them. Parameter names are the
 recipe's; the adapter renames them (``image`` -> ``image_url``, ``duration_s``
@@ -53,6 +55,8 @@ class Spec:
     num_images: bool = False
     #: recipe name -> fal argument name, where they differ (files get ``_url`` anyway)
     rename: Mapping[str, str] = field(default_factory=dict)
+    #: kind -> text parameter -> (fewest, most) characters fal's schema accepts
+    lengths: Mapping[str, Mapping[str, tuple[int, int]]] = field(default_factory=dict)
 
 
 def _prompt(required: bool = True, kinds: tuple[str, ...] | None = None) -> Param:
@@ -136,6 +140,7 @@ SPECS: dict[str, Spec] = {
         ),
         "image",
         num_images=True,
+        lengths={T2I: {"prompt": (3, 5000)}},
     ),
     "seedream": Spec(
         Model(
@@ -201,6 +206,7 @@ SPECS: dict[str, Spec] = {
         ),
         "video",
         duration="str",
+        lengths={T2V: {"prompt": (1, 2000)}, I2V: {"prompt": (0, 2000)}},
     ),
     "kling": Spec(
         Model(
@@ -223,6 +229,7 @@ SPECS: dict[str, Spec] = {
         ),
         "video",
         duration="str",
+        lengths={kind: {"prompt": (0, 2500), "negative_prompt": (0, 2500)} for kind in (T2V, I2V)},
     ),
     "veo3": Spec(
         Model(
@@ -249,6 +256,7 @@ SPECS: dict[str, Spec] = {
         ),
         "video",
         duration="str_s",
+        lengths={kind: {"prompt": (0, 20000)} for kind in (T2V, I2V)},
     ),
     "seedance": Spec(
         Model(
