@@ -6,6 +6,33 @@ with a JSON body answered by one JSON chat completion (id ``gen-...``, usage
 with ``cost`` in credits), and ``GET /api/v1/key``. Errors are JSON
 ``{"error": {"code", "message", "metadata"?}}`` like the real service's,
 including the 403 moderation refusal and the 402 for missing credits.
+
+It accepts what OpenRouter accepts and refuses what it refuses, from its
+published reference. Its facts are its own copies (it never reads acpbuild's
+catalogue):
+
+| Rule | Answer | Source |
+|---|---|---|
+| ``model`` is a model id OpenRouter serves (:data:`MODELS`) | 400 "… is not a valid model ID", ``availability.code`` ``model_not_found`` | [1] "Model availability errors" (the example payload) |
+| ``messages`` is a non-empty list of messages with a known ``role`` | 400 | [2] ``ChatRequest.messages`` (``minItems: 1``), [1] ``invalid_prompt`` |
+| an ``image_url`` part's ``url`` is an ``https://`` (or ``http://``) URL or a base64 ``data:`` URL | https and data URLs are accepted; anything else 400 | [3] "The ``image_url`` can either be a URL or a base64-encoded image" |
+| a ``data:`` image is PNG, JPEG, WebP or GIF | 400 ``unsupported_image_format`` | [3] "Supported image content types", [1] "Image errors" |
+| an image goes only to a model that reads images | 404 "No endpoints found that support image input" | what OpenRouter answers (many public reports, e.g. hermes-agent#23411, goose#5396); [1] ``no_endpoints`` is a 404 |
+| ``temperature`` 0..2, ``top_p`` 0..1, ``max_tokens`` an integer of 1 or more, ``seed`` an integer | 400 | [4] "Temperature", "Top P", "Max Tokens", "Seed" |
+| ``reasoning.effort`` one of max, xhigh, high, medium, low, minimal, none | 400 | [2] ``ChatRequest.reasoning.effort`` |
+
+OpenRouter ignores a sampling parameter that the model's provider does not
+support rather than refusing it ([5] "Requiring Providers to Support All
+Parameters"), so e.g. a ``temperature`` sent to a reasoning model passes here
+too. The wording of the 400s for parameters out of range is the emulator's own
+(OpenRouter documents the status, not the text).
+
+[1] https://openrouter.ai/docs/api_reference/errors-and-debugging
+[2] https://openrouter.ai/openapi.json (``openapi/openapi.yaml`` in
+github.com/OpenRouterTeam/docs, 2026-08)
+[3] https://openrouter.ai/docs/guides/overview/multimodal/image-understanding
+[4] https://openrouter.ai/docs/api_reference/parameters
+[5] https://openrouter.ai/docs/guides/routing/provider-selection
 """
 
 from __future__ import annotations
@@ -20,7 +47,9 @@ KEY = "test-or-key-0000"
 CHAT = r"/api/v1/chat/completions"
 KEY_INFO = r"/api/v1/key"
 
-# model id -> (USD per 1M input tokens, USD per 1M output tokens, reads images)
+# model id -> (USD per 1M input tokens, USD per 1M output tokens, reads images): each
+# model's page on openrouter.ai ("Input modalities": image for the first four, text only
+# for Llama 3.3 and DeepSeek V3)
 MODELS: dict[str, tuple[float, float, bool]] = {
     "google/gemini-2.5-flash": (0.30, 2.50, True),
     "anthropic/claude-sonnet-4.5": (3.00, 15.00, True),
@@ -29,6 +58,12 @@ MODELS: dict[str, tuple[float, float, bool]] = {
     "meta-llama/llama-3.3-70b-instruct": (0.13, 0.40, False),
     "deepseek/deepseek-chat": (0.30, 0.85, False),
 }
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+#: the image types a ``data:`` URL may carry ([3])
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+EFFORTS = frozenset({"max", "xhigh", "high", "medium", "low", "minimal", "none"})
+_DATA_URL = re.compile(r"data:([\w/+.-]+);base64,[A-Za-z0-9+/=\s]+")
 
 # A prompt containing this word is flagged by the emulated moderation.
 FLAGGED_WORD = "forbidden"
@@ -84,6 +119,67 @@ def completion(
     }
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def refusal(body: dict[str, Any]) -> Response | None:
+    """What OpenRouter answers to a chat request it refuses, else None (the docstring's table)."""
+    model = body.get("model")
+    if model not in MODELS:
+        return error(
+            400,
+            f"{model} is not a valid model ID",
+            error_type="invalid_request",
+            availability={
+                "code": "model_not_found",
+                "retryable": False,
+                "requested_models": [model],
+                "docs_url": "https://openrouter.ai/docs/errors#model_not_found",
+            },
+        )
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return error(400, "messages: Array must contain at least 1 element(s)")
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            return error(400, "messages: each message needs a role of " + ", ".join(sorted(ROLES)))
+    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+        value = body.get(name)
+        if value is not None and not (_number(value) and low <= value <= high):
+            return error(400, f"{name}: expected a number from {low:g} to {high:g}, got {value!r}")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is not None and not (_integer(value) and value >= 1):
+            return error(400, f"{name}: expected an integer of 1 or more, got {value!r}")
+    if body.get("seed") is not None and not _integer(body["seed"]):
+        return error(400, f"seed: expected an integer, got {body['seed']!r}")
+    effort = (body.get("reasoning") or {}).get("effort")
+    if effort is not None and effort not in EFFORTS:
+        return error(400, f"reasoning.effort: expected one of {', '.join(sorted(EFFORTS))}")
+    images = [url for m in messages for url in _text_of(m.get("content"))[1]]
+    for url in images:
+        if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:")):
+            return error(400, "image_url.url must be a URL or a base64 data URL")
+        if url.startswith("data:"):
+            found = _DATA_URL.fullmatch(url)
+            if found is None:
+                return error(400, "image_url.url: a data URL must be data:<type>;base64,<data>")
+            if found.group(1) not in IMAGE_TYPES:
+                return error(
+                    400,
+                    f"Unsupported image format {found.group(1)}: send PNG, JPEG, WebP or GIF",
+                    metadata={"error_type": "unsupported_image_format"},
+                )
+    if images and not MODELS[model][2]:
+        return error(404, "No endpoints found that support image input")
+    return None
+
+
 def _text_of(content: Any) -> tuple[str, list[str]]:
     """The text and the image URLs of a message's content."""
     if isinstance(content, str):
@@ -121,20 +217,16 @@ class OpenRouterEmulator(Emulator):
         if refused := self._refuse(request):
             return refused
         body = request.json() or {}
-        model = body.get("model")
-        if model not in MODELS:
-            return error(400, f"{model} is not a valid model ID")
+        refused = refusal(body)
+        if refused:
+            return refused
         if body.get("stream"):
             return error(400, "this emulator answers streaming requests only in tests that ask")
-        price_in, price_out, vision = MODELS[model]
-        messages = body.get("messages") or []
-        if not messages or messages[-1].get("role") != "user":
-            return error(400, "messages must end with a user message")
-        prompt, images = _text_of(messages[-1].get("content"))
-        if images and not vision:
-            return error(404, "No endpoints found that support image input")
-        if any(not url.startswith("data:image/") for url in images):
-            return error(400, "image_url must be a data URL or https URL")
+        model = body["model"]
+        price_in, price_out, _ = MODELS[model]
+        messages = body["messages"]
+        last_user = next((m for m in reversed(messages) if m["role"] == "user"), messages[-1])
+        prompt, images = _text_of(last_user.get("content"))
         if FLAGGED_WORD in prompt.lower():
             return error(
                 403,
