@@ -2,8 +2,10 @@
 
 Developer API (``vertexai=False``, ``api_version v1``):
 
-* ``POST /v1/models/{model}:generateContent``: text, or with
-  ``responseModalities`` IMAGE an inline PNG part.
+* ``POST /v1/models/{model}:generateContent``: text, or from an image model an
+  inline PNG part. It refuses what Gemini refuses (unknown models, modalities a
+  model does not produce, values out of range): :mod:`tests.emulators.gemini`
+  holds those rules and their sources.
 * ``GET /v1/models``: the model list (``ping``).
 
 Vertex AI (``vertexai=True``, API key, ``api_version v1beta1``); paths may carry
@@ -36,7 +38,7 @@ import io
 import re
 from typing import Any
 
-from tests.emulators import Emulator, Request, Response, real_mp4, veo
+from tests.emulators import Emulator, Request, Response, gemini, real_mp4, veo
 
 KEY = "test-google-key-0000"
 CLOUD_KEY = "test-gcloud-key-0000"
@@ -122,6 +124,11 @@ class GoogleEmulator(Emulator):
         if refused:
             return refused
         body = request.json()
+        model_id = match.group(1)
+        vertex = request.path.startswith("/v1beta1/")
+        refused = gemini.refusal(model_id, body, vertex=vertex)
+        if refused:
+            return refused
         parts = body["contents"][0]["parts"]
         prompt = " ".join(part.get("text", "") for part in parts)
         usage = {
@@ -137,8 +144,7 @@ class GoogleEmulator(Emulator):
         if "UNSAFE" in prompt:
             candidate: dict[str, Any] = {"finishReason": "SAFETY", "index": 0}
             return Response(200, {"candidates": [candidate], "usageMetadata": usage})
-        modalities = body.get("generationConfig", {}).get("responseModalities", [])
-        if "IMAGE" in modalities:
+        if "IMAGE" in gemini.modalities(gemini.MODELS[model_id], body):
             out = [
                 {"text": "Here is your picture."},
                 {
