@@ -9,6 +9,7 @@ may cost money checks how many billable requests reached the emulator.
 from __future__ import annotations
 
 import base64
+import io
 import re
 import socket
 import subprocess
@@ -194,6 +195,42 @@ def test_image_to_image_sends_the_input(emu: GoogleEmulator, tmp_path: Path) -> 
     parts = emu.generations()[0].json()["contents"][0]["parts"]
     assert parts[0]["inlineData"]["data"] == base64.b64encode(image.read_bytes()).decode()
     assert parts[1] == {"text": "make it green"}
+
+
+def test_a_gif_reaches_gemini_as_a_png_of_its_first_frame(
+    emu: GoogleEmulator, tmp_path: Path
+) -> None:
+    # Gemini refuses image/gif ("Unsupported MIME type: image/gif"), as the emulator does.
+    from PIL import Image
+
+    gif = tmp_path / "in.gif"
+    red, blue = Image.new("RGB", (6, 4), (255, 0, 0)), Image.new("RGB", (6, 4), (0, 0, 255))
+    red.save(gif, save_all=True, append_images=[blue])
+    job = make_job(
+        "image_understanding", "gemini-2.5-flash", tmp_path / "a.txt", prompt="Hue?", image=str(gif)
+    )
+    GoogleProvider(env_for(emu)).generate(job, Journal())
+
+    blob = emu.generations()[0].json()["contents"][0]["parts"][0]["inlineData"]
+    assert blob.get("mimeType", blob.get("mime_type")) == "image/png"
+    data = base64.urlsafe_b64decode(blob["data"])  # the SDK's encoding
+    with Image.open(io.BytesIO(data)) as im:
+        assert (im.format, im.size) == ("PNG", (6, 4))
+        assert im.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_a_gif_that_does_not_decode_is_refused_before_sending(
+    emu: GoogleEmulator, tmp_path: Path
+) -> None:
+    gif = tmp_path / "broken.gif"
+    gif.write_bytes(b"GIF89a" + b"\x00" * 20)
+    job = make_job(
+        "image_to_image", "gemini-2.5-flash-image", tmp_path / "e.png", prompt="x", image=str(gif)
+    )
+    with pytest.raises(RequestRejected, match="broken.gif .*does not decode") as info:
+        GoogleProvider(env_for(emu)).generate(job, Journal())
+    assert info.value.sent is False
+    assert emu.generations() == []
 
 
 # Every model of the catalogue, for every kind it serves: the endpoint it names is the

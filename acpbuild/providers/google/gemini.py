@@ -3,7 +3,8 @@
 What each kind sends:
 
 * ``text`` and ``image_understanding`` (Gemini 2.5 Flash, Pro, Flash-Lite): one
-  ``generateContent`` request; the image, if any, travels inline in the request.
+  ``generateContent`` request; the image, if any, travels inline in the request
+  (a GIF as a PNG of its first frame: Gemini does not read GIF).
   Token counts come from ``usageMetadata`` (thinking tokens are billed as output).
 * ``text_to_image`` and ``image_to_image`` (Gemini 2.5 Flash Image): the same
   request with ``responseModalities`` TEXT and IMAGE; the image comes back inline
@@ -81,6 +82,11 @@ T = TypeVar("T")
 _LOOKUP_TIMEOUT_S = 60.0
 
 _IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+# The input images Gemini reads (it also takes HEIC and HEIF, which acpbuild does not
+# detect); it refuses GIF with "Unsupported MIME type: image/gif", so a GIF is sent
+# as a PNG of its first frame.
+# https://ai.google.dev/gemini-api/docs/image-understanding#supported-formats
+_READS = frozenset({"image/png", "image/jpeg", "image/webp"})
 _VIDEO_SUFFIXES = (".mp4", ".mov")  # Veo returns MP4, which QuickTime also reads
 
 # Finish and block reasons that mean a safety or policy filter stopped the answer.
@@ -238,7 +244,7 @@ class GoogleProvider(GoogleConnection):
 
         parts: list[types.Part] = []
         if job.params.get("image") is not None:
-            data, mime = read_image(Path(job.params["image"]), self.name)
+            data, mime = self._input_image(Path(job.params["image"]))
             parts.append(types.Part.from_bytes(data=data, mime_type=mime))
         parts.append(types.Part.from_text(text=job.params["prompt"]))
         contents = [types.Content(role="user", parts=parts)]
@@ -252,6 +258,27 @@ class GoogleProvider(GoogleConnection):
                 billable=True,
                 vertex=vertex,
             )
+
+    def _input_image(self, path: Path) -> tuple[bytes, str]:
+        """The image's bytes and MIME type, in a format Gemini reads (a GIF becomes a PNG)."""
+        data, mime = read_image(path, self.name)
+        if mime in _READS:
+            return data, mime
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.seek(0)  # an animated GIF: its first frame
+                buffer = io.BytesIO()
+                im.convert("RGBA").save(buffer, format="PNG")
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise RequestRejected(
+                f"the input image {path.name} ({mime}) does not decode, so it cannot be sent "
+                f"as the PNG Gemini reads: {exc}",
+                provider=self.name,
+                sent=False,
+            ) from exc
+        return buffer.getvalue(), "image/png"
 
     def _answer(self, response: types.GenerateContentResponse) -> types.Candidate:
         """The first candidate, or the content-policy refusal that replaced it."""

@@ -35,7 +35,8 @@ def _gemini_params() -> dict[str, Param]:
             "image",
             required=True,
             kinds=(IMAGE_UNDERSTANDING,),
-            help="an image to describe or answer questions about (PNG, JPEG, WebP, GIF)",
+            help="an image to describe or answer questions about (PNG, JPEG, WebP; a GIF is "
+            "sent as its first frame)",
         ),
         "system": Param("str", help="system instruction"),
         "temperature": Param("float", min=0.0, max=2.0, help="sampling temperature"),
