@@ -250,9 +250,47 @@ def test_catalogue_rejects_wrong_parameters_at_load() -> None:
     assert CATALOGUE["eleven_flash_v2_5"].params["stability"].check(0.3) is None
     assert CATALOGUE["eleven_turbo_v2_5"].params["speed"].check(1.5) is not None
     assert CATALOGUE["eleven_turbo_v2_5"].params["output_format"].check("mp3_44100_127") is not None
-    assert "language_code" not in CATALOGUE["eleven_multilingual_v2"].params  # ignored by the API
+    assert "language_code" not in CATALOGUE["eleven_multilingual_v2"].params  # not enforced
+    assert CATALOGUE["eleven_flash_v2_5"].params["language_code"].check("hu") is None
+    assert CATALOGUE["eleven_flash_v2_5"].params["language_code"].check("xx") is not None
+    assert CATALOGUE["eleven_v3"].params["language_code"].check("sw") is None  # 70+ languages
     assert CATALOGUE["eleven_v3"].params["text"].required
     assert all(m.kinds == (KIND,) and m.endpoints[KIND] == key for key, m in CATALOGUE.items())
+
+
+# The per-request character limits of https://elevenlabs.io/docs/models#character-limits
+LIMITS = {
+    "eleven_v3": 5_000,
+    "eleven_multilingual_v2": 10_000,
+    "eleven_flash_v2_5": 40_000,
+    "eleven_turbo_v2_5": 40_000,
+}
+
+
+@pytest.mark.parametrize("model", sorted(LIMITS))
+def test_text_up_to_the_models_limit_is_sent_and_longer_is_refused_unsent(
+    emu: ElevenLabsEmulator, tmp_path: Path, model: str
+) -> None:
+    provider = ElevenLabsProvider(env_for(emu))
+    provider.generate(make_job(tmp_path, model, text="a" * LIMITS[model]), Journal())
+    assert emu.submissions == 1  # the emulator, like the API, takes the limit itself
+
+    with pytest.raises(RequestRejected, match=f"at most {LIMITS[model]:,} characters") as info:
+        provider.generate(make_job(tmp_path, model, text="a" * (LIMITS[model] + 1)), Journal())
+    assert info.value.sent is False
+    assert emu.submissions == 1
+
+
+@pytest.mark.parametrize("code", ["eng", "EN", "en-US"])
+def test_v3_language_code_must_be_iso_639_1(
+    emu: ElevenLabsEmulator, tmp_path: Path, code: str
+) -> None:
+    # the API refuses "Model 'eleven_v3' does not support the language_code eng"
+    job = make_job(tmp_path, "eleven_v3", language_code=code)
+    with pytest.raises(RequestRejected, match="not an ISO 639-1 code") as info:
+        ElevenLabsProvider(env_for(emu)).generate(job, Journal())
+    assert info.value.sent is False
+    assert emu.requests == []
 
 
 def test_every_model_has_a_price() -> None:

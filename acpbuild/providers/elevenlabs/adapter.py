@@ -62,7 +62,9 @@ from acpbuild.providers.elevenlabs.models import (
     CATALOGUE,
     DEFAULT_FORMAT,
     DEFAULT_VOICE,
+    ISO_639_1,
     KIND,
+    MAX_CHARS,
 )
 
 if TYPE_CHECKING:
@@ -146,10 +148,31 @@ class ElevenLabsProvider(Provider):
     def check(
         cls, kind: str, model: Model, params: Mapping[str, Any], suffix: str
     ) -> list[Problem]:
-        """The output must be .mp3 or .wav, and ``output_format`` must write that container."""
+        """The output must be .mp3 or .wav, and ``output_format`` must write that container;
+        the text must fit the model's character limit, and v3's ``language_code`` be a
+        two-letter code."""
         suffix = suffix.lower()
         if suffix not in DEFAULT_FORMAT:
             return [Problem("output", "ElevenLabs speech is saved as .mp3 or .wav")]
+        text, limit = params.get("text"), MAX_CHARS.get(model.endpoints[KIND])
+        if isinstance(text, str) and limit is not None and len(text) > limit:
+            return [
+                Problem(
+                    "text",
+                    f"{model.name} speaks at most {limit:,} characters in one request and this "
+                    f"text has {len(text):,}; split it into several steps",
+                )
+            ]
+        code, spec = params.get("language_code"), model.params.get("language_code")
+        # where the catalogue lists no languages (v3), the code's form is all it can check
+        free = spec is not None and spec.choices is None
+        if free and isinstance(code, str) and not ISO_639_1.fullmatch(code):
+            return [
+                Problem(
+                    "language_code",
+                    f"{code!r} is not an ISO 639-1 code; give two lowercase letters, e.g. 'de'",
+                )
+            ]
         asked = params.get("output_format")
         if isinstance(asked, str) and not asked.startswith(suffix[1:] + "_"):
             return [

@@ -6,6 +6,7 @@ Catalogue keys are ElevenLabs' own model ids; prices live in
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from acpbuild.provider import Model, Param
@@ -29,13 +30,34 @@ DEFAULT_FORMAT = {".mp3": "mp3_44100_128", ".wav": "wav_44100"}
 # "George", a premade voice every account has; an id needs no lookup.
 DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"
 
+# The most characters of text one request may carry, by model
+# (https://elevenlabs.io/docs/models#character-limits); a longer text is refused
+# with 400 max_character_limit_exceeded.
+MAX_CHARS = {
+    "eleven_multilingual_v2": 10_000,
+    "eleven_v3": 5_000,
+    "eleven_flash_v2_5": 40_000,
+    "eleven_turbo_v2_5": 40_000,
+}
+
+# The languages Flash and Turbo v2.5 enforce with language_code: Multilingual v2's
+# 29 and hu, no, vi (https://elevenlabs.io/docs/models). Any other code is refused
+# with 400 unsupported_language.
+V25_LANGUAGES = (
+    "ar", "bg", "cs", "da", "de", "el", "en", "es", "fi", "fil", "fr", "hi", "hr", "hu", "id",
+    "it", "ja", "ko", "ms", "nl", "no", "pl", "pt", "ro", "ru", "sk", "sv", "ta", "tr", "uk",
+    "vi", "zh",
+)
+# eleven_v3 speaks 70+ languages and takes their ISO 639-1 codes (it refuses "eng").
+ISO_639_1 = re.compile(r"[a-z]{2}")
 
 
 def _unit(help: str, **kw: Any) -> Param:
     return Param("float", min=0.0, max=1.0, help=help, **kw)
 
 
-def _params(*, language: bool, v3: bool) -> dict[str, Param]:
+def _params(*, languages: tuple[str, ...] | None, v3: bool) -> dict[str, Param]:
+    """``languages``: the codes ``language_code`` takes, () for any ISO 639-1 code, None: none."""
     params = {
         "text": Param("str", required=True, help="the text to speak"),
         "voice": Param(
@@ -61,8 +83,10 @@ def _params(*, language: bool, v3: bool) -> dict[str, Param]:
             "(44.1 kHz WAV and 192 kbps MP3 need a higher ElevenLabs plan)",
         ),
     }
-    if language:
-        params["language_code"] = Param("str", help="ISO 639-1 code to enforce a language")
+    if languages is not None:
+        params["language_code"] = Param(
+            "str", choices=languages or None, help="ISO 639-1 code to enforce a language"
+        )
     return params
 
 
@@ -71,26 +95,26 @@ CATALOGUE: dict[str, Model] = {
     "eleven_multilingual_v2": Model(
         "eleven_multilingual_v2",
         {KIND: "eleven_multilingual_v2"},
-        # The API ignores language_code for multilingual v2, so it is not offered.
-        _params(language=False, v3=False),
+        # Multilingual v2 enforces no language: language_code is refused or ignored.
+        _params(languages=None, v3=False),
         "Multilingual v2: stable, lifelike speech in 29 languages.",
     ),
     "eleven_v3": Model(
         "eleven_v3",
         {KIND: "eleven_v3"},
-        _params(language=True, v3=True),
+        _params(languages=(), v3=True),
         "Eleven v3: the most expressive model, audio tags, 70+ languages.",
     ),
     "eleven_flash_v2_5": Model(
         "eleven_flash_v2_5",
         {KIND: "eleven_flash_v2_5"},
-        _params(language=True, v3=False),
+        _params(languages=V25_LANGUAGES, v3=False),
         "Flash v2.5: lowest latency, half the price per character.",
     ),
     "eleven_turbo_v2_5": Model(
         "eleven_turbo_v2_5",
         {KIND: "eleven_turbo_v2_5"},
-        _params(language=True, v3=False),
+        _params(languages=V25_LANGUAGES, v3=False),
         "Turbo v2.5: low latency, half the price per character.",
     ),
 }
