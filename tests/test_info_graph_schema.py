@@ -379,7 +379,7 @@ def _a_value(spec: Param) -> Any:
         return [INPUTS["video"], INPUTS["video"]]
     if spec.choices:
         return spec.choices[0]
-    return {"str": "x", "int": 1, "float": 1.0, "bool": True, "list": []}[spec.type]
+    return {"str": "a red kite over the dunes", "int": 1, "float": 1.0, "bool": True, "list": []}[spec.type]
 
 
 def test_schema_asks_every_model_for_its_required_parameters(
