@@ -3,6 +3,7 @@
     doit test          the test suite
     doit lint          ruff and mypy
     doit bench         the benchmarks in bench/
+    doit mutate        mutation testing of engine/, money/ and store/ (slow; not in CI)
     doit screenshot    docs/report.png, the README's picture of a report (needs Chromium)
     doit quickstart    the steps of recipes/quickstart.toml, as ordinary doit tasks
 """
@@ -37,6 +38,13 @@ def task_bench():
     """Run every benchmark in bench/ and print its table."""
     for script in sorted(Path("bench").glob("bench_*.py")):
         yield {"name": script.stem, "actions": [f"python {script}"], "verbosity": 2}
+
+
+def task_mutate():
+    """Mutation testing (mutmut) of engine/, money/ and store/: lists the surviving mutants."""
+    # smallest first; `doit mutate:money` runs one package
+    for package in ("money", "store", "engine"):
+        yield {"name": package, "actions": [f"python bench/mutate.py {package}"], "verbosity": 2}
 
 
 def task_screenshot():
