@@ -6,6 +6,7 @@ billable requests where the provider sees them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -21,8 +22,10 @@ import acpbuild
 from acpbuild import money, providers
 from acpbuild.cli import main
 from acpbuild.engine.material import with_defaults
-from acpbuild.errors import BudgetExceeded
+from acpbuild.errors import BudgetExceeded, RecipeError
+from acpbuild.money import spend
 from acpbuild.money.estimate import Unknown, estimate
+from acpbuild.store.ledger import Generation
 from tests import test_mixed_providers as mixed
 from tests.emulators import Response
 from tests.test_mixed_providers import World
@@ -519,6 +522,105 @@ def test_the_ledger_records_estimate_and_actual_and_costs_reports_savings(
     assert main(["costs", str(recipe), "--by", "day", "--since", "2000-01-01"]) == 0
     assert "restores saved" in capsys.readouterr().out
     assert main(["costs", str(recipe), "--since", "yesterday"]) == 2
+
+
+def _generation(id: int, state: str = "done", **fields: Any) -> Generation:
+    bought = Generation(
+        id, f"key{id}", state, "promo", "cover", "image", "fal", "flux", None, 0.10, 0.08,
+        None, None, None, None, None, draft=0, created=DAY, finished=DAY + 60,
+    )  # fmt: skip
+    return dataclasses.replace(bought, **fields)
+
+
+# 2026-03-01 12:00 local time, the day every generation below finished on
+DAY = time.mktime((2026, 3, 1, 12, 0, 0, 0, 0, -1))
+
+
+class _SpendLedger:
+    """The two ledger methods a spend report reads, answering from lists."""
+
+    def __init__(self) -> None:
+        cover = _generation(1)
+        self.found = [
+            cover,
+            # received: paid and fetched, so bought, though not stored yet
+            _generation(2, "received", step="clip", estimated_cost=0.50, actual_cost=0.45),
+            # sent, answer lost: possibly billed at its estimate, not counted as bought
+            _generation(3, "possibly_billed", step="clip", provider="google", model="veo", estimated_cost=1.00,
+                        actual_cost=None),
+            # failed before billing, and a draft: neither is spend
+            _generation(4, "failed", estimated_cost=9.0, actual_cost=None),
+            _generation(5, draft=1, estimated_cost=9.0, actual_cost=9.0),
+            # nothing says where it came from
+            _generation(6, recipe=None, step=None, provider=None, estimated_cost=0.02, actual_cost=None),
+        ]
+        # the cover reused in another recipe's step, saving what it cost; a draft's reuse saves nothing
+        self.reused = [(cover, "teaser", "poster", 0.08, DAY + 120), (self.found[4], "promo", "cover", 9.0, DAY)]
+
+    def generations(self, *, since: float | None = None) -> list[Generation]:
+        return self.found
+
+    def restores(self, *, since: float | None = None) -> list[tuple[Generation, str | None, str | None, float, float]]:
+        return self.reused
+
+
+@pytest.mark.parametrize(
+    ("by", "expected"),
+    [
+        # a restore counts where it happened (teaser), a generation where it was bought (promo);
+        # possibly billed spend sorts promo first, unknown recipes are "?", equal costs sort by name
+        ("recipe", [
+            {"group": "promo", "generations": 2, "estimated": 0.6, "cost": 0.53, "restores": 0, "saved": 0.0,
+             "in_doubt": 1, "possibly_billed": 1.0},
+            {"group": "?", "generations": 1, "estimated": 0.02, "cost": 0.0, "restores": 0, "saved": 0.0,
+             "in_doubt": 0, "possibly_billed": 0.0},
+            {"group": "teaser", "generations": 0, "estimated": 0.0, "cost": 0.0, "restores": 1, "saved": 0.08,
+             "in_doubt": 0, "possibly_billed": 0.0},
+        ]),
+        # recipe:step, with "?" for either part unknown
+        ("step", [
+            {"group": "promo:clip", "generations": 1, "estimated": 0.5, "cost": 0.45, "restores": 0,
+             "saved": 0.0, "in_doubt": 1, "possibly_billed": 1.0},
+            {"group": "promo:cover", "generations": 1, "estimated": 0.1, "cost": 0.08, "restores": 0,
+             "saved": 0.0, "in_doubt": 0, "possibly_billed": 0.0},
+            {"group": "?:?", "generations": 1, "estimated": 0.02, "cost": 0.0, "restores": 0, "saved": 0.0,
+             "in_doubt": 0, "possibly_billed": 0.0},
+            {"group": "teaser:poster", "generations": 0, "estimated": 0.0, "cost": 0.0, "restores": 1,
+             "saved": 0.08, "in_doubt": 0, "possibly_billed": 0.0},
+        ]),
+        # the largest cost, paid or possibly billed, first; ties by name
+        ("provider", [
+            {"group": "google", "generations": 0, "estimated": 0.0, "cost": 0.0, "restores": 0, "saved": 0.0,
+             "in_doubt": 1, "possibly_billed": 1.0},
+            {"group": "fal", "generations": 2, "estimated": 0.6, "cost": 0.53, "restores": 1, "saved": 0.08,
+             "in_doubt": 0, "possibly_billed": 0.0},
+            {"group": "?", "generations": 1, "estimated": 0.02, "cost": 0.0, "restores": 0, "saved": 0.0,
+             "in_doubt": 0, "possibly_billed": 0.0},
+        ]),
+        ("model", [
+            {"group": "google/veo", "generations": 0, "estimated": 0.0, "cost": 0.0, "restores": 0,
+             "saved": 0.0, "in_doubt": 1, "possibly_billed": 1.0},
+            {"group": "fal/flux", "generations": 2, "estimated": 0.6, "cost": 0.53, "restores": 1,
+             "saved": 0.08, "in_doubt": 0, "possibly_billed": 0.0},
+            {"group": "None/flux", "generations": 1, "estimated": 0.02, "cost": 0.0, "restores": 0,
+             "saved": 0.0, "in_doubt": 0, "possibly_billed": 0.0},
+        ]),
+        # the local day each finished (or, for a restore, happened) on
+        ("day", [
+            {"group": "2026-03-01", "generations": 3, "estimated": 0.62, "cost": 0.53, "restores": 1,
+             "saved": 0.08, "in_doubt": 1, "possibly_billed": 1.0},
+        ]),
+    ],
+)
+def test_a_spend_report_counts_each_state_once_in_its_group(by: str, expected: list[dict[str, Any]]) -> None:
+    rows = [row.to_dict() for row in spend.report(_SpendLedger(), by=by)]  # type: ignore[arg-type]
+    assert rows == [{**row, **{k: pytest.approx(v) for k, v in row.items() if isinstance(v, float)}} for row in expected]
+
+
+def test_since_is_local_midnight_of_the_date_and_anything_else_is_refused() -> None:
+    assert spend.parse_since("2026-03-01") == time.mktime((2026, 3, 1, 0, 0, 0, 0, 0, -1))
+    with pytest.raises(RecipeError, match="'yesterday' is not a date"):
+        spend.parse_since("yesterday")
 
 
 def test_an_output_that_does_not_say_its_size_costs_none_not_zero() -> None:
