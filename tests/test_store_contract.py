@@ -368,6 +368,16 @@ class TestLedger:
             polled: "submitted",
         }
 
+    def test_a_paid_attempt_claimed_by_a_dead_process_of_this_host_is_lost_at_once(self, ledgers: Ledgers) -> None:
+        ledger = ledgers.open()
+        # both leases run for an hour: only the process table tells the dead run from the live one
+        claim(ledger, "k1", Owner("run-a", socket.gethostname(), _dead_pid()), lease_s=3600)
+        died = begin(ledger)
+        claim(ledger, "k2", Owner("run-b", socket.gethostname(), os.getpid()), lease_s=3600)
+        running = begin(ledger, key="k2")
+        assert ledgers.open().mark_lost("demo") == 1
+        assert states(ledger) == {died: "possibly_billed", running: "submitted"}
+
     def test_doubts_are_listed_and_warned_about_once(self, ledger: Ledger) -> None:
         lost = begin(ledger)
         ledger.fail(lost, "answer lost", resumable=False, billed=True)
