@@ -726,3 +726,23 @@ class TestBlobStore:
         assert store.sweep() == 1
         assert mine.read_bytes() == b"in progress" and not orphan.exists()
         assert store.sweep() == 0
+
+    def test_sweep_keeps_results_kept_for_the_next_run_and_unowned_files_for_a_day(
+        self, backend: BlobBackend, store: BlobStore
+    ) -> None:
+        kept = store.keep(staged(store, b"paid for, not stored yet"), "k1")
+        folder = kept.parent
+        # files an older acpbuild left, with no owner in the name: a fresh one stays, a stale one goes
+        fresh, stale = folder / "legacy-fresh.png", folder / "legacy-stale.png"
+        fresh.write_bytes(b"?")
+        stale.write_bytes(b"?")
+        two_days_ago = time.time() - 2 * 24 * 3600
+        # a kept result has no owner in its name either, and stays however old it is
+        for path in (stale, kept):
+            os.utime(path, (two_days_ago, two_days_ago))
+        orphans = [backend.orphan(store) for _ in range(3)]
+        assert store.sweep() == 4
+        assert store.kept("k1") == kept and kept.read_bytes() == b"paid for, not stored yet"
+        assert store.kept("k2") is None
+        assert fresh.exists() and not stale.exists()
+        assert not any(orphan.exists() for orphan in orphans)
