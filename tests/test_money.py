@@ -24,7 +24,7 @@ from acpbuild.cli import main
 from acpbuild.engine.material import with_defaults
 from acpbuild.errors import BudgetExceeded, RecipeError
 from acpbuild.money import spend
-from acpbuild.money.estimate import Unknown, estimate
+from acpbuild.money.estimate import Unknown, estimate, expected_media, expected_text
 from acpbuild.store.ledger import Generation
 from tests import test_mixed_providers as mixed
 from tests.emulators import Response
@@ -621,6 +621,47 @@ def test_since_is_local_midnight_of_the_date_and_anything_else_is_refused() -> N
     assert spend.parse_since("2026-03-01") == time.mktime((2026, 3, 1, 0, 0, 0, 0, 0, -1))
     with pytest.raises(RecipeError, match="'yesterday' is not a date"):
         spend.parse_since("yesterday")
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "seconds", "why"),
+    [
+        # a length the step asks for is the length it will have
+        ("text_to_video", {"duration_s": 8}, 8.0, ""),
+        # speech at 15 characters a second: 300 characters make 20 s
+        ("text_to_speech", {"text": "x" * 300}, 20.0, "speech not yet made: 20 s assumed at 15 chars/s"),
+        # a short line still lasts a second
+        ("text_to_speech", {"text": "hi"}, 1.0, "speech not yet made: 1 s assumed at 15 chars/s"),
+        # speech of a text not yet written: as long as the text is expected to be
+        ("text_to_speech", {"text": Unknown(600, why="w")}, 40.0, "speech not yet made: 40 s assumed at 15 chars/s"),
+        # an upscale or a mux lasts as long as its input
+        ("upscale_video", {"video": Unknown(seconds=6.0, why="upstream")}, 6.0, "upstream"),
+        # nothing to go on
+        ("text_to_video", {"prompt": "a cat"}, 10.0, "media not yet made: 10 s assumed"),
+    ],
+)
+def test_a_media_output_not_yet_made_is_expected_to_last(
+    kind: str, params: dict[str, Any], seconds: float, why: str
+) -> None:
+    expected = expected_media(kind, params)
+    assert (expected.seconds, expected.why) == (seconds, why)
+
+
+def test_a_text_output_not_yet_written_is_expected_at_its_max_tokens() -> None:
+    model = providers.catalogue("openrouter")["google/gemini-2.5-flash"]
+    # a paid model writes at most max_tokens, 4 characters each
+    asked = expected_text("openrouter", model, "text", {"max_tokens": 100}, paid=True)
+    assert (asked.chars, asked.why) == (400, "text not yet written: 100 max_tokens x 4 = 400 characters assumed")
+    assert expected_text("openrouter", model, "text", {}, paid=True).chars == 8192 * 4  # the default cap
+    local = expected_text("local", model, "text", {"max_tokens": 100}, paid=False)
+    assert (local.chars, local.why) == (1000, "a local text, 1000 characters assumed")
+
+
+def test_a_per_second_price_of_media_not_yet_made_is_its_expected_length() -> None:
+    # topaz upscales at $0.17 a second of its input: an input expected to last 6 s costs $1.02
+    model = providers.catalogue("fal")["topaz"]
+    found = estimate("fal", model, "upscale_video", {"video": Unknown(seconds=6.0, why="the clip: 6 s assumed")})
+    assert (found.usd, found.formula, found.guess) == (pytest.approx(1.02), "6 s x $0.17/s", "the clip: 6 s assumed")
 
 
 def test_an_output_that_does_not_say_its_size_costs_none_not_zero() -> None:
