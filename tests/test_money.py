@@ -664,6 +664,23 @@ def test_a_per_second_price_of_media_not_yet_made_is_its_expected_length() -> No
     assert (found.usd, found.formula, found.guess) == (pytest.approx(1.02), "6 s x $0.17/s", "the clip: 6 s assumed")
 
 
+def test_a_budget_adds_up_what_each_step_paid_and_warns_once_past_80_percent() -> None:
+    budget = money.Budget({"the run's budget of $1.00": 1.0})
+    budget.reserve("a", 0.30)
+    budget.reserve("b", 0.30)
+    budget.settle("a", 0.25)  # cheaper than its estimate: the rest goes back to the budget
+    budget.settle("b", None)  # no actual figure: its estimate is spent
+    assert budget.spent == pytest.approx(0.55) and budget.reserved == {}
+    assert budget.room() == pytest.approx(0.45) and budget.warnings == []
+    budget.reserve("c", 0.30)  # 0.85 committed: past 80%
+    budget.reserve("d", 0.05)
+    assert budget.warnings == ["this run has committed $0.8500: past 80% of the run's budget of $1.00"]
+    with pytest.raises(BudgetExceeded, match=r"would cost ~\$0.2000 but only \$0.1000 of the run's budget"):
+        budget.reserve("e", 0.20)
+    budget.release("c")  # failed before anything was billed
+    assert budget.committed == pytest.approx(0.60)
+
+
 def test_an_output_that_does_not_say_its_size_costs_none_not_zero() -> None:
     # $0 would hand the money back to the budget; None makes the runner charge the estimate
     assert money.actual_cost("fal", "topaz", None, {}, {}, True) is None
