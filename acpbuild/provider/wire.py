@@ -236,6 +236,38 @@ def common_status_error(
     return None
 
 
+def common_transport_error(
+    exc: BaseException,
+    *,
+    provider: str,
+    service: str,
+    url_var: str,
+    billable: bool,
+    stage: str = "",
+    maybe: str = "; the request may have been processed, so it was not repeated",
+) -> ProviderError:
+    """The transport failures every adapter translates alike (an ``httpx`` or ``httpx2`` error).
+
+    Nothing was sent when the connection could not be made; after that, a
+    ``billable`` request may have been processed, which ``maybe`` says (and the
+    error is ``sent``, so it is never repeated). ``stage`` names the request
+    ("submit", "create") where an adapter makes several.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    where = f"check the network or {url_var}"
+    if "ConnectTimeout" in names:
+        return ProviderTimeout(f"timed out connecting to {service}; {where}", provider=provider, sent=False)
+    if "ConnectError" in names:
+        return ServiceUnavailable(f"cannot connect to {service}; {where}", provider=provider, sent=False)
+    tail = maybe if billable else ""
+    kind = type(exc).__name__
+    if "TimeoutException" in names:
+        answer = f"answer the {stage}" if stage else "answer"
+        return ProviderTimeout(f"{service} did not {answer} in time ({kind}){tail}", provider=provider, sent=billable)
+    request = f"the {stage} request" if stage else "the request"
+    return ServiceUnavailable(f"{request} to {service} failed ({kind}){tail}", provider=provider, sent=billable)
+
+
 # Leading bytes of each media container we accept as an output.
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", 0, "image"),

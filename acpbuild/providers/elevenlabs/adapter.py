@@ -52,6 +52,7 @@ from acpbuild.provider.wire import (
     Origins,
     RetryPolicy,
     common_status_error,
+    common_transport_error,
     disk_error,
     max_download_bytes,
     sniff,
@@ -420,32 +421,13 @@ class ElevenLabsProvider(Provider):
             return self._translate_status(
                 exc.status_code or 0, exc.body, exc.headers or {}, billable
             )
-        if isinstance(exc, httpx.ConnectTimeout):
-            return ProviderTimeout(
-                "timed out connecting to ElevenLabs; check the network or ACPBUILD_ELEVENLABS_URL",
-                provider=p,
-                sent=False,
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return ProviderTimeout(
-                f"ElevenLabs did not answer in time ({type(exc).__name__}); "
-                "the request may have been processed, so it was not repeated",
-                provider=p,
-                sent=billable,
-            )
-        if isinstance(exc, httpx.ConnectError):
-            return ServiceUnavailable(
-                "cannot connect to ElevenLabs; check the network or ACPBUILD_ELEVENLABS_URL",
-                provider=p,
-                sent=False,
-            )
-        if streaming:
+        if streaming and not isinstance(exc, (httpx.TimeoutException, httpx.ConnectError)):
             return BadResponse(
                 f"the audio was truncated: the connection broke mid-stream ({type(exc).__name__})",
                 provider=p,
             )
-        return ServiceUnavailable(
-            f"the request to ElevenLabs failed ({type(exc).__name__})", provider=p
+        return common_transport_error(
+            exc, provider=p, service="ElevenLabs", url_var="ACPBUILD_ELEVENLABS_URL", billable=billable
         )
 
     def _translate_status(

@@ -44,6 +44,7 @@ from acpbuild.provider.wire import (
     Origins,
     RetryPolicy,
     common_status_error,
+    common_transport_error,
     download,
     max_download_bytes,
     with_retries,
@@ -437,30 +438,10 @@ class FalProvider(Provider):
             ) from exc
 
     def _translate_transport(self, stage: str, exc: Exception) -> ProviderError:
-        import httpx
-
-        where = "check the network or ACPBUILD_FAL_URL"
-        billable = stage == "submit"
-        if isinstance(exc, httpx.ConnectTimeout):
-            return ProviderTimeout(
-                f"timed out connecting to fal; {where}", provider=self.name, sent=False
-            )
-        if isinstance(exc, httpx.ConnectError):
-            return ServiceUnavailable(
-                f"cannot connect to fal; {where}", provider=self.name, sent=False
-            )
-        # A submit that broke after it was sent may have queued the job: not repeated.
-        maybe = _MAYBE_QUEUED if billable else ""
-        if isinstance(exc, httpx.TimeoutException):
-            return ProviderTimeout(
-                f"fal did not answer the {stage} in time ({type(exc).__name__}){maybe}",
-                provider=self.name,
-                sent=billable,
-            )
-        return ServiceUnavailable(
-            f"the {stage} request to fal failed ({type(exc).__name__}){maybe}",
-            provider=self.name,
-            sent=billable,
+        # a submit that broke after it was sent may have queued the job: not repeated
+        return common_transport_error(
+            exc, provider=self.name, service="fal", url_var="ACPBUILD_FAL_URL",
+            billable=stage == "submit", stage=stage, maybe=_MAYBE_QUEUED,
         )
 
     def _translate_status(

@@ -28,7 +28,7 @@ from acpbuild.provider import (
     ServiceUnavailable,
     redact,
 )
-from acpbuild.provider.wire import parse_retry_after
+from acpbuild.provider.wire import common_transport_error, parse_retry_after
 
 # Words in an error message that mark a policy refusal (Veo: "...contains sensitive
 # words that violate Google's Responsible AI practices", "...violates Vertex AI's
@@ -55,25 +55,6 @@ def translate(
         _scrub(exc, env)
         return _from_api_error(exc, provider=p, env=env, billable=billable, vertex=vertex)
     name = type(exc).__name__
-    if _is_transport(exc, "ConnectTimeout"):
-        return ProviderTimeout(
-            "timed out connecting to Google; check the network or ACPBUILD_GOOGLE_URL",
-            provider=p,
-            sent=False,
-        )
-    if _is_transport(exc, "ConnectError"):
-        return ServiceUnavailable(
-            "cannot connect to Google; check the network or ACPBUILD_GOOGLE_URL",
-            provider=p,
-            sent=False,
-        )
-    if _is_transport(exc, "TimeoutException"):
-        return ProviderTimeout(
-            f"Google did not answer in time ({name})"
-            + ("; the request may have been processed, so it was not repeated" if billable else ""),
-            provider=p,
-            sent=billable,
-        )
     if _is_transport(exc, "RemoteProtocolError") or _is_transport(exc, "ReadError"):
         return BadResponse(
             f"the answer was cut off: the connection closed mid-response ({name})",
@@ -81,8 +62,8 @@ def translate(
             sent=billable,
         )
     if _is_transport(exc, "HTTPError"):
-        return ServiceUnavailable(
-            f"the request to Google failed ({name})", provider=p, sent=billable
+        return common_transport_error(
+            exc, provider=p, service="Google", url_var="ACPBUILD_GOOGLE_URL", billable=billable
         )
     if isinstance(exc, (json.JSONDecodeError, ValidationError)):
         return BadResponse(f"could not read Google's answer ({name})", provider=p, sent=billable)

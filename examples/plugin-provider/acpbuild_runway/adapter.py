@@ -46,6 +46,7 @@ from acpbuild.provider.wire import (
     Origins,
     RetryPolicy,
     common_status_error,
+    common_transport_error,
     download,
     image_mime,
     max_download_bytes,
@@ -456,33 +457,13 @@ class RunwayProvider(Provider):
         )
 
     def _transport_error(self, stage: str, exc: Exception) -> ProviderError:
-        import httpx
-
         cause = exc.__cause__
         if isinstance(cause, ProviderError):  # our guard refused a redirect
             return cause
-        where = f"check the network or {URL_VAR}"
-        billable = stage == "create"
-        if isinstance(cause, httpx.ConnectTimeout):
-            return ProviderTimeout(
-                f"timed out connecting to Runway; {where}", provider=self.name, sent=False
-            )
-        if isinstance(cause, httpx.ConnectError):
-            return ServiceUnavailable(
-                f"cannot connect to Runway; {where}", provider=self.name, sent=False
-            )
-        # The request was sent and the answer lost: a create may have made the task.
-        maybe = _MAYBE_CREATED if billable else ""
-        if isinstance(cause, httpx.TimeoutException):
-            return ProviderTimeout(
-                f"Runway did not answer the {stage} in time{maybe}",
-                provider=self.name,
-                sent=billable,
-            )
-        return ServiceUnavailable(
-            f"the {stage} request to Runway failed ({type(cause or exc).__name__}){maybe}",
-            provider=self.name,
-            sent=billable,
+        # the SDK wraps httpx's error; after a create was sent, the task may exist: not repeated
+        return common_transport_error(
+            cause or exc, provider=self.name, service="Runway", url_var=URL_VAR,
+            billable=stage == "create", stage=stage, maybe=_MAYBE_CREATED,
         )
 
     def _scrub(self, exc: Any) -> None:
