@@ -22,7 +22,7 @@ import tomli
 from acpbuild import providers
 from acpbuild.provider.prices import UNITS
 
-__all__ = ["UNITS", "Price", "actual_cost", "cost", "price_of", "registry"]
+__all__ = ["UNITS", "Price", "actual_cost", "cost", "cost_of_usage", "price_of", "registry", "shipped_tables"]
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,25 @@ class Price:
 
 
 @cache
-def registry() -> dict[tuple[str, str], Price]:
-    """Every price, by (provider, model)."""
-    prices: dict[tuple[str, str], Price] = {}
+def shipped_tables() -> dict[str, dict[str, dict[str, Any]]]:
+    """The built-in providers' price tables as written: provider -> model -> fields."""
+    tables: dict[str, dict[str, dict[str, Any]]] = {}
     folder = resources.files("acpbuild.money") / "prices"
     for entry in folder.iterdir():
-        if not entry.name.endswith(".toml"):
-            continue
-        provider = entry.name.removesuffix(".toml")
-        data = tomli.loads(entry.read_text(encoding="utf-8"))
-        for model, fields in data.get("models", {}).items():
-            prices[(provider, model)] = Price(provider=provider, model=model, **fields)
-    return prices
+        if entry.name.endswith(".toml"):
+            data = tomli.loads(entry.read_text(encoding="utf-8"))
+            tables[entry.name.removesuffix(".toml")] = data.get("models", {})
+    return tables
+
+
+@cache
+def registry() -> dict[tuple[str, str], Price]:
+    """Every built-in price, by (provider, model)."""
+    return {
+        (provider, model): Price(provider=provider, model=model, **fields)
+        for provider, table in shipped_tables().items()
+        for model, fields in table.items()
+    }
 
 
 def price_of(provider: str, model: str) -> Price | None:
@@ -124,8 +131,11 @@ def actual_cost(
     if reported is not None:
         return reported
     price = price_of(provider, model)
-    if price is None:
-        return None
+    return None if price is None else cost_of_usage(price, usage, params)
+
+
+def cost_of_usage(price: Price, usage: Mapping[str, float], params: Mapping[str, Any]) -> float | None:
+    """What an output with this ``usage`` cost at ``price``; None when the usage lacks what the unit counts."""
     needed = _QUANTITY.get(price.unit)
     if needed is not None and needed not in usage:
         return None  # the output did not say how much was made: the caller falls back

@@ -136,18 +136,9 @@ class ProviderContract:
 
     def price_table(self) -> Mapping[str, Mapping[str, Any]]:
         """The adapter's prices: its own table, or acpbuild's registry for a built-in provider."""
-        table = self.provider.price_table()
-        if table:
-            return table
-        from importlib import resources
+        from acpbuild.money.prices import shipped_tables
 
-        import tomli
-
-        shipped = resources.files("acpbuild.money") / "prices" / f"{self.provider.name}.toml"
-        if not shipped.is_file():
-            return {}
-        models: dict[str, dict[str, Any]] = tomli.loads(shipped.read_text(encoding="utf-8")).get("models", {})
-        return models
+        return self.provider.price_table() or shipped_tables().get(self.provider.name, {})
 
     # -- the contract -----------------------------------------------------------
     def test_declares_a_name_and_a_compatible_api(self) -> None:
@@ -277,18 +268,14 @@ class ProviderContract:
 
 def _cost(contract: ProviderContract, sample: Sample, outcome: Outcome, job: Job) -> float | None:
     """What the outcome costs by the adapter's prices (its own figure when it reports one)."""
-    from acpbuild.money.prices import Price, cost
+    from acpbuild.money.prices import Price, cost_of_usage
 
     if outcome.actual_cost is not None:
         return outcome.actual_cost
     fields = contract.price_table().get(sample.model)
     if fields is None:
         return None
-    price = Price(provider=contract.provider.name, model=sample.model, **fields)
-    needed = {"megapixel": "megapixels", "second": "seconds", "1k_characters": "characters", "1m_tokens": "output_tokens"}
-    if price.unit in needed and needed[price.unit] not in outcome.usage:
-        return None
-    return cost(price, outcome.usage, job.params)
+    return cost_of_usage(Price(provider=contract.provider.name, model=sample.model, **fields), outcome.usage, job.params)
 
 
 def _default_suffix(kind: str) -> str:
