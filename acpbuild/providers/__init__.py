@@ -123,7 +123,7 @@ def provider_class(name: str, env: Mapping[str, str] | None = None) -> type[Prov
     if name in _ADAPTERS:
         return _built_in(name)
     if name in _seen:
-        return _seen[name]
+        return _seen[name][0]
     found = _plugins(_config_targets(env))
     if name in found.classes:
         return found.classes[name]
@@ -137,8 +137,8 @@ def origin(name: str, env: Mapping[str, str] | None = None) -> Origin:
         from acpbuild.version import __version__
 
         return Origin("built in", "acpbuild", __version__, _ADAPTERS[name])
-    if name in _seen_origins:
-        return _seen_origins[name]
+    if name in _seen:
+        return _seen[name][1]
     return _plugins(_config_targets(env)).origins[name]
 
 
@@ -159,7 +159,7 @@ def plugin_prices(name: str, env: Mapping[str, str] | None = None) -> Mapping[st
     """
     if name in _ADAPTERS:
         return None
-    cls = _seen.get(name) or _plugins(_config_targets(env)).classes.get(name)
+    cls = _seen[name][0] if name in _seen else _plugins(_config_targets(env)).classes.get(name)
     return None if cls is None else _prices_of(cls)
 
 
@@ -175,9 +175,8 @@ def _prices_of(cls: type[Provider]) -> Mapping[str, Mapping[str, Any]]:
     return cls.price_table()
 
 
-# every plugin loaded in this process, whichever config named it
-_seen: dict[str, type[Provider]] = {}
-_seen_origins: dict[str, Origin] = {}
+# every plugin loaded in this process, whichever config named it, with where it came from
+_seen: dict[str, tuple[type[Provider], Origin]] = {}
 
 
 @cache
@@ -199,8 +198,7 @@ def _plugins(config_targets: tuple[str, ...]) -> _Plugins:
             bad.append(Broken(name, where, reason))
             continue
         classes[name], origins[name] = cls, where
-        _seen.setdefault(name, cls)
-        _seen_origins.setdefault(name, where)
+        _seen.setdefault(name, (cls, where))
     return _Plugins(classes, origins, tuple(bad))
 
 
