@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import unavailable
+
 USER = "acpbuild"
 #: the cluster's password: a test-only value
 PASSWORD = "test-only-password"
@@ -48,12 +50,6 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("ACPBUILD_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"{reason}, and ACPBUILD_REQUIRE_SERVERS=1")
-    pytest.skip(reason)
 
 
 def _bin_dir() -> Path | None:
@@ -153,4 +149,4 @@ def postgres() -> Iterator[PostgresServer]:
         with cluster() as server:
             yield server
     except Unavailable as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.servers import unavailable
+
 
 @dataclass
 class S3Server:
@@ -87,9 +89,6 @@ def s3_server() -> Iterator[S3Server]:
     try:
         import moto.server  # noqa: F401
     except ImportError as exc:
-        reason = f"moto's server mode cannot be imported ({exc}); pip install 'moto[server]'"
-        if os.environ.get("ACPBUILD_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"ACPBUILD_REQUIRE_SERVERS=1, but {reason}")
-        pytest.skip(reason)
+        unavailable(f"moto's server mode cannot be imported ({exc}); pip install 'moto[server]'")
     with moto_server() as server:
         yield server
