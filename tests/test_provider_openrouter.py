@@ -182,6 +182,15 @@ def test_every_model_answers_text(emu: OpenRouterEmulator, tmp_path: Path, model
     assert outcome.actual_cost is not None and outcome.actual_cost > 0
 
 
+def test_close_releases_the_clients_kept_for_the_run(emu: OpenRouterEmulator, tmp_path: Path) -> None:
+    provider = OpenRouterProvider(env_for(emu))
+    provider.generate(make_job(tmp_path, output="a.txt"), Journal())
+    provider.generate(make_job(tmp_path, output="b.txt"), Journal())
+    (kept,) = provider._clients.values()  # one client per timeout, shared by the run's steps
+    provider.close()
+    assert kept.is_closed() and provider._clients == {}
+
+
 @pytest.mark.parametrize("model", VISION_MODELS)
 def test_image_understanding_inlines_the_image(
     emu: OpenRouterEmulator, tmp_path: Path, model: str

@@ -86,6 +86,8 @@ class Context:
         self._stopping.set()
         if self._heartbeat is not None:
             self._heartbeat.join()
+        for provider in self._providers.values():
+            provider.close()
         self.ledger.close()
 
     def heartbeat(self) -> None:

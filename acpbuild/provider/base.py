@@ -290,6 +290,13 @@ class Provider(abc.ABC):
                 sent=False,
             )
 
+    def close(self) -> None:
+        """Release what the adapter keeps between generations (SDK clients, connection pools).
+
+        The runner calls it once, when the run that made the adapter ends; the
+        adapter must not be used after it.
+        """
+
     def pings(self) -> dict[str, Callable[[], str]]:
         """What ``doctor --ping`` checks: a label ("ping", "vertex ping") -> a call like :meth:`ping`."""
         return {"ping": self.ping}

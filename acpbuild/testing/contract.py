@@ -108,8 +108,10 @@ class ProviderContract:
             yield server
 
     @pytest.fixture
-    def adapter(self, server: LoopbackServer) -> Provider:
-        return self.provider(self.env(server, self.key))
+    def adapter(self, server: LoopbackServer) -> Iterator[Provider]:
+        made = self.provider(self.env(server, self.key))
+        yield made
+        made.close()  # as the runner does when a run ends
 
     @pytest.fixture
     def jobs(self, tmp_path: Path) -> list[Sample]:

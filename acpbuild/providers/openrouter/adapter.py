@@ -311,6 +311,13 @@ class OpenRouterProvider(Provider):
                 self._clients[timeout_s] = client
         yield client
 
+    def close(self) -> None:
+        """Close the SDK clients kept for the run, and their connection pools."""
+        with self._clients_lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
     def origins(self) -> Origins:
         """Where the key may go: ``ACPBUILD_OPENROUTER_URL`` or openrouter.ai."""
         return Origins(self.base_url() or DEFAULT_URL, OFFICIAL_HOSTS)
