@@ -1,6 +1,8 @@
 """Mutation testing of acpbuild's engine, money and store with mutmut: `doit mutate`.
 
     python bench/mutate.py [money] [store] [engine]     # all three, smallest first, by default
+    python bench/mutate.py engine --resume              # go on with a stopped run, if nothing changed
+    python bench/mutate.py engine --report-only         # the survivors of the last (or a running) run
 
 Each package is mutated in a scratch copy of the project, `.acpbuild/mutate/<package>/`, so its
 mutmut configuration (which files to mutate, which tests to run) is its own and the worktree
@@ -24,6 +26,7 @@ last full run's list with each survivor judged.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import shutil
@@ -94,10 +97,27 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
-def prepare(package: str) -> Path:
-    """A fresh copy of the package, its tests and pyproject.toml with this package's [tool.mutmut]."""
+def _fingerprint() -> str:
+    """A digest of the package, its tests and pyproject.toml: what a resumed run must not have seen change."""
+    digest = hashlib.sha256()
+    for folder in ("acpbuild", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    digest.update((ROOT / "pyproject.toml").read_bytes())
+    return digest.hexdigest()
+
+
+def prepare(package: str, resume: bool = False) -> Path:
+    """A fresh copy of the package, its tests and pyproject.toml with this package's [tool.mutmut].
+
+    With `resume`, an earlier copy made from the same sources is kept, and mutmut goes on from the
+    mutants it had not reached (it lets every recorded result stand).
+    """
     mutate, leave, tests = PACKAGES[package]
     work = WORK / package
+    stamp = work / "sources.sha256"
+    if resume and stamp.is_file() and stamp.read_text() == _fingerprint():
+        return work
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -124,12 +144,13 @@ timeout_constant = 5.0
 use_git_change_detection = false
 """
     (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + config)
+    (work / "sources.sha256").write_text(_fingerprint())
     return work
 
 
-def run(package: str, children: int) -> float:
+def run(package: str, children: int, resume: bool = False) -> float:
     """Run mutmut on one package; the seconds it took."""
-    work = prepare(package)
+    work = prepare(package, resume)
     env = dict(os.environ)
     # subprocesses the tests start import the mutated tree, never the worktree or /work/main
     env["PYTHONPATH"] = str(work / "mutants")
@@ -221,8 +242,9 @@ def report(package: str, seconds: float | None) -> str:
 def main(argv: list[str]) -> int:
     packages = [a for a in argv if not a.startswith("-")] or list(PACKAGES)
     report_only = "--report-only" in argv
+    resume = "--resume" in argv
     for package in packages:
-        seconds = None if report_only else run(package, children=2)
+        seconds = None if report_only else run(package, children=2, resume=resume)
         text = report(package, seconds)
         (WORK / package / "survivors.md").write_text(text)
         print(text)
