@@ -24,7 +24,7 @@ from acpbuild.cli import main
 from acpbuild.engine.material import with_defaults
 from acpbuild.errors import BudgetExceeded, RecipeError
 from acpbuild.money import spend
-from acpbuild.money.estimate import Unknown, estimate, expected_media, expected_text
+from acpbuild.money.estimate import Expected, Unknown, estimate, expected_media, expected_text
 from acpbuild.store.ledger import Generation
 from tests import test_mixed_providers as mixed
 from tests.emulators import Response
@@ -388,7 +388,7 @@ def test_a_failed_call_keeps_its_estimate_spent_only_when_it_may_be_billed(
 
 
 def test_a_cheaper_actual_cost_frees_budget_for_the_next_call(world: World, tmp_path: Path) -> None:
-    # OpenRouter's estimate counts max_tokens in full; the emulator's usage.cost is far lower
+    # a call reserves its bound, max_tokens in full; the emulator's usage.cost is far lower
     body = "".join(
         f'[steps.n{i}]\nkind = "text"\nprovider = "openrouter"\nmodel = "anthropic/claude-sonnet-4.5"\n'
         f'prompt = "Note {i}"\nmax_tokens = 4000\noutput = "n{i}.txt"\n\n'
@@ -399,7 +399,7 @@ def test_a_cheaper_actual_cost_frees_budget_for_the_next_call(world: World, tmp_
     one = estimate(
         "openrouter", providers.catalogue("openrouter")["anthropic/claude-sonnet-4.5"], "text",
         {"prompt": "Note 0", "max_tokens": 4000},
-    ).usd
+    ).bound
     result = acpbuild.run(recipe, env=world.env, jobs=1, budget=one * 1.5, keep_going=True)
     assert result.success, result.to_dict()  # the first call settled at its (small) actual cost
     assert result.total_cost < one * 0.5
@@ -647,14 +647,47 @@ def test_a_media_output_not_yet_made_is_expected_to_last(
     assert (expected.seconds, expected.why) == (seconds, why)
 
 
-def test_a_text_output_not_yet_written_is_expected_at_its_max_tokens() -> None:
+def test_a_text_not_yet_written_is_expected_at_what_it_wrote_before_and_at_most_its_max_tokens() -> None:
     model = providers.catalogue("openrouter")["google/gemini-2.5-flash"]
-    # a paid model writes at most max_tokens, 4 characters each
-    asked = expected_text("openrouter", model, "text", {"max_tokens": 100}, paid=True)
-    assert (asked.chars, asked.why) == (400, "text not yet written: 100 max_tokens x 4 = 400 characters assumed")
-    assert expected_text("openrouter", model, "text", {}, paid=True).chars == 8192 * 4  # the default cap
+    # no history: a script of ~300 tokens (1,200 characters), at most max_tokens x 4 characters
+    first = expected_text("openrouter", model, "text", {}, paid=True)
+    assert (first.chars, first.max_chars) == (1200, 8192 * 4)
+    assert first.why == "text not yet written: 1200 characters expected (no earlier run), at most 8192 max_tokens x 4"
+    # the prior never passes a smaller max_tokens
+    short = expected_text("openrouter", model, "text", {"max_tokens": 100}, paid=True)
+    assert (short.chars, short.max_chars) == (400, 400)
+    # what its last run wrote, 2,000 characters, stands for what it will write
+    learnt = Expected(2000, 600, "as its last run wrote")
+    again = expected_text("openrouter", model, "text", {"max_tokens": 1000}, paid=True, expect=learnt)
+    assert (again.chars, again.max_chars, again.why) == (
+        2000, 4000, "text not yet written: 2000 characters, as its last run wrote"
+    )
     local = expected_text("local", model, "text", {"max_tokens": 100}, paid=False)
     assert (local.chars, local.why) == (1000, "a local text, 1000 characters assumed")
+
+
+def test_speech_of_a_text_not_yet_written_is_expected_at_its_prior_and_bounded_by_max_tokens() -> None:
+    # eleven_multilingual_v2: $0.10 per 1,000 characters (prices/elevenlabs.toml)
+    model = providers.catalogue("elevenlabs")["eleven_multilingual_v2"]
+    script = Unknown(1200, why="script: 1200 characters expected", max_chars=32768)
+    found = estimate("elevenlabs", model, "text_to_speech", {"text": script, "voice": "Rachel"})
+    # expected 1,200 chars x $0.10/1k = $0.12; at most 32,768 chars = $3.2768
+    assert found.usd == pytest.approx(0.12) and found.bound == pytest.approx(3.2768)
+    assert found.guess == "script: 1200 characters expected"
+
+
+def test_an_llm_call_is_expected_at_what_it_wrote_before_and_reserves_its_max_tokens() -> None:
+    # gemini-2.5-flash on OpenRouter: $0.30 per 1M input tokens, $2.50 per 1M output tokens
+    model = providers.catalogue("openrouter")["google/gemini-2.5-flash"]
+    params = {"prompt": "x" * 400, "max_tokens": 4000}  # 100 input tokens
+    first = estimate("openrouter", model, "text", params)
+    # 100 in x $0.30/1M + 300 out (the prior) x $2.50/1M = $0.00003 + $0.00075
+    assert first.usd == pytest.approx(0.00078)
+    # at most: 100 in + 4,000 out x $2.50/1M = $0.00003 + $0.01
+    assert first.bound == pytest.approx(0.01003)
+    learnt = estimate("openrouter", model, "text", params, expect=Expected(4000, 1000, "as its last run wrote"))
+    assert learnt.usd == pytest.approx(0.00003 + 0.0025) and learnt.bound == pytest.approx(0.01003)
+    assert "as its last run wrote" in learnt.guess
 
 
 def test_a_per_second_price_of_media_not_yet_made_is_its_expected_length() -> None:
@@ -734,3 +767,78 @@ def workflow_forecast(recipe: Path, env: dict[str, str]) -> Any:
     from acpbuild.engine import workflow
 
     return workflow.forecast(recipe, env=env)
+
+
+SCRIPT_AND_VOICE = """
+[recipe]
+name = "told"
+output_dir = "out"
+
+[steps.script]
+kind = "text"
+provider = "openrouter"
+model = "google/gemini-2.5-flash"
+prompt = "{prompt}"
+output = "script.txt"
+
+[steps.voice]
+kind = "text_to_speech"
+provider = "elevenlabs"
+model = "eleven_multilingual_v2"
+voice = "Rachel"
+text = "${{steps.script}}"
+output = "voice.mp3"
+"""
+
+
+def test_before_any_run_the_plan_expects_a_text_at_a_prior_for_its_kind(world: World, tmp_path: Path) -> None:
+    from acpbuild.engine.workflow import forecast
+
+    recipe = tmp_path / "told.toml"
+    recipe.write_text(SCRIPT_AND_VOICE.format(prompt="Narrate " + "a lighthouse at dawn " * 30))
+    first = {e.name: e.estimate for e in forecast(recipe, env=world.env).entries}
+    # no history: a ~300-token script, 1,200 characters at $0.10/1k = $0.12; at most the
+    # catalogue's default max_tokens, 4,096 x 4 characters = $1.6384
+    assert first["voice"].usd == pytest.approx(0.12) and first["voice"].bound == pytest.approx(1.6384)
+    assert "no earlier run" in first["voice"].guess
+
+
+def test_estimate_shows_the_expected_figure_beside_the_most_it_can_cost(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = tmp_path / "told.toml"
+    recipe.write_text(SCRIPT_AND_VOICE.format(prompt="Narrate " + "a lighthouse at dawn " * 30))
+    monkeypatch.chdir(tmp_path)
+    assert main(["estimate", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    # script: 638 characters = 160 tokens in x $0.30/1M + 300 out x $2.50/1M = $0.000798, at most
+    # 4,096 out = $0.010288; voice: $0.12, at most $1.6384
+    assert "a run now would pay ~$0.1208 (at most $1.6487)" in out
+    # a budget between the two is checked against the expected figure: the plan fits
+    assert main(["estimate", str(recipe), "--budget", "1", "--json"]) == 0
+    totals = json.loads(capsys.readouterr().out)["totals"]
+    assert totals["estimated"] == pytest.approx(0.120798) and totals["at_most"] == pytest.approx(1.648688)
+
+
+def test_after_an_edit_the_plan_expects_the_text_its_step_wrote_last_time(world: World, tmp_path: Path) -> None:
+    from acpbuild.engine.workflow import forecast
+
+    recipe = tmp_path / "told.toml"
+    recipe.write_text(SCRIPT_AND_VOICE.format(prompt="Narrate " + "a lighthouse at dawn " * 30))
+    assert acpbuild.run(recipe, env=world.env).success
+    written = (tmp_path / "out" / "script.txt").read_text(encoding="utf-8")
+    # the emulator's answer repeats the prompt: far longer than the prior
+    assert len(written) > 500
+    recipe.write_text(SCRIPT_AND_VOICE.format(prompt="Narrate " + "a lighthouse at dusk " * 30))
+    again = {e.name: e for e in forecast(recipe, env=world.env).entries}
+    assert again["script"].state == "run" and again["voice"].state == "run"
+    voice = again["voice"].estimate
+    assert voice.usd == pytest.approx(len(written.encode()) * 0.10 / 1000)
+    assert "as its last run wrote" in voice.guess
+    assert voice.bound == pytest.approx(1.6384)
+    # another recipe's first text from the same model is expected at what that model wrote
+    other = tmp_path / "other.toml"
+    other.write_text(SCRIPT_AND_VOICE.format(prompt="Describe a harbour").replace('name = "told"', 'name = "other"'))
+    fresh = {e.name: e.estimate for e in forecast(other, env=world.env).entries}
+    assert fresh["voice"].usd == pytest.approx(len(written.encode()) * 0.10 / 1000)
+    assert "the median of 1 earlier google/gemini-2.5-flash texts" in fresh["voice"].guess

@@ -211,7 +211,7 @@ def plan_table(forecast: Plan, stream: IO[str], *, detailed: bool = False, title
             _escape(entry.name),
             f"[{styles[entry.state]}]{labels[entry.state]}[/]",
             _escape(entry.reason),
-            ("~" if est.guess else "") + _money(est.usd),
+            _expected(est.usd, est.bound, guessed=bool(est.guess)),
         ]
         if detailed:
             how = est.formula if entry.state == "run" else entry.reason
@@ -222,14 +222,21 @@ def plan_table(forecast: Plan, stream: IO[str], *, detailed: bool = False, title
     restores = sum(1 for e in entries if e.state == "restorable")
     console.print(f"{runs} will run, {restores} restorable from the store, {len(entries) - runs - restores} up to date")
     guessed = any(e.estimate.guess and e.estimate.usd for e in entries)
-    console.print(f"a run now would pay {'~' if guessed else ''}{_money(forecast.total)}" + (" (~: a guess, see --detailed)" if guessed else ""))
-    if forecast.worst_case > forecast.total:
+    figure = _expected(forecast.total, forecast.at_most, guessed=guessed)
+    console.print(f"a run now would pay {figure}" + (" (~: a guess, see --detailed)" if guessed else ""))
+    if forecast.worst_case > forecast.at_most + 1e-9:
         console.print(f"up to {_money(forecast.worst_case)} if every first_success fallback has to run")
     for label, allowed in forecast.budget.limits.items():
         console.print(f"[dim]{_escape(label)}: ${allowed:.4f} left[/]")
     over = forecast.over_budget()
     if over:
         console.print(f"[bold red]over budget[/]: {_escape(over)}")
+
+
+def _expected(usd: float, at_most: float, *, guessed: bool) -> str:
+    """An estimate as shown: ``~$0.31 (at most $1.94)`` where it is a guess below its bound."""
+    shown = ("~" if guessed else "") + _money(usd)
+    return shown + (f" (at most {_money(at_most)})" if at_most > usd + 5e-5 else "")
 
 
 def costs_table(rows: list[Row], by: str, stream: IO[str]) -> None:

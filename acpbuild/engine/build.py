@@ -83,7 +83,7 @@ def build(ctx: Context, step: Step) -> StepResult:
         else:
             provider = ctx.provider(step.provider)
             model = provider.catalogue()[step.model]
-            expected = estimate(step.provider, model, step.kind, prepared.params, paid=provider.paid).usd
+            expected = estimate(step.provider, model, step.kind, prepared.params, paid=provider.paid).bound
             if provider.paid and not _claim(ctx, step, prepared, expected):
                 result.status, result.reason = "restored", "restored from the store (made by another run)"
             else:

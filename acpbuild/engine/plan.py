@@ -8,6 +8,8 @@ executes it; ``acpbuild plan`` prints it. Assessing has no side effects.
 
 from __future__ import annotations
 
+import json
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,10 +22,18 @@ from acpbuild.engine.context import Context
 from acpbuild.engine.groups import current_choice
 from acpbuild.engine.material import Prepared, UnknownInput, why, with_defaults
 from acpbuild.errors import StoreError
-from acpbuild.money.estimate import Estimate, Unknown, estimate, expected_media, expected_text
+from acpbuild.money.estimate import (
+    CHARS_PER_TOKEN,
+    Estimate,
+    Expected,
+    Unknown,
+    estimate,
+    expected_media,
+    expected_text,
+)
 from acpbuild.recipe import Group, Recipe, Step
 from acpbuild.recipe.interpolate import Ref, render
-from acpbuild.store.ledger import Cap, Ledger
+from acpbuild.store.ledger import Cap, Generation, Ledger
 
 State = Literal["uptodate", "restorable", "run"]
 
@@ -58,12 +68,18 @@ class Plan:
 
     @property
     def total(self) -> float:
+        """What a run is expected to pay: the figure a budget is checked against."""
         return sum(e.estimate.usd for e in self.entries)
 
     @property
+    def at_most(self) -> float:
+        """The most a run can pay: each step at its bound (every text at its ``max_tokens``)."""
+        return sum(e.estimate.bound for e in self.entries)
+
+    @property
     def worst_case(self) -> float:
-        """The total if every first_success group had to pay for all its fallbacks too."""
-        return self.total + sum(e.fallback_usd for e in self.entries)
+        """The most, if every first_success group had to pay for all its fallbacks too."""
+        return self.at_most + sum(e.fallback_usd for e in self.entries)
 
     @property
     def paid_steps(self) -> list[Assessment]:
@@ -97,13 +113,16 @@ class Plan:
                     "model": model,
                     "outputs": outputs,
                     "estimated_cost": round(e.estimate.usd, 6),
+                    "at_most": round(e.estimate.bound, 6),
                     "formula": e.estimate.formula,
                     "guess": e.estimate.guess or None,
                     "cost": 0.0,
                 }
             )
         totals: dict[str, Any] = {s: sum(1 for e in self.entries if e.state == s) for s in ("run", "restorable", "uptodate")}
-        totals.update(estimated=round(self.total, 6), worst_case=round(self.worst_case, 6), cost=0.0)
+        totals.update(
+            estimated=round(self.total, 6), at_most=round(self.at_most, 6), worst_case=round(self.worst_case, 6), cost=0.0
+        )
         return {
             "recipe": self.recipe.name,
             "steps": steps,
@@ -160,6 +179,8 @@ class _Assessor:
         self.stored: dict[str, str] = {}
         #: what a step that will run is expected to make (for its dependants' estimates)
         self.expected: dict[str, Unknown] = {}
+        #: (provider, model) -> its last generations in the ledger, newest first
+        self.made: dict[tuple[str, str], list[Generation]] = {}
 
     def assess(self, order: list[str]) -> list[Assessment]:
         for name in order:
@@ -222,12 +243,13 @@ class _Assessor:
         provider = ctx.provider(step.provider)
         model = provider.catalogue()[step.model]
         unknown: list[str] = []
+        most: dict[str, Any] | None = None
         if prepared is not None:
             # inputs still in the store are measured where they are now
             params = {k: _readable(v, prepared.readable) for k, v in prepared.params.items()}
         else:
 
-            def value(ref: Ref) -> Any:
+            def value(ref: Ref, *, largest: bool = False) -> Any:
                 media = ctx.recipe.output_of(ref.step)[0]
                 if self.readable(ref.step):
                     try:
@@ -237,22 +259,59 @@ class _Assessor:
                     else:
                         return path.read_text(encoding="utf-8") if media == "text" else path
                 guess = self.expected.get(ref.step) or Unknown(why=f"output of {ref.step!r} unknown")
+                if largest:
+                    return Unknown(guess.max_chars or guess.chars, guess.seconds, guess.why)
                 if guess.why and media == "text":
                     unknown.append(f"{ref.step}: {guess.why}")
                 return guess
 
             params = with_defaults(model.params_for(step.kind), render(step.params, value))
+            most = with_defaults(model.params_for(step.kind), render(step.params, lambda ref: value(ref, largest=True)))
+        expect = self.learnt(step) if step.media == "text" else None
         if step.media == "text":
-            self.expected[step.name] = expected_text(step.provider, model, step.kind, params, paid=provider.paid)
+            self.expected[step.name] = expected_text(
+                step.provider, model, step.kind, params, paid=provider.paid, expect=expect
+            )
         else:
             self.expected[step.name] = expected_media(step.kind, params)
-        found = estimate(step.provider, model, step.kind, params, paid=provider.paid)
+        found = estimate(step.provider, model, step.kind, params, paid=provider.paid, expect=expect, most=most)
         price = money.price_of(step.provider, step.model)
         by_text = price is not None and price.unit in ("1k_characters", "1m_tokens")
         if unknown and by_text and not found.guess:
             # a guessed upstream text went into a longer string: still a guess
-            return Estimate(found.usd, found.formula, "; ".join(unknown))
+            return Estimate(found.usd, found.formula, "; ".join(unknown), found.at_most)
         return found
+
+    def learnt(self, step: Step) -> Expected | None:
+        """What the ledger says ``step`` will write: what its last run wrote, else the median of
+        what its model wrote for this kind of step; None when it has no history."""
+        made = self.made.get((step.provider, step.model))
+        if made is None:
+            made = self.made[(step.provider, step.model)] = self.ctx.ledger.made_by(step.provider, step.model)
+        own = [g for g in made if g.recipe == self.ctx.recipe.name and g.step == step.name and g.kind == step.kind]
+        if own:
+            return self.measured(own[:1], "as its last run wrote")
+        alike = [g for g in made if g.kind == step.kind]
+        if alike:
+            return self.measured(alike, f"the median of {len(alike)} earlier {step.model} texts")
+        return None
+
+    def measured(self, made: list[Generation], source: str) -> Expected:
+        """The median characters and output tokens of texts ``made`` (from the blobs this machine
+        holds, else from the tokens billed)."""
+        chars: list[int] = []
+        tokens: list[int] = []
+        for gen in made:
+            billed = _output_tokens(gen)
+            blob = self.ctx.store.path(gen.digest) if gen.digest else None
+            if blob is not None and blob.is_file():
+                chars.append(blob.stat().st_size)
+            elif billed is not None:
+                chars.append(billed * CHARS_PER_TOKEN)
+            if billed is not None:
+                tokens.append(billed)
+        written = _median(chars) if chars else 0
+        return Expected(written, _median(tokens) if tokens else -(-written // CHARS_PER_TOKEN), source)
 
     def group(self, group: Group) -> Assessment:
         """What a run would do for ``group`` now: its members (first_success: the first) decide."""
@@ -295,6 +354,19 @@ class _Assessor:
         if name not in self.found:
             self.found[name] = self.step(self.ctx.recipe.steps[name])
         return self.found[name]
+
+
+def _output_tokens(gen: Generation) -> int | None:
+    try:
+        usage = json.loads(gen.usage or "{}")
+    except ValueError:
+        return None
+    tokens = usage.get("output_tokens") if isinstance(usage, dict) else None
+    return int(tokens) if isinstance(tokens, (int, float)) else None
+
+
+def _median(values: list[int]) -> int:
+    return int(statistics.median(values))
 
 
 def _readable(value: Any, readable: Mapping[Path, Path]) -> Any:

@@ -5,14 +5,21 @@ The estimate turns a step's parameters into the usage its price is billed on
 :func:`acpbuild.money.cost`, the same function that prices the real output
 afterwards, so an estimate and an actual cost differ only where the usage does.
 
-Some usage is unknown until an upstream step has run; those figures are
-guesses, and the :class:`Estimate` says so:
+Some usage is unknown until a step has run. There an :class:`Estimate` holds two
+figures: what the step is expected to cost (``usd``), and the most it can cost
+(``at_most``), and says why it is a guess:
 
-- a text made by another step: that step's ``max_tokens`` x 4 characters
-  (:data:`CHARS_PER_TOKEN`), or :data:`DEFAULT_TEXT_CHARS` for a local step;
-- the length of a media file made by another step: its ``duration_s``, speech
-  at :data:`SPEECH_CHARS_PER_S`, else :data:`DEFAULT_MEDIA_S`;
-- output tokens of a model call with no ``max_tokens``: :data:`DEFAULT_OUTPUT_TOKENS`.
+- a text another step will write: what that step wrote last time, or the median of
+  what its model wrote in earlier runs (:class:`Expected`, from the ledger); with no
+  history, a prior for that kind of request (:data:`PRIOR_TEXT_TOKENS`), and at most
+  its ``max_tokens`` x 4 characters (:data:`CHARS_PER_TOKEN`);
+- output tokens of a model call: the same expectation; at most its ``max_tokens``,
+  else :data:`DEFAULT_OUTPUT_TOKENS`;
+- the length of a media file made by another step: its ``duration_s``, speech at
+  :data:`SPEECH_CHARS_PER_S`, else :data:`DEFAULT_MEDIA_S`.
+
+A plan is checked against a budget on the expected figure; the reservation each paid
+call makes when it runs sees its real inputs and reserves at most its bound.
 """
 
 from __future__ import annotations
@@ -26,8 +33,13 @@ from acpbuild import money
 from acpbuild.provider import FILE_TYPES, Model
 
 CHARS_PER_TOKEN = 4
-#: output tokens assumed for a text call that sets no ``max_tokens`` (thinking tokens included)
+#: the most output tokens a text call that sets no ``max_tokens`` is counted at (thinking tokens included)
 DEFAULT_OUTPUT_TOKENS = 8192
+#: output tokens a text call is expected to write when no earlier run says otherwise, per kind:
+#: a short script, a post or a set of lines (about 200 words), a description of an image (about 100)
+PRIOR_TEXT_TOKENS = {"text": 300, "text_to_text": 300, "image_to_text": 150}
+#: the prior for a kind of text step not listed above
+PRIOR_TEXT_TOKENS_OTHER = 300
 #: input tokens an image costs a vision model (Gemini counts 258 per 768 px tile; a generous figure)
 IMAGE_INPUT_TOKENS = 1290
 #: characters assumed for a text made by a local step
@@ -55,9 +67,21 @@ class Estimate:
     usd: float
     formula: str
     guess: str = ""
+    #: the most it can cost, where that is more than expected (an LLM's text, a text not yet written)
+    at_most: float | None = None
+
+    @property
+    def bound(self) -> float:
+        """The most it can cost: what a paid call reserves before it is made."""
+        return self.usd if self.at_most is None else max(self.usd, self.at_most)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"usd": round(self.usd, 6), "formula": self.formula, "guess": self.guess or None}
+        return {
+            "usd": round(self.usd, 6),
+            "at_most": round(self.bound, 6),
+            "formula": self.formula,
+            "guess": self.guess or None,
+        }
 
 
 FREE = Estimate(0.0, "free")
@@ -70,17 +94,39 @@ class Unknown:
     chars: int = 0
     seconds: float = DEFAULT_MEDIA_S
     why: str = ""
+    #: the longest text it can be (its maker's max_tokens x 4), where that is more than ``chars``
+    max_chars: int | None = None
 
     def __str__(self) -> str:  # a text reference inside a longer string
         return "x" * self.chars
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a text step is expected to write, learnt from the ledger: its characters and the
+    output tokens it was billed (thinking included), and where the figures come from."""
+
+    chars: int
+    output_tokens: int
+    source: str
+
+
+def prior(kind: str, max_tokens: int | None) -> Expected:
+    """What a text step with no history is expected to write: :data:`PRIOR_TEXT_TOKENS`."""
+    tokens = PRIOR_TEXT_TOKENS.get(kind, PRIOR_TEXT_TOKENS_OTHER)
+    if max_tokens is not None:
+        tokens = min(tokens, max_tokens)
+    return Expected(tokens * CHARS_PER_TOKEN, tokens, f"no earlier run: ~{tokens} tokens expected")
 
 
 def _money(usd: float) -> str:
     return f"${usd:.2f}" if usd >= 0.01 and round(usd, 2) == usd else f"${usd:g}"
 
 
-def _text_len(value: Any) -> int:
-    return value.chars if isinstance(value, Unknown) else len(str(value)) if value is not None else 0
+def _text_len(value: Any, upper: bool = False) -> int:
+    if isinstance(value, Unknown):
+        return value.max_chars if upper and value.max_chars is not None else value.chars
+    return len(str(value)) if value is not None else 0
 
 
 def _seconds_of(value: Any) -> tuple[float, str]:
@@ -99,19 +145,56 @@ def _seconds_of(value: Any) -> tuple[float, str]:
     return DEFAULT_MEDIA_S, f"length of {Path(str(value)).name} unknown, {DEFAULT_MEDIA_S:g} s assumed"
 
 
-def estimate(provider: str, model: Model, kind: str, params: Mapping[str, Any], *, paid: bool = True) -> Estimate:
-    """The cost of one generation with ``params`` (model defaults filled in; unknown upstream outputs as :class:`Unknown`)."""
+def estimate(
+    provider: str,
+    model: Model,
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    paid: bool = True,
+    expect: Expected | None = None,
+    most: Mapping[str, Any] | None = None,
+) -> Estimate:
+    """The cost of one generation with ``params`` (model defaults filled in; unknown upstream outputs
+    as :class:`Unknown`), and the most it can cost.
+
+    ``expect``: what this step is expected to write, if it writes a text (else a prior);
+    ``most``: the parameters at their largest, where an upstream text inside a longer string
+    was rendered at its expected length in ``params`` (else ``params``, each :class:`Unknown` at
+    its ``max_chars``).
+    """
     if not paid:
         return FREE
     price = money.price_of(provider, model.name)
     if price is None:
         return Estimate(0.0, "no price in the registry", guess="unpriced model")
     guesses: list[str] = []
+    usage, formula = _usage(price, model, kind, params, expect, guesses, upper=False)
+    for name, value, factor in price.factors(params):
+        formula += f" x {factor:g} ({name} {value})"
+    usd = money.cost(price, usage, params)
+    largest = most if most is not None else params
+    ceiling, _ = _usage(price, model, kind, largest, expect, [], upper=True)
+    at_most = money.cost(price, ceiling, largest)
+    return Estimate(usd, formula, "; ".join(dict.fromkeys(guesses)), at_most if at_most > usd + 1e-12 else None)
+
+
+def _usage(
+    price: money.Price,
+    model: Model,
+    kind: str,
+    params: Mapping[str, Any],
+    expect: Expected | None,
+    guesses: list[str],
+    *,
+    upper: bool,
+) -> tuple[dict[str, float], str]:
+    """The usage ``params`` would be billed on (``upper``: at its largest), and the arithmetic."""
 
     def text_len(value: Any) -> int:
         if isinstance(value, Unknown) and value.why:
             guesses.append(value.why)
-        return _text_len(value)
+        return _text_len(value, upper)
 
     unit = price.unit
     usage: dict[str, float] = {}
@@ -144,20 +227,22 @@ def estimate(provider: str, model: Model, kind: str, params: Mapping[str, Any], 
         images = sum(1 for n, p in model.params_for(kind).items() if p.type in FILE_TYPES and params.get(n) is not None)
         usage["input_tokens"] = -(-text // CHARS_PER_TOKEN) + images * IMAGE_INPUT_TOKENS
         max_tokens = params.get("max_tokens")
-        if not isinstance(max_tokens, int):
-            max_tokens = DEFAULT_OUTPUT_TOKENS
-            guesses.append(f"no max_tokens: {DEFAULT_OUTPUT_TOKENS} output tokens assumed")
-        usage["output_tokens"] = max_tokens
+        limit = max_tokens if isinstance(max_tokens, int) else DEFAULT_OUTPUT_TOKENS
+        if upper:
+            out = limit
+        else:
+            written = expect or prior(kind, max_tokens if isinstance(max_tokens, int) else None)
+            out = min(written.output_tokens, limit)
+            guesses.append(written.source)
+        usage["output_tokens"] = out
         formula = (
             f"{usage['input_tokens']:g} in x {_money(price.input_usd)}/1M"
-            f" + {max_tokens:g} out x {_money(price.output_usd)}/1M"
+            f" + {out:g} out x {_money(price.output_usd)}/1M"
         )
     else:  # "request"
         usage["requests"] = 1
         formula = f"1 request x {_money(price.usd)}"
-    for name, value, factor in price.factors(params):
-        formula += f" x {factor:g} ({name} {value})"
-    return Estimate(money.cost(price, usage, params), formula, "; ".join(dict.fromkeys(guesses)))
+    return usage, formula
 
 
 def _pixels(params: Mapping[str, Any]) -> tuple[int, int]:
@@ -167,15 +252,24 @@ def _pixels(params: Mapping[str, Any]) -> tuple[int, int]:
     return FAL_IMAGE_SIZES.get(str(params.get("image_size") or "landscape_4_3"), FAL_IMAGE_SIZES["landscape_4_3"])
 
 
-def expected_text(provider: str, model: Model, kind: str, params: Mapping[str, Any], *, paid: bool) -> Unknown:
-    """What a text step not yet run is expected to produce: its ``max_tokens`` x 4 characters."""
+def expected_text(
+    provider: str, model: Model, kind: str, params: Mapping[str, Any], *, paid: bool, expect: Expected | None = None
+) -> Unknown:
+    """What a text step not yet run is expected to write: what ``expect`` says it wrote before,
+    else a prior; at most its ``max_tokens`` x 4 characters."""
+    max_tokens = params.get("max_tokens")
+    limit = max_tokens if isinstance(max_tokens, int) else DEFAULT_OUTPUT_TOKENS
+    if expect is not None:
+        chars = min(expect.chars, limit * CHARS_PER_TOKEN)
+        return Unknown(chars, why=f"text not yet written: {chars} characters, {expect.source}", max_chars=limit * CHARS_PER_TOKEN)
     if not paid:
         return Unknown(DEFAULT_TEXT_CHARS, why=f"a local text, {DEFAULT_TEXT_CHARS} characters assumed")
-    max_tokens = params.get("max_tokens")
-    if not isinstance(max_tokens, int):
-        max_tokens = DEFAULT_OUTPUT_TOKENS
-    chars = max_tokens * CHARS_PER_TOKEN
-    return Unknown(chars, why=f"text not yet written: {max_tokens} max_tokens x {CHARS_PER_TOKEN} = {chars} characters assumed")
+    written = prior(kind, max_tokens if isinstance(max_tokens, int) else None)
+    return Unknown(
+        written.chars,
+        why=f"text not yet written: {written.chars} characters expected (no earlier run), at most {limit} max_tokens x {CHARS_PER_TOKEN}",
+        max_chars=limit * CHARS_PER_TOKEN,
+    )
 
 
 def expected_media(kind: str, params: Mapping[str, Any]) -> Unknown:

@@ -269,6 +269,11 @@ class Ledger(ABC):
         """Every generation that finished (or, unfinished, began) at or after ``since``, oldest first."""
 
     @abstractmethod
+    def made_by(self, provider: str, model: str, *, limit: int = 50) -> list[Generation]:
+        """The last ``limit`` generations ``model`` of ``provider`` made (state ``done``), newest
+        first: what an estimate learns how long a text step's answers run from."""
+
+    @abstractmethod
     def spent_since(self, since: float) -> float:
         """What non-draft generations since ``since`` (a Unix time) cost: ``done`` and
         ``received`` ones that finished since at their actual cost (else their estimate),

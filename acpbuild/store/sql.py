@@ -88,6 +88,13 @@ class SqlLedger(Ledger):
         )
         return [Generation(*r) for r in rows]
 
+    def made_by(self, provider: str, model: str, *, limit: int = 50) -> list[Generation]:
+        rows = self._rows(
+            "SELECT * FROM generations WHERE provider=? AND model=? AND state='done' ORDER BY id DESC LIMIT ?",
+            (provider, model, limit),
+        )
+        return [Generation(*r) for r in rows]
+
     def spent_since(self, since: float) -> float:
         return float(self._rows(MONTH_SPEND, (since, since))[0][0])
 
