@@ -37,9 +37,7 @@ CHARS_PER_TOKEN = 4
 DEFAULT_OUTPUT_TOKENS = 8192
 #: output tokens a text call is expected to write when no earlier run says otherwise, per kind:
 #: a short script, a post or a set of lines (about 200 words), a description of an image (about 100)
-PRIOR_TEXT_TOKENS = {"text": 300, "text_to_text": 300, "image_to_text": 150}
-#: the prior for a kind of text step not listed above
-PRIOR_TEXT_TOKENS_OTHER = 300
+PRIOR_TEXT_TOKENS = {"text": 300, "image_understanding": 150}
 #: input tokens an image costs a vision model (Gemini counts 258 per 768 px tile; a generous figure)
 IMAGE_INPUT_TOKENS = 1290
 #: characters assumed for a text made by a local step
@@ -113,7 +111,7 @@ class Expected:
 
 def prior(kind: str, max_tokens: int | None) -> Expected:
     """What a text step with no history is expected to write: :data:`PRIOR_TEXT_TOKENS`."""
-    tokens = PRIOR_TEXT_TOKENS.get(kind, PRIOR_TEXT_TOKENS_OTHER)
+    tokens = PRIOR_TEXT_TOKENS.get(kind, PRIOR_TEXT_TOKENS["text"])
     if max_tokens is not None:
         tokens = min(tokens, max_tokens)
     return Expected(tokens * CHARS_PER_TOKEN, tokens, f"no earlier run: ~{tokens} tokens expected")
