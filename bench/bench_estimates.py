@@ -50,7 +50,7 @@ from tests.emulators.openrouter import MODELS, OpenRouterEmulator
 from tests.test_mixed_providers import KEYS, _local_media
 
 TEMPLATES = ["quickstart", "podcast", "social", "image", "video", "catalog"]
-WORDS = "the light turns slowly over a quiet harbour while boats come home and gulls circle".split()
+WORDS = ["the", "light", "turns", "slowly", "over", "a", "quiet", "harbour", "while", "boats", "come", "home", "and", "gulls", "circle"]
 
 
 def _hash(text: str) -> int:
