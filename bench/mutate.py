@@ -1,7 +1,7 @@
 """Mutation testing of acpbuild's engine, money and store with mutmut: `doit mutate`.
 
     python bench/mutate.py [money] [store] [engine]     # all three, smallest first, by default
-    python bench/mutate.py engine --resume              # go on with a stopped run, if nothing changed
+    python bench/mutate.py engine --resume              # bring the last run up to date (see prepare)
     python bench/mutate.py engine --report-only         # the survivors of the last (or a running) run
 
 Each package is mutated in a scratch copy of the project, `.acpbuild/mutate/<package>/`, so its
@@ -26,7 +26,6 @@ last full run's list with each survivor judged.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".acpbuild" / "mutate"
@@ -97,39 +97,44 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
-def _fingerprint() -> str:
-    """A digest of the package, its tests and pyproject.toml: what a resumed run must not have seen change."""
-    digest = hashlib.sha256()
-    for folder in ("acpbuild", "tests"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    digest.update((ROOT / "pyproject.toml").read_bytes())
-    return digest.hexdigest()
+def _sync(source: Path, copy: Path) -> None:
+    """Make ``copy`` hold what ``source`` holds, writing only the files that differ (so their
+    modification time tells mutmut which files changed since it mutated them)."""
+    wanted = set()
+    for path in source.rglob("*"):
+        if "__pycache__" in path.parts or path.suffix == ".pyc" or not path.is_file():
+            continue
+        rel = path.relative_to(source)
+        wanted.add(rel)
+        target = copy / rel
+        if not target.is_file() or target.read_bytes() != path.read_bytes():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    for path in sorted(copy.rglob("*"), reverse=True):
+        if path.is_file() and "__pycache__" not in path.parts and path.relative_to(copy) not in wanted:
+            path.unlink()
 
 
 def prepare(package: str, resume: bool = False) -> Path:
-    """A fresh copy of the package, its tests and pyproject.toml with this package's [tool.mutmut].
+    """A copy of the package, its tests and pyproject.toml with this package's [tool.mutmut].
 
-    With `resume`, an earlier copy made from the same sources is kept, and mutmut goes on from the
-    mutants it had not reached (it lets every recorded result stand).
+    With `resume`, an earlier copy is brought up to date instead of made afresh: mutmut then keeps
+    the result of every mutant whose function is unchanged, tests again those of changed
+    functions, and goes on with those it had not reached.
     """
     mutate, leave, tests = PACKAGES[package]
     work = WORK / package
-    stamp = work / "sources.sha256"
-    if resume and stamp.is_file() and stamp.read_text() == _fingerprint():
-        return work
-    if work.exists():
+    if work.exists() and not (resume and (work / "mutants").is_dir()):
         shutil.rmtree(work)
-    work.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "acpbuild", work / "acpbuild", ignore=ignore)
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
-    # what the tests read besides the package: the project's dodo.py, recipes, examples, README
-    for name in PROJECT_FILES:
+    work.mkdir(parents=True, exist_ok=True)
+    # the package, its tests, and what the tests read besides: dodo.py, recipes, examples, README
+    for name in ["acpbuild", "tests", *PROJECT_FILES]:
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, work / name, ignore=ignore)
-        elif (ROOT / name).is_file():
-            shutil.copy2(ROOT / name, work / name)
+            _sync(ROOT / name, work / name)
+        elif (ROOT / name).is_file() and (
+            not (work / name).is_file() or (work / name).read_bytes() != (ROOT / name).read_bytes()
+        ):
+            shutil.copyfile(ROOT / name, work / name)
     config = f"""
 [tool.mutmut]
 source_paths = ["acpbuild"]
@@ -144,7 +149,6 @@ timeout_constant = 5.0
 use_git_change_detection = false
 """
     (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + config)
-    (work / "sources.sha256").write_text(_fingerprint())
     return work
 
 
@@ -161,6 +165,12 @@ def run(package: str, children: int, resume: bool = False) -> float:
         # mutmut 3.8.1's first pytest call after generating mutants ends in a usage error (exit 4)
         # with no message; the same command on the generated tree then runs
         subprocess.run(command, cwd=work, env=env, check=False)
+    if resume:
+        # a result stands until its function changes: test every survivor again, since tests
+        # added since may kill it now
+        again = [r["name"] for r in _results(package) if r["status"] in ("survived", "no tests")]
+        for start in range(0, len(again), 200):
+            subprocess.run([*command, *again[start : start + 200]], cwd=work, env=env, check=False)
     return time.monotonic() - started
 
 
@@ -209,13 +219,18 @@ def _line(path: Path, diff: str) -> tuple[int, str, str]:
     return 0, before, after
 
 
+def _results(package: str) -> list[dict[str, object]]:
+    """Every mutant of the package's last run: name, path, status (and diff and tests where it lived)."""
+    found = subprocess.run(
+        [sys.executable, "-c", _COLLECT], cwd=WORK / package, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    return [json.loads(line) for line in found if line.startswith("{")]
+
+
 def report(package: str, seconds: float | None) -> str:
     """Counts and the survivors of one package's last run, as Markdown."""
     work = WORK / package
-    found = subprocess.run(
-        [sys.executable, "-c", _COLLECT], cwd=work, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    rows = [json.loads(line) for line in found if line.startswith("{")]
+    rows: list[dict[str, Any]] = _results(package)  # type: ignore[assignment]
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
