@@ -49,7 +49,7 @@ class Assessment:
     digest: str | None = None
     #: what a run would pay for this step now ($0 unless it will run)
     estimate: Estimate = field(default_factory=lambda: Estimate(0.0, "nothing to buy"))
-    #: a first_success group: what its fallbacks would add if the first member failed
+    #: a first_success group: the most its fallbacks would add if the first member failed
     fallback_usd: float = 0.0
 
 
@@ -346,7 +346,7 @@ class _Assessor:
         for member in group.members[1:]:
             fallback = self.member(member)
             if fallback.state == "run":
-                entry.fallback_usd += fallback.estimate.usd
+                entry.fallback_usd += fallback.estimate.bound
         return entry
 
     def member(self, name: str) -> Assessment:
