@@ -25,6 +25,7 @@ from acpbuild.engine.material import with_defaults
 from acpbuild.errors import BudgetExceeded, RecipeError
 from acpbuild.money import spend
 from acpbuild.money.estimate import Expected, Unknown, estimate, expected_media, expected_text
+from acpbuild.provider import Model, Param
 from acpbuild.store.ledger import Generation
 from tests import test_mixed_providers as mixed
 from tests.emulators import Response
@@ -234,6 +235,25 @@ def test_the_estimate_says_how_it_was_computed() -> None:
     guessed = estimate("elevenlabs", voice, "text_to_speech", {"text": Unknown(800, why="800 characters assumed")})
     assert guessed.usd == pytest.approx(0.08) and "assumed" in guessed.guess
     assert estimate("local", providers.catalogue("local")["espeak"], "text_to_speech", {"text": "hi"}, paid=False).usd == 0
+
+
+def test_a_per_second_price_with_no_length_to_go_on_assumes_ten_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a plugin's model, a made-up $0.05 a second, that takes a video for one of its kinds only
+    price = money.Price(provider="example", model="restyle", unit="second", usd=0.05)
+    monkeypatch.setitem(money.registry(), ("example", "restyle"), price)
+    restyle = Model(
+        "restyle",
+        {"text_to_video": "example/t2v", "video_to_video": "example/v2v"},
+        {"prompt": Param("str"), "video": Param("video", kinds=("video_to_video",))},
+    )
+    # its video's 4 s: 4 x $0.05 = $0.20
+    found = estimate("example", restyle, "video_to_video", {"prompt": "p", "video": Unknown(seconds=4.0)})
+    assert (found.usd, found.formula, found.guess) == (pytest.approx(0.20), "4 s x $0.05/s", "")
+    # no duration_s and no video: 10 s assumed, 10 x $0.05 = $0.50
+    found = estimate("example", restyle, "text_to_video", {"prompt": "p"})
+    assert (found.usd, found.guess) == (pytest.approx(0.50), "no duration_s and no media input: 10 s assumed")
 
 
 def test_estimate_needs_no_key_and_shows_each_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -130,6 +130,8 @@ def _text_len(value: Any, upper: bool = False) -> int:
 def _seconds_of(value: Any) -> tuple[float, str]:
     if isinstance(value, Unknown):
         return value.seconds, value.why
+    if value is None:
+        return DEFAULT_MEDIA_S, f"no duration_s and no media input: {DEFAULT_MEDIA_S:g} s assumed"
     if isinstance(value, (str, Path)) and Path(value).is_file():
         from acpbuild.errors import AcpbuildError
         from acpbuild.media import probe
