@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import subprocess
 import threading
 import time
 import tomllib
@@ -23,8 +24,9 @@ from acpbuild import money, providers
 from acpbuild.cli import main
 from acpbuild.engine.material import with_defaults
 from acpbuild.errors import BudgetExceeded, RecipeError
+from acpbuild.media import ffmpeg_exe
 from acpbuild.money import spend
-from acpbuild.money.estimate import Expected, Unknown, estimate, expected_media, expected_text
+from acpbuild.money.estimate import Estimate, Expected, Unknown, estimate, expected_media, expected_text
 from acpbuild.provider import Model, Param
 from acpbuild.store.ledger import Generation
 from tests import test_mixed_providers as mixed
@@ -237,6 +239,57 @@ def test_the_estimate_says_how_it_was_computed() -> None:
     assert estimate("local", providers.catalogue("local")["espeak"], "text_to_speech", {"text": "hi"}, paid=False).usd == 0
 
 
+def test_a_model_without_a_price_is_estimated_at_nothing_and_says_so() -> None:
+    # a plugin's model that its price table leaves out: the plan shows $0 and why, and does not fail
+    sketch = Model("sketch", {"text_to_image": "example/sketch"}, {"prompt": Param("str")})
+    found = estimate("example", sketch, "text_to_image", {"prompt": "a lighthouse"})
+    assert found == Estimate(0.0, "no price in the registry", guess="unpriced model")
+
+
+@pytest.mark.parametrize(
+    ("params", "usd", "formula"),
+    [
+        # Vertex AI pricing, Veo 3: $0.40/s with audio, 8 s = $3.20
+        ({"duration_s": 8, "generate_audio": True}, 3.20, "8 s x $0.40/s (with audio)"),
+        # $0.20/s without audio, 8 s = $1.60
+        ({"duration_s": 8, "generate_audio": False}, 1.60, "8 s x $0.20/s"),
+        # params that do not mention generate_audio (a caller that fills in no defaults): without audio
+        ({"duration_s": 8}, 1.60, "8 s x $0.20/s"),
+    ],
+)
+def test_a_per_second_estimate_shows_the_rate_with_or_without_audio(
+    params: dict[str, Any], usd: float, formula: str
+) -> None:
+    found = estimate("google", providers.catalogue("google")["veo-3.0-generate-001"], "text_to_video", params)
+    assert (found.usd, found.formula) == (pytest.approx(usd), formula)
+
+
+AVATAR = providers.catalogue("fal")["kling-avatar"]  # an image lip-synced to an audio track
+
+
+def test_a_per_second_price_of_an_audio_input_not_yet_made_is_its_expected_length() -> None:
+    # kling-avatar bills each second of the audio it is given, $0.115 a second (the price file's
+    # figure from fal's ai-avatar page): speech expected to last 12 s costs 12 x $0.115 = $1.38
+    voice = Unknown(seconds=12.0, why="the voice: 12 s assumed")
+    found = estimate("fal", AVATAR, "avatar", {"image": "face.png", "audio": voice})
+    assert (found.usd, found.formula) == (pytest.approx(1.38), "12 s x $0.115/s")
+    assert found.guess == "the voice: 12 s assumed"
+
+
+def test_a_per_second_price_of_an_input_file_is_its_probed_length(tmp_path: Path) -> None:
+    voice = tmp_path / "voice.wav"
+    tone = [ffmpeg_exe(), "-v", "error", "-nostdin", "-f", "lavfi", "-i", "sine=d=3", str(voice)]
+    subprocess.run(tone, check=True, timeout=60)
+    # a 3 s recording: 3 x $0.115 = $0.345, and nothing guessed
+    found = estimate("fal", AVATAR, "avatar", {"image": "face.png", "audio": str(voice)})
+    assert (found.usd, found.formula, found.guess) == (pytest.approx(0.345), "3 s x $0.115/s", "")
+    # a file ffmpeg cannot read, or none at all: 10 s assumed, 10 x $0.115 = $1.15, and said
+    (tmp_path / "notes.wav").write_text("not a recording")
+    for name in ("notes.wav", "missing.wav"):
+        found = estimate("fal", AVATAR, "avatar", {"image": "face.png", "audio": str(tmp_path / name)})
+        assert (found.usd, found.guess) == (pytest.approx(1.15), f"length of {name} unknown, 10 s assumed")
+
+
 def test_a_per_second_price_with_no_length_to_go_on_assumes_ten_seconds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -254,6 +307,82 @@ def test_a_per_second_price_with_no_length_to_go_on_assumes_ten_seconds(
     # no duration_s and no video: 10 s assumed, 10 x $0.05 = $0.50
     found = estimate("example", restyle, "text_to_video", {"prompt": "p"})
     assert (found.usd, found.guess) == (pytest.approx(0.50), "no duration_s and no media input: 10 s assumed")
+
+
+@pytest.mark.parametrize(
+    ("params", "usd", "formula", "guess"),
+    [
+        # Gemini API pricing, 2.5 Flash $0.30 in / $2.50 out per 1M. No max_tokens: 8192 out assumed;
+        # 4000 characters = 1000 tokens in, and no system prompt adds nothing:
+        # 1000 x $0.30/1M + 8192 x $2.50/1M = $0.0003 + $0.02048 = $0.02078
+        (
+            {"prompt": "p" * 4000}, 0.02078, "1000 in x $0.30/1M + 8192 out x $2.50/1M",
+            "no max_tokens: 8192 output tokens assumed",
+        ),
+        # 10 characters are 2.5 tokens, billed as 3: 3 x $0.30/1M + 100 x $2.50/1M = $0.0000009 + $0.00025
+        ({"prompt": "p" * 10, "max_tokens": 100}, 0.0002509, "3 in x $0.30/1M + 100 out x $2.50/1M", ""),
+    ],
+)
+def test_a_token_priced_estimate_counts_whole_tokens_and_assumes_a_cap_on_the_answer(
+    params: dict[str, Any], usd: float, formula: str, guess: str
+) -> None:
+    found = estimate("google", providers.catalogue("google")["gemini-2.5-flash"], "text", params)
+    assert (found.usd, found.formula, found.guess) == (pytest.approx(usd), formula, guess)
+
+
+@pytest.mark.parametrize(
+    ("params", "usd", "formula"),
+    [
+        # 1600 x 1250 = exactly 2 MP: 2 MP x $0.02 = $0.04, not rounded up to 3
+        ({"width": 1600, "height": 1250}, 0.04, "1600x1250 = 2.00 MP, 2 MP (rounded up) x $0.02/MP"),
+        # 1601 x 1250 = 2.00125 MP: rounded up to 3 MP x $0.02 = $0.06
+        ({"width": 1601, "height": 1250}, 0.06, "1601x1250 = 2.00 MP, 3 MP (rounded up) x $0.02/MP"),
+        # a width alone is no size: fal's default landscape_4_3, 1024 x 768 = 0.79 MP -> 1 MP = $0.02
+        ({"width": 1600}, 0.02, "1024x768 = 0.79 MP, 1 MP (rounded up) x $0.02/MP"),
+        # a named size acpbuild does not know is priced at that default size too
+        ({"image_size": "poster_2_3"}, 0.02, "1024x768 = 0.79 MP, 1 MP (rounded up) x $0.02/MP"),
+    ],
+)
+def test_a_megapixel_price_is_billed_on_the_width_and_height_asked_for(
+    monkeypatch: pytest.MonkeyPatch, params: dict[str, Any], usd: float, formula: str
+) -> None:
+    # a plugin's model that takes a width and a height, a made-up $0.02/MP rounded up as fal rounds
+    price = money.Price(provider="example", model="poster", unit="megapixel", usd=0.02, round_up=True)
+    monkeypatch.setitem(money.registry(), ("example", "poster"), price)
+    poster = Model(
+        "poster",
+        {"text_to_image": "example/poster"},
+        {"prompt": Param("str"), "width": Param("int"), "height": Param("int"), "image_size": Param("str")},
+    )
+    found = estimate("example", poster, "text_to_image", {"prompt": "p", **params})
+    assert (found.usd, found.formula) == (pytest.approx(usd), formula)
+
+
+def test_a_round_up_price_given_an_exact_whole_amount_is_not_rounded_up() -> None:
+    # fal flux/dev, $0.025/MP, "rounding up to the nearest megapixel": a result of exactly
+    # 1 MP (1000 x 1000) bills 1 MP = $0.025, and exactly 2 MP bills 2 = $0.05
+    price = money.price_of("fal", "flux-dev")
+    assert price is not None
+    assert money.cost(price, {"megapixels": 1.0}, {}) == pytest.approx(0.025)
+    assert money.cost(price, {"megapixels": 2.0}, {}) == pytest.approx(0.05)
+    # a hair over a whole megapixel is the next one: 2 MP = $0.05
+    assert money.cost(price, {"megapixels": 1.000001}, {}) == pytest.approx(0.05)
+
+
+def test_a_parameter_value_missing_from_a_rate_table_leaves_the_rate_alone() -> None:
+    # a plugin's table may list only the values that change the rate (acpbuild.provider.prices):
+    # a made-up $0.10 a second, doubled at 1080p
+    price = money.Price(
+        provider="example", model="clip", unit="second", usd=0.10, by={"resolution": {"1080p": 2.0}}
+    )
+    assert price.factors({"resolution": "720p"}) == []
+    assert money.cost(price, {"seconds": 5}, {"resolution": "720p"}) == pytest.approx(0.50)  # 5 x $0.10
+    assert money.cost(price, {"seconds": 5}, {"resolution": "1080p"}) == pytest.approx(1.00)  # 5 x $0.10 x 2
+
+
+def test_a_free_provider_costs_nothing_whatever_it_reports() -> None:
+    assert money.actual_cost("local", "espeak", None, {"characters": 2000}, {}, False) == 0.0
+    assert money.actual_cost("local", "espeak", 0.5, {}, {}, False) == 0.0
 
 
 def test_estimate_needs_no_key_and_shows_each_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
