@@ -707,10 +707,10 @@ class _SpendLedger:
         self.reused = [(cover, "teaser", "poster", 0.08, DAY + 120), (self.found[4], "promo", "cover", 9.0, DAY)]
 
     def generations(self, *, since: float | None = None) -> list[Generation]:
-        return self.found
+        return [gen for gen in self.found if since is None or (gen.finished or gen.created) >= since]
 
     def restores(self, *, since: float | None = None) -> list[tuple[Generation, str | None, str | None, float, float]]:
-        return self.reused
+        return [reuse for reuse in self.reused if since is None or reuse[4] >= since]
 
 
 @pytest.mark.parametrize(
@@ -764,6 +764,31 @@ class _SpendLedger:
 def test_a_spend_report_counts_each_state_once_in_its_group(by: str, expected: list[dict[str, Any]]) -> None:
     rows = [row.to_dict() for row in spend.report(_SpendLedger(), by=by)]  # type: ignore[arg-type]
     assert rows == [{**row, **{k: pytest.approx(v) for k, v in row.items() if isinstance(v, float)}} for row in expected]
+
+
+def test_a_spend_report_adds_up_repeats_in_a_group_and_counts_an_unknown_estimate_as_nothing() -> None:
+    ledger = _SpendLedger()
+    cover = _generation(3, estimated_cost=None, actual_cost=0.5)  # bought from an unpriced model
+    ledger.found = [
+        # two answers lost in one recipe, one of them at an estimate nobody knew
+        _generation(1, "possibly_billed", estimated_cost=0.25, actual_cost=None),
+        _generation(2, "submitted", estimated_cost=None, actual_cost=None),
+        cover,
+    ]
+    ledger.reused = [(cover, "promo", "cover", 0.5, DAY + 120), (cover, "promo", "cover", 0.5, DAY + 180)]
+    rows = [row.to_dict() for row in spend.report(ledger)]  # type: ignore[arg-type]
+    # grouped by recipe unless told otherwise
+    assert rows == [
+        {"group": "promo", "generations": 1, "estimated": 0.0, "cost": 0.5, "restores": 2, "saved": 1.0,
+         "in_doubt": 2, "possibly_billed": 0.25},
+    ]  # fmt: skip
+
+
+def test_a_spend_report_since_a_moment_asks_the_ledger_for_nothing_before_it() -> None:
+    # every generation finished at DAY + 60; the one restore that counts happened at DAY + 120
+    later = spend.report(_SpendLedger(), since=DAY + 90)  # type: ignore[arg-type]
+    assert [(row.group, row.restores, row.generations) for row in later] == [("teaser", 1, 0)]
+    assert spend.report(_SpendLedger(), since=DAY + 3600) == []  # type: ignore[arg-type]
 
 
 def test_since_is_local_midnight_of_the_date_and_anything_else_is_refused() -> None:
@@ -861,6 +886,50 @@ def test_a_budget_adds_up_what_each_step_paid_and_warns_once_past_80_percent() -
         budget.reserve("e", 0.20)
     budget.release("c")  # failed before anything was billed
     assert budget.committed == pytest.approx(0.60)
+
+
+def test_a_budget_warns_at_80_percent_of_the_months_cap_with_its_earlier_spend_counted() -> None:
+    # $5 of a $10 monthly cap is spent already: this run may commit $5, and the warning comes
+    # when the month reaches $8, not when this run reaches 80% of its own $5
+    label = "the monthly cap of $10"
+    budget = money.Budget({label: 5.0}, already={label: 5.0})
+    budget.reserve("a", 2.0)  # $7 of $10
+    assert budget.warnings == []
+    budget.reserve("b", 1.0)  # $8 of $10: exactly 80%
+    assert budget.warnings == ["this run has committed $3.0000: past 80% of the monthly cap of $10"]
+
+
+def test_a_zero_budget_lets_only_free_calls_through_and_never_warns() -> None:
+    budget = money.Budget({"the budget of $0 (--budget)": 0.0})
+    budget.reserve("free", 0.0)
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.reserve("paid", 0.05)
+    assert refused.value.usd == 0.05  # what the refused step would have cost
+    assert budget.warnings == []
+
+
+def test_frozen_refuses_every_paid_call_and_says_what_it_would_have_cost() -> None:
+    budget = money.Budget(never_pay=True)
+    with pytest.raises(BudgetExceeded, match="--frozen") as refused:
+        budget.reserve("clip", 0.27)
+    assert refused.value.usd == 0.27 and budget.committed == 0.0
+
+
+def test_a_step_that_reserves_twice_holds_both() -> None:
+    budget = money.Budget({"the run's budget of $1.00": 1.0})
+    budget.reserve("clip", 0.25)
+    budget.reserve("clip", 0.25)
+    assert budget.committed == pytest.approx(0.50)
+    budget.settle("clip", None)  # no actual figure: both estimates are spent
+    assert (budget.spent, budget.reserved) == (pytest.approx(0.50), {})
+
+
+def test_a_step_that_reserved_nothing_spends_only_the_cost_it_reports() -> None:
+    budget = money.Budget({"the run's budget of $1.00": 1.0})
+    budget.settle("cover", None)  # cost unknown: nothing to add
+    budget.settle("poster", 0.125)
+    budget.release("title")  # nothing to give back
+    assert (budget.spent, budget.reserved) == (0.125, {})
 
 
 def test_an_output_that_does_not_say_its_size_costs_none_not_zero() -> None:
