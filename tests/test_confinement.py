@@ -13,6 +13,7 @@ import pytest
 
 import acpbuild
 from acpbuild.cli import main
+from acpbuild.engine.workflow import clean
 from acpbuild.errors import RecipeError, StoreError
 from acpbuild.recipe import load_recipe
 from acpbuild.store import confine
@@ -232,6 +233,16 @@ def test_make_parents_refuses_a_symlink_planted_on_the_way(tmp_path: Path) -> No
     nothing_outside(tmp_path)  # not even the folders b/c
 
 
+@pytest.mark.parametrize("dest", ["outside/x.txt", "out"])
+def test_make_parents_refuses_a_destination_outside_the_output_folder_or_the_folder_itself(
+    tmp_path: Path, dest: str
+) -> None:
+    (tmp_path / "outside").mkdir()
+    with pytest.raises(StoreError, match="is not inside the output folder"):
+        confine.make_parents(tmp_path / dest, tmp_path / "out")
+    nothing_outside(tmp_path)
+
+
 def test_a_group_output_behind_a_symlink_is_refused(tmp_path: Path) -> None:
     recipe = project(tmp_path)
     recipe.write_text(
@@ -248,6 +259,39 @@ def test_a_group_output_behind_a_symlink_is_refused(tmp_path: Path) -> None:
         "refusing to write" in e for e in result.errors
     )
     nothing_outside(tmp_path)
+
+
+def test_a_groups_chosen_member_replaced_by_a_symlink_out_of_the_project_is_not_read(tmp_path: Path) -> None:
+    # A fresh clone holds the outputs and the lock but no store: the group copies its chosen
+    # member's file into the store. A symlink planted in that file's place, to a file outside
+    # with the same bytes (so the lock still vouches for it), must not carry that file in.
+    recipe = project(tmp_path)
+    recipe.write_text(
+        '[recipe]\nname = "p"\noutput_dir = "out"\n'
+        '[steps.a]\nkind = "text"\nprompt = "one"\noutput = "a.txt"\n'
+        '[steps.b]\nkind = "text"\nprompt = "two"\noutput = "b.txt"\n'
+        '[groups.best]\nsteps = ["a", "b"]\nmerge = "first_success"\noutput = "best.txt"\n',
+        encoding="utf-8",
+    )
+    assert acpbuild.run(recipe, env={}).success
+    clone = tmp_path / "clone"
+    (clone / "out").mkdir(parents=True)
+    for name in ("acpbuild.toml", "acpbuild.lock"):
+        (clone / name).write_bytes((recipe.parent / name).read_bytes())
+    planted = tmp_path / "outside" / "a.txt"  # the chosen member's bytes, outside
+    planted.write_bytes((recipe.parent / "out" / "a.txt").read_bytes())
+    (clone / "out" / "a.txt").symlink_to(planted)
+
+    result = acpbuild.run(clone / "acpbuild.toml", env={})
+    error = result.steps["best"].error or ""
+    assert result.steps["best"].status == "failed"
+    assert f"refusing to read {clone / 'out' / 'a.txt'}: it leads to {planted}" in error
+    assert not (clone / "out" / "best.txt").exists()
+    # the member's own file, where the symlink was, is placed as before
+    (clone / "out" / "a.txt").unlink()
+    (clone / "out" / "a.txt").write_bytes(planted.read_bytes())
+    assert acpbuild.run(clone / "acpbuild.toml", env={}).success
+    assert (clone / "out" / "best.txt").read_bytes() == planted.read_bytes()
 
 
 def test_clean_does_not_remove_through_a_symlink(tmp_path: Path) -> None:
@@ -272,3 +316,10 @@ def test_clean_removes_a_symlink_output_itself_not_its_target(tmp_path: Path) ->
     assert main(["clean", str(recipe)]) == 0
     assert not os.path.lexists(recipe.parent / "out" / "note.txt")
     assert (tmp_path / "outside" / "victim.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_clean_lists_only_the_outputs_it_removed(tmp_path: Path) -> None:
+    recipe = project(tmp_path)
+    assert acpbuild.run(recipe, env={}).success
+    assert clean(recipe, env={}) == [recipe.parent / "out" / "note.txt"]
+    assert clean(recipe, env={}) == []  # nothing was left to remove
