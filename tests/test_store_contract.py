@@ -9,6 +9,7 @@ folder's file names) is tested beside it, in test_ledger.py and test_store.py.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -164,6 +165,21 @@ class TestLedger:
         done = ledger.find_done("k1")
         assert done is not None and done.request_id == "req-7" and done.actual_cost is None
 
+    def test_the_usage_and_meta_a_result_came_with_are_kept_through_to_done(self, ledgers: Ledgers) -> None:
+        # a result paid for but not stored keeps what the provider said of it, and the run that
+        # stores it later finishes the generation with the same usage and meta
+        ledger = ledgers.open()
+        usage, meta = {"images": 1, "megapixels": 1.048576}, {"seed": 7, "width": 1024, "height": 1024}
+        gen_id = begin(ledger)
+        ledger.received(gen_id, actual_cost=0.05, usage=usage, meta=meta, error="read-only store")
+        kept = ledgers.open().find_received("k1")
+        assert kept is not None and kept.usage is not None and kept.meta is not None
+        assert (json.loads(kept.usage), json.loads(kept.meta)) == (usage, meta)
+        ledger.finish(gen_id, digest="d" * 32, actual_cost=0.05, request_id=None, usage=usage, meta=meta)
+        done = ledgers.open().find_done("k1")
+        assert done is not None and done.usage is not None and done.meta is not None
+        assert (json.loads(done.usage), json.loads(done.meta)) == (usage, meta)
+
     def test_find_done_returns_the_latest(self, ledger: Ledger) -> None:
         for digest in ("a" * 32, "b" * 32):
             finish(ledger, begin(ledger), digest=digest)
@@ -239,6 +255,19 @@ class TestLedger:
         assert claim(two, "k1", second).held_by == first
         one.release("k1", first)
         assert claim(two, "k1", second) == Claim()
+
+    def test_the_claims_listing_names_each_holder_and_its_step(self, ledgers: Ledgers) -> None:
+        one, two = ledgers.open(), ledgers.open()
+        first, second = Owner("run-a", "build-01", 4242), Owner("run-b", "build-02", 77)
+        before = time.time()
+        claim(one, "k2", second, lease_s=600.0)
+        claim(one, "k1", first, lease_s=600.0)
+        listed = two.claims()
+        assert [(key, owner, step) for key, owner, _, step in listed] == [
+            ("k1", first, "cover"),
+            ("k2", second, "cover"),
+        ]
+        assert all(before + 600.0 <= lease <= time.time() + 600.0 for _, _, lease, _ in listed)
 
     def test_a_claim_whose_lease_ran_out_is_taken_over(self, ledgers: Ledgers) -> None:
         one, two = ledgers.open(), ledgers.open()
@@ -443,6 +472,16 @@ class TestLedger:
         begin(second, "k3", step="c", estimated_cost=0.04, cap=cap)  # exactly fills it
         assert second.spent_since(0.0) == pytest.approx(0.10)
         assert first.spent_since(0.0) == pytest.approx(0.10)
+
+    def test_a_call_with_no_estimate_takes_nothing_from_the_cap(self, ledger: Ledger) -> None:
+        cap = Cap("the monthly cap of $0.10", 0.10, since=0.0)
+        filled = begin(ledger, "k1", estimated_cost=0.10, cap=cap)
+        begin(ledger, "k2", estimated_cost=None, cap=cap)  # the cap is full, and this adds nothing to it
+        finish(ledger, filled, actual_cost=0.125)  # it cost more than its estimate: the cap is overspent
+        with pytest.raises(BudgetExceeded) as refused:
+            begin(ledger, "k3", estimated_cost=None, cap=cap)
+        assert refused.value.usd == 0.0  # what the refused call would have cost, as far as anyone knows
+        assert [g.key for g in ledger.generations()] == ["k1", "k2"]
 
     def test_the_cap_counts_only_spend_since_it_began(self, ledger: Ledger) -> None:
         finish(ledger, begin(ledger, "old", estimated_cost=5.0), actual_cost=5.0)
