@@ -53,6 +53,15 @@ def test_locate(
     assert found[0].is_absolute()
 
 
+def test_store_root_takes_the_recipes_setting_and_the_folder_asked_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the process's own folder is not the one asked about
+    root = tmp_path.resolve()
+    assert layout.store_root({}, tmp_path / "project", "cache") == root / "project" / "cache"
+    assert layout.store_root({}, cwd=tmp_path / "work") == root / "work" / ".acpbuild"
+
+
 @pytest.mark.parametrize(
     ("var", "line"),
     [

@@ -6,6 +6,7 @@ this backend too.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -74,6 +75,23 @@ def test_materialise_copies_or_links(tmp_path: Path, link: LinkMode) -> None:
     assert same_inode == (link == "hardlink")
     if link == "copy":
         assert stat.S_IMODE(dest.stat().st_mode) == 0o644
+
+
+def test_a_hard_link_refused_by_the_file_system_falls_back_to_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the output folder on another file system than the store: no hard link can cross
+    def across_file_systems(src: object, dst: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    store = layout.open_blobs(tmp_path / "store", "hardlink")
+    digest = store.put(staged(store))
+    monkeypatch.setattr(os, "link", across_file_systems)
+    dest = tmp_path / "out" / "cover.png"
+    store.materialise(digest, dest)
+    assert dest.read_bytes() == DATA
+    assert dest.stat().st_ino != store.path(digest).stat().st_ino
+    assert list(dest.parent.iterdir()) == [dest]  # and no temporary file is left beside it
 
 
 def test_a_corrupt_blob_is_set_aside_beside_itself(tmp_path: Path) -> None:
