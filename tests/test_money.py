@@ -26,7 +26,14 @@ from acpbuild.engine.material import with_defaults
 from acpbuild.errors import BudgetExceeded, RecipeError
 from acpbuild.media import ffmpeg_exe
 from acpbuild.money import spend
-from acpbuild.money.estimate import Estimate, Expected, Unknown, estimate, expected_media, expected_text
+from acpbuild.money.estimate import (
+    Estimate,
+    Expected,
+    Unknown,
+    estimate,
+    expected_media,
+    expected_text,
+)
 from acpbuild.provider import Model, Param
 from acpbuild.store.ledger import Generation
 from tests import test_mixed_providers as mixed
@@ -310,24 +317,30 @@ def test_a_per_second_price_with_no_length_to_go_on_assumes_ten_seconds(
 
 
 @pytest.mark.parametrize(
-    ("params", "usd", "formula", "guess"),
+    ("params", "usd", "formula", "guess", "bound"),
     [
-        # Gemini API pricing, 2.5 Flash $0.30 in / $2.50 out per 1M. No max_tokens: 8192 out assumed;
-        # 4000 characters = 1000 tokens in, and no system prompt adds nothing:
-        # 1000 x $0.30/1M + 8192 x $2.50/1M = $0.0003 + $0.02048 = $0.02078
+        # Gemini API pricing, 2.5 Flash $0.30 in / $2.50 out per 1M. No max_tokens and no history:
+        # ~300 tokens out expected, 8192 at most; 4000 characters = 1000 tokens in, and no system
+        # prompt adds nothing: 1000 x $0.30/1M + 300 x $2.50/1M = $0.0003 + $0.00075 = $0.00105,
+        # at most $0.0003 + 8192 x $2.50/1M = $0.0003 + $0.02048 = $0.02078
         (
-            {"prompt": "p" * 4000}, 0.02078, "1000 in x $0.30/1M + 8192 out x $2.50/1M",
-            "no max_tokens: 8192 output tokens assumed",
+            {"prompt": "p" * 4000}, 0.00105, "1000 in x $0.30/1M + 300 out x $2.50/1M",
+            "no earlier run: ~300 tokens expected", 0.02078,
         ),
-        # 10 characters are 2.5 tokens, billed as 3: 3 x $0.30/1M + 100 x $2.50/1M = $0.0000009 + $0.00025
-        ({"prompt": "p" * 10, "max_tokens": 100}, 0.0002509, "3 in x $0.30/1M + 100 out x $2.50/1M", ""),
+        # 10 characters are 2.5 tokens, billed as 3; the prior stops at max_tokens:
+        # 3 x $0.30/1M + 100 x $2.50/1M = $0.0000009 + $0.00025, which is also the most
+        (
+            {"prompt": "p" * 10, "max_tokens": 100}, 0.0002509, "3 in x $0.30/1M + 100 out x $2.50/1M",
+            "no earlier run: ~100 tokens expected", 0.0002509,
+        ),
     ],
 )
-def test_a_token_priced_estimate_counts_whole_tokens_and_assumes_a_cap_on_the_answer(
-    params: dict[str, Any], usd: float, formula: str, guess: str
+def test_a_token_priced_estimate_counts_whole_tokens_and_expects_a_likely_answer_below_its_cap(
+    params: dict[str, Any], usd: float, formula: str, guess: str, bound: float
 ) -> None:
     found = estimate("google", providers.catalogue("google")["gemini-2.5-flash"], "text", params)
     assert (found.usd, found.formula, found.guess) == (pytest.approx(usd), formula, guess)
+    assert found.bound == pytest.approx(bound)
 
 
 @pytest.mark.parametrize(
