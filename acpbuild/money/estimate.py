@@ -101,8 +101,8 @@ class Unknown:
 
 @dataclass(frozen=True)
 class Expected:
-    """What a text step is expected to write, learnt from the ledger: its characters and the
-    output tokens it was billed (thinking included), and where the figures come from."""
+    """What a text step is expected to write (learnt from the ledger, or a prior): its characters,
+    the output tokens it is billed (thinking included), and where the figures come from."""
 
     chars: int
     output_tokens: int
@@ -260,8 +260,9 @@ def expected_text(
     max_tokens = params.get("max_tokens")
     limit = max_tokens if isinstance(max_tokens, int) else DEFAULT_OUTPUT_TOKENS
     if expect is not None:
-        chars = min(expect.chars, limit * CHARS_PER_TOKEN)
-        return Unknown(chars, why=f"text not yet written: {chars} characters, {expect.source}", max_chars=limit * CHARS_PER_TOKEN)
+        chars = min(expect.chars, limit * CHARS_PER_TOKEN) if paid else expect.chars
+        why = f"text not yet written: {chars} characters, {expect.source}"
+        return Unknown(chars, why=why, max_chars=limit * CHARS_PER_TOKEN if paid else None)
     if not paid:
         return Unknown(DEFAULT_TEXT_CHARS, why=f"a local text, {DEFAULT_TEXT_CHARS} characters assumed")
     written = prior(kind, max_tokens if isinstance(max_tokens, int) else None)
