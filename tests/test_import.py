@@ -1,15 +1,17 @@
-"""`acpbuild import`: pipelines of the older YAML tool become recipes that load."""
+"""`acpbuild import`: pipelines of the older YAML tool become recipes that load and do what they did."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import tomli
+import yaml
 
 import acpbuild
-from acpbuild.cli import importer, main
+from acpbuild.cli import import_models, importer, main
 from acpbuild.errors import RecipeError
 from tests.conftest import RECIPES
 
@@ -21,6 +23,21 @@ def _import(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tu
     target = source.with_suffix(".toml")
     err = capsys.readouterr().err
     return tomli.loads(target.read_text()), acpbuild.load_recipe(target, env={}), err
+
+
+def _convert(yaml_text: str, file: str = "p.yaml") -> importer.Imported:
+    data, lines = importer.parse(yaml_text, file)
+    return importer.convert(data, source=file, lines=lines)
+
+
+def _loads(imported: importer.Imported, tmp_path: Path) -> acpbuild.Recipe:
+    """The converted recipe, checked as `acpbuild import` checks it, then loaded."""
+    path = tmp_path / "r.toml"
+    importer.check(imported, path)
+    for missing in imported.missing:  # the inputs the notes ask for, put there
+        (tmp_path / missing).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / missing).touch()
+    return acpbuild.load_recipe(path, env={})
 
 
 def test_first_dialect_makes_flow_explicit_and_keeps_the_group(
@@ -50,10 +67,11 @@ def test_first_dialect_makes_flow_explicit_and_keeps_the_group(
         "output_dir": "output",
         "jobs": 2,
     }
-    # the disabled upscale step is left out, with a note in the recipe and on stderr
+    # the disabled upscale step is kept, commented out, and said so
     assert "upscale_video_1" not in steps and "topaz" not in {s["model"] for s in steps.values()}
     text = (tmp_path / "legacy_steps.toml").read_text()
     assert text.startswith("# Imported by `acpbuild import` from ")
+    assert '# [steps.upscale_video_1]\n# # from steps[3]: upscale_video, model \'topaz\'\n# kind = "upscale_video"' in text
     assert "enabled: false" in text and "disabled" in err and "temp_dir" in err
     assert recipe.groups["parallel_1"].merge == "first_success"
 
@@ -72,7 +90,8 @@ def test_second_dialect_maps_budget_groups_and_unknown_parameters(
     assert steps["text_to_speech_2"]["text"] == "${steps.text_1}"
     assert steps["text_to_speech_1"]["voice"] == "Rachel"  # voice_id -> voice
     assert steps["text_to_speech_2"]["model"] == "eleven_turbo_v2_5"
-    assert steps["image_to_video_1"]["image"] == "${steps.text_to_image_1}"
+    # the disabled imagen step keeps its name, text_to_image_1, in a comment
+    assert steps["image_to_video_1"]["image"] == "${steps.text_to_image_2}"
     assert steps["image_to_video_1"]["duration_s"] == 8
     assert steps["mux_1"] == {
         "kind": "mux",
@@ -82,13 +101,16 @@ def test_second_dialect_maps_budget_groups_and_unknown_parameters(
         "audio": "${steps.text_to_speech_1}",
         "output": "final.mp4",
     }
-    assert steps["text_to_image_1"]["image_size"] == "landscape_16_9"  # 1920x1080
+    assert steps["text_to_image_2"]["image_size"] == "landscape_16_9"  # 1920x1080
     assert steps["text_1"]["output"] == "script.txt"
     # a parameter the model does not take is kept, commented out, and reported
     text = (tmp_path / "legacy_pipeline.toml").read_text()
     assert '# emotion = "calm"  # not imported' in text
     assert "emotion" in err and "collects all its members" in err
-    assert set(recipe.steps) == {"text_1", "text_to_speech_1", "text_to_speech_2", "text_to_image_1", "image_to_video_1", "mux_1"}
+    assert set(recipe.steps) == {"text_1", "text_to_speech_1", "text_to_speech_2", "text_to_image_2", "image_to_video_1", "mux_1"}
+
+
+# -- model names -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -98,48 +120,234 @@ def test_second_dialect_maps_budget_groups_and_unknown_parameters(
         ("fal-ai/flux/dev", "text_to_image", ("fal", "flux-dev")),  # fal's endpoint id
         ("flux_dev", "text_to_image", ("fal", "flux-dev")),  # normalised
         ("hailuo", "image_to_video", ("fal", "hailuo-02")),  # an alias of the older tool
+        ("minimax-hailuo", "image_to_video", ("fal", "hailuo-02")),
         ("kling-2.1", "text_to_video", ("fal", "kling")),
         ("veo3", "image_to_video", ("fal", "veo3")),
+        ("veo3_fast", "text_to_video", ("google", "veo-3.0-fast-generate-001")),
         ("eleven_multilingual_v2", "text_to_speech", ("elevenlabs", "eleven_multilingual_v2")),
         ("elevenlabs", "text_to_speech", ("elevenlabs", "eleven_multilingual_v2")),
+        ("elevenlabs_v3", "text_to_speech", ("elevenlabs", "eleven_v3")),
         ("gemini-2.5-flash", "text", ("google", "gemini-2.5-flash")),
         ("google/gemini-2.5-flash", "text", ("openrouter", "google/gemini-2.5-flash")),
+        # a provider/model label, as the import's own notes name models
+        ("openrouter/google/gemini-2.5-flash", "text", ("openrouter", "google/gemini-2.5-flash")),
+        ("google/gemini-2.5-flash-lite", "image_understanding", ("google", "gemini-2.5-flash-lite")),
         ("Gemini_2.5_Flash", "image_understanding", ("google", "gemini-2.5-flash")),
         ("local", "text_to_speech", ("local", "espeak")),
+        ("video_tools", "subtitles", ("local", "captions")),
     ],
 )
 def test_model_names_map_to_the_catalogue(given: str, kind: str, expected: tuple[str, str]) -> None:
-    conv = importer._Converter("p.yaml", {}, None, None)
-    provider, model = conv.model(kind, given, ("steps", 0, "model"), {})
-    assert (provider, model.name) == expected
-
-
-def _convert(yaml_text: str) -> importer.Imported:
-    data, lines = importer.parse(yaml_text, "p.yaml")
-    return importer.convert(data, source="p.yaml", lines=lines)
+    chosen = import_models.pick(kind, given)
+    assert (chosen.provider, chosen.model.name) == expected and chosen.substitute is None
 
 
 @pytest.mark.parametrize(
-    ("given", "kind", "suggested"),
+    ("given", "kind", "substitute", "says"),
     [
-        ("flux-deev", "text_to_image", "fal/flux-dev"),  # a misspelling: the closest spelling
-        ("veo-3.1", "text_to_video", "google/veo-3.1-generate-001"),  # a prefix beats the closer fal/veo3
-        ("Veo 3.1 Fast", "image_to_video", "google/veo-3.1-fast-generate-001"),  # case and punctuation ignored
-        ("claude-sonnet", "text", "openrouter/anthropic/claude-sonnet-4.5"),  # contained in the name
+        # the three names that stopped real pipelines: documented models acpbuild does not serve
+        ("eleven_monolingual_v1", "text_to_speech", "elevenlabs/eleven_multilingual_v2", "retired"),
+        ("minimax-hailuo-pro", "image_to_video", "fal/hailuo-02", "not Pro"),
+        ("hailuo_pro", "text_to_video", "fal/hailuo-02", "not Pro"),
+        ("eleven_turbo_v2", "text_to_speech", "elevenlabs/eleven_turbo_v2_5", "replaces"),
+        ("photon_flash", "image_to_image", "fal/flux-kontext", "Luma Photon"),
+        ("thinksound", "add_audio", "fal/mmaudio", "ThinkSound"),
+        ("dalle3", "text_to_image", "fal/imagen4", "OpenAI"),
+        # unknown names: the closest of the kind by name (a prefix beats a closer spelling) ...
+        ("flux-deev", "text_to_image", "fal/flux-dev", "closest text_to_image model by name"),
+        ("veo-3.1", "text_to_video", "google/veo-3.1-generate-001", "closest"),
+        ("Veo 3.1 Fast", "image_to_video", "google/veo-3.1-fast-generate-001", "closest"),
+        ("claude-sonnet", "text", "openrouter/anthropic/claude-sonnet-4.5", "closest"),
+        # ... else the kind's default
+        ("zzzz-unheard-of", "text_to_speech", "elevenlabs/eleven_multilingual_v2", "default text_to_speech model"),
+        # a model of another kind
+        ("fal-ai/flux/dev", "image_to_video", "fal/hailuo-02", "fal/flux-dev does not make image_to_video"),
     ],
 )
-def test_an_unknown_model_names_the_nearest_one(given: str, kind: str, suggested: str) -> None:
-    with pytest.raises(RecipeError) as exc:
-        _convert(f"steps:\n  - type: {kind}\n    model: {given}\n    params: {{prompt: a, image: a.png}}\n")
-    assert exc.value.line == 3 and exc.value.table == "steps[0].model"
-    assert f"unknown model {given!r}" in str(exc.value) and f"did you mean {suggested!r}?" in str(exc.value)
+def test_a_name_acpbuild_does_not_serve_gets_a_substitute_that_round_trips(
+    given: str, kind: str, substitute: str, says: str, tmp_path: Path
+) -> None:
+    chosen = import_models.pick(kind, given)
+    assert chosen.label == substitute and says in str(chosen.substitute)
+    # the label the import names is one it accepts, as that very model
+    again = import_models.pick(kind, chosen.label)
+    assert (again.label, again.substitute) == (substitute, None)
+    # and a pipeline naming it imports, with the original in a comment and a warning
+    params = "{prompt: a, image: a.png, video: v.mp4, text: hi}"
+    imported = _convert(f"steps:\n  - type: {kind}\n    model: {given}\n    params: {params}\n")
+    assert f"# model: the pipeline's {given!r}; " in imported.text
+    (warning,) = [w for w in imported.warnings if "became" in w]
+    assert warning.startswith("p.yaml:3 [steps[0].model]: ") and substitute in warning
 
 
-def test_an_endpoint_id_for_another_kind_names_its_model() -> None:
-    with pytest.raises(RecipeError) as exc:
-        _convert("steps:\n  - {type: image_to_video, model: fal-ai/flux/dev, params: {image: a.png, prompt: a}}\n")
-    assert "model 'fal-ai/flux/dev' (fal/flux-dev) does not make image_to_video" in str(exc.value)
+# The older tool's step table (OLDER-TOOL.md): every step type with every model key.
+_TABLE = {
+    "text_to_image": ["flux_dev", "flux_schnell", "imagen4", "seedream_v3", "seedream3", "gen4", "dalle3", "stable_diffusion"],
+    "image_understanding": ["gemini_describe", "gemini_detailed", "gemini_classify", "gemini_objects", "gemini_ocr", "gemini_composition", "gemini_qa"],
+    "prompt_generation": ["openrouter_video_prompt", "openrouter_video_cinematic", "openrouter_video_realistic", "openrouter_video_artistic", "openrouter_video_dramatic"],
+    "image_to_image": ["photon_flash", "photon_base", "flux_kontext", "flux_kontext_multi", "seededit_v3", "clarity_upscaler"],
+    "image_to_video": ["hailuo", "kling", "veo3", "veo3_fast", "veo2"],
+    "text_to_video": ["hailuo_pro", "veo3", "veo3_fast"],
+    "avatar": ["ai_avatar", "ai_avatar_single_text", "ai_avatar_multi"],
+    "text_to_speech": ["elevenlabs", "elevenlabs_turbo", "elevenlabs_v3"],
+    "add_audio": ["thinksound"],
+    "upscale_video": ["topaz"],
+    "generate_subtitles": ["video_tools"],
+    "replicate_multitalk": ["multitalk"],
+    # the first dialect's documentation
+    "concat_videos": ["ffmpeg"],
+}
+_DOCUMENTED = [
+    ("text_to_image", ["flux-dev", "flux-schnell", "imagen4"]),
+    ("image_to_video", ["minimax-hailuo-pro", "minimax-hailuo", "kling", "veo3", "veo3-fast"]),
+    ("text_to_speech", [
+        "eleven_monolingual_v1", "eleven_multilingual_v1", "eleven_multilingual_v2", "eleven_turbo_v2",
+        "eleven_turbo_v2_5", "eleven_flash_v2", "eleven_flash_v2_5", "eleven_v3",
+    ]),
+]  # fmt: skip
+# a step before each, so every input a type takes has something to come from
+_BEFORE = "prompt: a lighthouse\nsteps:\n  - {type: text_to_image, model: flux_dev}\n  - {type: image_to_video, model: hailuo}\n  - {type: tts, model: elevenlabs}\n"
 
+
+@pytest.mark.parametrize(
+    ("type_", "model"),
+    [(t, m) for t, models in _TABLE.items() for m in models] + [(t, m) for t, models in _DOCUMENTED for m in models],
+)
+def test_every_step_type_and_model_of_the_older_tool_imports(type_: str, model: str, tmp_path: Path) -> None:
+    imported = _convert(_BEFORE + f"  - {{type: {type_}, model: {model}, params: {{first_audio: a.mp3, second_audio: b.mp3}}}}\n")
+    assert not any("not imported: acpbuild has no" in w or "no kind" in w for w in imported.warnings)
+    recipe = _loads(imported, tmp_path)
+    last = list(recipe.steps.values())[-1]
+    assert last.provider != "local" or type_ in ("generate_subtitles", "concat_videos")
+
+
+_VOICES = ["rachel", "drew", "clyde", "paul", "domi", "dave", "fin", "bella", "antoni", "thomas", "charlie", "emily", "elli", "callum", "patrick", "harry", "liam", "dorothy", "josh", "arnold", "charlotte", "matilda", "james", "joseph", "jeremy", "michael", "ethan", "gigi", "freya", "grace", "daniel", "serena", "adam", "nicole", "jessie", "ryan", "sam", "glinda", "giovanni", "mimi"]
+
+
+@pytest.mark.parametrize("voice", _VOICES)
+def test_every_premade_voice_of_the_older_tool_imports(voice: str) -> None:
+    imported = _convert(f"prompt: hi\nsteps:\n  - {{type: text_to_speech, model: elevenlabs, params: {{voice: {voice}}}}}\n")
+    written = tomli.loads(imported.text)["steps"]["text_to_speech_1"]["voice"]
+    # the name as ElevenLabs lists it; Bella by her id, as ElevenLabs now calls her Sarah
+    assert written == ("EXAVITQu4vr4xnSDxMaL" if voice == "bella" else voice.title())
+    assert not imported.warnings
+
+
+# -- what a converted pipeline does -------------------------------------------------
+
+
+def test_fixed_texts_stay_fixed(tmp_path: Path) -> None:
+    imported = _convert(
+        "prompt: a beach\nsteps:\n"
+        "  - {type: llm, model: openrouter/google/gemini-2.5-flash}\n"
+        "  - type: parallel_group\n    params:\n      parallel_steps:\n"
+        '        - {type: text_to_speech, model: elevenlabs, params: {voice: rachel, text_override: "Sunset on the shore."}}\n'
+        '        - {type: text_to_speech, model: elevenlabs_turbo, params: {voice: adam, text: ignored, text_override: "Sunset on the shore."}}\n'
+        '  - {type: generate_subtitles, model: video_tools, params: {subtitle_text: "Sunset on the shore, at last.", format: vtt, words_per_second: 2.5}}\n'
+    )
+    recipe = _loads(imported, tmp_path)
+    # both voices read the fixed line, not the LLM's text
+    assert recipe.steps["text_to_speech_1"].params["text"] == "Sunset on the shore."
+    assert recipe.steps["text_to_speech_2"].params["text"] == "Sunset on the shore."
+    # the subtitles too, timed as the older tool timed them: 6 words at 2.5 a second
+    subtitles = recipe.steps["subtitles_1"]
+    assert subtitles.params["text"] == "Sunset on the shore, at last." and subtitles.params["duration_s"] == 2.4
+    assert subtitles.output == "subtitles_1.vtt"
+    assert "the fixed text_override wins" in imported.text
+
+
+def test_prompt_generation_writes_the_prompt_the_next_video_uses(tmp_path: Path) -> None:
+    imported = _convert(
+        "prompt: a kite over the hills\nsteps:\n"
+        "  - {type: text_to_image, model: flux_dev}\n"
+        "  - type: prompt_generation\n    model: openrouter_video_cinematic\n"
+        "    params: {background_context: a windy afternoon, video_style: slow, duration_preference: short}\n"
+        "  - {type: image_to_video, model: hailuo}\n"
+    )
+    steps = tomli.loads(imported.text)["steps"]
+    generated = steps["video_prompt_1"]
+    # an LLM step that reads the image, its prompt carrying the preset and every wish
+    assert (generated["kind"], generated["provider"], generated["model"]) == ("image_understanding", "openrouter", "google/gemini-2.5-flash")
+    assert generated["image"] == "${steps.text_to_image_1}"
+    for wanted in ("cinematic", "Video style: slow", "Length: short", "Background: a windy afternoon", "The idea: ${prompt}"):
+        assert wanted in generated["prompt"]
+    # the video takes the picture and the generated prompt
+    assert steps["image_to_video_1"]["image"] == "${steps.text_to_image_1}"
+    assert steps["image_to_video_1"]["prompt"] == "${steps.video_prompt_1}"
+    assert not any("prompt taken" in w for w in imported.warnings)  # the documented flow: nothing to warn
+    _loads(imported, tmp_path)
+
+
+def test_prompt_generation_without_an_image_is_a_text_step() -> None:
+    steps = tomli.loads(_convert("prompt: a kite\nsteps:\n  - {type: prompt_generation, model: openrouter_video_dramatic}\n").text)["steps"]
+    assert steps["video_prompt_1"]["kind"] == "text" and "dramatic" in steps["video_prompt_1"]["prompt"]
+
+
+def test_image_understanding_presets_become_the_prompt() -> None:
+    steps = tomli.loads(
+        _convert(
+            "input_image: in.png\nsteps:\n  - {type: image_understanding, model: gemini_ocr}\n"
+            "  - {type: image_understanding, model: gemini_qa, params: {question: 'How many birds?'}}\n"
+        ).text
+    )["steps"]
+    assert steps["image_understanding_1"]["prompt"].startswith("Read out all the text")
+    assert steps["image_understanding_2"]["prompt"] == "Answer this question about the image: How many birds?"
+    assert steps["image_understanding_1"]["image"] == "in.png"  # the pipeline's input_image
+
+
+def test_an_avatar_that_speaks_a_text_gets_a_speech_step(tmp_path: Path) -> None:
+    imported = _convert(
+        "input_image: face.png\nsteps:\n"
+        "  - {type: avatar, model: ai_avatar_single_text, params: {text: Hello there, voice: bella}}\n"
+    )
+    steps = tomli.loads(imported.text)["steps"]
+    assert steps["avatar_1_speech"]["text"] == "Hello there"
+    assert steps["avatar_1_speech"]["voice"] == "EXAVITQu4vr4xnSDxMaL"  # bella, since renamed by ElevenLabs
+    assert steps["avatar_1"]["audio"] == "${steps.avatar_1_speech}" and steps["avatar_1"]["model"] == "kling-avatar"
+
+
+def test_disabled_steps_are_kept_commented_out_and_load_when_uncommented(tmp_path: Path) -> None:
+    imported = _convert(
+        "prompt: a kite\nsteps:\n  - {type: llm, model: local}\n"
+        "  - {type: tts, model: elevenlabs_v3, enabled: false, params: {voice: rachel}}\n"
+        "  - type: parallel_group\n    enabled: false\n    params:\n      parallel_steps:\n"
+        "        - {type: text_to_image, model: flux_dev}\n        - {type: text_to_image, model: imagen4}\n"
+        "  - {type: tts, model: espeak}\n"
+    )
+    recipe = _loads(imported, tmp_path)
+    assert set(recipe.steps) == {"text_1", "text_to_speech_2"}
+    assert tomli.loads(imported.text)["steps"]["text_to_speech_2"]["text"] == "${steps.text_1}"
+    # each commented-out block follows its reason, up to a blank line: uncomment those
+    blocks = [part.split("\n", 1)[1] for part in imported.text.split("\n\n") if "has enabled: false" in part.split("\n", 1)[0]]
+    uncommented = "\n".join(line.removeprefix("# ") for block in blocks for line in block.splitlines())
+    data = tomli.loads(uncommented)
+    assert data["steps"]["text_to_speech_1"]["model"] == "eleven_v3"
+    assert data["groups"]["parallel_1"] == {"steps": ["text_to_image_1", "text_to_image_2"], "merge": "collect_all"}
+
+
+def test_retry_count_is_explained_in_a_comment() -> None:
+    imported = _convert("steps:\n  - {type: llm, model: local, retry_count: 3, params: {prompt: hi}}\n")
+    assert "\n# retry_count = 3  # not imported: the older tool never read it; acpbuild retries" in imported.text
+    assert "retry_count" not in tomli.loads(imported.text)["steps"]["text_1"]
+
+
+def test_warnings_come_grouped_changes_of_meaning_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "p.yaml"
+    source.write_text(
+        "temp_dir: t\nsteps:\n  - {type: llm, model: local, params: {prompt: hi, num_outputs: 1}}\n"
+        "  - {type: tts, model: eleven_monolingual_v1}\n"
+    )
+    assert main(["import", str(source)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    meaning, cosmetic = err.index(f"acpbuild: {importer.MEANING}"), err.index(f"acpbuild: {importer.COSMETIC}")
+    assert meaning < cosmetic
+    assert "eleven_monolingual_v1" in "".join(err[meaning:cosmetic])
+    assert "num_outputs" in "".join(err[cosmetic:]) and "temp_dir (line 1" in "".join(err[cosmetic:])
+    text = (tmp_path / "p.toml").read_text()
+    assert text.index(importer.MEANING) < text.index("eleven_monolingual_v1") < text.index(importer.COSMETIC)
+
+
+# -- flow ----------------------------------------------------------------------------
 
 _SCRIPT = "  - {type: llm, model: local, params: {prompt: a red kite}}\n"
 _VOICE = "  - {type: tts, model: espeak}\n"
@@ -169,9 +377,14 @@ _PICTURE = "  - {type: text_to_image, model: pillow, params: {prompt: a kite}}\n
         # no step makes text: a later step takes the top-level prompt, and says so
         ("prompt: a kite\nsteps:\n" + _PICTURE + "  - {type: image_to_video, model: hailuo}\n",
          "image_to_video_1", "${prompt}", "prompt taken from the pipeline's top-level prompt, as no earlier step makes text"),
-        # an optional text input nothing can fill is left unset, and said so
+        # an optional prompt of a step whose input is media is left unset, and said so
         ("steps:\n" + _PICTURE + "  - {type: image_to_video, model: kenburns}\n",
          "image_to_video_1", None, "[steps[1]]: prompt left unset"),
+        # input_from names the step an input comes from; {{step_N.output}} a text
+        ("steps:\n" + _SCRIPT + "  - {type: llm, model: local, params: {prompt: other}}\n"
+         "  - {type: tts, model: espeak, input_from: step_1}\n", "text_to_speech_1", "${steps.text_1}", None),
+        ("steps:\n" + _SCRIPT + _PICTURE + "  - {type: llm, model: local, params: {prompt: 'Shorter: {{step_1.output}}'}}\n",
+         "text_2", "Shorter: ${steps.text_1}", None),
     ],
 )
 def test_text_flows_from_the_latest_earlier_text(
@@ -183,48 +396,103 @@ def test_text_flows_from_the_latest_earlier_text(
         assert not imported.warnings
     else:
         assert any(warned in w for w in imported.warnings), imported.warnings
-    path = tmp_path / "r.toml"
-    path.write_text(imported.text)
-    importer.check(imported, path)  # and the recipe loads
+    _loads(imported, tmp_path)  # and the recipe loads
+
+
+# -- nothing stops an import but a file that is not a pipeline ------------------------
 
 
 @pytest.mark.parametrize(
     ("yaml_text", "line", "says"),
     [
-        # bad YAML: the line of the problem
-        ("steps:\n  - type: llm\n    params: {prompt: [unclosed\n", 4, "invalid YAML"),
-        # a type with no kind lists the ones that import
-        ("steps:\n  - type: speech_to_text\n    model: x\n", 2, "types that import"),
-        # more than one image per step cannot be one file
-        ("steps:\n  - type: text_to_image\n    model: flux_dev\n    params: {prompt: a, num_images: 3}\n", 4, "one acpbuild step makes one file"),
-        # an unknown merge strategy
-        ("steps:\n  - type: parallel_group\n    params:\n      merge_strategy: vote\n      parallel_steps: [{type: llm, model: local}]\n", 4, "unknown merge_strategy"),
-        # a model that exists, for another kind
-        ("steps:\n  - type: image_to_video\n    model: flux-dev\n    params: {image: a.png, prompt: a}\n", 3, "does not make image_to_video"),
-        # a URL input
-        ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {image_url: 'https://x/a.png', prompt: a}\n", 4, "download it"),
-        # a model that needs text, with no text before it and no top-level prompt
+        # a type with no kind is kept as a comment; the next step takes the one before it
+        ("steps:\n  - {type: llm, model: local, params: {prompt: a}}\n  - type: speech_to_text\n    model: x\n  - {type: tts, model: espeak}\n",
+         3, "step type 'speech_to_text' not imported: acpbuild has no speech-to-text kind"),
+        ("steps:\n  - {type: llm, model: local, params: {prompt: a}}\n  - {type: hologram, model: x}\n", 3, "no kind for the step type 'hologram'"),
+        # more than one image per step makes one
+        ("steps:\n  - type: text_to_image\n    model: flux_dev\n    params: {prompt: a, num_images: 3}\n", 4, "so this makes one"),
+        # an unknown merge strategy collects all
+        ("steps:\n  - type: parallel_group\n    params:\n      merge_strategy: vote\n      parallel_steps: [{type: llm, model: local, params: {prompt: a}}]\n",
+         4, "imported as collect_all"),
+        # a URL input: download it there
+        ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {image_url: 'https://example.invalid/a.png', prompt: a}\n",
+         4, "download it to 'inputs/a.png'"),
+        # a model that needs text, with no text before it and no top-level prompt: a placeholder
         ("steps:\n  - {type: text_to_image, model: pillow, params: {prompt: a}}\n  - {type: image_to_video, model: hailuo}\n", 3,
-         "needs 'prompt', but no earlier step makes text and the pipeline has no top-level prompt"),
+         "a placeholder in [vars]; write the prompt there"),
         # an image_to_video with nothing before it to take an image from
-        ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {prompt: a}\n", 2, "no earlier step makes one"),
-        # group members of different media
-        ("steps:\n  - type: parallel_group\n    params:\n      parallel_steps:\n        - {type: llm, model: local, params: {prompt: a}}\n        - {type: text_to_image, model: local}\n", 6, "but the group's first member makes text"),
+        ("steps:\n  - type: image_to_video\n    model: hailuo\n    params: {prompt: a}\n", 2, "put one there before running"),
+        # group members of different media become separate steps
+        ("steps:\n  - type: parallel_group\n    params:\n      parallel_steps:\n        - {type: llm, model: local, params: {prompt: a}}\n        - {type: text_to_image, model: local}\n",
+         2, "imported as separate steps"),
+        # best_quality cannot score text
+        ("steps:\n  - type: parallel_group\n    params:\n      merge_strategy: best\n      parallel_steps: [{type: llm, model: local, params: {prompt: a}}]\n",
+         4, "imported as first_success"),
+        # a parallel group inside a parallel group joins it
+        (("steps:\n  - type: parallel_group\n    params:\n      parallel_steps:\n        - {type: llm, model: local, params: {prompt: a}}\n"
+         "        - {type: parallel_group, params: {parallel_steps: [{type: llm, model: local, params: {prompt: b}}]}}\n"), 6, "its members join the outer group"),
+        # two steps writing one file: the second is renamed
+        (("steps:\n  - {type: llm, model: local, params: {prompt: b, output_file: a.txt}}\n"
+         "  - {type: llm, model: local, params: {prompt: c, output_file: a.txt}}\n"), 3, "this one writes 'a_2.txt'"),
+        # a value the loader refuses: an mp3 format into a .wav file
+        (("steps:\n  - {type: llm, model: local, params: {prompt: hi}}\n  - type: tts\n    model: elevenlabs\n"
+         "    params: {output_format: mp3_44100_128}\n    output_filename: voice.wav\n"), 3, "output_format written commented out"),
     ],
 )
-def test_errors_name_the_yaml_line_and_what_to_fix(yaml_text: str, line: int, says: str) -> None:
+def test_nothing_in_a_pipeline_stops_the_import(yaml_text: str, line: int, says: str, tmp_path: Path) -> None:
+    imported = _convert(yaml_text)
+    _loads(imported, tmp_path)
+    assert any(w.startswith(f"p.yaml:{line} ") and says in w for w in imported.warnings), imported.warnings
+
+
+@pytest.mark.parametrize(
+    ("text", "file", "line", "says"),
+    [
+        ("steps:\n  - type: llm\n    params: {prompt: [unclosed\n", "p.yaml", 4, "invalid YAML"),
+        ('{"steps": [\n  {"type": "llm",}\n]}\n', "p.json", 2, "invalid JSON"),
+        ("- just\n- a list\n", "p.yaml", None, "not a pipeline"),
+        ("name: x\nsteps: []\n", "p.yaml", 2, "not a pipeline"),
+        ('{"name": "x"}', "p.json", None, "not a pipeline"),
+    ],
+)
+def test_only_a_file_that_is_not_a_pipeline_is_refused(text: str, file: str, line: int | None, says: str) -> None:
     with pytest.raises(RecipeError) as exc:
-        _convert(yaml_text)
-    assert exc.value.line == line and exc.value.file == "p.yaml"
-    assert says in str(exc.value)
+        _convert(text, file)
+    assert exc.value.line == line and exc.value.file == file and says in str(exc.value)
+
+
+@pytest.mark.parametrize("name", ["legacy_every_step.yaml", "legacy_every_step_documented.yaml", "legacy_pipeline.yaml"])
+def test_json_and_yaml_pipelines_import_alike(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (RECIPES / name).read_text()
+    (tmp_path / "from_yaml.yml").write_text(text)
+    (tmp_path / "from_json.json").write_text(json.dumps(yaml.safe_load(text), indent=2))
+    for source in ("from_yaml.yml", "from_json.json"):
+        assert main(["import", str(tmp_path / source), "-o", str(tmp_path / (source + ".toml"))]) == 0
+    body = [(tmp_path / f"{s}.toml").read_text().split("\n[recipe]", 1)[1] for s in ("from_yaml.yml", "from_json.json")]
+    assert body[0] == body[1]
+    # the JSON's notes name its lines too
+    assert "from_json.json:" in capsys.readouterr().err
+
+
+def test_unknown_names_import_from_the_command_with_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "p.yaml"
+    source.write_text(
+        "prompt: hi\nsteps:\n  - {type: tts, model: eleven_monolingual_v1}\n"
+        "  - {type: text_to_image, model: dalle_99}\n  - {type: prompt_generation, model: openrouter_video_realistic}\n"
+    )
+    assert main(["import", str(source)]) == 0
+    err = capsys.readouterr().err
+    assert "model 'eleven_monolingual_v1' became elevenlabs/eleven_multilingual_v2" in err
+    assert "model 'dalle_99' became fal/" in err
+    assert acpbuild.load_recipe(tmp_path / "p.toml", env={})
+
+
+# -- the command -------------------------------------------------------------------
 
 
 def test_strings_are_escaped_for_toml_and_interpolation(tmp_path: Path) -> None:
     yaml_text = 'name: q\nprompt: "say \\"hi\\" \\\\ ${not_a_var}\\nbye"\nsteps:\n  - {type: llm, model: local}\n'
-    imported = _convert(yaml_text)
-    path = tmp_path / "q.toml"
-    path.write_text(imported.text)
-    recipe = acpbuild.load_recipe(path, env={})
+    recipe = _loads(_convert(yaml_text), tmp_path)
     assert recipe.vars["prompt"] == 'say "hi" \\ $${not_a_var}\nbye'
 
 
@@ -256,6 +524,14 @@ def test_input_files_are_rebased_onto_the_recipe(tmp_path: Path, capsys: pytest.
     target = tmp_path / "recipes" / "r.toml"
     assert main(["import", str(source), "-o", str(target)]) == 0
     assert tomli.loads(target.read_text())["steps"]["image_to_video_1"]["image"] == "../media/in.png"
+
+
+def test_a_missing_input_file_is_named_and_the_recipe_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "p.yaml"
+    source.write_text("input_image: photos/face.png\nsteps:\n  - {type: image_to_video, model: kenburns}\n")
+    assert main(["import", str(source)]) == 0
+    assert "input file 'photos/face.png' is not there yet" in capsys.readouterr().err
+    assert tomli.loads((tmp_path / "p.toml").read_text())["steps"]["image_to_video_1"]["image"] == "photos/face.png"
 
 
 @pytest.mark.slow
@@ -306,20 +582,4 @@ def test_a_refused_value_is_written_commented_out(
     assert f"\n# {written}  # not imported: {reason}" in imported.text  # kept, with the reason
     key = written.split(" = ")[0]
     assert any(f".params.{key}]: {reason}" in w and "written commented out" in w for w in imported.warnings)
-    path = tmp_path / "r.toml"
-    path.write_text(imported.text)
-    assert key not in acpbuild.load_recipe(path, env={}).steps[step].params
-
-
-def test_a_recipe_that_would_not_load_is_not_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # converts step by step, but the written recipe fails to load: an mp3 format into a .wav file
-    source = tmp_path / "p.yaml"
-    source.write_text(
-        "steps:\n  - {type: llm, model: local, params: {prompt: hi}}\n"
-        "  - type: tts\n    model: elevenlabs\n    params: {output_format: mp3_44100_128}\n"
-        "    output_filename: voice.wav\n"
-    )
-    assert main(["import", str(source)]) == 2
-    err = capsys.readouterr().err
-    assert f"{source}:3 [steps[1]]: does not convert: " in err and "output_format" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]  # no recipe, no temporary file
+    assert key not in _loads(imported, tmp_path).steps[step].params

@@ -86,8 +86,9 @@ def test_comments_are_kept() -> None:
     lines = importer.convert(data).text.splitlines()
     assert lines[:2] == [
         "# Imported by `acpbuild import` from pipeline.yaml (the older YAML pipeline format).",
-        "# Review these notes from the import:",
+        "# These change what the pipeline does, or need you before it runs:",
     ]
-    assert "#   pipeline.yaml: ignored (acpbuild has no such setting): unknown_setting" in lines
+    assert "#   pipeline.yaml: ignored, as acpbuild has no use for them: unknown_setting (acpbuild has no such setting)" in lines
     assert '# mood = "calm"  # not imported: local/template (text) takes no parameter \'mood\'' in lines
-    assert "# steps[1] (tts, model 'espeak') has enabled: false in the YAML; not imported" in lines
+    assert "# steps[1] has enabled: false in the pipeline; kept, commented out:" in lines
+    assert '# provider = "local"' in lines  # the disabled step itself, commented out

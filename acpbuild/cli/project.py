@@ -62,8 +62,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    for warning in imported.warnings:
-        print(f"acpbuild: warning: {warning}", file=sys.stderr)
+    for heading, notes in imported.groups():
+        print(f"acpbuild: {heading}", file=sys.stderr)
+        for note in notes:
+            print(f"acpbuild: warning: {note}", file=sys.stderr)
     print(f"wrote {target} from {source}; check it with: acpbuild plan {target}")
     return 0
 
