@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,14 @@ import yaml
 import acpbuild
 from acpbuild.cli import import_models, importer, main
 from acpbuild.errors import RecipeError
+from acpbuild.provider import Job
+from acpbuild.providers.local import LocalProvider
 from tests.conftest import RECIPES
+from tests.emulators import elevenlabs as el_emulator
+from tests.emulators.elevenlabs import ElevenLabsEmulator
+from tests.emulators.fal import FalEmulator
+from tests.emulators.google import GoogleEmulator
+from tests.emulators.openrouter import OpenRouterEmulator
 
 
 def _import(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict, acpbuild.Recipe, str]:
@@ -583,3 +593,147 @@ def test_a_refused_value_is_written_commented_out(
     key = written.split(" = ")[0]
     assert any(f".params.{key}]: {reason}" in w and "written commented out" in w for w in imported.warnings)
     assert key not in _loads(imported, tmp_path).steps[step].params
+
+
+# -- the older tool's pipelines, run on the emulators ------------------------------------
+
+_KEYS = {
+    "FAL_KEY": "test-fal-key-0000",
+    "ELEVENLABS_API_KEY": el_emulator.KEY,
+    "GEMINI_API_KEY": "test-google-key-0000",
+    "OPENROUTER_API_KEY": "test-or-key-0000",
+}
+
+
+class _Journal:
+    resume_id = None
+
+    def submitted(self, request_id: str) -> None:
+        pass
+
+
+@dataclass
+class _World:
+    fal: FalEmulator
+    elevenlabs: ElevenLabsEmulator
+    google: GoogleEmulator
+    openrouter: OpenRouterEmulator
+
+    def paid(self) -> dict[str, int]:
+        """Billable requests each provider received."""
+        return {
+            "fal": len(self.fal.by_role("submit")),
+            "elevenlabs": len(self.elevenlabs.by_role("submit")),
+            "google": len(self.google.by_role("submit")),
+            "openrouter": len(self.openrouter.by_role("submit")),
+        }
+
+
+@pytest.fixture
+def world(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[_World]:
+    # real media from the local provider, so the local steps after paid ones decode it
+    local, folder = LocalProvider({}), tmp_path_factory.mktemp("media")
+    catalogue = local.catalogue()
+    video, audio = folder / "v.mp4", folder / "a.mp3"
+    local.generate(Job("text_to_video", catalogue["titlecard"], {"prompt": "emulated", "duration_s": 2, "width": 160, "height": 96}, video), _Journal())
+    local.generate(Job("text_to_speech", catalogue["espeak"], {"text": "emulated speech"}, audio), _Journal())
+    monkeypatch.setattr(el_emulator, "mp3_bytes", lambda *a, **k: audio.read_bytes())
+    with FalEmulator() as fal, ElevenLabsEmulator() as el, GoogleEmulator() as google, OpenRouterEmulator() as orr:
+        google.video = video.read_bytes()
+        for name, value in {
+            **_KEYS,
+            "ACPBUILD_FAL_URL": fal.url,
+            "ACPBUILD_ELEVENLABS_URL": el.url,
+            "ACPBUILD_GOOGLE_URL": google.url,
+            "ACPBUILD_OPENROUTER_URL": f"{orr.url}/api/v1",
+            "ACPBUILD_RETRY_BASE_S": "0.01",
+            "ACPBUILD_POLL_INTERVAL_S": "0.02",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield _World(fal, el, google, orr)
+
+
+def _pipeline_media(folder: Path) -> None:
+    """The input files the pipelines name: a picture and two voices."""
+    from PIL import Image
+
+    (folder / "media").mkdir()
+    for name in ("keepers.png", "hosts.png"):
+        Image.new("RGB", (320, 240), (90, 140, 200)).save(folder / "media" / name)
+    local = LocalProvider({})
+    for name, words in (("first.mp3", "Good evening."), ("second.mp3", "And good night.")):
+        local.generate(Job("text_to_speech", local.catalogue()["espeak"], {"text": words}, folder / "media" / name), _Journal())
+
+
+# dialect, file format, the groups the YAML made, the outputs it named, the members a
+# first_success group never tries (and so never pays for)
+_RUNS = [
+    (
+        "legacy_every_step.yaml",
+        "yaml",
+        {"parallel_1": (["image_to_video_1", "image_to_video_2"], "first_success"),
+         "parallel_2": (["text_to_speech_1", "text_to_speech_2"], "collect_all"),
+         "parallel_3": (["text_to_video_1", "text_to_video_2"], "collect_all")},
+        ["cover.png", "description.txt", "clip_hailuo.mp4", "clip_hd.mp4", "rachel.mp3", "adam.mp3", "waves.mp4"],
+        {"image_to_video_2"},
+    ),
+    (
+        "legacy_every_step_documented.yaml",
+        "json",
+        {"parallel_1": (["image_to_video_1", "image_to_video_2"], "first_success"),
+         "parallel_2": (["text_to_video_1", "text_to_video_2"], "collect_all")},
+        ["kite.png", "answer.txt", "motion.txt", "kite_pro.mp4", "kite_sound.mp4", "kite_hd.mp4", "narration.mp3",
+         "kite.srt", "host.mp4", "kite_sunset.png", "festival.mp4", "hosts.mp4"],
+        {"image_to_video_2"},
+    ),
+]  # fmt: skip
+
+
+# each pipeline's paid steps: 8 on fal (picture, video, soundtrack, upscale, avatar, edit, a
+# text video, the MultiTalk avatar), 2 voices, Gemini and a Veo video on Google, one prompt
+_PAID = {"fal": 8, "elevenlabs": 2, "google": 2, "openrouter": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "fmt", "groups", "outputs", "untried"), _RUNS)
+def test_an_imported_pipeline_of_every_step_type_runs_on_the_providers(
+    name: str,
+    fmt: str,
+    groups: dict[str, tuple[list[str], str]],
+    outputs: list[str],
+    untried: set[str],
+    world: _World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _pipeline_media(tmp_path)
+    data = yaml.safe_load((RECIPES / name).read_text())
+    source = tmp_path / f"pipeline.{fmt}"
+    source.write_text(json.dumps(data, indent=2) if fmt == "json" else (RECIPES / name).read_text())
+    assert main(["import", str(source)]) == 0
+    target = source.with_suffix(".toml")
+    recipe = acpbuild.load_recipe(target, env=dict(os.environ))
+    # the same groups and merges
+    assert {g: (list(group.members), group.merge) for g, group in recipe.groups.items()} == groups
+    # every step type became a step (or is said not to have a kind)
+    kinds = {s.kind for s in recipe.steps.values()}
+    assert kinds >= {"text_to_image", "image_understanding", "image_to_video", "add_audio", "upscale_video", "subtitles",
+                     "text_to_speech", "avatar", "image_to_image", "text_to_video", "concat", "mix_audio"}  # fmt: skip
+    capsys.readouterr()
+
+    assert main(["run", str(target), "--yes", "-j", "4"]) == 0, capsys.readouterr().err
+
+    # one paid request per paid step, none for a first_success member never tried
+    expected: dict[str, int] = {"fal": 0, "elevenlabs": 0, "google": 0, "openrouter": 0}
+    for step_name, step in recipe.steps.items():
+        if step.provider != "local" and step_name not in untried:
+            expected[step.provider] += 1
+    assert world.paid() == expected == _PAID
+    out = recipe.output_dir
+    # the output names the YAML gave
+    missing = [o for o in outputs if not (out / o).is_file()]
+    assert not missing, sorted(p.name for p in out.iterdir())
+    assert not any(recipe.steps[s].output_path.exists() for s in untried)
+    # the fixed text was spoken, not the flowing one
+    spoken = [json.loads(r.body) for r in world.elevenlabs.by_role("submit")]
+    assert all(s["text"] in ("Sunset on the shore.", "The kite flies high.", "Hello from the hills.") for s in spoken)
