@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("recipes", nargs="*")
     imp = sub.add_parser("import", help="convert a pipeline of the older YAML tool into a recipe")
     imp.add_argument("pipeline", metavar="PIPELINE", help="the older tool's pipeline file: .yaml, .yml or .json")
-    imp.add_argument("-o", "--output", help="the recipe to write (default: the YAML's name with .toml, beside it)")
+    imp.add_argument("-o", "--output", help="the recipe to write (default: the pipeline's name with .toml, beside it)")
     imp.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     doctor = sub.add_parser("doctor", help="check keys (never their values), ffmpeg, eSpeak and the store")
     doctor.add_argument("--ping", action="store_true", help="one cheap authenticated request per configured provider")

@@ -425,7 +425,7 @@ def flow(conv: Workspace, kind: str, accepted: Mapping[str, Param], params: dict
             params[text_key] = source.value  # the documented exception: the generated prompt
             return
         if not required:
-            conv.note(f"{text_key} left unset: the older tool gave this step media, and no prompt_generation step comes before it", step.path, meaning=False)
+            conv.note(f"{text_key} left unset: the older tool gave this step media, not text", step.path, meaning=False)
             return
     if source is None:
         if not required or conv.quiet:
