@@ -277,6 +277,15 @@ class TestLedger:
         assert claim(two, "k1", second) == Claim(taken_from=first)
         assert claim(one, "k1", first).held_by == second
 
+    def test_a_held_claim_says_how_long_its_lease_has_left(self, ledgers: Ledgers) -> None:
+        # a waiting run wakes when the holder's lease would lapse, not a third of its own lease later
+        one, two = ledgers.open(), ledgers.open()
+        first, second = Owner("run-a", "elsewhere", 1), Owner("run-b", "elsewhere", 2)
+        claim(one, "k1", first, lease_s=30.0)
+        held = claim(two, "k1", second)
+        assert held.held_by == first and held.lease_left is not None and 25.0 < held.lease_left <= 30.0
+        assert claim(one, "k1", first).lease_left is None  # ours: nothing to wait for
+
     def test_renewing_keeps_a_claim_alive(self, ledgers: Ledgers) -> None:
         one, two = ledgers.open(), ledgers.open()
         first, second = Owner("run-a", "elsewhere", 1), Owner("run-b", "elsewhere", 2)

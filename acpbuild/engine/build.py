@@ -146,7 +146,7 @@ def _claim(ctx: Context, step: Step, prepared: Prepared, usd: float) -> bool:
             announced = True
             doing = f" ({got.step})" if got.step and got.step != step.name else ""
             ctx.emit(Event("waiting", step=step.name, message=f"waiting for {got.held_by}{doing}"))
-        ctx.wait_for_claim(key)
+        ctx.wait_for_claim(key, got.lease_left)
 
 
 def _restore(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> bool:

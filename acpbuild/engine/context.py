@@ -110,12 +110,14 @@ class Context:
         with self._lending():
             time.sleep(seconds)
 
-    def wait_for_claim(self, key: str) -> None:
-        """Wait until another run's claim on ``key`` may have been released (at most a third of
-        a lease, so a dead holder's lapse is noticed), lending this step's ``-j`` place meanwhile:
+    def wait_for_claim(self, key: str, lease_left: float | None = None) -> None:
+        """Wait until another run's claim on ``key`` may have been released: at most a third of
+        a lease, and no longer than the holder's lease has left (``lease_left``), so a dead
+        holder's lapse is noticed as it happens. Meanwhile this step's ``-j`` place is lent:
         this machine builds other steps while another machine buys this one."""
+        wait = self.lease_s / 3 if lease_left is None else min(self.lease_s / 3, lease_left + 0.05)
         with self._lending():
-            self.ledger.wait_released(key, self.lease_s / 3)
+            self.ledger.wait_released(key, wait)
 
     def emit(self, event: Event) -> None:
         """Hand ``event`` to the caller's ``on_event``: one at a time, whichever of doit's threads sends it."""

@@ -79,6 +79,8 @@ class Claim:
     step: str | None = None
     #: a dead run whose claim we took over (its job, if it has a request id, is resumable)
     taken_from: Owner | None = None
+    #: seconds left of the holder's lease, by the ledger's clock: unrenewed, it lapses then
+    lease_left: float | None = None
 
 
 @dataclass(frozen=True)

@@ -260,7 +260,7 @@ class PostgresLedger(SqlLedger):
                 holder = Owner(row[0], row[1], int(row[2]))
                 if holder != owner:
                     if row[3] > now and holder.alive():
-                        return Claim(held_by=holder, step=row[4])
+                        return Claim(held_by=holder, step=row[4], lease_left=row[3] - now)
                     taken_from = holder
             conn.execute(
                 "INSERT INTO claims (key, run_id, host, pid, lease_until, recipe, step, provider, model, estimate) "

@@ -177,7 +177,7 @@ class SqliteLedger(SqlLedger):
                 holder = Owner(row[0], row[1], int(row[2]))
                 if holder != owner:
                     if row[3] > now and holder.alive():
-                        return Claim(held_by=holder, step=row[4])
+                        return Claim(held_by=holder, step=row[4], lease_left=row[3] - now)
                     taken_from = holder
             db.execute(
                 "INSERT OR REPLACE INTO claims (key, run_id, host, pid, lease_until, recipe, step, provider, "
