@@ -504,7 +504,7 @@ def test_info_shows_store_ledger_keys_and_prices(
 
     assert main(["info"]) == 0
     text = capsys.readouterr().out
-    assert "FAL_KEY is set" in text and "1 blobs, 100 B" in text and "fal-secret-value-1234" not in text
+    assert "FAL_KEY is set" in text and "1 blob, 100 B" in text and "fal-secret-value-1234" not in text
 
 
 def test_info_without_a_recipe_uses_acpbuild_store_or_the_default(

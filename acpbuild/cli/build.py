@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from acpbuild.words import counted
+
 if TYPE_CHECKING:
     from acpbuild.engine.plan import Plan
     from acpbuild.report import Written
@@ -123,7 +125,7 @@ def _written_line(written: Written) -> str:
         shown = written.index.relative_to(Path.cwd())
     except ValueError:
         shown = written.index
-    return f"report: {shown} ({written.steps} steps, {written.media} media files)"
+    return f"report: {shown} ({counted(written.steps, 'step')}, {counted(written.media, 'media file')})"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -326,7 +328,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     removed = workflow.clean(args.recipe, orphans=args.orphans)
     for path in removed:
         print(f"removed {path}")
-    print(f"{len(removed)} outputs removed; the store still holds every generation")
+    print(f"{counted(len(removed), 'output')} removed; the store still holds every generation")
     return 0
 
 
@@ -361,5 +363,5 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"acpbuild: error: {exc}", file=sys.stderr)
             worst = 2
             continue
-        print(f"{path or 'acpbuild.toml'}: ok ({len(recipe.steps)} steps)")
+        print(f"{path or 'acpbuild.toml'}: ok ({counted(len(recipe.steps), 'step')})")
     return worst

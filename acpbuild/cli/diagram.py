@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from acpbuild.recipe import Recipe
 from acpbuild.recipe.graph import topological
+from acpbuild.words import counted
 
 FORMATS = ("mermaid", "dot")
 
@@ -65,13 +66,13 @@ def nodes_and_edges(recipe: Recipe) -> tuple[list[Node], list[Edge]]:
     for name in topological({n: tuple(dict.fromkeys(d)) for n, d in deps.items()}):
         if name in recipe.groups:
             group = recipe.groups[name]
-            into = f"-> {group.output}" if group.output else f"{len(group.members)} outputs"
+            into = f"-> {group.output}" if group.output else counted(len(group.members), "output")
             nodes.append(Node(name, "group", (name, f"group: {group.merge}", into)))
             edges += [Edge(fold(m), name, "member") for m in dict.fromkeys(group.needs)]
             continue
         members = recipe.families.get(name)
         step = recipe.steps[members[0]] if members else recipe.steps[name]
-        title = f"{name}  x{len(members)} items" if members is not None else name
+        title = f"{name}  x{counted(len(members), 'item')}" if members is not None else name
         nodes.append(Node(name, "step", (title, step.kind, f"{step.provider}/{step.model}")))
         edges += [Edge(d, name) for d in dict.fromkeys(deps[name]) if d != name]
     return nodes, edges

@@ -16,6 +16,7 @@ from rich.text import Text
 from acpbuild.engine.plan import Plan
 from acpbuild.engine.results import Event, RunResult, StepResult
 from acpbuild.money.spend import Row
+from acpbuild.words import counted
 
 _STYLE = {"ran": "green", "restored": "cyan", "uptodate": "dim", "failed": "bold red", "skipped": "yellow"}
 
@@ -185,7 +186,7 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
         )
     if result.drafted:
         console.print(
-            f"[yellow]DRAFT[/]: {len(result.drafted)} paid step{'s' if len(result.drafted) != 1 else ''} replaced by free local stand-ins "
+            f"[yellow]DRAFT[/]: {counted(len(result.drafted), 'paid step')} replaced by free local stand-ins "
             f"({', '.join(result.drafted)}); a run without --draft will generate them for real"
         )
     for error in result.errors:

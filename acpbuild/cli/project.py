@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from acpbuild.words import counted
+
 if TYPE_CHECKING:
     from acpbuild.provider import Model
 
@@ -87,18 +89,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     config = "" if found.config_exists else " (not found: defaults apply)"
     print(f"config     {found.config or 'none (no HOME)'}{config}")
     print(f"store      {found.store}  ({where[found.store_from]})")
-    print(f"  objects  {found.blobs} blobs, {size(found.objects_bytes)}")
+    print(f"  objects  {counted(found.blobs, 'blob')}, {size(found.objects_bytes)}")
     if found.shared_ledger:
         print(f"ledger     {found.shared_ledger}  (shared: the team's generations and claims)")
         print(f"  local    {found.ledger}  (this machine's outputs and file digests)")
     elif found.ledger_exists:
-        print(f"ledger     {found.ledger}  {size(found.ledger_bytes)}, {found.generations} generations")
+        print(f"ledger     {found.ledger}  {size(found.ledger_bytes)}, {counted(found.generations, 'generation')}")
     else:
         print(f"ledger     {found.ledger}  (not created yet: the first run makes it)")
     if found.remote:
         print(f"remote     {found.remote}  (the shared store; the local store is its cache)")
     dates = f"dated {found.prices_oldest} to {found.prices_newest}" if found.prices_newest else "undated"
-    print(f"prices     {found.prices} entries, {dates}")
+    print(f"prices     {counted(found.prices, 'entry', 'entries')}, {dates}")
     print("providers")
     for p in found.providers:
         if not p.paid:
@@ -109,7 +111,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             key = f"{' or '.join(p.key_vars)} not set"
         url = f"; endpoint {p.url_var}={p.url}" if p.url else ""
         origin = "" if p.origin == "built in" else f"  ({p.origin})"
-        print(f"  {p.name:<11} {len(p.models):>2} models  {key}{url}{origin}")
+        models = counted(len(p.models), "model")
+        print(f"  {p.name:<11} {models:>9}  {key}{url}{origin}")
         for line in textwrap.wrap(", ".join(p.models), width=88, break_on_hyphens=False):
             print(f"              {line}")
     for line in found.broken_plugins:

@@ -29,6 +29,7 @@ from acpbuild.media import measure
 from acpbuild.recipe import Group, Step
 from acpbuild.store import confine
 from acpbuild.store.ledger import OutputRecord
+from acpbuild.words import counted
 
 __all__ = ["build_group", "current_choice", "group_material", "pick_named"]
 
@@ -132,7 +133,7 @@ def _collect_all(ctx: Context, group: Group, result: StepResult) -> None:
     result.key = key_of({"schema": KEY_SCHEMA, "group": group.merge, "members": [[r.name, r.key] for r in members]})
     if any(r.status != "uptodate" for r in members):
         result.status = "ran"
-    result.reason = f"collected {len(group.members)} outputs"
+    result.reason = f"collected {counted(len(group.members), 'output')}"
 
 
 def _first_success(ctx: Context, group: Group, result: StepResult) -> None:

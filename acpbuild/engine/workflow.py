@@ -30,6 +30,7 @@ from acpbuild.recipe.graph import closure, topological
 from acpbuild.store import confine, layout
 from acpbuild.store.blobs import LinkMode
 from acpbuild.store.ledger import Generation
+from acpbuild.words import counted
 
 #: default parallelism: most steps wait on remote APIs, not on this machine
 DEFAULT_JOBS = 16
@@ -233,10 +234,10 @@ def kept(ctx: Context) -> str:
         ]
     except AcpbuildError:
         jobs = []
-    said = f"kept {len(done)} finished step{'s' if len(done) != 1 else ''}"
+    said = f"kept {counted(len(done), 'finished step')}"
     if jobs:
         ids = ", ".join(f"{g.step} ({g.request_id})" for g in jobs)
-        said += f" and {len(jobs)} paid job{'s' if len(jobs) != 1 else ''} to resume: {ids}"
+        said += f" and {counted(len(jobs), 'paid job')} to resume: {ids}"
     return said
 
 
@@ -249,7 +250,7 @@ def _doubts(ctx: Context) -> list[str]:
     steps = sorted({g.step or "?" for g in found})
     usd = sum(g.estimated_cost or 0.0 for g in found)
     message = (
-        f"{len(found)} earlier request{'s' if len(found) != 1 else ''} of {', '.join(steps)} "
+        f"{counted(len(found), 'earlier request')} of {', '.join(steps)} "
         f"{'were' if len(found) != 1 else 'was'} sent but never answered (the run stopped or the answer was lost): "
         f"possibly billed, ~${usd:.4f} at their estimates, counted by acpbuild costs and the monthly cap. "
         f"Once you know they were not billed: acpbuild abandon {ctx.recipe.path.name} {' '.join(steps)}"

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from acpbuild.report import charts
 from acpbuild.report.data import Asset, Card, Past, Report, Section
+from acpbuild.words import counted
 
 #: how each status reads
 LABELS = {
@@ -105,7 +106,7 @@ def page(report: Report, posters: set[str]) -> str:
     head = (
         f"<header class=\"top\"><h1>{escape(report.recipe)}</h1>"
         + (f"<p>{escape(report.description)}</p>" if report.description else "")
-        + f'<p class="meta">{escape(report.recipe_file.name)} · {len(cards)} steps · '
+        + f'<p class="meta">{escape(report.recipe_file.name)} · {counted(len(cards), "step")} · '
         f"outputs cost {charts.usd(total)} · statuses from {escape(report.source)} · "
         f'report made <time datetime="{when(report.made)}">{when(report.made)}</time></p></header>'
     )
@@ -148,7 +149,7 @@ def _sections(sections: list[Section], posters: set[str]) -> str:
 def _section(section: Section, posters: set[str]) -> str:
     ident = escape(anchor(section.name))
     if section.kind == "foreach":
-        title = f"{escape(section.name)} <small class=\"muted\">foreach · {len(section.cards)} items</small>"
+        title = f"{escape(section.name)} <small class=\"muted\">foreach · {counted(len(section.cards), 'item')}</small>"
         grid = "".join(_card(c, posters) for c in section.cards)
         return f'<section class="foreach" id="{ident}"><h2>{title}</h2>{_para(section.description)}<div class="grid">{grid}</div></section>'
     status = section.status or "unbuilt"
@@ -253,5 +254,5 @@ def _history(past: list[Past], name: str, posters: set[str]) -> str:
             f'<li><code title="{escape(gen.key)}">{escape(gen.key[:12])}</code> {stamp} · {charts.usd(gen.cost)}'
             f'<div class="output">{_output(gen.asset, name, posters)}</div><ul class="changes">{changes}</ul></li>'
         )
-    count = f"{len(past)} earlier generation{'s' if len(past) != 1 else ''} in the store"
+    count = f"{counted(len(past), 'earlier generation')} in the store"
     return f'<details class="history" open><summary>{count}</summary><ol>{"".join(items)}</ol></details>'

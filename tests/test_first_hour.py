@@ -1,0 +1,57 @@
+"""What a new user meets in the first hour: each command says what the README says it does.
+
+Each test here was a surprise once: a command that did something else than the
+README promised, or a README that promised what the code never did.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from acpbuild.cli import main
+from acpbuild.words import counted
+
+ONE_STEP = """\
+[recipe]
+name = "one"
+output_dir = "out"
+
+[steps.hello]
+kind = "text"
+prompt = "hello"
+output = "hello.txt"
+"""
+
+
+def one_step(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "acpbuild.toml"
+    path.write_text(ONE_STEP, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("count", "noun", "plural", "said"),
+    [
+        (1, "output", None, "1 output"),  # one: the noun as it is
+        (0, "output", None, "0 outputs"),  # none is plural in English
+        (2, "entry", "entries", "2 entries"),  # a plural that is not noun + s
+        (1, "entry", "entries", "1 entry"),
+    ],
+)
+def test_counts_say_one_thing_or_several_things(count: int, noun: str, plural: str | None, said: str) -> None:
+    assert counted(count, noun, plural) == said
+
+
+def test_one_output_removed_and_one_step_validated_are_said_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = one_step(tmp_path)
+    assert main(["validate", str(recipe)]) == 0
+    assert capsys.readouterr().out.strip().endswith(": ok (1 step)")
+    assert main(["run", str(recipe)]) == 0
+    capsys.readouterr()
+    assert main(["clean", str(recipe)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 output removed; the store still holds every generation"
