@@ -55,3 +55,24 @@ def test_one_output_removed_and_one_step_validated_are_said_in_the_singular(
     capsys.readouterr()
     assert main(["clean", str(recipe)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "1 output removed; the store still holds every generation"
+
+
+def test_a_new_projects_outputs_stay_out_of_git_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # init, run, git status: what git offers to commit is the project, not the media it made
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    project = tmp_path / "promo"
+    assert main(["init", str(project), "--template", "image"]) == 0
+    subprocess.run([git, "init", "-q", str(project)], check=True)
+    assert main(["run", str(project / "acpbuild.toml")]) == 0
+    capsys.readouterr()
+    assert any((project / "out").iterdir())  # the run made its outputs there
+    status = subprocess.run(
+        [git, "status", "--porcelain", "--untracked-files=all"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+    untracked = sorted(line[3:] for line in status.splitlines())
+    assert untracked == [".env.example", ".gitignore", "acpbuild.lock", "acpbuild.toml"]

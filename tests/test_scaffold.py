@@ -42,7 +42,8 @@ def test_init_writes_a_recipe_gitignore_and_env_example(tmp_path: Path, capsys: 
     recipe = load_recipe(project / "acpbuild.toml", env={})
     assert recipe.output_dir == (project / "out").resolve()  # beside the recipe, not ../out
     assert set(recipe.steps) == {"script", "narration", "cover", "clip", "final"}
-    assert (project / ".gitignore").read_text().splitlines() == [".acpbuild/", ".env"]
+    ignored = [line for line in (project / ".gitignore").read_text().splitlines() if not line.startswith("#")]
+    assert ignored == [".acpbuild/", ".env", "/out/"]  # the store, the keys, and the outputs
     example = (project / ".env.example").read_text()
     for var in ("FAL_KEY", "ELEVENLABS_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENROUTER_API_KEY"):
         assert f"\n{var}=\n" in example  # named, never with a value
@@ -53,7 +54,8 @@ def test_init_appends_to_a_gitignore_once(tmp_path: Path) -> None:
     (tmp_path / ".gitignore").write_text("node_modules/\n.env", encoding="utf-8")
     scaffold.init(tmp_path, "image")
     scaffold.init(tmp_path, "image", force=True)
-    assert (tmp_path / ".gitignore").read_text().splitlines() == ["node_modules/", ".env", ".acpbuild/"]
+    lines = (tmp_path / ".gitignore").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == ["node_modules/", ".env", ".acpbuild/", "/out/"]
 
 
 def test_init_copies_a_templates_data_files(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ reaches them through ``acpbuild/templates``, a symlink to that folder, which
 the wheel turns into package data, so an installed acpbuild (not only a
 checkout) can copy them. A template is ``NAME.toml`` plus any data files named
 ``NAME.*`` (the catalog's CSV). In place they write to ``../out/NAME``;
-``init`` rewrites ``output_dir`` to ``out`` beside the new recipe.
+``init`` rewrites ``output_dir`` to ``out`` beside the new recipe, and
+``.gitignore`` ignores it with the store and ``.env``: generated media stay out
+of ``git status`` until a team chooses to commit them with the lockfile.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ __all__ = ["RECIPE_FILE", "Template", "env_example", "init", "template", "templa
 NAMES: tuple[str, ...] = ("quickstart", "image", "video", "podcast", "social", "catalog")
 
 RECIPE_FILE = "acpbuild.toml"
-_IGNORED = (f"{layout.DEFAULT_DIR}/", ".env")
+#: the output folder of a project ``init`` writes, beside its recipe
+OUTPUT_DIR = "out"
+_IGNORED = (f"{layout.DEFAULT_DIR}/", ".env", f"/{OUTPUT_DIR}/")
+#: the line written above an entry, saying why it is there
+_WHY = {
+    f"/{OUTPUT_DIR}/": "# what acpbuild makes; to commit the outputs with acpbuild.lock, delete the next line",
+}
 _OUTPUT_DIR = re.compile(r'^output_dir\s*=.*$', re.MULTILINE)
 
 
@@ -102,7 +110,7 @@ def init(directory: Path, name: str = "quickstart", *, force: bool = False) -> l
     blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise RecipeError(f"{blocker} is a file, not a directory", tip="name a directory for the project")
-    writes = {RECIPE_FILE: _OUTPUT_DIR.sub('output_dir = "out"', chosen.recipe, count=1), **chosen.files}
+    writes = {RECIPE_FILE: _OUTPUT_DIR.sub(f'output_dir = "{OUTPUT_DIR}"', chosen.recipe, count=1), **chosen.files}
     if not force:
         taken = [n for n in writes if (directory / n).exists()]
         if taken:
@@ -136,11 +144,12 @@ def init(directory: Path, name: str = "quickstart", *, force: bool = False) -> l
 def _ignore(path: Path) -> tuple[Path, str]:
     """Append the entries .gitignore lacks, each once; say what happened."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    present = {line.strip().rstrip("/") for line in text.splitlines()}
-    missing = [entry for entry in _IGNORED if entry.rstrip("/") not in present]
+    present = {line.strip().strip("/") for line in text.splitlines()}
+    missing = [entry for entry in _IGNORED if entry.strip("/") not in present]
     if not missing:
-        return path, f"kept (already ignores {' and '.join(_IGNORED)})"
+        return path, f"kept (already ignores {', '.join(_IGNORED)})"
     if text and not text.endswith("\n"):
         text += "\n"
-    path.write_text(text + "".join(f"{entry}\n" for entry in missing), encoding="utf-8")
+    lines = [line for entry in missing for line in ((_WHY[entry], entry) if entry in _WHY else (entry,))]
+    path.write_text(text + "".join(f"{line}\n" for line in lines), encoding="utf-8")
     return path, ("appended " if text else "wrote ") + ", ".join(missing)
