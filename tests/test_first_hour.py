@@ -76,3 +76,33 @@ def test_a_new_projects_outputs_stay_out_of_git_status(tmp_path: Path, capsys: p
     ).stdout
     untracked = sorted(line[3:] for line in status.splitlines())
     assert untracked == [".env.example", ".gitignore", "acpbuild.lock", "acpbuild.toml"]
+
+
+def test_new_interactive_makes_the_folder_dir_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    # one text step taking every default; then the recipe file's default name
+    answers = ["text", "", "", "", "rain", "", "", "n", ""]
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(a + "\n" for a in answers)))
+    folder = tmp_path / "projects" / "rain"
+    assert main(["new", "--interactive", "--dir", str(folder)]) == 0
+    assert (folder / "acpbuild.toml").is_file()
+    assert main(["validate", str(folder / "acpbuild.toml")]) == 0
+
+
+def test_new_interactive_cut_short_leaves_no_folder_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("text\n"))
+    assert main(["new", "--interactive", "--dir", str(tmp_path / "later")]) == 2
+    assert not (tmp_path / "later").exists()
+
+
+def test_new_interactive_refuses_a_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taken").write_text("")
+    assert main(["new", "--interactive", "--dir", str(tmp_path / "taken" / "sub")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err

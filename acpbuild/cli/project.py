@@ -212,8 +212,10 @@ def cmd_new(args: argparse.Namespace) -> int:
             ) from None
 
     directory = Path(args.dir)
-    if not directory.is_dir():
-        raise RecipeError(f"no directory {args.dir!r}", tip="create it first, or pass --dir with an existing one")
+    # a folder that does not exist yet is made when the recipe is written; a file in the way is an error
+    blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise RecipeError(f"{blocker} is a file, not a directory", tip="pass --dir with a folder for the recipe")
     path = wizard.write(ask, print, directory)
     print(f"wrote {path}; build it with: acpbuild run {shlex.quote(str(path))}")
     return 0

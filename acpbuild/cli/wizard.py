@@ -20,7 +20,7 @@ from typing import Any
 import tomlkit
 
 from acpbuild import providers
-from acpbuild.errors import did_you_mean
+from acpbuild.errors import RecipeError, did_you_mean
 from acpbuild.provider import FILE_TYPES, Model, Param
 from acpbuild.recipe.kinds import KINDS, SUFFIXES, Media, media_of_suffix
 
@@ -307,15 +307,38 @@ def render(steps: list[StepAnswers], name: str) -> str:
 
 
 def write(ask: Ask, say: Say, directory: Path) -> Path:
-    """Run the interview, write the recipe, and check that it loads; return its path."""
+    """Run the interview, write the recipe, and check that it loads; return its path.
+
+    ``directory`` is created (with its parents) when the recipe is written, as
+    ``git init`` or ``acpbuild init`` create theirs; never before the interview
+    is complete, so an interview cut short leaves nothing behind.
+    """
     from acpbuild.recipe import load_recipe
 
     path, steps = interview(ask, say, directory)
     name = path.stem if path.name != "acpbuild.toml" else (directory.resolve().name or "recipe")
-    path.write_text(render(steps, name), encoding="utf-8")
+    made = [folder for folder in (directory, *directory.parents) if not folder.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(steps, name), encoding="utf-8")
+    except OSError as exc:
+        _remove(made)
+        raise RecipeError(
+            f"cannot write {exc.filename or path}: {exc.strerror}", tip="pass --dir with a folder you can write to"
+        ) from exc
     try:
         load_recipe(path, env={})
     except Exception:
         path.unlink(missing_ok=True)  # never leave a recipe that does not load
+        _remove(made)
         raise
     return path
+
+
+def _remove(folders: list[Path]) -> None:
+    """Remove the folders this command made, deepest first, as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
