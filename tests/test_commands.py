@@ -22,8 +22,8 @@ def test_models_lists_the_catalogue_with_parameters_and_prices(capsys: pytest.Ca
     flux = rows["flux-dev"]
     assert flux["kinds"] == ["text_to_image"]
     assert flux["endpoints"] == {"text_to_image": "fal-ai/flux/dev"}
-    assert "landscape_16_9" in flux["params"]["image_size"]["choices"]
-    assert flux["params"]["prompt"]["required"] is True
+    assert "landscape_16_9" in flux["params"]["text_to_image"]["image_size"]["choices"]
+    assert flux["params"]["text_to_image"]["prompt"]["required"] is True
     assert flux["price"] == "$0.025 per megapixel"
     assert "hailuo-02" in rows and set(rows["hailuo-02"]["kinds"]) == {"text_to_video", "image_to_video"}
 
@@ -90,12 +90,9 @@ def test_models_with_an_unknown_kind_suggests_one(capsys: pytest.CaptureFixture[
 def test_models_lists_choices_per_kind_where_they_differ(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--provider", "fal", "--json"]) == 0
     veo3 = next(r for r in json.loads(capsys.readouterr().out) if r["model"] == "veo3")
-    aspect = veo3["params"]["aspect_ratio"]
-    assert "choices" not in aspect  # no single list fits both kinds
-    assert aspect["choices_by_kind"] == {
-        "text_to_video": ["16:9", "9:16"],
-        "image_to_video": ["auto", "16:9", "9:16"],
-    }
+    # each kind's own parameters: no single list of choices fits both
+    assert veo3["params"]["text_to_video"]["aspect_ratio"]["choices"] == ["16:9", "9:16"]
+    assert veo3["params"]["image_to_video"]["aspect_ratio"]["choices"] == ["auto", "16:9", "9:16"]
     assert main(["models", "--provider", "fal", "--kind", "text_to_video"]) == 0
     text = capsys.readouterr().out
     veo3_text = text[text.index("fal/veo3") :].split("\nfal/")[0]

@@ -6,6 +6,7 @@ README promised, or a README that promised what the code never did.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,34 @@ def test_new_interactive_refuses_a_dir_that_is_a_file(tmp_path: Path, capsys: py
     (tmp_path / "taken").write_text("")
     assert main(["new", "--interactive", "--dir", str(tmp_path / "taken" / "sub")]) == 2
     assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_models_lists_each_kinds_own_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    # ffmpeg serves mux, concat, mix_audio...: a concat step needs videos, never a video and an audio
+    assert main(["models", "--provider", "local"]) == 0
+    text = capsys.readouterr().out
+    ffmpeg = text[text.index("local/ffmpeg") :].split("\nlocal/")[0].splitlines()[1:]
+    blocks: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in ffmpeg:  # "  concat:" heads a kind's block, "      videos: ..." is one of its parameters
+        if line.startswith("      "):
+            current.append(line.strip())
+        else:
+            current = blocks.setdefault(line.strip().rstrip(":"), [])
+    assert set(blocks) == {"mux", "thumbnail", "transcode", "concat", "mix_audio"}
+    assert [p for p in blocks["concat"] if "(required)" in p] == ["videos: files (required)"]
+    assert [p for p in blocks["mux"] if "(required)" in p] == ["video: video (required)", "audio: audio (required)"]
+    assert [p for p in blocks["mix_audio"] if "(required)" in p] == ["audios: files (required)"]
+    assert main(["models", "--provider", "local", "--json"]) == 0
+    rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)}
+    params = rows["ffmpeg"]["params"]
+    assert set(params) == {"mux", "thumbnail", "transcode", "concat", "mix_audio"}
+    assert {n for n, spec in params["concat"].items() if spec.get("required")} == {"videos"}
+    assert {n for n, spec in params["mux"].items() if spec.get("required")} == {"video", "audio"}
+
+
+def test_models_of_one_kind_list_one_set_of_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--provider", "local", "--kind", "concat"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("local/ffmpeg  [concat]")
+    assert lines[1:] == ["    videos: files (required)", "    fps: int  1..120"]

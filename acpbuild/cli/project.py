@@ -278,49 +278,54 @@ def cmd_models(args: argparse.Namespace) -> int:
     for row in rows:
         origin = "" if row["origin"] == "built in" else f"  ({row['origin']})"
         print(f"{row['provider']}/{row['model']}  [{', '.join(row['kinds'])}]  {row['price'] or 'no price'}{origin}")
-        for param, spec in row["params"].items():
-            extra = []
-            if "choices" in spec:
-                extra.append("one of " + ", ".join(map(str, spec["choices"])))
-            if "choices_by_kind" in spec:
-                extra.append(
-                    "; ".join(
-                        f"{kind}: one of {', '.join(map(str, choices))}" for kind, choices in spec["choices_by_kind"].items()
-                    )
-                )
-            if "min" in spec or "max" in spec:
-                extra.append(f"{spec.get('min', '')}..{spec.get('max', '')}")
-            if "default" in spec:
-                extra.append(f"default {spec['default']!r}")
-            required = " (required)" if spec.get("required") else ""
-            print(f"    {param}: {spec['type']}{required}" + (f"  {'; '.join(extra)}" if extra else ""))
+        by_kind: dict[str, dict[str, dict[str, Any]]] = row["params"]
+        # kinds that take the same parameters share one list; a model whose kinds differ lists each
+        shared: dict[str, list[str]] = {}
+        for kind, params in by_kind.items():
+            shared.setdefault(json.dumps(params, sort_keys=True, default=str), []).append(kind)
+        for kinds in shared.values():
+            indent = "    "
+            if len(shared) > 1:
+                print(f"  {', '.join(kinds)}:")
+                indent = "      "
+            for param, spec in by_kind[kinds[0]].items():
+                print(indent + _param_line(param, spec))
     if not rows:
         print("no models match")
     return 0
 
 
-def _model_params(model: Model, kinds: list[str]) -> dict[str, dict[str, Any]]:
-    """Each parameter of ``model`` for ``kinds``; choices that differ by kind are listed per kind."""
-    per_kind: dict[str, dict[str, Any]] = {}
-    for kind in kinds:
-        for name, spec in model.params_for(kind).items():
-            per_kind.setdefault(name, {})[kind] = spec
-    params: dict[str, dict[str, Any]] = {}
-    for name, specs in per_kind.items():
-        spec = next(iter(specs.values()))
-        choices = {kind: list(s.choices) for kind, s in specs.items() if s.choices}
-        same = len({tuple(c) for c in choices.values()}) <= 1 and len(choices) in (0, len(specs))
-        params[name] = {
-            k: v
-            for k, v in {
-                "type": spec.type,
-                "required": spec.required or None,
-                "default": spec.default,
-                "min": spec.min,
-                "max": spec.max,
-                "choices": next(iter(choices.values())) if choices and same else None,
-                "choices_by_kind": choices if choices and not same else None,
-            }.items()
-            if v is not None
+def _param_line(name: str, spec: dict[str, Any]) -> str:
+    """One parameter as ``acpbuild models`` lists it: type, required, choices, range, default."""
+    extra = []
+    if "choices" in spec:
+        extra.append("one of " + ", ".join(map(str, spec["choices"])))
+    if "min" in spec or "max" in spec:
+        extra.append(f"{spec.get('min', '')}..{spec.get('max', '')}")
+    if "default" in spec:
+        extra.append(f"default {spec['default']!r}")
+    required = " (required)" if spec.get("required") else ""
+    return f"{name}: {spec['type']}{required}" + (f"  {'; '.join(extra)}" if extra else "")
+
+
+def _model_params(model: Model, kinds: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The parameters ``model`` takes for each of ``kinds``: a step of one kind may need
+    what another kind never takes (ffmpeg's mux needs ``video`` and ``audio``, its concat ``videos``)."""
+    return {
+        kind: {
+            name: {
+                k: v
+                for k, v in {
+                    "type": spec.type,
+                    "required": spec.required or None,
+                    "default": spec.default,
+                    "min": spec.min,
+                    "max": spec.max,
+                    "choices": list(spec.choices) if spec.choices else None,
+                }.items()
+                if v is not None
+            }
+            for name, spec in model.params_for(kind).items()
         }
-    return params
+        for kind in kinds
+    }
