@@ -138,3 +138,61 @@ def test_models_of_one_kind_list_one_set_of_parameters(capsys: pytest.CaptureFix
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("local/ffmpeg  [concat]")
     assert lines[1:] == ["    videos: files (required)", "    fps: int  1..120"]
+
+
+def recipe_named(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(ONE_STEP.replace('name = "one"', f'name = "{name}"').replace('"hello"', f'"hello from {name}"'))
+    return path
+
+
+def test_doctor_makes_no_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["doctor"])
+    store_line = next(line for line in capsys.readouterr().out.splitlines() if " store " in line)
+    assert store_line.startswith("ok") and "not created yet" in store_line
+    assert not (tmp_path / ".acpbuild").exists()
+
+
+def test_info_and_costs_where_no_recipe_is_name_the_stores_of_the_recipes_below(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a repository whose recipes live in recipes/: their store is recipes/.acpbuild, not ./.acpbuild
+    recipe = recipe_named(tmp_path / "recipes", "quick")
+    assert main(["run", str(recipe)]) == 0
+    monkeypatch.chdir(tmp_path)
+    main(["doctor"])
+    capsys.readouterr()
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "(default: no acpbuild.toml here)" in out
+    assert "recipes/quick.toml: recipes/.acpbuild, 1 generation" in out
+    assert "acpbuild info recipes/quick.toml" in out
+    assert main(["info", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [n["recipe"] for n in doc["nearby"]] == [str(recipe)]
+    assert main(["costs"]) == 0
+    err = capsys.readouterr().err
+    assert "no ledger in" in err and "recipes/quick.toml: recipes/.acpbuild, 1 generation" in err
+    assert "acpbuild costs recipes/quick.toml" in err
+    # named, the recipe's own store answers
+    assert main(["costs", "recipes/quick.toml", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["generations"] == 1
+
+
+def test_costs_of_a_recipe_by_step_lists_that_recipes_steps_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # two recipes in one folder share its store, and so its ledger
+    first, second = recipe_named(tmp_path, "first"), recipe_named(tmp_path, "second")
+    assert main(["run", str(first)]) == 0
+    assert main(["run", str(second)]) == 0
+    capsys.readouterr()
+    assert main(["costs", str(first), "--by", "step", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [row["group"] for row in doc["rows"]] == ["first:hello"]
+    assert doc["recipe"] == "first"
+    # without a recipe, the store's whole ledger: both recipes
+    assert main(["costs", "--store", str(tmp_path / ".acpbuild"), "--by", "step", "--json"]) == 0
+    assert sorted(row["group"] for row in json.loads(capsys.readouterr().out)["rows"]) == ["first:hello", "second:hello"]

@@ -260,17 +260,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_costs(args: argparse.Namespace) -> int:
     from acpbuild.cli import display
     from acpbuild.config.secrets import environment
+    from acpbuild.engine.workflow import open_recipe
     from acpbuild.money import spend
     from acpbuild.store import layout
 
-    if args.store:
-        store = Path(args.store).resolve()
-    elif args.recipe or Path("acpbuild.toml").is_file():
-        from acpbuild.engine.workflow import open_recipe
-
-        store = open_recipe(args.recipe)[0].store_dir
+    # a recipe named on the command line: its own spend; else the whole ledger of the store here
+    only: str | None = None
+    if args.recipe:
+        recipe = open_recipe(args.recipe)[0]
+        store, only = recipe.store_dir, recipe.name
+    elif not args.store and Path("acpbuild.toml").is_file():
+        store = open_recipe(None)[0].store_dir
     else:
         store = layout.store_root(environment((Path.cwd(),)))
+    if args.store:
+        store = Path(args.store).resolve()
     since = spend.parse_since(args.since) if args.since else None
     rows: list[spend.Row] = []
     env = environment((store.parent, Path.cwd()))
@@ -278,12 +282,22 @@ def cmd_costs(args: argparse.Namespace) -> int:
     if layout.has_ledger(store) or layout.ledger_url(env):
         ledger = layout.open_ledger(store, env)
         try:
-            rows = spend.report(ledger, since=since, by=args.by)
+            rows = spend.report(ledger, since=since, by=args.by, recipe=only)
         finally:
             ledger.close()
+    elif not (args.recipe or args.store or Path("acpbuild.toml").is_file()):
+        # no recipe here and no ledger in ./.acpbuild: say whose stores there are, not just "$0"
+        from acpbuild.cli import info
+
+        lines = info.elsewhere(info.nearby(env, Path.cwd()), "costs")
+        if lines:
+            print(f"acpbuild: no ledger in {store} (no acpbuild.toml here); {lines[0]}", file=sys.stderr)
+            for line in lines[1:]:
+                print(line, file=sys.stderr)
     if args.json:
         doc = {
             "store": str(store),
+            "recipe": only,
             "by": args.by,
             "since": args.since,
             "rows": [r.to_dict() for r in rows],

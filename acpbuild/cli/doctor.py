@@ -45,13 +45,20 @@ def _espeak() -> Check:
 
 
 def _store(store: Path) -> Check:
+    """Whether a run could write the store. A store that does not exist yet is not made here
+    (a check that leaves an empty store behind would have ``info`` and ``costs`` report it): the
+    nearest folder that exists must take a file, since the first run makes the store in it."""
+    folder = next((p for p in (store, *store.parents) if p.exists()), store)
+    if folder.exists() and not folder.is_dir():
+        return Check("store", False, f"not writable: {folder} is a file, not a folder")
     try:
-        store.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=store, prefix=".doctor-"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
             pass
-        return Check("store", True, f"writable: {store}")
     except OSError as exc:
-        return Check("store", False, f"not writable: {store} ({exc.strerror})")
+        return Check("store", False, f"not writable: {store} ({exc.strerror} in {folder})")
+    if folder == store:
+        return Check("store", True, f"writable: {store}")
+    return Check("store", True, f"writable: {store} (not created yet: the first run makes it in {folder})")
 
 
 def _shared(env: Mapping[str, str], store: Path) -> list[Check]:

@@ -64,12 +64,60 @@ class Info:
     notes: list[str] = field(default_factory=list)
     #: provider plugins found but skipped, each with the reason
     broken_plugins: list[str] = field(default_factory=list)
+    #: with no recipe here and no ledger in the default store: the recipes nearby whose stores have one
+    nearby: list[Nearby] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         for key in ("recipe", "store", "ledger", "config"):
             doc[key] = None if doc[key] is None else str(doc[key])
+        doc["nearby"] = [n.to_dict() for n in self.nearby]
         return doc
+
+
+@dataclass
+class Nearby:
+    """A recipe in or just below the current folder whose store has a ledger."""
+
+    recipe: Path
+    store: Path
+    generations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe": str(self.recipe), "store": str(self.store), "generations": self.generations}
+
+
+#: the most TOML files :func:`nearby` reads: a content repo's recipes, not a whole disk
+_MOST_FILES = 500
+
+
+def nearby(env: Mapping[str, str], cwd: Path) -> list[Nearby]:
+    """The recipes in ``cwd`` and its folders one level down whose stores have a ledger.
+
+    A command run where there is no recipe and no store (say, a repository's
+    root, whose recipes live in ``recipes/``) names these instead of showing an
+    empty store as if it were the one meant. Hidden folders are skipped; a TOML
+    file that is not a recipe (no ``[recipe]`` or ``[steps]`` table) is ignored.
+    """
+    import tomli
+
+    found: dict[Path, Nearby] = {}
+    candidates = sorted(cwd.glob("*.toml")) + sorted(
+        p for p in cwd.glob("*/*.toml") if not p.parent.name.startswith(".")
+    )
+    for path in candidates[:_MOST_FILES]:
+        try:
+            doc = tomli.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError):
+            continue
+        table = doc.get("recipe")
+        if not isinstance(table, dict) and not isinstance(doc.get("steps"), dict):
+            continue
+        setting = table.get("store") if isinstance(table, dict) else None
+        store = layout.store_root(env, path.parent.resolve(), setting if isinstance(setting, str) else None)
+        if store not in found and layout.has_ledger(store):
+            found[store] = Nearby(path, store, _generations(layout.ledger_path(store)))
+    return list(found.values())
 
 
 def gather(recipe: str | None, env: Mapping[str, str], cwd: Path) -> Info:
@@ -83,9 +131,11 @@ def gather(recipe: str | None, env: Mapping[str, str], cwd: Path) -> Info:
     if recipe is None and not (cwd / "acpbuild.toml").is_file():
         recipe_path = None
     config = config_path(env)
-    store, store_from = _store_of(recipe_path, env, cwd)
+    store, store_from = store_here(recipe_path, env, cwd)
     blobs, objects_bytes = _objects(layout.objects_dir(store))
     ledger = layout.ledger_path(store)
+    shared = layout.ledger_url(env)
+    lost = store_from == "default" and not ledger.is_file() and shared is None
     return Info(
         version=__version__,
         recipe=recipe_path,
@@ -104,8 +154,9 @@ def gather(recipe: str | None, env: Mapping[str, str], cwd: Path) -> Info:
         prices_newest=max((p.date for p in money.registry().values() if p.date), default=None),
         config=config,
         config_exists=config is not None and config.is_file(),
-        shared_ledger=_masked(layout.ledger_url(env)),
+        shared_ledger=_masked(shared),
         remote=_masked(layout.remote_url(env)),
+        nearby=nearby(env, cwd) if lost else [],
     )
 
 
@@ -113,7 +164,32 @@ def _masked(url: str | None) -> str | None:
     return None if url is None else masked_url(url)
 
 
-def _store_of(recipe: Path | None, env: Mapping[str, str], cwd: Path) -> tuple[Path, layout.Source]:
+def elsewhere(found: list[Nearby], command: str) -> list[str]:
+    """Lines naming the stores of the recipes :func:`nearby` found (none: no lines), and the
+    command that shows one."""
+    from acpbuild.words import counted
+
+    if not found:
+        return []
+    lines = ["the recipes here keep their own stores:"]
+    lines += [f"  {_shown(n.recipe)}: {_shown(n.store)}, {counted(n.generations, 'generation')}" for n in found]
+    lines.append(f"  TIP: name one: acpbuild {command} {_shown(found[0].recipe)}")
+    return lines
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def store_here(recipe: Path | None, env: Mapping[str, str], cwd: Path) -> tuple[Path, layout.Source]:
+    """The store of ``recipe`` (None: of no recipe, ``./.acpbuild`` in ``cwd``), and where that came from.
+
+    Only the recipe's shape is read, so a recipe with a broken step still shows where its store is.
+    """
     if recipe is None or env.get(layout.STORE_VAR):
         return layout.locate(env, cwd=cwd)
     from acpbuild.recipe import read_file

@@ -84,7 +84,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(found.to_dict(), indent=2))
         return 0
     size = gather.human_size
-    where = {"recipe": f"from {found.recipe}", "ACPBUILD_STORE": "from ACPBUILD_STORE", "default": "default"}
+    where = {
+        "recipe": f"from {found.recipe}",
+        "ACPBUILD_STORE": "from ACPBUILD_STORE",
+        "default": "default: no acpbuild.toml here",
+    }
     print(f"acpbuild {found.version}")
     config = "" if found.config_exists else " (not found: defaults apply)"
     print(f"config     {found.config or 'none (no HOME)'}{config}")
@@ -97,6 +101,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"ledger     {found.ledger}  {size(found.ledger_bytes)}, {counted(found.generations, 'generation')}")
     else:
         print(f"ledger     {found.ledger}  (not created yet: the first run makes it)")
+    for line in gather.elsewhere(found.nearby, "info"):
+        print(f"  {line}")
     if found.remote:
         print(f"remote     {found.remote}  (the shared store; the local store is its cache)")
     dates = f"dated {found.prices_oldest} to {found.prices_newest}" if found.prices_newest else "undated"
@@ -223,11 +229,12 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from acpbuild.cli import doctor
+    from acpbuild.cli.info import store_here
     from acpbuild.config.secrets import environment
-    from acpbuild.store import layout
 
     env = environment((Path.cwd(),))
-    store = Path(args.store).resolve() if args.store else layout.store_root(env)
+    here = Path.cwd() / "acpbuild.toml"
+    store = Path(args.store).resolve() if args.store else store_here(here if here.is_file() else None, env, Path.cwd())[0]
     results = doctor.checks(env, store, ping=args.ping)
     for check in results:
         mark = "ok " if check.ok else ("-- " if not check.required else "FAIL")

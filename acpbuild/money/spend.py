@@ -66,11 +66,17 @@ def _group(gen: Generation, by: By, recipe: str | None, step: str | None, when: 
     return f"{gen.provider}/{gen.model}"
 
 
-def report(ledger: Ledger, *, since: float | None = None, by: By = "recipe") -> list[Row]:
-    """Spend since ``since`` grouped ``by`` one dimension, largest cost first."""
+def report(ledger: Ledger, *, since: float | None = None, by: By = "recipe", recipe: str | None = None) -> list[Row]:
+    """Spend since ``since`` grouped ``by`` one dimension, largest cost first.
+
+    ``recipe`` keeps only that recipe's generations and restores (a store, and a
+    team's shared ledger, hold several recipes'); None keeps every recipe's.
+    """
     rows: dict[str, Row] = {}
     for gen in ledger.generations(since=since):
         if gen.draft or gen.state not in ("done", "received", *IN_DOUBT):
+            continue
+        if recipe is not None and gen.recipe != recipe:
             continue
         row = rows.setdefault(_group(gen, by, None, None, gen.finished or gen.created), Row(""))
         if gen.state in IN_DOUBT:
@@ -81,10 +87,13 @@ def report(ledger: Ledger, *, since: float | None = None, by: By = "recipe") -> 
         row.generations += 1
         row.estimated += gen.estimated_cost or 0.0
         row.cost += gen.actual_cost or 0.0
-    for gen, recipe, step, saved, when in ledger.restores(since=since):
+    for gen, restored_in, step, saved, when in ledger.restores(since=since):
         if gen.draft:
             continue
-        row = rows.setdefault(_group(gen, by, recipe, step, when), Row(""))
+        # a restore counts for the recipe it happened in, whichever recipe first paid for it
+        if recipe is not None and (restored_in or gen.recipe) != recipe:
+            continue
+        row = rows.setdefault(_group(gen, by, restored_in, step, when), Row(""))
         row.restores += 1
         row.saved += saved
     for name, row in rows.items():
