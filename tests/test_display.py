@@ -10,6 +10,7 @@ import io
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -126,3 +127,54 @@ def test_events_from_many_threads_at_once(live: bool) -> None:
     assert progress.done == len(names)
     assert all(f"ran {name} (never built)" in shown for name in names)
     assert shown.count("is slow") == 20
+
+
+# --- tables off a terminal: plain lines, as the README promises ------------------------
+
+_BOX = re.compile("[\u2500-\u257f]")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _plain(text: str) -> None:
+    """``text`` is plain lines: no box drawing, no escape codes, no trailing blanks."""
+    assert not _BOX.search(text), text
+    assert "\x1b[" not in text, text
+    assert all(line == line.rstrip() for line in text.splitlines()), text
+
+
+def test_plan_run_and_costs_print_plain_lines_off_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from acpbuild.cli import main
+
+    recipe = tmp_path / "acpbuild.toml"
+    recipe.write_text('[steps.hello]\nkind = "text"\nprompt = "hello"\noutput = "hello.txt"\n')
+    assert main(["plan", str(recipe), "--detailed"]) == 0
+    out = capsys.readouterr().out
+    _plain(out)
+    lines = out.splitlines()
+    assert lines[0] == "acpbuild plan: acpbuild"
+    assert lines[1].split() == ["step", "state", "why", "estimate", "how"]
+    assert lines[2].split()[:4] == ["hello", "will", "run", "never"]
+    assert main(["run", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    _plain(out)
+    assert "\nstep   status  provider/model  estimate  cost  output\n" in out
+    assert main(["costs", str(recipe), "--by", "step"]) == 0
+    out = capsys.readouterr().out
+    _plain(out)
+    assert out.splitlines()[1].split() == ["step", "bought", "estimated", "cost", "restores", "saved"]
+    assert out.splitlines()[2].split() == ["acpbuild:hello", "1", "$0", "$0", "0", "$0"]
+
+
+def test_tables_on_a_terminal_are_drawn(tmp_path: Path) -> None:
+    from acpbuild.cli import display
+    from acpbuild.money.spend import Row
+
+    screen = _Terminal()
+    display.costs_table([Row("promo", generations=1, cost=0.5)], "recipe", screen)
+    assert _BOX.search(screen.getvalue())  # rich's rules: a terminal is for people

@@ -2,12 +2,17 @@
 
 The library emits :class:`~acpbuild.engine.results.Event` s from doit's threads; a
 :class:`Progress` turns them into output. Only the CLI creates one.
+
+Tables (the run summary, ``plan``, ``estimate``, ``check``, ``costs``) are drawn
+with rich on a terminal; elsewhere (CI logs, pipes, files) they are plain lines,
+columns aligned with spaces, no box drawing and no colour, so ``grep`` and
+``cut`` read them.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from rich.progress import BarColumn, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
@@ -21,12 +26,46 @@ from acpbuild.words import counted
 _STYLE = {"ran": "green", "restored": "cyan", "uptodate": "dim", "failed": "bold red", "skipped": "yellow"}
 
 
+def _terminal(stream: IO[str]) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
 def _console(stream: IO[str]) -> Any:
-    """A rich console on ``stream``; off a terminal (CI logs, pipes) wide, so nothing is cut."""
+    """A rich console on ``stream``; off a terminal (CI logs, pipes) lines are never wrapped or cut."""
     from rich.console import Console
 
-    terminal = hasattr(stream, "isatty") and stream.isatty()
-    return Console(file=stream, highlight=False, width=None if terminal else 200)
+    terminal = _terminal(stream)
+    return Console(file=stream, highlight=False, width=None if terminal else 200, soft_wrap=not terminal)
+
+
+#: a table cell: its text, or its text and a rich style (used on a terminal only)
+Cell = str | tuple[str, str]
+Justify = Literal["left", "right"]
+
+
+def _table(stream: IO[str], console: Any, title: str, columns: list[tuple[str, Justify]], rows: list[list[Cell]]) -> None:
+    """A table with a title: drawn by rich on a terminal, else plain aligned lines."""
+    if _terminal(stream):
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for name, justify in columns:
+            table.add_column(name, justify=justify)
+        for row in rows:
+            table.add_row(*(Text(c) if isinstance(c, str) else Text(c[0], style=c[1]) for c in row))
+        console.print(table)
+        return
+    texts = [[(c if isinstance(c, str) else c[0]).replace("\n", " ") for c in row] for row in rows]
+    widths = [max([len(name), *(len(row[i]) for row in texts)]) for i, (name, _) in enumerate(columns)]
+
+    def line(cells: list[str]) -> str:
+        fitted = (
+            cell.rjust(width) if justify == "right" else cell.ljust(width)
+            for cell, width, (_, justify) in zip(cells, widths, columns, strict=True)
+        )
+        return "  ".join(fitted).rstrip()
+
+    stream.write("\n".join([title, line([name for name, _ in columns]), *map(line, texts)]) + "\n")
 
 
 def _money(value: float) -> str:
@@ -145,25 +184,31 @@ def _escape(text: str) -> str:
 
 def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
     """The table printed at the end of a run."""
-    from rich.table import Table
-
     console = _console(stream)
-    table = Table(title=f"acpbuild run: {result.recipe}", title_justify="left")
-    for column in ("step", "status", "provider/model", "estimate", "cost", "output"):
-        table.add_column(column, justify="right" if column in ("estimate", "cost") else "left")
+    rows: list[list[Cell]] = []
     # Steps that did nothing are counted below, not listed: a content repo has thousands.
     for step in (s for s in result.steps.values() if s.status != "uptodate"):
         output = ", ".join(_rel(o) for o in step.outputs) if step.status not in ("failed", "skipped") else (step.error or step.reason)
-        table.add_row(
-            _escape(step.name),
-            f"[{_STYLE[step.status]}]{step.status}[/]",
-            f"{step.provider}/{step.model}",
-            _money(step.estimated_cost),
-            _money(step.cost),
-            _escape(output or ""),
+        rows.append(
+            [
+                step.name,
+                (step.status, _STYLE[step.status]),
+                f"{step.provider}/{step.model}",
+                _money(step.estimated_cost),
+                _money(step.cost),
+                output or "",
+            ]
         )
-    if table.row_count:
-        console.print(table)
+    if rows:
+        columns: list[tuple[str, Justify]] = [
+            ("step", "left"),
+            ("status", "left"),
+            ("provider/model", "left"),
+            ("estimate", "right"),
+            ("cost", "right"),
+            ("output", "left"),
+        ]
+        _table(stream, console, f"acpbuild run: {result.recipe}", columns, rows)
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("ran", "restored", "uptodate", "failed", "skipped") if result.count(s))
     verdict = "[green]ok[/]" if result.success else "[bold red]FAILED[/]"
     verdict = "[bold red]REFUSED[/]" if result.refused else verdict
@@ -195,30 +240,27 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
 
 def plan_table(forecast: Plan, stream: IO[str], *, detailed: bool = False, title: str = "plan") -> None:
     """The plan: each step's state, why, and what a run would pay for it now."""
-    from rich.table import Table
-
     console = _console(stream)
     entries = forecast.entries
-    table = Table(title=f"acpbuild {title}: {forecast.recipe.name}", title_justify="left")
-    for column in ("step", "state", "why", "estimate"):
-        table.add_column(column, justify="right" if column == "estimate" else "left")
+    columns: list[tuple[str, Justify]] = [("step", "left"), ("state", "left"), ("why", "left"), ("estimate", "right")]
     if detailed:
-        table.add_column("how")
+        columns.append(("how", "left"))
     styles = {"uptodate": "dim", "restorable": "cyan", "run": "green"}
     labels = {"uptodate": "up to date", "restorable": "restorable", "run": "will run"}
+    rows: list[list[Cell]] = []
     for entry in entries:
         est = entry.estimate
-        row = [
-            _escape(entry.name),
-            f"[{styles[entry.state]}]{labels[entry.state]}[/]",
-            _escape(entry.reason),
+        row: list[Cell] = [
+            entry.name,
+            (labels[entry.state], styles[entry.state]),
+            entry.reason,
             _expected(est.usd, est.bound, guessed=bool(est.guess)),
         ]
         if detailed:
             how = est.formula if entry.state == "run" else entry.reason
-            row.append(_escape(how + (f" [{est.guess}]" if est.guess and entry.state == "run" else "")))
-        table.add_row(*row)
-    console.print(table)
+            row.append(how + (f" [{est.guess}]" if est.guess and entry.state == "run" else ""))
+        rows.append(row)
+    _table(stream, console, f"acpbuild {title}: {forecast.recipe.name}", columns, rows)
     runs = sum(1 for e in entries if e.state == "run")
     restores = sum(1 for e in entries if e.state == "restorable")
     console.print(f"{runs} will run, {restores} restorable from the store, {len(entries) - runs - restores} up to date")
@@ -242,20 +284,17 @@ def _expected(usd: float, at_most: float, *, guessed: bool) -> str:
 
 def costs_table(rows: list[Row], by: str, stream: IO[str]) -> None:
     """Spend from the ledger, one row per group."""
-    from rich.table import Table
-
     console = _console(stream)
-    table = Table(title=f"acpbuild costs by {by}", title_justify="left")
     doubt = any(r.in_doubt for r in rows)
-    columns = (by, "bought", "estimated", "cost", *(("possibly billed",) if doubt else ()), "restores", "saved")
-    for column in columns:
-        table.add_column(column, justify="left" if column == by else "right")
+    names = (by, "bought", "estimated", "cost", *(("possibly billed",) if doubt else ()), "restores", "saved")
+    columns: list[tuple[str, Justify]] = [(name, "left" if name == by else "right") for name in names]
+    cells: list[list[Cell]] = []
     for row in rows:
-        cells = [_escape(row.group), str(row.generations), _money(row.estimated), _money(row.cost)]
+        cell: list[Cell] = [row.group, str(row.generations), _money(row.estimated), _money(row.cost)]
         if doubt:
-            cells.append(f"{_money(row.possibly_billed)} ({row.in_doubt})" if row.in_doubt else "")
-        table.add_row(*cells, str(row.restores), _money(row.saved))
-    console.print(table)
+            cell.append(f"{_money(row.possibly_billed)} ({row.in_doubt})" if row.in_doubt else "")
+        cells.append([*cell, str(row.restores), _money(row.saved)])
+    _table(stream, console, f"acpbuild costs by {by}", columns, cells)
     spent, saved = sum(r.cost for r in rows), sum(r.saved for r in rows)
     line = f"spent {_money(spent)}; restores saved {_money(saved)}"
     if doubt:
