@@ -196,3 +196,26 @@ def test_costs_of_a_recipe_by_step_lists_that_recipes_steps_only(
     # without a recipe, the store's whole ledger: both recipes
     assert main(["costs", "--store", str(tmp_path / ".acpbuild"), "--by", "step", "--json"]) == 0
     assert sorted(row["group"] for row in json.loads(capsys.readouterr().out)["rows"]) == ["first:hello", "second:hello"]
+
+
+def test_an_unset_max_tokens_is_estimated_at_what_openrouter_is_sent(tmp_path: Path) -> None:
+    # the estimate's output tokens are the max_tokens the call carries, and the README says which
+    import acpbuild
+    from acpbuild.engine.workflow import forecast
+    from tests.emulators.openrouter import CHAT, KEY, OpenRouterEmulator
+
+    recipe = tmp_path / "acpbuild.toml"
+    recipe.write_text(
+        '[steps.line]\nkind = "text"\nprovider = "openrouter"\nmodel = "openai/gpt-4o-mini"\n'
+        'prompt = "One line about rain."\noutput = "line.txt"\n'
+    )
+    with OpenRouterEmulator() as emu:
+        env = {"OPENROUTER_API_KEY": KEY, "ACPBUILD_OPENROUTER_URL": f"{emu.url}/api/v1"}
+        [entry] = forecast(recipe, env=env).entries
+        assert acpbuild.run(recipe, env=env).success
+        [chat] = emu.calls("POST", CHAT)
+    sent = chat.json()["max_tokens"]
+    assert f" + {sent} out x " in entry.estimate.formula
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    estimates = " ".join(readme.split("**Estimates.**", 1)[1].split("**Budget.**", 1)[0].split())
+    assert f"{sent:,} for OpenRouter's models" in estimates

@@ -20,6 +20,12 @@ figures: what the step is expected to cost (``usd``), and the most it can cost
 
 A plan is checked against a budget on the expected figure; the reservation each paid
 call makes when it runs sees its real inputs and reserves at most its bound.
+
+A step that sets no ``max_tokens`` has its model's catalogue default filled in
+before it is estimated, and that default is what the adapter sends (4,096 for
+OpenRouter's models, 16,384 for ``openai/gpt-5-mini``, 8,192 for Gemini), so
+the bound counts what the call may really bill. :data:`DEFAULT_OUTPUT_TOKENS`
+is only for a model whose catalogue gives ``max_tokens`` no default (a plugin's).
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from acpbuild import money
 from acpbuild.provider import FILE_TYPES, Model
 
 CHARS_PER_TOKEN = 4
-#: the most output tokens a text call that sets no ``max_tokens`` is counted at (thinking tokens included)
+#: the most output tokens counted for a text call whose model's catalogue has no ``max_tokens``
+#: default (thinking tokens included); a built-in model's own default is counted instead
 DEFAULT_OUTPUT_TOKENS = 8192
 #: output tokens a text call is expected to write when no earlier run says otherwise, per kind:
 #: a short script, a post or a set of lines (about 200 words), a description of an image (about 100)
