@@ -15,6 +15,7 @@ and chained with ``from``.
     │   ├── ProviderTimeout       the call or the polling passed its time limit
     │   ├── RequestRejected       the provider refused the request itself (4xx, content policy)
     │   └── BadResponse           the answer was malformed, truncated or failed its checks
+    ├── NotReady                  a run needs what is missing here (a key, a voice); found before paying; exit 2
     ├── BudgetExceeded            a paid call would cross the run's budget; exit 3
     ├── SpendNotConfirmed         a run would spend but nobody confirmed it; exit 3
     └── StoreError                the store or ledger cannot be read or written, or a blob is corrupt
@@ -32,6 +33,7 @@ __all__ = [
     "BadResponse",
     "BudgetExceeded",
     "MissingCredentials",
+    "NotReady",
     "PaymentRequired",
     "ProviderError",
     "ProviderTimeout",
@@ -178,6 +180,19 @@ class BadResponse(ProviderError):
     """The provider's answer was malformed, truncated, or failed our checks."""
 
     retryable = True
+
+
+class NotReady(AcpbuildError):
+    """What a run needs is missing here: an API key that is not set, a voice the account
+    lacks. Raised after planning and before anything is spent (or confirmed), naming every
+    missing thing at once with the steps that need it; ``missing`` holds them as
+    (what is missing, the steps that need it) pairs."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, missing: list[tuple[str, tuple[str, ...]]] | None = None) -> None:
+        self.missing = missing or []
+        super().__init__(message)
 
 
 class BudgetExceeded(AcpbuildError):

@@ -201,7 +201,8 @@ def _confirm(args: argparse.Namespace, plan: Plan) -> None:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from acpbuild.cli import display
-    from acpbuild.engine import workflow
+    from acpbuild.engine import needs, workflow
+    from acpbuild.errors import NotReady
 
     recipe_path, targets = _split_targets(args.items)
     forecast = workflow.forecast(recipe_path, targets, draft=args.draft, budget=args.budget, shard=args.shard)
@@ -209,6 +210,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(forecast.to_dict(), indent=2))
     else:
         display.plan_table(forecast, sys.stdout, detailed=args.detailed, title=args.command)
+    if forecast.unmet:
+        # the prices stand; but a run now would stop before paying, and a script should know
+        print(f"acpbuild: error: {needs.message(forecast.recipe.name, forecast.unmet)}", file=sys.stderr)
+        return NotReady.exit_code
     return 0
 
 
@@ -221,7 +226,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from acpbuild.engine import lockfile, workflow
     from acpbuild.errors import RecipeError
 
-    plan = workflow.forecast(args.recipe)
+    # the gate asks whether the outputs are current, not whether this machine could make them
+    plan = workflow.forecast(args.recipe, needs=False)
     lock_file = lockfile.lock_path(plan.recipe.path)
     problems = [f"{e.name}: {e.reason}" for e in plan.entries if e.state == "run"]
     try:

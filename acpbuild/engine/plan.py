@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from acpbuild import money
 from acpbuild.config.user import load_config
@@ -34,6 +34,9 @@ from acpbuild.money.estimate import (
 from acpbuild.recipe import Group, Recipe, Step
 from acpbuild.recipe.interpolate import Ref, render
 from acpbuild.store.ledger import Cap, Generation, Ledger
+
+if TYPE_CHECKING:
+    from acpbuild.engine.needs import Unmet
 
 State = Literal["uptodate", "restorable", "run"]
 
@@ -60,6 +63,11 @@ class Plan:
     recipe: Recipe
     entries: list[Assessment]
     budget: money.Budget
+    #: the steps a run would call their provider for, in build order: those that will run,
+    #: and a first_success group's members that would run should those before them fail
+    calls: list[str] = field(default_factory=list)
+    #: what those calls need and do not have here (keys, voices); filled in by :mod:`acpbuild.engine.needs`
+    unmet: list[Unmet] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -129,6 +137,7 @@ class Plan:
             "totals": totals,
             "limits": {label: round(v, 6) for label, v in self.budget.limits.items()},
             "over_budget": self.over_budget(),
+            "missing": [u.to_dict() for u in self.unmet],
         }
 
 
@@ -163,7 +172,11 @@ def budget_for(
 
 def make_plan(ctx: Context, names: list[str], budget: money.Budget) -> Plan:
     """Assess ``names`` (dependencies first) without building anything."""
-    return Plan(ctx.recipe, _Assessor(ctx).assess(names), budget)
+    assessor = _Assessor(ctx)
+    entries = assessor.assess(names)
+    # first_success members are assessed with their group: found holds them, entries may not
+    calls = [n for n, a in assessor.found.items() if a.state == "run" and n in ctx.recipe.steps]
+    return Plan(ctx.recipe, entries, budget, calls)
 
 
 class _Assessor:

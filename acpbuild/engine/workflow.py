@@ -20,6 +20,8 @@ from acpbuild import process
 from acpbuild.config.secrets import environment, redact
 from acpbuild.engine import lastrun, lockfile, noop
 from acpbuild.engine.context import Context
+from acpbuild.engine.needs import check as check_needs
+from acpbuild.engine.needs import unmet
 from acpbuild.engine.plan import Plan, budget_for, make_plan
 from acpbuild.engine.results import Event, RunResult, StepResult
 from acpbuild.errors import AcpbuildError, BudgetExceeded, RecipeError, StoreError
@@ -109,15 +111,21 @@ def forecast(
     budget: float | None = None,
     env: Mapping[str, str] | None = None,
     shard: Shard | None = None,
+    needs: bool = True,
 ) -> Plan:
     """The plan with an estimate per step, the total a run would pay now, and the limits it must keep to.
 
     Needs no API key: estimates come from the price registry and the steps' parameters.
+    With ``needs``, ``Plan.unmet`` says what a run would stop for before paying (keys not
+    set, voices the account lacks; see :mod:`acpbuild.engine.needs`).
     """
     recipe, env = open_recipe(path, env, draft=draft)
     ctx = Context(recipe, env=env)
     try:
-        return make_plan(ctx, selected(recipe, targets, shard), budget_for(recipe, ctx.ledger, env, budget))
+        plan = make_plan(ctx, selected(recipe, targets, shard), budget_for(recipe, ctx.ledger, env, budget))
+        if needs:
+            plan.unmet = unmet(ctx, plan.calls)
+        return plan
     finally:
         ctx.close()
 
@@ -148,6 +156,10 @@ def run(
     The recipe is loaded once and planned once: ``confirm``, if given, sees that
     plan before anything is spent and may raise to stop the run (the CLI asks
     the user there); the budget is checked against it, and it is what runs.
+    Before ``confirm``, every step the plan would call a paid provider for
+    (a first_success group's fallbacks too) must have its key and what its
+    account must hold: :class:`~acpbuild.errors.NotReady` names everything
+    missing, and nothing is spent (see :mod:`acpbuild.engine.needs`).
 
     ``budget`` (USD; default the recipe's ``budget_usd``) and the monthly cap of
     the user's config file limit what the run may pay. A run whose plan is over
@@ -175,6 +187,8 @@ def run(
     ctx = Context(recipe, env=env, link=link, on_event=on_event, jobs=jobs)
     try:
         plan = make_plan(ctx, names, budget_for(recipe, ctx.ledger, env, budget, frozen=frozen))
+        if not frozen:  # a frozen run calls no paid provider: it needs no key
+            check_needs(ctx, plan.calls)
         if confirm is not None:
             confirm(plan)
         keep_going = keep_going or frozen  # frozen: restore and run what is free, refuse each purchase alone

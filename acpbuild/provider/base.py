@@ -19,7 +19,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 from acpbuild.errors import did_you_mean
 
 #: the version of this API; see :func:`compatible`
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 
 def compatible(wanted: str, have: str = API_VERSION) -> bool:
@@ -276,6 +276,21 @@ class Provider(abc.ABC):
                 found.append(Problem(key, why))
         found += [Problem(k, "is required") for k, spec in accepted.items() if spec.required and k not in params]
         return found or cls.check(kind, model, params, suffix)
+
+    def lacks(self, kind: str, model: Model, params: Mapping[str, Any]) -> list[Problem]:
+        """What the account behind the key lacks for one step a run would call this provider for.
+
+        A run asks before it spends anything (before it asks to), for every step it
+        would call this provider for, a ``first_success`` group's fallbacks included;
+        ``plan`` and ``estimate`` ask too. It is asked only when the key is set.
+        ``params`` are the step's parameters with defaults filled in, as far as they
+        are known before the run: a value another step will make is left out. It may
+        make cheap requests that cost nothing (ElevenLabs lists the account's voices);
+        keep what they return on the adapter, which serves one whole run, so that
+        each is made once per run, not once per step. A :class:`ProviderError` it
+        raises (a refused key, say) is reported like a problem. Default: nothing.
+        """
+        return []
 
     def refuse_unfit(self, job: Job) -> None:
         """Raise :class:`~acpbuild.errors.RequestRejected` (nothing sent) for the first problem of :meth:`check`."""

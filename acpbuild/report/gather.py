@@ -52,7 +52,7 @@ def gather(
     step lists the earlier generations the store still holds.
     """
     recipe, env = workflow.open_recipe(path, env)
-    plan = workflow.forecast(recipe, env=env)
+    plan = workflow.forecast(recipe, env=env, needs=False)  # a report shows; it needs no key
     run = result if result is not None else workflow.last_run(recipe)
     source = "this run" if result is not None else "the last run" if run is not None else "the plan"
     ledger = layout.open_ledger(recipe.store_dir, env)

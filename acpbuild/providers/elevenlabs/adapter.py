@@ -11,7 +11,9 @@ automatically.
 Voices may be given by name ("Rachel") or by id. Names are resolved with one
 ``GET /v1/voices`` (legacy voices included), falling back to the paginated
 ``GET /v2/voices`` when v1 refuses (it stops working past 500 voices). The list
-is cached per provider instance; the lookup is free.
+is cached per provider instance, which serves one run; the lookup is free. A run
+asks :meth:`ElevenLabsProvider.lacks` before it spends anything, so a voice name
+the account does not have is named then, for every step, from that one list.
 
 ``ACPBUILD_ELEVENLABS_URL`` replaces the API root the SDK talks to (the part
 before ``/v1/...``, e.g. ``https://api.eu.residency.elevenlabs.io`` or a proxy).
@@ -94,7 +96,7 @@ class ElevenLabsProvider(Provider):
 
     name = "elevenlabs"
     version = "1"
-    api_version = "1.0"
+    api_version = "1.1"
     key_vars = ("ELEVENLABS_API_KEY",)
     url_var = "ACPBUILD_ELEVENLABS_URL"
     concurrency = 4
@@ -278,10 +280,36 @@ class ElevenLabsProvider(Provider):
             )
 
     # -- voices ---------------------------------------------------------------
+    def lacks(self, kind: str, model: Model, params: Mapping[str, Any]) -> list[Problem]:
+        """A voice named in the step that the account does not have (or names twice).
+
+        One voice listing serves the whole run: the plan's check and every step's
+        generation read the same list. A voice given by id is not looked up, as
+        :meth:`generate` does not look it up either.
+        """
+        voice = params.get("voice") or DEFAULT_VOICE
+        if not isinstance(voice, str) or _VOICE_ID.fullmatch(voice):
+            return []
+        policy = RetryPolicy.from_env(self.env)
+        with self._voices_lock:
+            voices = self._voices
+        if voices is None:
+            with self._client(_LOOKUP_TIMEOUT_S) as client:
+                voices = self._voice_list(client, policy)
+        try:
+            self._match(voice, voices)
+        except RequestRejected as exc:
+            return [Problem("voice", str(exc).removeprefix(f"{self.name}: "))]
+        return []
+
     def _voice_id(self, client: ElevenLabs, voice: str, policy: RetryPolicy) -> str:
         if _VOICE_ID.fullmatch(voice):
             return voice
-        voices = self._voice_list(client, policy)
+        return self._match(voice, self._voice_list(client, policy))
+
+    def _match(self, voice: str, voices: list[tuple[str, str]]) -> str:
+        """The id of the voice called ``voice`` among the account's ``voices`` (name, id);
+        RequestRejected (nothing sent) when there is none, or more than one."""
         wanted = voice.strip().casefold()
         for name, voice_id in voices:
             if name.casefold() == wanted or voice_id == voice:
