@@ -399,12 +399,16 @@ def test_a_free_provider_costs_nothing_whatever_it_reports() -> None:
 
 
 def test_estimate_needs_no_key_and_shows_each_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # without keys every step is still priced; the exit code (2) says a run would stop for them
+    # without keys every step is still priced; a warning names the keys a run would need
     recipe = copy_recipe("mixed.toml", tmp_path)
-    assert main(["estimate", str(recipe), "--detailed"]) == 2
-    out = capsys.readouterr().out
-    assert "6 s x $0.045/s" in out and "a run now would pay ~$" in out
-    assert main(["estimate", str(recipe), "--json"]) == 2
+    assert main(["estimate", str(recipe), "--detailed"]) == 0
+    printed = capsys.readouterr()
+    assert "6 s x $0.045/s" in printed.out and "a run now would pay ~$" in printed.out
+    assert "acpbuild: warning: a run of mixed needs what is missing here" in printed.err
+    assert "FAL_KEY is not set (fal)" in printed.err
+    assert main(["plan", str(recipe)]) == 2  # a run now would stop there
+    capsys.readouterr()
+    assert main(["estimate", str(recipe), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     steps = {s["name"]: s for s in doc["steps"]}
     assert steps["clip"]["estimated_cost"] == pytest.approx(0.27)
