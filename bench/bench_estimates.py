@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import shutil
 import sys
@@ -47,7 +48,7 @@ from tests.emulators.elevenlabs import ElevenLabsEmulator
 from tests.emulators.fal import FalEmulator
 from tests.emulators.google import GoogleEmulator
 from tests.emulators.openrouter import MODELS, OpenRouterEmulator
-from tests.test_mixed_providers import KEYS, _local_media
+from tests.test_mixed_providers import _local_media, emulator_env
 
 TEMPLATES = ["quickstart", "podcast", "social", "image", "video", "catalog"]
 WORDS = ["the", "light", "turns", "slowly", "over", "a", "quiet", "harbour", "while", "boats", "come", "home", "and", "gulls", "circle"]
@@ -181,15 +182,7 @@ def main() -> None:
     worst_first, worst_edit = 1.0, 0.0
     with FreshImages() as fal, ElevenLabsEmulator() as el, GoogleEmulator() as google, TypicalChat() as chat:
         google.video = video
-        env = {
-            **KEYS,
-            "ACPBUILD_FAL_URL": fal.url,
-            "ACPBUILD_ELEVENLABS_URL": el.url,
-            "ACPBUILD_GOOGLE_URL": google.url,
-            "ACPBUILD_OPENROUTER_URL": f"{chat.url}/api/v1",
-            "ACPBUILD_POLL_INTERVAL_S": "0.02",
-            "PATH": __import__("os").environ.get("PATH", ""),
-        }
+        env = {**emulator_env(fal, el, google, chat), "PATH": os.environ.get("PATH", "")}
         for name in names:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp) / "recipes"

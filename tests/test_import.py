@@ -24,6 +24,7 @@ from tests.emulators.elevenlabs import ElevenLabsEmulator
 from tests.emulators.fal import FalEmulator
 from tests.emulators.google import GoogleEmulator
 from tests.emulators.openrouter import OpenRouterEmulator
+from tests.test_mixed_providers import _Journal, _local_media, emulator_env
 
 
 def _import(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict, acpbuild.Recipe, str]:
@@ -597,21 +598,6 @@ def test_a_refused_value_is_written_commented_out(
 
 # -- the older tool's pipelines, run on the emulators ------------------------------------
 
-_KEYS = {
-    "FAL_KEY": "test-fal-key-0000",
-    "ELEVENLABS_API_KEY": el_emulator.KEY,
-    "GEMINI_API_KEY": "test-google-key-0000",
-    "OPENROUTER_API_KEY": "test-or-key-0000",
-}
-
-
-class _Journal:
-    resume_id = None
-
-    def submitted(self, request_id: str) -> None:
-        pass
-
-
 @dataclass
 class _World:
     fal: FalEmulator
@@ -632,23 +618,11 @@ class _World:
 @pytest.fixture
 def world(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[_World]:
     # real media from the local provider, so the local steps after paid ones decode it
-    local, folder = LocalProvider({}), tmp_path_factory.mktemp("media")
-    catalogue = local.catalogue()
-    video, audio = folder / "v.mp4", folder / "a.mp3"
-    local.generate(Job("text_to_video", catalogue["titlecard"], {"prompt": "emulated", "duration_s": 2, "width": 160, "height": 96}, video), _Journal())
-    local.generate(Job("text_to_speech", catalogue["espeak"], {"text": "emulated speech"}, audio), _Journal())
-    monkeypatch.setattr(el_emulator, "mp3_bytes", lambda *a, **k: audio.read_bytes())
+    video, audio = _local_media(tmp_path_factory.mktemp("media"))
+    monkeypatch.setattr(el_emulator, "mp3_bytes", lambda *a, **k: audio)
     with FalEmulator() as fal, ElevenLabsEmulator() as el, GoogleEmulator() as google, OpenRouterEmulator() as orr:
-        google.video = video.read_bytes()
-        for name, value in {
-            **_KEYS,
-            "ACPBUILD_FAL_URL": fal.url,
-            "ACPBUILD_ELEVENLABS_URL": el.url,
-            "ACPBUILD_GOOGLE_URL": google.url,
-            "ACPBUILD_OPENROUTER_URL": f"{orr.url}/api/v1",
-            "ACPBUILD_RETRY_BASE_S": "0.01",
-            "ACPBUILD_POLL_INTERVAL_S": "0.02",
-        }.items():
+        google.video = video
+        for name, value in emulator_env(fal, el, google, orr).items():
             monkeypatch.setenv(name, value)
         yield _World(fal, el, google, orr)
 

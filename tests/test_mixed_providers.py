@@ -94,17 +94,22 @@ def world(media: tuple[bytes, bytes], monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setattr(el_emulator, "mp3_bytes", lambda *a, **k: audio)
     with FalEmulator() as fal, ElevenLabsEmulator() as el, GoogleEmulator() as google, OpenRouterEmulator() as orr:
         google.video = video
-        env = {
-            **KEYS,
-            "ACPBUILD_FAL_URL": fal.url,
-            "ACPBUILD_ELEVENLABS_URL": el.url,
-            "ACPBUILD_GOOGLE_URL": google.url,
-            "ACPBUILD_OPENROUTER_URL": f"{orr.url}/api/v1",
-            "ACPBUILD_RETRY_BASE_S": "0.01",
-            "ACPBUILD_POLL_INTERVAL_S": "0.02",
-            "PATH": os.environ.get("PATH", ""),
-        }
-        yield World(fal, el, google, orr, env)
+        yield World(fal, el, google, orr, {**emulator_env(fal, el, google, orr), "PATH": os.environ.get("PATH", "")})
+
+
+def emulator_env(
+    fal: FalEmulator, el: ElevenLabsEmulator, google: GoogleEmulator, orr: OpenRouterEmulator
+) -> dict[str, str]:
+    """The keys and URLs that point each provider at its emulator, with quick retries and polls."""
+    return {
+        **KEYS,
+        "ACPBUILD_FAL_URL": fal.url,
+        "ACPBUILD_ELEVENLABS_URL": el.url,
+        "ACPBUILD_GOOGLE_URL": google.url,
+        "ACPBUILD_OPENROUTER_URL": f"{orr.url}/api/v1",
+        "ACPBUILD_RETRY_BASE_S": "0.01",
+        "ACPBUILD_POLL_INTERVAL_S": "0.02",
+    }
 
 
 def test_a_recipe_mixing_every_provider_runs_then_reruns_for_free(world: World, tmp_path: Path) -> None:
