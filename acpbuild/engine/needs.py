@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from acpbuild.config.secrets import redact
 from acpbuild.engine.context import Context
+from acpbuild.engine.material import with_defaults
 from acpbuild.errors import AcpbuildError, NotReady
 from acpbuild.recipe import Recipe, Step
 from acpbuild.recipe.interpolate import Template
@@ -89,9 +90,7 @@ def _fallbacks(recipe: Recipe) -> dict[str, str]:
 def _lacks(ctx: Context, step: Step) -> list[str]:
     provider = ctx.provider(step.provider)
     model = provider.catalogue()[step.model]
-    specs = model.params_for(step.kind)
-    params = {n: p.default for n, p in specs.items() if p.default is not None}
-    params.update({k: v for k, v in step.params.items() if _known(v)})
+    params = with_defaults(model.params_for(step.kind), {k: v for k, v in step.params.items() if _known(v)})
     try:
         return [f"{step.provider}: {p.message}" for p in provider.lacks(step.kind, model, params)]
     except AcpbuildError as exc:  # the check itself failed: a refused key, a service that does not answer

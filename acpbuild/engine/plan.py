@@ -194,6 +194,8 @@ class _Assessor:
         self.expected: dict[str, Unknown] = {}
         #: (provider, model) -> its last generations in the ledger, newest first
         self.made: dict[tuple[str, str], list[Generation]] = {}
+        #: (provider, model, kind) -> what that model wrote for that kind of step, measured once a plan
+        self.typical: dict[tuple[str, str, str], Expected | None] = {}
 
     def assess(self, order: list[str]) -> list[Assessment]:
         for name in order:
@@ -278,8 +280,10 @@ class _Assessor:
                     unknown.append(f"{ref.step}: {guess.why}")
                 return guess
 
-            params = with_defaults(model.params_for(step.kind), render(step.params, value))
-            most = with_defaults(model.params_for(step.kind), render(step.params, lambda ref: value(ref, largest=True)))
+            specs = model.params_for(step.kind)
+            params = with_defaults(specs, render(step.params, value))
+            if unknown:  # a text not yet written went in: render it again at its longest, for the bound
+                most = with_defaults(specs, render(step.params, lambda ref: value(ref, largest=True)))
         expect = self.learnt(step) if step.media == "text" else None
         if step.media == "text":
             self.expected[step.name] = expected_text(
@@ -304,10 +308,12 @@ class _Assessor:
         own = [g for g in made if g.recipe == self.ctx.recipe.name and g.step == step.name and g.kind == step.kind]
         if own:
             return self.measured(own[:1], "as its last run wrote")
-        alike = [g for g in made if g.kind == step.kind]
-        if alike:
-            return self.measured(alike, f"the median of {len(alike)} earlier {step.model} texts")
-        return None
+        kind = (step.provider, step.model, step.kind)
+        if kind not in self.typical:
+            alike = [g for g in made if g.kind == step.kind]
+            found = self.measured(alike, f"the median of {len(alike)} earlier {step.model} texts") if alike else None
+            self.typical[kind] = found
+        return self.typical[kind]
 
     def measured(self, made: list[Generation], source: str) -> Expected:
         """The median characters and output tokens of texts ``made`` (from the blobs this machine
