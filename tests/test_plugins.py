@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from acpbuild.provider import API_VERSION
+
 # A paid provider that needs no network: it writes the prompt backwards, and
 # counts its calls in the file ECHO_CALLS names (and its imports in ECHO_IMPORTS).
 ECHO = '''
@@ -211,7 +213,7 @@ def test_broken_plugins_are_reported_and_skipped_and_stop_only_a_recipe_that_use
     assert "local/" in listing.stdout and "echo/" not in listing.stdout
     warnings = [line for line in listing.stderr.splitlines() if line.startswith("warning:")]
     assert any("cannot import raises:Thing: RuntimeError: the SDK is not installed" in w for w in warnings)
-    assert any("written for API 1.99; this acpbuild has API 1." in w for w in warnings)
+    assert any(f"written for API 1.99; this acpbuild has API {API_VERSION}" in w for w in warnings)
     assert any("model 'mirror' has no price" in w for w in warnings)
     assert any("the name 'fal' is acpbuild's own" in w for w in warnings)
     assert any("cannot import nowhere:X: ModuleNotFoundError" in w for w in warnings)
