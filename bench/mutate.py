@@ -199,25 +199,45 @@ for path in walk_mutatable_files():
 """
 
 
-def _line(path: Path, diff: str) -> tuple[int, str, str]:
-    """The mutated line in the original file: its number, what it said, what the mutant says."""
-    removed = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
-    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+def _line(path: Path, diff: str, name: str) -> tuple[int, str, str]:
+    """The mutated line in the original file: its number, what it said, what the mutant says.
+
+    mutmut's diff is of the mutated function alone, numbered from its ``def``; the function is
+    found by the mutant's name (``x_func__mutmut_3``, ``xǁClassǁmethod__mutmut_3``).
+    """
+    lines = diff.splitlines()
+    removed = [line[1:] for line in lines if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in lines if line.startswith("+") and not line.startswith("+++")]
     before = removed[0].strip() if removed else ""
     after = added[0].strip() if added else ""
-    source = path.read_text().splitlines()
-    # the diff is of the function alone: find the function in the file, then the line in it
-    first_line = diff.splitlines()[3][1:].strip() if len(diff.splitlines()) > 3 else ""
-    tree = ast.parse("\n".join(source))
-    spans = [
-        (node.lineno, node.end_lineno or node.lineno)
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-    ]
-    for start, end in spans:
-        window = [line.strip() for line in source[start - 1 : end]]
-        if before and before in window and (not first_line or any(first_line == w for w in window)):
-            return start + window.index(before), before, after
+    hunk = next((i for i, line in enumerate(lines) if line.startswith("@@")), None)
+    if hunk is None:
+        return 0, before, after
+    first = int(lines[hunk].split()[1].lstrip("-").split(",")[0])
+    offset = next(
+        (i for i, line in enumerate(lines[hunk + 1 :]) if line.startswith("-") and not line.startswith("---")), 0
+    )
+    mangled = name.rpartition(".")[2].rpartition("__mutmut_")[0]
+    parts = [p for p in mangled.split("ǁ") if p] if mangled.startswith("xǁ") else []
+    function = parts[-1] if parts else mangled.removeprefix("x_")
+    owner = parts[1] if len(parts) == 3 else None
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and owner is not None and node.name != owner:
+            continue
+        scope = node.body if isinstance(node, (ast.Module, ast.ClassDef)) else []
+        for child in scope:
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and child.name == function:
+                if owner is None and isinstance(node, ast.ClassDef):
+                    continue
+                top = min([d.lineno for d in child.decorator_list] + [child.lineno])
+                guess = top + first - 1 + offset
+                # the diff counts from the function's text, which may begin with comments above it
+                source = path.read_text().splitlines()
+                near = [n for n in range(guess - 3, guess + 4) if 0 < n <= len(source)]
+                return min(
+                    (n for n in near if source[n - 1].strip() == before), key=lambda n: abs(n - guess), default=guess
+                ), before, after
     return 0, before, after
 
 
@@ -247,7 +267,7 @@ def report(package: str, seconds: float | None) -> str:
         if "diff" not in row or row["status"] in ("timeout", "not checked"):
             continue
         path = work / row["path"].removeprefix("mutants/")
-        line, before, after = _line(path, row["diff"])
+        line, before, after = _line(path, row["diff"], row["name"])
         files = sorted({t.split("::")[0].removeprefix("mutants/") for t in row["tests"]}) or ["(none cover it)"]
         where = f"{row['path'].removeprefix('mutants/')}:{line}"
         name = row["name"].rpartition(".")[2]
