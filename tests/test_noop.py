@@ -275,9 +275,13 @@ def test_fast_json_has_the_shape_of_the_full_json(
     monkeypatch.setenv("ACPBUILD_NO_FASTPATH", "1")
     full = json.loads(run_out(repo, capsys, "--json"))
     assert fast.keys() == full.keys() and fast["totals"] == full["totals"]
+    # and says the same of the run: its recipe, success, exit code, flags, errors
+    assert {k: v for k, v in fast.items() if k != "steps"} == {k: v for k, v in full.items() if k != "steps"}
+    assert fast["recipe"] == "acpbuild" and fast["success"] and fast["exit_code"] == 0
     for a, b in zip(fast["steps"], full["steps"], strict=True):
         assert a.keys() == b.keys()
         assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+        assert a["seconds"] == 0.0  # no step did anything
 
 
 def test_a_new_adapter_version_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,3 +342,141 @@ def test_an_environment_variable_named_through_a_toml_escape_is_watched(
     out = run_out(path, capsys)
     assert FAST not in out and "1 ran" in out
     assert "angry" in (tmp_path / "out" / "t.txt").read_text()
+
+
+def test_a_run_the_fast_path_answers_is_the_last_run_the_report_shows(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert FAST in run_out(repo, capsys)
+    assert main(["report", str(repo), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["statuses_from"] == "the last run"
+    # what the fast path said, not what the full run before it did ("ran")
+    assert {s["status"] for s in shown["steps"]} == {"uptodate"}
+
+
+# The fast path finds the recipe's name and store without a TOML parser; each
+# layout must still lead it to the manifest the full build wrote.
+RECIPE_TABLE_LAST = (
+    '[steps.t]\nkind = "text"\n'
+    f'prompt = "{"a long prompt, to put the recipe table well into the file; " * 5}"\n'
+    'output = "t.txt"\n\n'
+    '[recipe]\nname = "demo"\nstore = "cache"'  # the last line, without a newline
+)
+RECIPE_TABLE_FIRST = (
+    '[recipe]\nstore = "cache"\n'
+    '[vars]\nname = "Bob"\n'  # another table's "name" is not the recipe's
+    '[steps.t]\nkind = "text"\nprompt = "hello ${name} [recipe]"\noutput = "t.txt"\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "name"), [(RECIPE_TABLE_LAST, "demo"), (RECIPE_TABLE_FIRST, "acpbuild")], ids=["last", "first"]
+)
+def test_a_recipe_that_names_itself_or_its_store_takes_the_fast_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, text: str, name: str
+) -> None:
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(text)
+    assert "1 ran" in run_out(path, capsys)
+    assert (tmp_path / "cache" / f"noop-{name}.json").is_file()
+    assert f"{FAST} of {name}" in run_out(path, capsys)
+
+
+def test_a_recipe_that_is_not_utf8_gets_the_loaders_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    path = tmp_path / "acpbuild.toml"
+    path.write_bytes(b'[recipe]\nname = "d\xff"\nstore = "c\xff"\n[steps.t]\nkind = "text"\nprompt = "hi"\noutput = "t.txt"\n')
+    assert main(["run", str(path)]) == 2
+    assert "acpbuild.toml: cannot read the recipe" in capsys.readouterr().err
+
+
+def test_an_environment_variable_unset_since_the_last_run_is_an_error_naming_it(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACPBUILD_TEST_TONE")
+    assert main(["run", str(repo)]) == 2
+    assert "environment variable 'ACPBUILD_TEST_TONE' is not set" in capsys.readouterr().err
+
+
+def test_a_source_that_could_not_be_read_is_never_vouched_for(tmp_path: Path) -> None:
+    # The loader notes a source it could not stat as None ("unreadable"): say, a
+    # folder inside one the user may list but not search. Root can stat anything,
+    # so the manifest is written here as such a run would write it.
+    import xxhash
+
+    from acpbuild.engine import noop
+    from acpbuild.keys import signature
+    from acpbuild.store import layout
+
+    path = tmp_path / "acpbuild.toml"
+    path.write_text('[steps.t]\nkind = "text"\nprompt = "hi"\noutput = "t.txt"\n')
+    assert main(["run", str(path)]) == 0
+    store = layout.store_root({}, tmp_path)
+    digest = xxhash.xxh3_128_hexdigest(path.read_bytes())
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+
+    def answered(seen: dict[Path, tuple[int, ...] | None]) -> object:
+        noop.save(store, "acpbuild", noop.snapshot(path, digest, {}, [], [], seen, {}), {}, [])
+        return noop.check(path, {})
+
+    assert answered({folder: signature(folder)}) == ("acpbuild", [])
+    assert answered({folder: None}) is None
+
+
+# A free plugin provider that notes each time it is imported in the file STUDIO_IMPORTS names.
+PLUGIN = """
+import os
+
+from acpbuild.provider import API_VERSION, Model, Outcome, Param, Provider, files
+
+with open(os.environ["STUDIO_IMPORTS"], "a") as f:
+    f.write("imported\\n")
+
+
+class StudioProvider(Provider):
+    name = "studio"
+    version = "1"
+    api_version = API_VERSION
+    paid = False
+
+    def catalogue(self):
+        return {"upper": Model("upper", {"text": "upper-v1"}, {"prompt": Param("str", required=True)})}
+
+    def generate(self, job, journal):
+        files.replace_file(job.output, job.params["prompt"].upper())
+        return Outcome(request_id="studio-1")
+"""
+
+
+def test_the_fast_path_checks_every_adapter_without_importing_one_that_is_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "local" sorts before "studio": the plugin is the second adapter the manifest lists
+    (tmp_path / "studio_plugin.py").write_text(PLUGIN)
+    (tmp_path / "config.toml").write_text('providers = ["studio_plugin:StudioProvider"]\n')
+    imports = tmp_path / "imports.log"
+    monkeypatch.setenv("ACPBUILD_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("STUDIO_IMPORTS", str(imports))
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    (tmp_path / "acpbuild.toml").write_text(
+        '[steps.a]\nkind = "text"\nprompt = "local"\noutput = "a.txt"\n'
+        '[steps.b]\nkind = "text"\nprovider = "studio"\nmodel = "upper"\nprompt = "plugin"\noutput = "b.txt"\n'
+    )
+
+    def run() -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "acpbuild", "run"]
+        return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+    assert "2 ran" in run().stdout and (tmp_path / "out" / "b.txt").read_text() == "PLUGIN"
+    imports.unlink()
+    assert FAST in run().stdout
+    assert not imports.exists()  # its file is untouched: its version is not asked for
+    (tmp_path / "studio_plugin.py").unlink()  # the plugin is uninstalled
+    gone = run()
+    assert FAST not in gone.stdout and gone.returncode == 2
+    assert "unknown provider 'studio'" in gone.stderr
