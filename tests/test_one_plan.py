@@ -7,6 +7,8 @@ doit and the local provider; the counting wrappers change nothing they wrap.
 from __future__ import annotations
 
 import collections
+import json
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -118,3 +120,385 @@ def test_a_refusal_at_confirmation_builds_nothing(tmp_path: Path) -> None:
     with pytest.raises(SpendNotConfirmed, match="5 steps"):
         acpbuild.run(recipe, env={}, confirm=refuse)
     assert not (tmp_path / "out").exists()
+
+
+# a recipe with every kind of entry a plan shows: local texts (one up to date, one in the
+# store), a collect_all of them, paid texts in a first_success group with two fallbacks, and
+# a first_success group of a single paid member; no key is set, so a run would stop for one
+PRICED = """
+[recipe]
+name = "priced"
+output_dir = "out"
+
+[steps.notes]
+kind = "text"
+prompt = "notes on a lighthouse"
+output = "notes.txt"
+
+[steps.draft]
+kind = "text"
+prompt = "a draft about a harbour"
+output = "draft.txt"
+
+[groups.texts]
+steps = ["notes", "draft"]
+merge = "collect_all"
+
+[steps.a]
+kind = "text"
+provider = "openrouter"
+model = "google/gemini-2.5-flash"
+prompt = "Summarise: ${steps.notes}"
+max_tokens = 333
+output = "a.txt"
+
+[steps.b]
+kind = "text"
+provider = "openrouter"
+model = "openai/gpt-4o-mini"
+prompt = "Summarise: ${steps.notes}"
+max_tokens = 333
+output = "b.txt"
+
+[steps.c]
+kind = "text"
+provider = "openrouter"
+model = "anthropic/claude-sonnet-4.5"
+prompt = "Summarise: ${steps.notes}"
+max_tokens = 333
+output = "c.txt"
+
+[groups.answer]
+steps = ["a", "b", "c"]
+merge = "first_success"
+output = "answer.txt"
+
+[steps.d]
+kind = "text"
+provider = "openrouter"
+model = "openai/gpt-4o-mini"
+prompt = "Say ${steps.draft}"
+max_tokens = 100
+output = "d.txt"
+
+[groups.solo]
+steps = ["d"]
+merge = "first_success"
+output = "solo.txt"
+"""
+
+
+def _plan_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    code = main(["plan", *args, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_plan_json_gives_each_step_its_state_outputs_and_figures_and_the_totals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from acpbuild.engine.workflow import forecast
+
+    recipe = tmp_path / "acpbuild.toml"
+    recipe.write_text(PRICED)
+    made = acpbuild.run(recipe, ["notes", "draft"], env={})
+    assert made.success
+    (tmp_path / "out" / "draft.txt").unlink()  # still in the store: restorable
+
+    code, doc = _plan_json(capsys, str(recipe), "--budget", "0.0012345")
+    assert code == 2  # a run now would stop for the key, before paying
+    plan = forecast(recipe, env={}, budget=0.0012345)
+    entries = {e.name: e for e in plan.entries}
+    steps = {s["name"]: s for s in doc["steps"]}
+    assert doc["recipe"] == "priced"
+    assert list(steps) == ["notes", "draft", "texts", "answer", "solo"]
+    out = tmp_path / "out"
+    expected = {
+        "notes": ("uptodate", "up to date", "local", [out / "notes.txt"]),
+        "draft": ("restorable", "in the store (free)", "local", [out / "draft.txt"]),
+        "texts": ("uptodate", "up to date", "group", [out / "notes.txt", out / "draft.txt"]),
+        "answer": ("run", "will try a, then b, c if it fails", "group", [out / "answer.txt"]),
+        "solo": ("run", "will try d", "group", [out / "solo.txt"]),
+    }
+    for name, (status, reason, provider, outputs) in expected.items():
+        step = steps[name]
+        assert (step["status"], step["reason"], step["provider"]) == (status, reason, provider), name
+        assert step["outputs"] == [str(p) for p in outputs], name
+        assert step["cost"] == 0.0  # a plan has paid nothing yet
+    assert steps["notes"]["key"] == made.steps["notes"].key and steps["draft"]["key"] == made.steps["draft"].key
+    assert steps["answer"]["model"] == "first_success" and steps["texts"]["model"] == "collect_all"
+    assert steps["notes"]["guess"] is None and steps["notes"]["estimated_cost"] == 0.0
+
+    # the figures are the plan's, to the millionth of a dollar
+    answer = entries["answer"].estimate
+    assert answer.usd > 0 and round(answer.usd, 7) != round(answer.usd, 6)  # finer than a millionth
+    assert round(answer.bound, 7) != round(answer.bound, 6)
+    for name, step in steps.items():
+        estimate = entries[name].estimate
+        assert step["estimated_cost"] == round(estimate.usd, 6) and step["at_most"] == round(estimate.bound, 6), name
+        assert step["formula"] == estimate.formula
+    assert "$2.50/1M" in steps["answer"]["formula"]  # gemini-2.5-flash's output price
+    assert steps["answer"]["guess"] == answer.guess and answer.guess
+
+    totals = doc["totals"]
+    assert (totals["run"], totals["restorable"], totals["uptodate"]) == (2, 1, 2)
+    assert totals["cost"] == 0.0
+    assert totals["estimated"] == round(answer.usd + entries["solo"].estimate.usd, 6)
+    assert totals["at_most"] == round(answer.bound + entries["solo"].estimate.bound, 6)
+    assert round(plan.worst_case, 7) != round(plan.worst_case, 6)
+    # the worst case adds what each fallback of answer would pay, each priced on its own
+    fallbacks = sum(forecast(recipe, [m], env={}).entries[-1].estimate.bound for m in ("b", "c"))
+    assert fallbacks > 0
+    assert totals["worst_case"] == round(plan.at_most + fallbacks, 6) == round(plan.worst_case, 6)
+    assert doc["limits"] == {"the budget of $0.0012345 (--budget)": round(0.0012345, 6)}
+    assert doc["over_budget"] is None
+    assert [m["what"] for m in doc["missing"]] == ["OPENROUTER_API_KEY is not set (openrouter)"]
+
+
+# a best_quality group whose first member has an input of its own, a first_success group
+# whose first member has one too, a step that reads the first_success group's output, and a
+# collect_all group
+GROUPS = """
+[defaults.text_to_image]
+prompt = "harbour"
+width = 64
+height = 48
+
+[steps.base]
+kind = "text_to_image"
+output = "base.png"
+
+[steps.small]
+kind = "image_to_image"
+image = "${steps.base}"
+operation = "mirror"
+output = "small.png"
+
+[steps.large]
+kind = "text_to_image"
+width = 128
+height = 96
+output = "large.png"
+
+[groups.cover]
+steps = ["small", "large"]
+merge = "best_quality"
+output = "cover.png"
+score = "resolution"
+
+[steps.first]
+kind = "image_to_image"
+image = "${steps.base}"
+operation = "grayscale"
+output = "first.png"
+
+[steps.second]
+kind = "text_to_image"
+prompt = "lighthouse"
+output = "second.png"
+
+[groups.pick]
+steps = ["first", "second"]
+merge = "first_success"
+output = "pick.png"
+
+[steps.thumb]
+kind = "image_to_image"
+image = "${steps.pick}"
+operation = "mirror"
+output = "thumb.png"
+
+[steps.extra]
+kind = "text_to_image"
+prompt = "quay"
+output = "extra.png"
+
+[groups.both]
+steps = ["base", "extra"]
+merge = "collect_all"
+"""
+
+
+def test_plan_tells_each_group_apart_before_after_and_between_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from acpbuild.engine.workflow import clean, forecast
+    from acpbuild.keys import file_digest
+
+    recipe = tmp_path / "acpbuild.toml"
+    recipe.write_text(GROUPS)
+    out = tmp_path / "out"
+
+    def groups() -> dict[str, tuple[str, str]]:
+        code, doc = _plan_json(capsys, str(recipe))
+        assert code == 0
+        return {s["name"]: (s["status"], s["reason"]) for s in doc["steps"] if s["name"] in ("cover", "pick", "both")}
+
+    # nothing made yet: each group waits for what it needs
+    assert groups() == {
+        "cover": ("run", "needs small, large, which will run"),
+        "pick": ("run", "will try first, then second if it fails"),
+        "both": ("run", "needs base, extra, which will run"),
+    }
+    made = acpbuild.run(recipe, env={})
+    assert made.success, made.to_dict()
+
+    # all made: each group is up to date, the chosen member named, with the key and output it holds
+    assert groups() == {
+        "cover": ("uptodate", "large chosen (up to date)"),
+        "pick": ("uptodate", "first chosen (up to date)"),
+        "both": ("uptodate", "up to date"),
+    }
+    entries = {e.name: e for e in forecast(recipe, env={}).entries}
+    for name in ("cover", "pick"):
+        assert entries[name].key == made.steps[name].key, name
+        assert entries[name].digest == file_digest(out / f"{name}.png"), name
+
+    # the group's copy gone, its first member still here: the copy is made again for free,
+    # and a step reading the group stays up to date
+    (out / "pick.png").unlink()
+    entries = {e.name: e for e in forecast(recipe, env={}).entries}
+    assert (entries["pick"].state, entries["pick"].reason) == ("restorable", "first: up to date")
+    assert entries["pick"].digest == file_digest(out / "first.png")
+    assert entries["thumb"].state == "uptodate"
+
+    # every output gone: the members come back from the store, best_quality chooses again
+    digest = file_digest(out / "first.png")
+    assert clean(recipe, env={})
+    assert groups() == {
+        "cover": ("run", "will choose among small, large (free)"),
+        "pick": ("restorable", "first: in the store (free)"),
+        "both": ("uptodate", "up to date"),
+    }
+    entries = {e.name: e for e in forecast(recipe, env={}).entries}
+    assert entries["pick"].digest == digest
+    assert entries["thumb"].state == "restorable"
+
+
+def test_the_monthly_cap_counts_from_midnight_on_the_first_of_the_month(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    from datetime import datetime
+
+    from acpbuild.engine.plan import month_start
+
+    # a zone with summer time, so that a mid-January date is not on summer time
+    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
+    try:
+        time.tzset()
+        for when in (datetime(2025, 1, 17, 15, 30), datetime(2025, 7, 31, 23, 59)):
+            assert month_start(when.timestamp()) == datetime(when.year, when.month, 1).timestamp()
+            assert month_start(when.timestamp()) != month_start(None)  # its own month, not now's
+    finally:
+        monkeypatch.undo()  # TZ as it was
+        time.tzset()
+
+
+TOLD = """
+[recipe]
+name = "{name}"
+output_dir = "out"
+
+[steps.{step}]
+kind = "text"
+provider = "openrouter"
+model = "google/gemini-2.5-flash"
+prompt = "{prompt}"
+max_tokens = 1000
+output = "script.txt"
+
+[steps.tag]
+kind = "text"
+provider = "openrouter"
+model = "google/gemini-2.5-flash"
+prompt = "A title for: ${{steps.{step}}}"
+output = "tag.txt"
+
+[steps.intro]
+kind = "text"
+prompt = "{prompt}"
+output = "intro.txt"
+
+[steps.fresh]
+kind = "text"
+provider = "openrouter"
+model = "openai/gpt-4o-mini"
+prompt = "Something new"
+output = "fresh.txt"
+
+[steps.voice]
+kind = "text_to_speech"
+provider = "elevenlabs"
+model = "eleven_multilingual_v2"
+voice = "Rachel"
+text = "${{steps.{step}}}"
+output = "voice.mp3"
+
+[steps.spoken_intro]
+kind = "text_to_speech"
+provider = "elevenlabs"
+model = "eleven_multilingual_v2"
+voice = "Rachel"
+text = "${{steps.intro}}"
+output = "intro.mp3"
+
+[steps.spoken_fresh]
+kind = "text_to_speech"
+provider = "elevenlabs"
+model = "eleven_multilingual_v2"
+voice = "Rachel"
+text = "${{steps.fresh}}"
+output = "fresh.mp3"
+"""
+
+
+def test_the_plan_expects_a_text_as_long_as_its_step_or_its_model_wrote_before(tmp_path: Path) -> None:
+    from acpbuild.engine.workflow import forecast
+    from tests.emulators.openrouter import KEY, OpenRouterEmulator
+
+    per_char = 0.10 / 1000  # eleven_multilingual_v2, per character
+    recipe = tmp_path / "acpbuild.toml"
+    out = tmp_path / "out"
+
+    def told(prompt: str, name: str = "told", step: str = "script") -> None:
+        recipe.write_text(TOLD.format(name=name, step=step, prompt=prompt))
+
+    with OpenRouterEmulator() as emulator:
+        env = {"OPENROUTER_API_KEY": KEY, "ACPBUILD_OPENROUTER_URL": f"{emulator.url}/api/v1", "ACPBUILD_RETRY_BASE_S": "0.01"}
+        # twice, so that the ledger holds two scripts of different lengths, each followed by a title
+        written: list[str] = []  # what the model wrote, oldest first
+        for prompt in ("Narrate a lighthouse at dawn " * 3, "Narrate a harbour " * 12):
+            told(prompt)
+            assert acpbuild.run(recipe, ["script", "tag", "intro"], env=env).success
+            written += [(out / f"{name}.txt").read_text(encoding="utf-8") for name in ("script", "tag")]
+        script = (out / "script.txt").read_text(encoding="utf-8")
+        intro = (out / "intro.txt").read_text(encoding="utf-8")
+        assert len(script.encode()) != len((out / "tag.txt").read_text(encoding="utf-8").encode())
+
+        told("Narrate a river " * 7)
+        entries = {e.name: e for e in forecast(recipe, env=env).entries}
+        # the script's own last run: its length, and the tokens it was billed for
+        voice, own = entries["voice"].estimate, entries["script"].estimate
+        assert voice.usd == pytest.approx(len(script.encode()) * per_char)
+        assert voice.guess == f"text not yet written: {len(script.encode())} characters, as its last run wrote"
+        assert f" {len(script.split())} out x $2.50/1M" in own.formula  # the emulator bills a token a word
+        assert entries["spoken_intro"].estimate.usd == pytest.approx(len(intro.encode()) * per_char)
+        # a model that never wrote anything: the prior of 1,200 characters
+        assert entries["spoken_fresh"].estimate.usd == pytest.approx(1200 * per_char)
+
+        # without the blobs here (another machine's ledger), the billed tokens tell the length
+        outputs = {text.encode() for text in written} | {intro.encode()}
+        blobs = [p for p in (tmp_path / ".acpbuild").rglob("*") if p.is_file() and p.read_bytes() in outputs]
+        assert len(blobs) == 5
+        for blob in blobs:
+            blob.unlink()
+        entries = {e.name: e for e in forecast(recipe, env=env).entries}
+        assert entries["voice"].estimate.usd == pytest.approx(len(script.split()) * 4 * per_char)
+        assert entries["spoken_intro"].state == "run"
+
+        # another recipe's first script from the same model: the median of what that model wrote
+        told("Describe a harbour", name="other", step="line")
+        lengths = [len(text.split()) * 4 for text in written]
+        entries = {e.name: e for e in forecast(recipe, env=env).entries}
+        assert entries["voice"].estimate.usd == pytest.approx(int(statistics.median(lengths)) * per_char)
+        assert entries["voice"].estimate.guess.endswith(f"the median of {len(lengths)} earlier google/gemini-2.5-flash texts")
+        assert entries["spoken_fresh"].estimate.usd == pytest.approx(1200 * per_char)
