@@ -1,7 +1,8 @@
 """Mutation testing of acpbuild's engine, money and store with mutmut: `doit mutate`.
 
     python bench/mutate.py [money] [store] [engine]     # all three, smallest first, by default
-    python bench/mutate.py engine --resume              # bring the last run up to date (see prepare)
+    python bench/mutate.py engine --resume              # bring the last run up to date and finish it
+    python bench/mutate.py engine --again               # that, then test every survivor and timeout again
     python bench/mutate.py engine --report-only         # the survivors of the last (or a running) run
 
 Each package is mutated in a scratch copy of the project, `.acpbuild/mutate/<package>/`, so its
@@ -154,7 +155,7 @@ use_git_change_detection = false
     return work
 
 
-def run(package: str, children: int, resume: bool = False) -> float:
+def run(package: str, children: int, resume: bool = False, again: bool = False) -> float:
     """Run mutmut on one package; the seconds it took."""
     work = prepare(package, resume)
     env = dict(os.environ)
@@ -167,12 +168,13 @@ def run(package: str, children: int, resume: bool = False) -> float:
         # mutmut 3.8.1's first pytest call after generating mutants ends in a usage error (exit 4)
         # with no message; the same command on the generated tree then runs
         subprocess.run(command, cwd=work, env=env, check=False)
-    if resume:
+    if again:
         # a result stands until its function changes: test every survivor again, since tests
-        # added since may kill it now
-        again = [r["name"] for r in _results(package) if r["status"] in ("survived", "no tests")]
-        for start in range(0, len(again), 200):
-            subprocess.run([*command, *again[start : start + 200]], cwd=work, env=env, check=False)
+        # added since may kill it now, and every timeout, which a loaded machine can cause
+        retest = ("survived", "no tests", "timeout", "suspicious")
+        names = [r["name"] for r in _results(package) if r["status"] in retest]
+        for start in range(0, len(names), 200):
+            subprocess.run([*command, *names[start : start + 200]], cwd=work, env=env, check=False)
     return time.monotonic() - started
 
 
@@ -279,9 +281,10 @@ def report(package: str, seconds: float | None) -> str:
 def main(argv: list[str]) -> int:
     packages = [a for a in argv if not a.startswith("-")] or list(PACKAGES)
     report_only = "--report-only" in argv
-    resume = "--resume" in argv
+    again = "--again" in argv
+    resume = "--resume" in argv or again
     for package in packages:
-        seconds = None if report_only else run(package, children=2, resume=resume)
+        seconds = None if report_only else run(package, children=2, resume=resume, again=again)
         text = report(package, seconds)
         (WORK / package / "survivors.md").write_text(text)
         print(text)
