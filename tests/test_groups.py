@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 from conftest import provider_calls
 
 import acpbuild
-from acpbuild.engine import workflow
+from acpbuild.engine import lockfile, workflow
 from acpbuild.engine.groups import pick_named
 from acpbuild.errors import RecipeError
-from acpbuild.keys import file_digest
+from acpbuild.keys import KEY_SCHEMA, file_digest
 from acpbuild.media import probe
 
 
@@ -531,3 +533,398 @@ def test_first_success_pays_only_for_the_members_it_tries(tmp_path: Path, premiu
         again = acpbuild.run(path, env=env)
         assert again.success and again.total_cost == 0
         assert speech.submissions == len(voices)  # nothing is bought twice, nor retried
+
+
+# -- what a group reports, and when it chooses again ----------------------------------------
+
+
+def touch_recipe(path: Path) -> None:
+    """Edit the recipe's bytes without changing a step: the next run is a full one, not the no-op fast path."""
+    path.write_text(path.read_text() + "\n# edited\n")
+
+
+TEXTS = """
+[steps.one]
+kind = "text"
+prompt = "{one}"
+sentences = 1
+output = "one.txt"
+
+[steps.two]
+kind = "text"
+prompt = "lighthouse"
+sentences = 1
+output = "two.txt"
+
+[groups.notes]
+steps = ["one", "two"]
+merge = "collect_all"
+"""
+
+
+def test_collect_all_reports_what_it_collected_under_a_key_that_follows_its_members(tmp_path: Path) -> None:
+    path = write(tmp_path, TEXTS.format(one="harbour"))
+    first = acpbuild.run(path, env={})
+    assert first.success, first.to_dict()
+    notes = first.steps["notes"]
+    assert (notes.status, notes.reason) == ("ran", "collected 2 outputs")
+    assert notes.key
+    touch_recipe(path)
+    same = acpbuild.run(path, env={}).steps["notes"]
+    assert (same.status, same.key) == ("uptodate", notes.key)
+    write(tmp_path, TEXTS.format(one="quay"))
+    changed = acpbuild.run(path, env={}).steps["notes"]
+    assert changed.status == "ran"
+    assert changed.key and changed.key != notes.key
+
+
+def test_first_success_reports_each_member_when_its_choice_still_holds(tmp_path: Path) -> None:
+    path = write(tmp_path, FALLBACK.format(voice="no-such-voice"))
+    recipe = acpbuild.load_recipe(path, env={})
+    out = tmp_path / "out"
+    started = time.monotonic()
+    first = acpbuild.run(path, env={})
+    elapsed = time.monotonic() - started
+    assert first.success, first.to_dict()
+    voice = first.steps["voice"]
+    assert (voice.status, voice.provider, voice.model) == ("ran", "group", "first_success")
+    assert voice.outputs == [str(out / "voice.wav")]
+    assert 0 <= voice.seconds <= elapsed
+
+    touch_recipe(path)  # a full run: the group itself finds its choice current
+    again = acpbuild.run(path, env={})
+    assert again.success, again.to_dict()
+    voice, fancy, plain = again.steps["voice"], again.steps["fancy"], again.steps["plain"]
+    assert (voice.status, voice.reason, voice.outputs) == ("uptodate", "plain chosen (up to date)", [str(out / "voice.wav")])
+    assert (voice.provider, voice.model) == ("group", "first_success")
+    assert (plain.status, plain.reason, plain.outputs) == ("uptodate", "up to date", [str(out / "plain.wav")])
+    assert (fancy.status, fancy.reason, fancy.outputs) == ("skipped", "not tried: voice keeps plain", [])
+    for member in (fancy, plain):
+        step = recipe.steps[member.name]
+        assert (member.provider, member.model, member.group) == (step.provider, step.model, "voice")
+
+
+def test_first_success_reports_the_members_it_did_not_need(tmp_path: Path) -> None:
+    path = write(tmp_path, FALLBACK.format(voice="en"))
+    plain_step = acpbuild.load_recipe(path, env={}).steps["plain"]
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    plain = result.steps["plain"]
+    assert (plain.status, plain.reason, plain.group) == ("skipped", "not needed: fancy succeeded", "voice")
+    assert (plain.provider, plain.model) == (plain_step.provider, plain_step.model)
+    assert result.steps["voice"].status == "ran"
+
+
+THREE_VOICES = """
+[steps.fancy]
+kind = "text_to_speech"
+text = "Hello from the harbour."
+voice = "no-such-voice"
+output = "fancy.wav"
+
+[steps.odd]
+kind = "text_to_speech"
+text = "Hello from the harbour."
+voice = "{odd}"
+output = "odd.wav"
+
+[steps.plain]
+kind = "text_to_speech"
+text = "Hello from the harbour."
+voice = "{plain}"
+output = "plain.wav"
+
+[groups.voice]
+steps = ["fancy", "odd", "plain"]
+merge = "first_success"
+output = "voice.wav"
+"""
+
+
+def test_first_success_falls_back_past_several_failed_members(tmp_path: Path) -> None:
+    path = write(tmp_path, THREE_VOICES.format(odd="nor-this-one", plain="en"))
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert result.failed == []
+    assert result.steps["voice"].reason == "fancy, odd failed, fell back to plain"
+    assert result.steps["fancy"].fallback and result.steps["odd"].fallback
+    assert file_digest(tmp_path / "out" / "voice.wav") == file_digest(tmp_path / "out" / "plain.wav")
+
+
+def test_first_success_names_each_members_error_when_all_fail(tmp_path: Path) -> None:
+    path = write(tmp_path, THREE_VOICES.format(odd="nor-this-one", plain="nor-that-one"))
+    result = acpbuild.run(path, env={})
+    assert not result.success
+    errors = [(result.steps[n].error or "").splitlines()[0] for n in ("fancy", "odd", "plain")]
+    assert "no-such-voice" in errors[0] and "nor-this-one" in errors[1] and "nor-that-one" in errors[2]
+    assert result.steps["voice"].error == (
+        f"group 'voice': every member failed (fancy: {errors[0]}; odd: {errors[1]}; plain: {errors[2]})"
+    )
+
+
+# Members (and a judge) that read another step's output.
+UPSTREAM = """
+[steps.base]
+kind = "text_to_image"
+prompt = "harbour at dawn"
+width = 128
+height = 96
+output = "base.png"
+
+[steps.soft]
+kind = "image_to_image"
+image = "${steps.base}"
+operation = "blur"
+output = "soft.png"
+
+[steps.crisp]
+kind = "image_to_image"
+image = "${steps.base}"
+operation = "sharpen"
+output = "crisp.png"
+
+[groups.first]
+steps = ["soft", "crisp"]
+merge = "first_success"
+output = "first.png"
+
+[steps.mirror]
+kind = "image_to_image"
+image = "${steps.base}"
+operation = "mirror"
+output = "mirror.png"
+
+[steps.grey]
+kind = "image_to_image"
+image = "${steps.base}"
+operation = "grayscale"
+output = "grey.png"
+
+[groups.best]
+steps = ["mirror", "grey"]
+merge = "best_quality"
+output = "best.png"
+judge = "pick"
+
+[steps.brief]
+kind = "text"
+prompt = "grey"
+sentences = 1
+output = "brief.txt"
+
+[steps.pick]
+kind = "text"
+prompt = "${steps.brief}"
+seed = 2
+sentences = 1
+output = "pick.txt"
+"""
+
+
+def test_groups_whose_members_read_upstream_outputs_choose_and_keep_their_choice(tmp_path: Path) -> None:
+    path = write(tmp_path, UPSTREAM)
+    store = tmp_path / ".acpbuild"
+    first = acpbuild.run(path, env={})
+    assert first.success, first.to_dict()
+    out = tmp_path / "out"
+    judged = pick_named((out / "pick.txt").read_text(), ("mirror", "grey"))
+    assert judged is not None
+    assert first.steps["best"].reason == f"chose {judged}, named by pick"
+    assert first.steps["first"].reason == "chose soft, the first member"
+    assert file_digest(out / "first.png") == file_digest(out / "soft.png")
+    assert file_digest(out / "best.png") == file_digest(out / f"{judged}.png")
+    calls = provider_calls(store)
+
+    touch_recipe(path)  # a full run: each group checks its choice against its members' keys
+    again = acpbuild.run(path, env={})
+    assert again.success, again.to_dict()
+    assert set(statuses(again).values()) <= {"uptodate", "skipped"}
+    assert again.steps["first"].reason == "soft chosen (up to date)"
+    assert again.steps["best"].reason == f"{judged} chosen (up to date)"
+    assert provider_calls(store) == calls
+
+
+def test_best_quality_chooses_again_when_a_member_or_the_scorer_changes(tmp_path: Path) -> None:
+    path = write(tmp_path, IMAGES.format(scorer='score = "resolution"'))
+    out = tmp_path / "out"
+    assert acpbuild.run(path, env={}).steps["cover"].reason == "chose large by resolution 12288"
+    touch_recipe(path)
+    assert acpbuild.run(path, env={}).steps["cover"].reason == "large chosen (up to date)"
+    # the large member made smaller than the small one: the choice turns over
+    write(tmp_path, IMAGES.format(scorer='score = "resolution"').replace("width = 128\nheight = 96", "width = 32\nheight = 24"))
+    result = acpbuild.run(path, env={})
+    assert result.steps["cover"].reason == "chose small by resolution 3072"
+    assert file_digest(out / "cover.png") == file_digest(out / "small.png")
+    # another metric over the same members is another choice
+    write(tmp_path, IMAGES.format(scorer='score = "sharpness"'))
+    result = acpbuild.run(path, env={})
+    assert result.steps["cover"].status == "ran"
+    assert result.steps["cover"].reason.startswith("chose ") and " by sharpness " in result.steps["cover"].reason
+
+
+def test_best_quality_chooses_again_when_its_judge_answers_otherwise(tmp_path: Path) -> None:
+    judge = '\n[steps.pick]\nkind = "text"\nprompt = "{name}"\nsentences = 1\noutput = "pick.txt"\n'
+    path = write(tmp_path, IMAGES.format(scorer='judge = "pick"') + judge.format(name="small"))
+    assert acpbuild.run(path, env={}).steps["cover"].reason == "chose small, named by pick"
+    write(tmp_path, IMAGES.format(scorer='judge = "pick"') + judge.format(name="large"))
+    result = acpbuild.run(path, env={})
+    assert result.steps["cover"].reason == "chose large, named by pick"
+    assert probe(tmp_path / "out" / "cover.png").width == 128
+
+
+def test_a_judge_that_names_no_member_fails_the_group_saying_what_it_said(tmp_path: Path) -> None:
+    judge = '\n[steps.pick]\nkind = "text"\nprompt = "neither picture pleases"\nsentences = 2\noutput = "pick.txt"\n'
+    path = write(tmp_path, IMAGES.format(scorer='judge = "pick"') + judge)
+    result = acpbuild.run(path, env={}, keep_going=True)
+    said = " ".join((tmp_path / "out" / "pick.txt").read_text().split())
+    assert pick_named(said, ("small", "large")) is None and " " in said
+    assert result.steps["cover"].status == "failed"
+    assert result.steps["cover"].error == (
+        f"group 'cover': the judge 'pick' named none of small, large; it said: {said!r}. "
+        "Ask it to answer with the name of one member"
+    )
+    assert not (tmp_path / "out" / "cover.png").exists()
+
+
+def test_a_resolution_tie_between_images_keeps_the_first_member(tmp_path: Path) -> None:
+    body = IMAGES.format(scorer='score = "resolution"').replace("width = 128\nheight = 96", "width = 64\nheight = 48")
+    path = write(tmp_path, body.replace('output = "large.png"', 'prompt = "quay"\noutput = "large.png"'))
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert result.steps["cover"].reason == "chose small by resolution 3072"
+    assert file_digest(tmp_path / "out" / "cover.png") == file_digest(tmp_path / "out" / "small.png")
+    assert file_digest(tmp_path / "out" / "small.png") != file_digest(tmp_path / "out" / "large.png")
+
+
+def test_a_new_first_member_is_tried_before_the_kept_fallback(tmp_path: Path) -> None:
+    path = write(tmp_path, FALLBACK.format(voice="no-such-voice"))
+    assert acpbuild.run(path, env={}).steps["voice"].reason == "fancy failed, fell back to plain"
+    quick = '[steps.quick]\nkind = "text_to_speech"\ntext = "Ahoy."\noutput = "quick.wav"\n'
+    write(tmp_path, quick + FALLBACK.format(voice="no-such-voice").replace('["fancy", "plain"]', '["quick", "fancy", "plain"]'))
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert result.steps["voice"].reason == "chose quick, the first member"
+    assert file_digest(tmp_path / "out" / "voice.wav") == file_digest(tmp_path / "out" / "quick.wav")
+
+
+def test_a_steps_output_taken_over_by_a_group_is_chosen_afresh(tmp_path: Path) -> None:
+    speech = 'kind = "text_to_speech"\ntext = "Hello from the harbour."\n'
+    path = write(tmp_path, f'[steps.plain]\n{speech}speed = 150\noutput = "voice.wav"\n')
+    assert acpbuild.run(path, env={}).success
+    write(
+        tmp_path,
+        f'[steps.fancy]\n{speech}output = "fancy.wav"\n[steps.plain]\n{speech}speed = 150\noutput = "plain.wav"\n'
+        '[groups.voice]\nsteps = ["fancy", "plain"]\nmerge = "first_success"\noutput = "voice.wav"\n',
+    )
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert result.steps["voice"].reason == "chose fancy, the first member"
+    assert file_digest(tmp_path / "out" / "voice.wav") == file_digest(tmp_path / "out" / "fancy.wav")
+
+
+def test_a_fresh_clone_without_the_groups_copy_makes_it_from_the_committed_members(tmp_path: Path) -> None:
+    body = IMAGES.format(scorer='score = "resolution"').split("[steps.thumb]")[0]
+    path = write(tmp_path, body)
+    assert acpbuild.run(path, env={}).success
+    clone = tmp_path / "clone"
+    (clone / "out").mkdir(parents=True)
+    for name in ("acpbuild.toml", "acpbuild.lock", "out/small.png", "out/large.png"):
+        (clone / name).write_bytes((tmp_path / name).read_bytes())
+    result = acpbuild.run(clone / "acpbuild.toml", env={})
+    assert result.success, result.to_dict()
+    assert result.steps["cover"].reason == "chose large by resolution 12288"
+    assert (clone / "out" / "cover.png").read_bytes() == (tmp_path / "out" / "large.png").read_bytes()
+    assert provider_calls(clone / ".acpbuild") == 0
+    # the copy entered the clone's store: with the outputs gone, everything comes back from it
+    assert workflow.clean(clone / "acpbuild.toml", env={})
+    again = acpbuild.run(clone / "acpbuild.toml", env={})
+    assert again.success, again.to_dict()
+    assert (clone / "out" / "cover.png").read_bytes() == (tmp_path / "out" / "large.png").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("scorer", "how", "chosen"),
+    [
+        ('score = "resolution"', {"score": "resolution"}, "large"),
+        ('judge = "pick"\n[steps.pick]\nkind = "text"\nprompt = "small"\nsentences = 1\noutput = "pick.txt"\n',
+         {"judge": ["pick", "<pick>"]}, "small"),
+    ],
+)
+def test_a_choosing_groups_lock_entry_holds_what_it_chose_among_and_how(
+    tmp_path: Path, scorer: str, how: dict[str, object], chosen: str
+) -> None:
+    # the lock is committed and read by teammates' acpbuild: its material is versioned by KEY_SCHEMA
+    path = write(tmp_path, IMAGES.format(scorer=scorer))
+    assert acpbuild.run(path, env={}).success
+    lock = lockfile.read(lockfile.lock_path(path))
+    keys = {name: entry.key for name, entry in lock.items()}
+    material = json.loads(lock["cover"].material or "{}")
+    expected_how = {k: [v[0], keys["pick"]] if k == "judge" else v for k, v in how.items()}
+    assert material == {
+        "schema": KEY_SCHEMA,
+        "group": "best_quality",
+        "members": [["small", keys["small"]], ["large", keys["large"]]],
+        **expected_how,
+        "chosen": chosen,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "members", "chosen"),
+    [
+        ("wide beats tall", ("wide", "tall"), "wide"),  # the first mentioned, whatever the order of names
+        ("take.2", ("take", "take.2"), "take.2"),  # the whole answer, though it starts with another name
+        ('"take.2".', ("take", "take.2"), "take.2"),  # quoted and stopped
+        ("XL", ("L", "XL"), "XL"),
+    ],
+)
+def test_pick_named_prefers_the_whole_answer_then_the_first_mention(
+    text: str, members: tuple[str, ...], chosen: str
+) -> None:
+    assert pick_named(text, members) == chosen
+
+
+def test_an_earlier_member_made_since_wins_its_place_back(tmp_path: Path) -> None:
+    from tests.emulators import Response
+    from tests.emulators.elevenlabs import KEY, ElevenLabsEmulator
+
+    path = write(tmp_path, PAID_FALLBACK)
+    out = tmp_path / "out"
+    with ElevenLabsEmulator() as speech:
+        # Rachel's request is refused once: the group falls back to Adam
+        refusal = Response(422, {"detail": [{"loc": ["body", "text"], "msg": "refused"}]})
+        speech.fail("POST", r"/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM", refusal)
+        env = {"ELEVENLABS_API_KEY": KEY, "ACPBUILD_ELEVENLABS_URL": speech.url}
+        first = acpbuild.run(path, env=env)
+        assert first.success and first.steps["voice"].reason == "premium failed, fell back to cheap"
+        # the preferred member is made on its own (named as a target), and so enters the store
+        assert acpbuild.run(path, ["premium"], env=env).steps["premium"].status == "ran"
+        touch_recipe(path)
+        again = acpbuild.run(path, env=env)
+        assert again.success, again.to_dict()
+        assert again.steps["voice"].reason == "chose premium, the first member"
+        assert file_digest(out / "voice.mp3") == file_digest(out / "premium.mp3")
+        assert again.total_cost == 0
+        assert speech.submissions == 3  # Rachel refused, Adam, Rachel: nothing bought twice
+
+
+def test_a_judge_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # the judge writes UTF-8 ("café"); a machine whose locale is plain ASCII must still read it
+    judge = '\n[steps.pick]\nkind = "text"\nprompt = "small café"\nseed = 2\nsentences = 1\noutput = "pick.txt"\n'
+    path = write(tmp_path, IMAGES.format(scorer='judge = "pick"') + judge)
+    env = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "acpbuild", "run", str(path), "--json"],
+        check=False,
+        env=env,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    assert "café" in (tmp_path / "out" / "pick.txt").read_text(encoding="utf-8")
+    steps = {s["name"]: s for s in json.loads(done.stdout)["steps"]}
+    assert steps["cover"]["status"] == "ran", steps["cover"]["error"]
+    assert steps["cover"]["reason"] == "chose small, named by pick"
