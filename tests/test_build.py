@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -34,7 +35,7 @@ from acpbuild.money import spend
 from acpbuild.recipe import load_recipe
 from acpbuild.store import layout
 from acpbuild.store.ledger import Generation, Owner
-from tests.emulators import Response
+from tests.emulators import Request, Response
 from tests.emulators.fal import KEY as FAL_KEY
 from tests.emulators.fal import FalEmulator
 from tests.emulators.fal import error as fal_error
@@ -533,3 +534,43 @@ def test_the_claim_of_a_run_that_died_is_taken_over_with_a_warning(orr: OpenRout
     assert [(e.kind, e.message) for e in events if "took over" in e.message] == [
         ("warning", f"line: took over the claim of {dead}, which stopped")
     ]
+
+
+class _Together(OpenRouterEmulator):
+    """Answers a request only once a second one has arrived: two calls must be in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.both = threading.Barrier(2, timeout=5.0)
+
+    def _chat(self, request: Request, match: re.Match[str]) -> Response:
+        try:
+            self.both.wait()
+        except threading.BrokenBarrierError:
+            return openrouter_error(400, "the other request never came")
+        return super()._chat(request, match)
+
+
+def test_steps_asking_for_different_generations_are_bought_at_once(tmp_path: Path) -> None:
+    recipe = _paid(tmp_path, HEADER + _line("one", "The first line.") + _line("two", "The second line."))
+    with _Together() as together:
+        result = acpbuild.run(recipe, env=_env(together), jobs=2)
+    assert result.success, result.to_dict()
+    assert together.submissions == 2
+
+
+def test_an_estimate_counts_the_images_a_step_sends(orr: OpenRouterEmulator, tmp_path: Path) -> None:
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(tmp_path / "photo.png")
+    recipe = _paid(
+        tmp_path,
+        HEADER
+        + '\n[steps.facts]\nkind = "image_understanding"\nprovider = "openrouter"\nmodel = "google/gemini-2.5-flash"\n'
+        + 'image = "photo.png"\nprompt = "What is this?"\nmax_tokens = 40\noutput = "facts.txt"\n',
+    )
+    env = _env(orr)
+    (entry,) = forecast(recipe, env=env).entries
+    result = acpbuild.run(recipe, env=env)
+    assert result.success, result.to_dict()
+    assert result.steps["facts"].estimated_cost == entry.estimate.usd > 0
+    (gen,) = _generations(tmp_path / ".acpbuild")
+    assert gen.estimated_cost == entry.estimate.usd
