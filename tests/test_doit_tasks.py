@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -127,3 +129,21 @@ def test_a_run_doit_refuses_fails_and_is_never_taken_for_up_to_date(
     assert any("doit stopped the run" in e and "'='" in e for e in result.errors), result.errors
     assert {r.status for r in result.steps.values()} == {"skipped"}
     assert not list((photo_recipe.parent / ".acpbuild").glob("noop-*"))
+
+
+def test_recipe_tasks_are_named_for_the_task_function_that_yields_them(photo_recipe: Path) -> None:
+    # in a dodo.py, `task_photo` yields the steps as sub-tasks: doit calls them photo:gray and
+    # photo:facts, so one step's dependency on another must name the other's full name
+    def task_photo() -> Iterator[dict[str, Any]]:
+        yield from acpbuild.recipe_tasks(photo_recipe)
+
+    def task_shoot() -> Iterator[dict[str, Any]]:
+        yield from acpbuild.recipe_tasks(str(photo_recipe), basename="album")
+
+    for task_fn, basename in ((task_photo, "photo"), (task_shoot, "album")):
+        tasks = {t["name"]: t for t in task_fn()}
+        assert list(tasks) == ["gray", "facts"]  # doit adds the basename itself
+        assert tasks["gray"]["task_dep"] == []
+        assert tasks["facts"]["task_dep"] == [f"{basename}:gray"]
+        assert tasks["facts"]["targets"] == [str(photo_recipe.parent / "out" / "facts.txt")]
+        assert tasks["gray"]["uptodate"][0]() is False  # the ledger says nothing is built yet
