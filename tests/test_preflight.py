@@ -359,7 +359,12 @@ class Probe(Provider):
             "scribe": Model(
                 "scribe",
                 {"text": "scribe-v1"},
-                {"prompt": Param("str", required=True), "notes": Param("list"), "tone": Param("str", default="plain")},
+                {
+                    "prompt": Param("str", required=True),
+                    "notes": Param("list"),
+                    "tone": Param("str", default="plain"),
+                    "length": Param("int", default=2, kinds=("text",)),
+                },
             ),
         }
 
@@ -413,7 +418,8 @@ def test_a_providers_account_check_gets_the_kind_model_and_only_the_values_known
     tmp_path: Path,
 ) -> None:
     # Provider.lacks: parameters with defaults filled in, as far as they are known before the
-    # run; a value another step will make (alone, in a list or in a table) is left out
+    # run (a default for the step's kind only too); a value another step will make (alone, in a
+    # list or in a table) is left out
     import os
     import subprocess
     import sys
@@ -442,7 +448,7 @@ def test_a_providers_account_check_gets_the_kind_model_and_only_the_values_known
     )
     assert done.returncode == 2, done.stdout + done.stderr
     err = done.stderr
-    assert "  probe: asked about text scribe with notes, prompt, tone\n    needed by one\n" in err
-    assert "  probe: asked about text scribe with prompt, tone\n    needed by three, four\n" in err
-    assert "  probe: asked about text scribe with tone\n    needed by two\n" in err
+    assert "  probe: asked about text scribe with length, notes, prompt, tone\n    needed by one\n" in err
+    assert "  probe: asked about text scribe with length, prompt, tone\n    needed by three, four\n" in err
+    assert "  probe: asked about text scribe with length, tone\n    needed by two\n" in err
     assert "  TIP: change the recipe to what the account has, or add it to the account" in err
