@@ -39,6 +39,8 @@ from tests.emulators import Request, Response
 from tests.emulators.fal import KEY as FAL_KEY
 from tests.emulators.fal import FalEmulator
 from tests.emulators.fal import error as fal_error
+from tests.emulators.google import KEY as GOOGLE_KEY
+from tests.emulators.google import GoogleEmulator
 from tests.emulators.openrouter import CHAT, REPLY_PREFIX, OpenRouterEmulator
 from tests.emulators.openrouter import KEY as OPENROUTER_KEY
 from tests.emulators.openrouter import error as openrouter_error
@@ -574,3 +576,23 @@ def test_an_estimate_counts_the_images_a_step_sends(orr: OpenRouterEmulator, tmp
     assert result.steps["facts"].estimated_cost == entry.estimate.usd > 0
     (gen,) = _generations(tmp_path / ".acpbuild")
     assert gen.estimated_cost == entry.estimate.usd
+
+
+def test_a_provider_that_reports_no_cost_is_billed_on_what_it_says_it_used(tmp_path: Path) -> None:
+    # Gemini answers with token counts, not a price: the cost is worked out from them at the
+    # model's price, not taken from the estimate (which bounds the answer at 8,192 tokens)
+    recipe = _paid(
+        tmp_path,
+        HEADER + '\n[steps.line]\nkind = "text"\nprovider = "google"\nmodel = "gemini-2.5-flash"\n'
+        'prompt = "One line about a harbour."\noutput = "line.txt"\n',
+    )
+    with GoogleEmulator() as google:
+        env = {"GEMINI_API_KEY": GOOGLE_KEY, "ACPBUILD_GOOGLE_URL": google.url, "ACPBUILD_CONFIG": os.devnull}
+        result = acpbuild.run(recipe, env=env)
+    assert result.success, result.to_dict()
+    # the emulator's usageMetadata: 11 prompt tokens; 7 answer + 5 thinking tokens, billed as
+    # output. Gemini 2.5 Flash: $0.30 per 1M input tokens, $2.50 per 1M output tokens
+    # (ai.google.dev/pricing): 11 x 0.30e-6 + 12 x 2.50e-6 = $0.0000333
+    assert result.steps["line"].cost == pytest.approx(0.0000333)
+    (gen,) = _generations(tmp_path / ".acpbuild")
+    assert gen.actual_cost == pytest.approx(0.0000333)
