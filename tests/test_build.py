@@ -578,14 +578,18 @@ def test_an_estimate_counts_the_images_a_step_sends(orr: OpenRouterEmulator, tmp
     assert gen.estimated_cost == entry.estimate.usd
 
 
+#: one Gemini text step, with no max_tokens: the model's default cap of 8,192 is sent
+GEMINI = (
+    HEADER
+    + '\n[steps.line]\nkind = "text"\nprovider = "google"\nmodel = "gemini-2.5-flash"\n'
+    + 'prompt = "One line about a harbour."\noutput = "line.txt"\n'
+)
+
+
 def test_a_provider_that_reports_no_cost_is_billed_on_what_it_says_it_used(tmp_path: Path) -> None:
     # Gemini answers with token counts, not a price: the cost is worked out from them at the
     # model's price, not taken from the estimate (which bounds the answer at 8,192 tokens)
-    recipe = _paid(
-        tmp_path,
-        HEADER + '\n[steps.line]\nkind = "text"\nprovider = "google"\nmodel = "gemini-2.5-flash"\n'
-        'prompt = "One line about a harbour."\noutput = "line.txt"\n',
-    )
+    recipe = _paid(tmp_path, GEMINI)
     with GoogleEmulator() as google:
         env = {"GEMINI_API_KEY": GOOGLE_KEY, "ACPBUILD_GOOGLE_URL": google.url, "ACPBUILD_CONFIG": os.devnull}
         result = acpbuild.run(recipe, env=env)
@@ -596,3 +600,48 @@ def test_a_provider_that_reports_no_cost_is_billed_on_what_it_says_it_used(tmp_p
     assert result.steps["line"].cost == pytest.approx(0.0000333)
     (gen,) = _generations(tmp_path / ".acpbuild")
     assert gen.actual_cost == pytest.approx(0.0000333)
+
+
+class CachedChat(OpenRouterEmulator):
+    """OpenRouter answering as it does when part of the prompt was cached: ``usage.cost`` is
+    below what the tokens cost at list price."""
+
+    def _chat(self, request: Request, match: re.Match[str]) -> Response:
+        answer = super()._chat(request, match)
+        assert isinstance(answer.body, dict)
+        answer.body["usage"]["cost"] = 0.000001
+        return answer
+
+
+def test_the_cost_a_provider_reports_is_what_is_recorded_not_our_price_for_its_tokens(tmp_path: Path) -> None:
+    recipe = _paid(tmp_path)
+    with CachedChat() as chat:
+        result = acpbuild.run(recipe, env=_env(chat))
+    assert result.success, result.to_dict()
+    assert result.steps["line"].cost == 0.000001
+    (gen,) = _generations(tmp_path / ".acpbuild")
+    assert gen.actual_cost == 0.000001
+
+
+
+class Untallied(GoogleEmulator):
+    """Gemini answering without ``usageMetadata``: nothing says how many tokens it used."""
+
+    def _generate(self, request: Request, match: re.Match[str]) -> Response:
+        answer = super()._generate(request, match)
+        assert isinstance(answer.body, dict)
+        answer.body.pop("usageMetadata")
+        return answer
+
+
+def test_a_paid_call_that_says_neither_its_cost_nor_its_usage_is_counted_at_its_estimate(tmp_path: Path) -> None:
+    recipe = _paid(tmp_path, GEMINI)
+    with Untallied() as google:
+        env = {"GEMINI_API_KEY": GOOGLE_KEY, "ACPBUILD_GOOGLE_URL": google.url, "ACPBUILD_CONFIG": os.devnull}
+        bound = forecast(recipe, env=env).entries[0].estimate.bound
+        result = acpbuild.run(recipe, env=env)
+    assert result.success, result.to_dict()
+    assert bound > 0.01  # 8,192 output tokens at $2.50 per 1M
+    assert result.steps["line"].cost == pytest.approx(bound)
+    (gen,) = _generations(tmp_path / ".acpbuild")
+    assert gen.actual_cost == pytest.approx(bound)
