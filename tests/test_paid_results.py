@@ -300,3 +300,23 @@ def test_a_paid_answer_that_cannot_be_stored_or_kept_is_counted_as_possibly_bill
     again = acpbuild.run(recipe)
     assert again.success and orr.submissions == 2  # there was nothing to store it from: bought anew
     assert any("possibly billed" in w and step in w for w in again.warnings)
+
+
+def test_a_paid_result_the_store_refuses_still_counts_against_the_runs_budget(
+    emulators: tuple[FalEmulator, OpenRouterEmulator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # two answers, a budget for one: the first is paid for though the store refuses it, so
+    # --keep-going must not buy the second with money the first already spent
+    _, orr = emulators
+    second = RECIPES["sync"].replace("[steps.line]", "[steps.other]").replace("line.txt", "other.txt")
+    recipe = _recipe(tmp_path, RECIPES["sync"] + second.replace("a lighthouse", "a harbour"))
+    os.chdir(tmp_path)
+    assert main(["plan", str(recipe), "--json"]) == 0
+    one = max(s["at_most"] for s in json.loads(capsys.readouterr().out)["steps"])
+    _break_objects(tmp_path / ".acpbuild")
+
+    run = acpbuild.run(recipe, jobs=1, keep_going=True, budget=one * 1.01)
+    assert orr.submissions == 1
+    paid, refused = sorted(run.steps.values(), key=lambda r: r.refused)
+    assert paid.status == "failed" and "is kept at" in (paid.error or "") and paid.cost > 0
+    assert refused.status == "failed" and refused.refused

@@ -190,6 +190,12 @@ def _generate(ctx: Context, step: Step, prepared: Prepared, expected: float, res
         else:
             ctx.budget.release(step.name)
         raise
+    except AcpbuildError as exc:
+        if exc.paid:  # paid for, then refused by the store: spent all the same
+            ctx.budget.settle(step.name, exc.paid)
+        else:
+            ctx.budget.release(step.name)
+        raise
     except BaseException:
         ctx.budget.release(step.name)
         raise
