@@ -268,7 +268,7 @@ def _call(
     try:
         digest = ctx.store.put(staging)
     except StoreError as exc:
-        _keep(ctx, key, gen_id, staging, journal.request_id, cost, outcome.usage, outcome.meta, exc)
+        _keep(ctx, key, gen_id, staging, journal.request_id, cost, outcome.usage, outcome.meta, exc, paid=provider.paid)
     ctx.ledger.finish(
         gen_id,
         digest=digest,
@@ -292,6 +292,8 @@ def _keep(
     usage: dict[str, Any],
     meta: dict[str, Any],
     error: StoreError,
+    *,
+    paid: bool,
 ) -> NoReturn:
     """The store refused a paid result: keep its bytes for the next run, or its job resumable."""
     try:
@@ -305,8 +307,10 @@ def _keep(
                 f"{error}; request {request_id} is kept: once the store is writable again, "
                 "the next run fetches its result without paying again"
             ) from error
-        ctx.ledger.fail(gen_id, str(error), resumable=False, billed=True)
-        lost = StoreError(f"{error}; the result was paid for but could not be kept anywhere")
+        # a free provider's result costs nothing to make again: nothing may have been billed
+        ctx.ledger.fail(gen_id, str(error), resumable=False, billed=paid)
+        said = "the result was paid for but could not be kept anywhere" if paid else "the result could not be kept anywhere"
+        lost = StoreError(f"{error}; {said}")
         lost.paid = cost or 0.0
         raise lost from error
     ctx.ledger.received(gen_id, actual_cost=cost, usage=usage, meta=meta, error=str(error))
