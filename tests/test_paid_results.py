@@ -327,3 +327,28 @@ def test_a_paid_result_the_store_refuses_still_counts_against_the_runs_budget(
     paid, refused = sorted(run.steps.values(), key=lambda r: r.refused)
     assert paid.status == "failed" and "is kept at" in (paid.error or "") and paid.cost > 0
     assert refused.status == "failed" and refused.refused
+
+
+def test_a_kept_result_that_is_gone_is_bought_again_and_the_lost_one_stays_counted(
+    emulators: tuple[FalEmulator, OpenRouterEmulator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, orr = emulators
+    recipe = _recipe(tmp_path, RECIPES["sync"])
+    os.chdir(tmp_path)
+    taken = _break_objects(tmp_path / ".acpbuild")
+    assert acpbuild.run(recipe).steps["line"].status == "failed"
+    for shard in taken:
+        shard.unlink()
+    (kept,) = (tmp_path / ".acpbuild" / "tmp").glob("kept-*")
+    kept.unlink()  # say, a clean-up of temporary files
+
+    again = acpbuild.run(recipe)
+    assert again.success and orr.submissions == 2  # nothing to store it from: bought anew
+    assert again.steps["line"].reason != "stored the result an earlier run paid for and kept"
+    # the lost one is not forgotten, nor taken for the result of this run: it stays in doubt
+    assert main(["costs", str(recipe), "--json"]) == 0
+    (costs,) = json.loads(capsys.readouterr().out)["rows"]
+    assert (costs["generations"], costs["in_doubt"]) == (1, 1)
+    assert costs["possibly_billed"] > 0
+    assert acpbuild.run(recipe).steps["line"].status == "uptodate"
+    assert orr.submissions == 2
