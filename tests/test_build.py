@@ -645,3 +645,78 @@ def test_a_paid_call_that_says_neither_its_cost_nor_its_usage_is_counted_at_its_
     assert result.steps["line"].cost == pytest.approx(bound)
     (gen,) = _generations(tmp_path / ".acpbuild")
     assert gen.actual_cost == pytest.approx(bound)
+
+
+# -- what a provider hands back is checked before it is stored ------------------------------
+
+#: a free plugin provider that says it succeeded whatever it wrote: the prompt says what to write
+FAULTY = '''
+from acpbuild.provider import API_VERSION, Model, Outcome, Param, Provider
+
+
+class FaultyProvider(Provider):
+    name = "faulty"
+    version = "1"
+    api_version = API_VERSION
+    paid = False
+    key_vars = ()
+
+    def catalogue(self):
+        return {"paint": Model("paint", {"text_to_image": "paint-v1"}, {"prompt": Param("str", required=True)})}
+
+    def generate(self, job, journal):
+        what = job.params["prompt"]
+        if what == "interrupted":
+            raise KeyboardInterrupt  # Ctrl-C before a byte was written
+        if what != "nothing":
+            job.output.write_bytes({"empty": b"", "one byte": b"P", "prose": b"a picture of a harbour"}[what])
+        return Outcome(request_id="faulty-1")
+'''
+
+
+@pytest.mark.parametrize(
+    ("prompt", "error"),
+    [
+        ("nothing", "faulty: the provider reported success but wrote no output"),
+        ("empty", "faulty: the provider reported success but wrote no output"),
+        ("one byte", "faulty: the image does not decode"),
+        ("prose", "faulty: the image does not decode"),
+    ],
+)
+def test_an_output_that_is_missing_empty_or_not_what_the_step_makes_fails_the_step(
+    tmp_path: Path, prompt: str, error: str
+) -> None:
+    (tmp_path / "faulty_plugin.py").write_text(FAULTY)
+    (tmp_path / "config.toml").write_text('providers = ["faulty_plugin:FaultyProvider"]\n')
+    (tmp_path / "r.toml").write_text(
+        HEADER + f'\n[steps.pic]\nkind = "text_to_image"\nprovider = "faulty"\nmodel = "paint"\n'
+        f'prompt = "{prompt}"\noutput = "pic.png"\n'
+    )
+    env = {**os.environ, "ACPBUILD_CONFIG": str(tmp_path / "config.toml")}
+    argv = [sys.executable, "-m", "acpbuild", "run", "r.toml", "--json"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 1, done.stderr
+    (pic,) = json.loads(done.stdout)["steps"]
+    assert pic["status"] == "failed" and pic["error"].startswith(error), pic["error"]
+    assert not (tmp_path / "out" / "pic.png").exists()
+    (gen,) = _generations(tmp_path / ".acpbuild")
+    assert (gen.state, gen.digest) == ("failed", None)
+
+
+def test_a_call_interrupted_before_the_provider_wrote_anything_stops_the_run_and_stays_to_resume(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "faulty_plugin.py").write_text(FAULTY)
+    (tmp_path / "config.toml").write_text('providers = ["faulty_plugin:FaultyProvider"]\n')
+    (tmp_path / "r.toml").write_text(
+        HEADER + '\n[steps.pic]\nkind = "text_to_image"\nprovider = "faulty"\nmodel = "paint"\n'
+        'prompt = "interrupted"\noutput = "pic.png"\n'
+    )
+    env = {**os.environ, "ACPBUILD_CONFIG": str(tmp_path / "config.toml")}
+    argv = [sys.executable, "-m", "acpbuild", "run", "r.toml"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 130, done.stderr  # the interrupt, not a missing staging file
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr
+    (gen,) = _generations(tmp_path / ".acpbuild")
+    assert gen.state == "submitted"  # the next run resumes it rather than paying again
+    assert list((tmp_path / ".acpbuild" / "tmp").iterdir()) == []
