@@ -720,3 +720,31 @@ def test_a_call_interrupted_before_the_provider_wrote_anything_stops_the_run_and
     (gen,) = _generations(tmp_path / ".acpbuild")
     assert gen.state == "submitted"  # the next run resumes it rather than paying again
     assert list((tmp_path / ".acpbuild" / "tmp").iterdir()) == []
+
+
+class Watching(OpenRouterEmulator):
+    """OpenRouter that, while it answers, reads the claims the asking run holds in its ledger."""
+
+    def __init__(self, store: Path) -> None:
+        super().__init__()
+        self.store = store
+        self.claims: list[tuple[str, Owner, float, str | None]] = []
+
+    def _chat(self, request: Request, match: re.Match[str]) -> Response:
+        ledger = layout.open_ledger(self.store)
+        try:
+            self.claims = ledger.claims()
+        finally:
+            ledger.close()
+        return super()._chat(request, match)
+
+
+def test_a_claim_names_the_step_it_is_bought_for_while_the_call_is_made(tmp_path: Path) -> None:
+    # another run waiting on this key says what it waits for by this name ("waiting for ... (line)")
+    recipe = _paid(tmp_path)
+    with Watching(tmp_path / ".acpbuild") as orr:
+        result = acpbuild.run(recipe, env=_env(orr))
+    assert result.success, result.to_dict()
+    ((key, owner, _, step),) = orr.claims
+    assert (key, step) == (result.steps["line"].key, "line")
+    assert owner.pid == os.getpid()
