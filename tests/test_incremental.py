@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from conftest import copy_recipe, provider_calls
 
 import acpbuild
 from acpbuild.cli import main
+from acpbuild.engine.results import Event
 
 STEPS = {"script", "voice", "cover", "clip", "final"}
 
@@ -223,3 +225,110 @@ def test_the_summary_is_plain_text_when_not_a_terminal(
     path = recipe.parent / "out" / "final.mp4"
     assert str(path) in out or os.path.relpath(path) in out
     assert "clip.mp4" not in out  # up to date: counted, not listed
+
+
+def test_each_step_is_announced_when_it_starts_and_again_when_it_is_done(tmp_path: Path) -> None:
+    path = copy_recipe("chain.toml", tmp_path)
+    events: list[Event] = []
+    assert acpbuild.run(path, env={}, on_event=events.append).success
+    said = [(e.kind, e.step) for e in events if e.kind in ("step_start", "step_done")]
+    for name in STEPS:
+        assert said.count(("step_start", name)) == 1, said
+        assert said.index(("step_start", name)) < said.index(("step_done", name))
+
+
+def test_a_failed_step_and_the_dependant_it_skips_keep_their_provider_and_model(tmp_path: Path) -> None:
+    path = copy_recipe("chain.toml", tmp_path)
+    _break_voice(path)
+    result = acpbuild.run(path, keep_going=True, env={})
+    recipe = acpbuild.load_recipe(path, env={})
+    for name in ("voice", "final"):
+        made, step = result.steps[name], recipe.steps[name]
+        assert (made.provider, made.model) == (step.provider, step.model)
+    error = result.steps["voice"].error or ""
+    assert "xx-nowhere" in error and "Traceback" not in error  # the step's own reason, not a crash
+
+
+def test_a_fresh_clone_records_what_its_lockfile_vouches_for(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from acpbuild.report.gather import gather
+
+    # a fresh clone: the outputs and the committed lockfile, no store yet
+    shutil.rmtree(recipe.parent / ".acpbuild")
+    assert set(statuses(acpbuild.run(recipe, env={})).values()) == {"uptodate"}
+    assert provider_calls(recipe.parent / ".acpbuild") == 0
+    # the ledger now knows what each output holds and which step made it: the report links
+    # an input to the step that made it, and the next run is answered by the fast path
+    final = next(c for c in gather(recipe, env={}).cards if c.name == "final")
+    assert sorted((p.name, p.step) for p in final.params if p.step) == [("audio", "voice"), ("video", "clip")]
+    assert main(["run", str(recipe)]) == 0
+    assert "nothing changed since the last run of chain" in capsys.readouterr().out
+
+
+VOICES = """
+[recipe]
+name = "voices"
+output_dir = "out"
+
+[steps.fancy]
+kind = "text_to_speech"
+text = "Hello from the harbour."
+voice = "{fancy}"
+output = "fancy.wav"
+
+[steps.plain]
+kind = "text_to_speech"
+text = "Hello from the harbour."
+speed = 150
+{plain}
+output = "plain.wav"
+
+[groups.voice]
+steps = ["fancy", "plain"]
+merge = "first_success"
+output = "voice.wav"
+"""
+
+
+def test_a_group_whose_members_all_fail_is_reported_failed_with_each_members_reason(tmp_path: Path) -> None:
+    path = tmp_path / "voices.toml"
+    path.write_text(VOICES.format(fancy="xx-nowhere", plain='voice = "xx-nowhere-either"'))
+    result = acpbuild.run(path, env={})
+    assert not result.success
+    group = result.steps["voice"]
+    assert (group.status, group.provider, group.model) == ("failed", "group", "first_success")
+    error = group.error or ""
+    assert error.startswith("group 'voice': every member failed (fancy: ") and error.endswith(")"), error
+    assert "xx-nowhere-either" in error and "Traceback" not in error
+
+
+def test_a_run_after_a_fallback_is_answered_by_the_fast_path_with_the_member_that_made_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "voices.toml"
+    path.write_text(VOICES.format(fancy="xx-nowhere", plain=""))
+    first = acpbuild.run(path, env={})
+    assert statuses(first) == {"fancy": "failed", "plain": "ran", "voice": "ran"}
+    assert main(["run", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    # the failed member made nothing: the answer vouches only for what holds the output
+    assert {s["name"]: s["status"] for s in doc["steps"]} == {"plain": "uptodate", "voice": "uptodate"}
+
+
+def test_two_collect_all_groups_without_outputs_run_side_by_side(tmp_path: Path) -> None:
+    path = tmp_path / "acpbuild.toml"
+    steps = "".join(f'[steps.{n}]\nkind = "text"\nprompt = "{n}"\nsentences = 1\noutput = "{n}.txt"\n\n' for n in "abcd")
+    groups = '[groups.first]\nsteps = ["a", "b"]\nmerge = "collect_all"\n\n[groups.second]\nsteps = ["c", "d"]\nmerge = "collect_all"\n'
+    path.write_text(steps + groups)
+    result = acpbuild.run(path, env={})
+    assert result.success, result.to_dict()
+    assert result.errors == []
+    assert statuses(result) == {"a": "ran", "b": "ran", "c": "ran", "d": "ran", "first": "ran", "second": "ran"}
+
+
+def test_a_dodo_file_gets_a_task_per_group_with_its_output_as_target_and_a_description(tmp_path: Path) -> None:
+    path = tmp_path / "voices.toml"
+    path.write_text(VOICES.format(fancy="xx-nowhere", plain=""))
+    tasks = {t["name"]: t for t in acpbuild.recipe_tasks(path, basename="voices")}
+    assert tasks["voice"]["targets"] == [str(tmp_path / "out" / "voice.wav")]
+    assert tasks["voice"]["doc"] == "group (first_success) of fancy, plain"
+

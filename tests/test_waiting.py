@@ -3,6 +3,9 @@ what that run made, or takes the claim over when that run is gone."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +18,8 @@ from acpbuild.engine.results import Event
 from acpbuild.engine.workflow import forecast
 from acpbuild.store import layout
 from acpbuild.store.ledger import Owner
+from tests.emulators.fal import KEY as FAL_KEY
+from tests.emulators.fal import FalEmulator
 from tests.emulators.openrouter import KEY as OPENROUTER_KEY
 from tests.emulators.openrouter import OpenRouterEmulator
 
@@ -107,3 +112,93 @@ def test_a_claim_whose_lease_runs_out_is_taken_over(setup: tuple[Path, dict[str,
         assert ledger.claims() == []  # released with the finished generation
     finally:
         ledger.close()
+
+
+# -- a run keeps its claims alive while its steps work ----------------------------------
+FAL_RECIPE = """
+[recipe]
+name = "paid"
+output_dir = "out"
+
+[steps.picture]
+kind = "text_to_image"
+provider = "fal"
+model = "flux-schnell"
+prompt = "a lighthouse at dusk"
+image_size = "square"
+output = "picture.png"
+"""
+
+
+@pytest.fixture
+def fal() -> Iterator[FalEmulator]:
+    with FalEmulator() as emulator:
+        yield emulator
+
+
+def test_a_step_that_outlasts_its_lease_keeps_its_claim_so_a_second_run_waits(tmp_path: Path, fal: FalEmulator) -> None:
+    recipe = tmp_path / "paid.toml"
+    recipe.write_text(FAL_RECIPE)
+    # a lease of 0.6 s: only the run's renewals keep its claim alive while its job runs for longer
+    env = {"FAL_KEY": FAL_KEY, "ACPBUILD_FAL_URL": fal.url, "ACPBUILD_POLL_INTERVAL_S": "0.05",
+           "ACPBUILD_CLAIM_LEASE_S": "0.6"}
+    fal.polls = 10**6  # IN_PROGRESS until the test says otherwise
+    first: list[acpbuild.RunResult] = []
+    second: list[acpbuild.RunResult] = []
+    events: list[Event] = []
+    one = threading.Thread(target=lambda: first.append(acpbuild.run(recipe, env=env)))
+    one.start()
+    deadline = time.monotonic() + 30
+    while not fal.submissions and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(1.5)  # more than two leases
+    two = threading.Thread(target=lambda: second.append(acpbuild.run(recipe, env=env, on_event=events.append)))
+    two.start()
+    while not any(e.kind == "waiting" for e in events) and fal.submissions < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    fal.polls = 0
+    for job in list(fal.jobs.values()):
+        job.polls = 0  # the job finishes
+    one.join()
+    two.join()
+    assert fal.submissions == 1, "the second run took over a live claim and bought the picture again"
+    assert first[0].steps["picture"].status == "ran"
+    assert second[0].steps["picture"].status == "restored"
+    assert [e.step for e in events if e.kind == "waiting"] == ["picture"]
+
+
+def test_a_doit_process_that_bought_a_step_exits_when_its_tasks_are_done(
+    setup: tuple[Path, dict[str, str], OpenRouterEmulator],
+) -> None:
+    recipe, env, orr = setup
+    (recipe.parent / "dodo.py").write_text(
+        "from acpbuild import recipe_tasks\n\n\ndef task_r():\n    yield from recipe_tasks('r.toml')\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "doit"],
+        cwd=recipe.parent,
+        env={**os.environ, **env, "PYTHONPATH": str(root), "ACPBUILD_CONFIG": os.devnull},
+        capture_output=True,
+        text=True,
+        timeout=60,  # a claim-renewing thread left running would keep the process alive
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert orr.submissions == 1
+    assert (recipe.parent / "out" / "line.txt").read_text().strip()
+
+
+def test_a_budget_warning_is_emitted_once_as_it_is_crossed(setup: tuple[Path, dict[str, str], OpenRouterEmulator]) -> None:
+    recipe, env, orr = setup
+    other = RECIPE.split("[steps.line]")[1].replace("line.txt", "other.txt").replace("a harbour", "a lighthouse")
+    # a call reserves its bound, every token it may write: far more than the one line it writes
+    recipe.write_text((RECIPE + "\n[steps.other]" + other).replace("max_tokens = 40", "max_tokens = 4000"))
+    bound = forecast(recipe, env=env).at_most / 2  # what each call reserves before it is made
+    events: list[Event] = []
+    # the first reservation crosses 80% of the budget; the second still fits, what the first paid being small
+    result = acpbuild.run(recipe, env=env, jobs=1, budget=bound / 0.85, keep_going=True, on_event=events.append)
+    assert result.success and orr.submissions == 2, result.to_dict()
+    warned = [e.message for e in events if e.kind == "warning"]
+    assert len(warned) == 1 and warned == result.warnings, warned
+    assert "past 80% of the budget of" in warned[0]
