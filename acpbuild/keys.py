@@ -64,7 +64,7 @@ def signature(path: Path) -> Signature | None:
     """The stat fields that move when a file's bytes change, or None when it does not exist."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a file where a folder on the way should be
         return None
     # ctime catches a same-size rewrite whose mtime was put back (touch -r, os.utime):
     # no one can set it. But adding or removing any name of a file changes its ctime

@@ -332,3 +332,11 @@ def test_a_dodo_file_gets_a_task_per_group_with_its_output_as_target_and_a_descr
     assert tasks["voice"]["targets"] == [str(tmp_path / "out" / "voice.wav")]
     assert tasks["voice"]["doc"] == "group (first_success) of fancy, plain"
 
+
+def test_an_output_folder_that_is_a_file_fails_the_steps_with_a_reason_that_names_it(tmp_path: Path) -> None:
+    path = copy_recipe("chain.toml", tmp_path)
+    (tmp_path / "out").write_text("a file where the outputs' folder goes")
+    result = acpbuild.run(path, keep_going=True, env={})
+    assert not result.success and result.exit_code == 1
+    assert statuses(result) == {"script": "failed", "voice": "skipped", "cover": "failed", "clip": "skipped", "final": "skipped"}
+    assert str(tmp_path / "out") in (result.steps["script"].error or "")
