@@ -11,6 +11,7 @@ import pytest
 
 import acpbuild
 from acpbuild.media import probe
+from tests.pg_server import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -268,11 +269,13 @@ output = "voice.wav"
 """
 
 
-def _kept_job(store: Path, recipe: str, step: str, request_id: str, key: str) -> int:
+def _kept_job(
+    store: Path, recipe: str, step: str, request_id: str, key: str, env: dict[str, str] | None = None
+) -> int:
     """A paid job an earlier run submitted and could not finish: kept for the next run to resume."""
     from acpbuild.store import layout
 
-    ledger = layout.open_ledger(store)
+    ledger = layout.open_ledger(store, env)
     try:
         gen = ledger.begin(
             key, recipe=recipe, step=step, kind="text_to_speech", provider="local", model="espeak",
@@ -347,3 +350,16 @@ def test_a_stopped_run_without_jobs_to_resume_says_only_what_it_finished(tmp_pat
         assert kept(ctx) == "kept 1 finished step"
     finally:
         ctx.close()
+
+
+def test_abandoning_gives_up_jobs_in_the_shared_ledger_the_environment_names(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    from acpbuild.engine.workflow import abandon
+
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(GROUPED)
+    env = {"ACPBUILD_LEDGER": postgres.new_database()}  # a team's ledger, not this store's own
+    job = _kept_job(tmp_path / ".acpbuild", "grouped", "fancy", "req-1", "k1", env=env)
+    given_up = abandon(path, ["fancy"], env=env)
+    assert [(g.id, g.request_id) for g in given_up["fancy"]] == [(job, "req-1")]

@@ -252,14 +252,19 @@ def test_a_failed_step_and_the_dependant_it_skips_keep_their_provider_and_model(
 def test_a_fresh_clone_records_what_its_lockfile_vouches_for(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from acpbuild.report.gather import gather
 
+    def linked_inputs() -> list[tuple[str, str | None]]:
+        """The final step's inputs that the report links to the step that made them."""
+        final = next(c for c in gather(recipe, env={}).cards if c.name == "final")
+        return sorted((p.name, p.step) for p in final.params if p.step)
+
+    assert linked_inputs() == [("audio", "voice"), ("video", "clip")]  # as the run that made them recorded
     # a fresh clone: the outputs and the committed lockfile, no store yet
     shutil.rmtree(recipe.parent / ".acpbuild")
     assert set(statuses(acpbuild.run(recipe, env={})).values()) == {"uptodate"}
     assert provider_calls(recipe.parent / ".acpbuild") == 0
     # the ledger now knows what each output holds and which step made it: the report links
     # an input to the step that made it, and the next run is answered by the fast path
-    final = next(c for c in gather(recipe, env={}).cards if c.name == "final")
-    assert sorted((p.name, p.step) for p in final.params if p.step) == [("audio", "voice"), ("video", "clip")]
+    assert linked_inputs() == [("audio", "voice"), ("video", "clip")]
     assert main(["run", str(recipe)]) == 0
     assert "nothing changed since the last run of chain" in capsys.readouterr().out
 
