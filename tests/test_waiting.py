@@ -204,3 +204,28 @@ def test_a_budget_warning_is_emitted_once_as_it_is_crossed(setup: tuple[Path, di
     warned = [e.message for e in events if e.kind == "warning"]
     assert len(warned) == 1 and warned == result.warnings, warned
     assert "past 80% of the budget of" in warned[0]
+
+
+def test_an_attempt_that_may_have_been_billed_is_warned_about_once(
+    setup: tuple[Path, dict[str, str], OpenRouterEmulator],
+) -> None:
+    recipe, env, orr = setup
+    ledger = layout.open_ledger(recipe.parent / ".acpbuild")
+    try:  # an earlier run sent a request for `line` and lost the answer
+        lost = ledger.begin(
+            "k-lost", recipe="r", step="line", kind="text", provider="openrouter", model="m", material="{}",
+            estimated_cost=0.002, draft=False,
+        )
+        ledger.fail(lost, "the answer was lost", resumable=False, billed=True)
+    finally:
+        ledger.close()
+    events: list[Event] = []
+    first = acpbuild.run(recipe, env=env, on_event=events.append)
+    assert first.success, first.to_dict()
+    said = [e.message or "" for e in events if e.kind == "warning"]
+    assert len(said) == 1 and said == first.warnings
+    assert said[0].startswith("1 earlier request of line was sent but never answered")
+    assert said[0].endswith("acpbuild abandon r.toml line")
+    again = acpbuild.run(recipe, env=env, on_event=events.append)
+    assert again.success and again.warnings == []  # warned once: the ledger remembers
+    assert orr.submissions == 1
