@@ -209,6 +209,26 @@ def test_the_last_run_is_kept_in_the_store_without_temporary_files(tmp_path: Pat
     assert not list(store.glob("last-run-*.tmp"))
 
 
+def test_a_last_run_that_cannot_be_kept_is_a_warning_naming_the_file(tmp_path: Path) -> None:
+    recipe = quickstart(tmp_path)
+    kept = layout.last_run(tmp_path / "recipes" / ".acpbuild", "quickstart")
+    kept.mkdir(parents=True)  # something else holds the name: the record cannot be written
+    result = acpbuild.run(recipe, env={})
+    assert result.success  # the build is done; only its summary for the report is lost
+    assert [w for w in result.warnings if "cannot write" in w] == [f"cannot write {kept}: Is a directory"]
+
+
+def test_a_kept_last_run_that_is_not_a_run_is_ignored_and_the_plan_shows(tmp_path: Path) -> None:
+    recipe = quickstart(tmp_path)
+    assert acpbuild.run(recipe, env={}).success
+    kept = layout.last_run(tmp_path / "recipes" / ".acpbuild", "quickstart")
+    # cut short, another program's JSON, or nothing at all: the report falls back to the plan
+    for text in ('{"recipe": "quickstart", "steps": [', '["ran", "ran"]', '"ran"', "null"):
+        kept.write_text(text, encoding="utf-8")
+        page = parse(make_report(recipe, env={}).index)
+        assert {status(c) for c in cards(page).values()} == {"up to date"}, text
+
+
 def test_writing_twice_replaces_the_report_and_leaves_nothing_behind(tmp_path: Path) -> None:
     recipe = quickstart(tmp_path)
     acpbuild.run(recipe, env={})
