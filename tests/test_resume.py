@@ -21,6 +21,9 @@ from conftest import copy_recipe
 import acpbuild
 from acpbuild.engine.workflow import forecast
 from tests.emulators import Response
+from tests.emulators.elevenlabs import KEY as EL_KEY
+from tests.emulators.elevenlabs import TTS, ElevenLabsEmulator
+from tests.emulators.elevenlabs import error as el_error
 from tests.emulators.fal import KEY as FAL_KEY
 from tests.emulators.fal import MEDIA, FalEmulator, error, mp4_bytes
 from tests.emulators.google import KEY as GOOGLE_KEY
@@ -216,3 +219,43 @@ def test_a_veo_operation_that_failed_is_marked_failed_and_bought_again(
     second = acpbuild.run(recipe, env=google_env(google))
     assert second.success, second.to_dict()
     assert len(google.submissions()) == 2
+
+
+# -- sent, answer lost: no job to resume, possibly billed, and the next run warns once ----------
+
+
+def doubts(result: acpbuild.RunResult) -> list[str]:
+    """The run's warnings about earlier requests that may have been billed."""
+    return [w for w in result.warnings if "never answered" in w]
+
+
+def test_a_request_whose_answer_was_lost_is_possibly_billed_and_the_next_run_warns_once(tmp_path: Path) -> None:
+    recipe = copy_recipe("speech.toml", tmp_path)
+    # "Hello there." is 12 characters at $0.10 per 1k characters
+    usd = 12 * 0.10 / 1000
+    with ElevenLabsEmulator() as el:
+        env = base_env(ELEVENLABS_API_KEY=EL_KEY, ACPBUILD_ELEVENLABS_URL=el.url)
+        el.fail("POST", TTS, el_error(500, "internal_error", "An internal error occurred."), times=2)
+        first = acpbuild.run(recipe, env=env).to_dict()
+        assert not first["success"] and el.submissions == 1  # sent once: it may have been billed
+        (step,) = first["steps"]
+        assert step["possibly_billed"] == pytest.approx(usd)
+        assert first["totals"]["possibly_billed"] == pytest.approx(usd)
+        assert not any("never answered" in w for w in first["warnings"])
+
+        # the next run names the step and what it may have cost; the request is sent again
+        second = acpbuild.run(recipe, env=env)
+        assert not second.success and el.submissions == 2
+        (warning,) = doubts(second)
+        assert warning.startswith("1 earlier request of line was sent but never answered")
+        assert "~$0.0012" in warning and warning.endswith("acpbuild abandon speech.toml line")
+
+        # warned once: the run after that warns only about the second lost request
+        third = acpbuild.run(recipe, env=env)
+        assert third.success, third.to_dict()
+        (warning,) = doubts(third)
+        assert warning.startswith("1 earlier request of line was sent but never answered")
+        done = third.to_dict()["steps"][0]
+        assert done["cost"] == pytest.approx(usd) and done["estimated_cost"] == pytest.approx(usd)
+        assert "possibly_billed" not in done
+    assert [state for state, _ in rows(tmp_path / ".acpbuild")] == ["possibly_billed", "possibly_billed", "done"]
