@@ -19,7 +19,6 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import tomli
 
@@ -48,18 +47,6 @@ class Entry:
     outputs: tuple[tuple[str, str], ...]
     #: a choosing group's key material (what it chose among, and which), for the next run to trust
     material: str | None = None
-
-    def to_table(self) -> dict[str, Any]:
-        table: dict[str, Any] = {
-            "key": self.key,
-            "provider": self.provider,
-            "model": self.model,
-            "cost": round(self.cost, 6),
-            "outputs": [{"path": path, "digest": digest} for path, digest in self.outputs],
-        }
-        if self.material is not None:
-            table["material"] = self.material
-        return table
 
 
 def lock_path(recipe_path: Path) -> Path:
