@@ -9,7 +9,6 @@ all be held by steps waiting on one another.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -105,11 +104,6 @@ class Context:
             except AcpbuildError:
                 pass  # the ledger is busy or gone for now: the next beat tries again
 
-    def pause(self, seconds: float) -> None:
-        """Wait ``seconds``, lending this step's ``-j`` place to another step meanwhile."""
-        with self._lending():
-            time.sleep(seconds)
-
     def wait_for_claim(self, key: str, lease_left: float | None = None) -> None:
         """Wait until another run's claim on ``key`` may have been released: at most a third of
         a lease, and no longer than the holder's lease has left (``lease_left``), so a dead
@@ -196,9 +190,6 @@ class Context:
     def record(self, result: StepResult) -> None:
         with self._lock:
             self.results[result.name] = result
-
-    def output_digest(self, step: Step) -> str | None:
-        return self.digests.digest(step.output_path)
 
     # -- keys ---------------------------------------------------------------------
     def prepare(self, step: Step, upstream: Upstream) -> Prepared:
