@@ -651,6 +651,8 @@ def test_a_paid_call_that_says_neither_its_cost_nor_its_usage_is_counted_at_its_
 
 #: a free plugin provider that says it succeeded whatever it wrote: the prompt says what to write
 FAULTY = '''
+import os
+
 from acpbuild.provider import API_VERSION, Model, Outcome, Param, Provider
 
 
@@ -666,6 +668,8 @@ class FaultyProvider(Provider):
 
     def generate(self, job, journal):
         what = job.params["prompt"]
+        if what == "crash":  # a bug in the plugin, quoting its key as it goes
+            raise RuntimeError(f"the plugin broke holding {os.environ['FAULTY_API_KEY']}")
         if what == "interrupted":
             raise KeyboardInterrupt  # Ctrl-C before a byte was written
         if what != "nothing":
@@ -748,3 +752,29 @@ def test_a_claim_names_the_step_it_is_bought_for_while_the_call_is_made(tmp_path
     ((key, owner, _, step),) = orr.claims
     assert (key, step) == (result.steps["line"].key, "line")
     assert owner.pid == os.getpid()
+
+
+def test_a_plugin_that_raises_fails_its_step_with_the_traceback_and_no_secret(tmp_path: Path) -> None:
+    (tmp_path / "faulty_plugin.py").write_text(FAULTY)
+    (tmp_path / "config.toml").write_text('providers = ["faulty_plugin:FaultyProvider"]\n')
+    (tmp_path / "r.toml").write_text(
+        HEADER + '\n[steps.pic]\nkind = "text_to_image"\nprovider = "faulty"\nmodel = "paint"\n'
+        'prompt = "crash"\noutput = "pic.png"\n'
+        '\n[steps.after]\nkind = "image_to_image"\nimage = "${steps.pic}"\noperation = "mirror"\noutput = "after.png"\n'
+    )
+    secret = "test-faulty-key-0000"
+    env = {**os.environ, "ACPBUILD_CONFIG": str(tmp_path / "config.toml"), "FAULTY_API_KEY": secret}
+    argv = [sys.executable, "-m", "acpbuild", "run", "r.toml", "--json"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 1, done.stderr
+    assert secret not in done.stdout + done.stderr
+    steps = {s["name"]: s for s in json.loads(done.stdout)["steps"]}
+    pic, after = steps["pic"], steps["after"]
+    assert (pic["status"], pic["provider"], pic["model"]) == ("failed", "faulty", "paint")
+    # the plugin's own traceback, for its author; the key it quoted is masked
+    assert "Traceback" in pic["error"] and "RuntimeError: the plugin broke holding ***" in pic["error"]
+    assert (after["status"], after["provider"], after["model"]) == ("skipped", "local", "pillow")
+    # and as it goes, the step's progress line says it failed
+    shown = subprocess.run(argv[:-1], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert "failed pic" in [line.strip() for line in shown.stdout.splitlines()]
+    assert secret not in shown.stdout + shown.stderr
