@@ -306,8 +306,9 @@ class _Assessor:
         if made is None:
             made = self.made[(step.provider, step.model)] = self.ctx.ledger.made_by(step.provider, step.model)
         own = [g for g in made if g.recipe == self.ctx.recipe.name and g.step == step.name and g.kind == step.kind]
-        if own:
-            return self.measured(own[:1], "as its last run wrote")
+        last = self.measured(own[:1], "as its last run wrote") if own else None
+        if last is not None:
+            return last
         kind = (step.provider, step.model, step.kind)
         if kind not in self.typical:
             alike = [g for g in made if g.kind == step.kind]
@@ -315,9 +316,10 @@ class _Assessor:
             self.typical[kind] = found
         return self.typical[kind]
 
-    def measured(self, made: list[Generation], source: str) -> Expected:
+    def measured(self, made: list[Generation], source: str) -> Expected | None:
         """The median characters and output tokens of texts ``made`` (from the blobs this machine
-        holds, else from the tokens billed)."""
+        holds, else from the tokens billed); None when none of them can be measured (a free text
+        made elsewhere, whose copy this machine lacks)."""
         chars: list[int] = []
         tokens: list[int] = []
         for gen in made:
@@ -329,7 +331,9 @@ class _Assessor:
                 chars.append(billed * CHARS_PER_TOKEN)
             if billed is not None:
                 tokens.append(billed)
-        written = _median(chars) if chars else 0
+        if not chars:
+            return None
+        written = _median(chars)
         return Expected(written, _median(tokens) if tokens else -(-written // CHARS_PER_TOKEN), source)
 
     def group(self, group: Group) -> Assessment:
