@@ -329,6 +329,25 @@ def test_a_paid_result_the_store_refuses_still_counts_against_the_runs_budget(
     assert refused.status == "failed" and refused.refused
 
 
+def test_a_paid_result_the_store_refuses_counts_what_it_cost_not_what_it_held(
+    emulators: tuple[FalEmulator, OpenRouterEmulator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the same two answers, a budget for one and a half: the first was billed far below the
+    # bound it held, so once its cost is known the second fits
+    _, orr = emulators
+    second = RECIPES["sync"].replace("[steps.line]", "[steps.other]").replace("line.txt", "other.txt")
+    recipe = _recipe(tmp_path, RECIPES["sync"] + second.replace("a lighthouse", "a harbour"))
+    os.chdir(tmp_path)
+    assert main(["plan", str(recipe), "--json"]) == 0
+    one = max(s["at_most"] for s in json.loads(capsys.readouterr().out)["steps"])
+    _break_objects(tmp_path / ".acpbuild")
+
+    run = acpbuild.run(recipe, jobs=1, keep_going=True, budget=one * 1.5)
+    assert orr.submissions == 2
+    assert all("is kept at" in (r.error or "") for r in run.steps.values())
+    assert sum(orr.costs) < one / 2  # what made the room
+
+
 def test_a_kept_result_that_is_gone_is_bought_again_and_the_lost_one_stays_counted(
     emulators: tuple[FalEmulator, OpenRouterEmulator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
