@@ -247,3 +247,31 @@ def test_frozen_refuses_a_paid_call_even_at_an_estimate_of_nothing() -> None:
     with pytest.raises(BudgetExceeded, match="--frozen"):
         Budget(never_pay=True).reserve("line", 0.0)
     Budget().reserve("line", 0.0)  # without --frozen, a free estimate is no refusal
+
+
+def test_the_lock_keeps_what_each_step_cost_and_a_clone_keeps_it_as_it_is(
+    tmp_path: Path, openrouter: OpenRouterEmulator
+) -> None:
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    recipe = dev / "paid.toml"
+    recipe.write_text(PAID.replace("{topic}", "a lighthouse"))
+    result = acpbuild.run(recipe)
+    assert result.success, result.to_dict()
+    lock = dev / "paid.lock"
+    steps = tomli.loads(lock.read_text())["steps"]
+    (billed,) = openrouter.costs
+    assert steps["line"]["cost"] == round(billed, 6) > 0  # what the provider billed
+    assert (steps["line"]["provider"], steps["line"]["model"]) == ("openrouter", "google/gemini-2.5-flash")
+    assert steps["card"]["cost"] == 0.0  # a free step
+    # a teammate's clone: outputs and lock, no ledger. Its run vouches for every output from
+    # the lock, and leaves the lock as it is, costs included
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    shutil.copy2(recipe, ci / "paid.toml")
+    shutil.copy2(lock, ci / "paid.lock")
+    shutil.copytree(dev / "out", ci / "out")
+    again = acpbuild.run(ci / "paid.toml")
+    assert {r.status for r in again.steps.values()} == {"uptodate"}
+    assert (ci / "paid.lock").read_text() == lock.read_text()
+    assert openrouter.submissions == 1
