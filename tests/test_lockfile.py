@@ -275,3 +275,53 @@ def test_the_lock_keeps_what_each_step_cost_and_a_clone_keeps_it_as_it_is(
     assert {r.status for r in again.steps.values()} == {"uptodate"}
     assert (ci / "paid.lock").read_text() == lock.read_text()
     assert openrouter.submissions == 1
+
+
+FAILING = """
+[recipe]
+name = "r"
+output_dir = "out"
+
+[steps.gray]
+kind = "image_to_image"
+image = "photo.png"
+operation = "grayscale"
+output = "gray.png"
+
+[steps.note]
+kind = "text"
+prompt = "{note}"
+output = "note.txt"
+{extra}"""
+
+
+def test_a_failed_step_keeps_its_entry_and_only_a_full_run_drops_a_removed_steps(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (32, 24), (200, 40, 40)).save(tmp_path / "photo.png")
+    recipe = tmp_path / "r.toml"
+    extra = '\n[steps.aside]\nkind = "text"\nprompt = "an aside"\noutput = "aside.txt"\n'
+    recipe.write_text(FAILING.format(note="a harbour", extra=extra))
+    first = acpbuild.run(recipe, env={})
+    assert first.success, first.to_dict()
+    lock = tmp_path / "r.lock"
+
+    def entries() -> dict[str, dict[str, object]]:
+        return tomli.loads(lock.read_text())["steps"]
+
+    assert set(entries()) == {"gray", "note", "aside"}
+    assert not any("material" in entry for entry in entries().values())  # plain steps: no choice to record
+    # gray's input no longer decodes, and note's prompt changed: gray fails, note runs
+    (tmp_path / "photo.png").write_bytes(b"not a picture")
+    recipe.write_text(FAILING.format(note="a lighthouse", extra=extra))
+    second = acpbuild.run(recipe, env={}, keep_going=True)
+    assert (second.steps["gray"].status, second.steps["note"].status) == ("failed", "ran")
+    assert entries()["gray"]["key"] == first.steps["gray"].key  # its earlier entry stands
+    assert entries()["note"]["key"] == second.steps["note"].key != first.steps["note"].key
+
+    # aside leaves the recipe: a run of some steps keeps its entry, a full run drops it
+    recipe.write_text(FAILING.format(note="a lighthouse", extra=""))
+    acpbuild.run(recipe, ["note"], env={})
+    assert "aside" in entries()
+    acpbuild.run(recipe, env={}, keep_going=True)
+    assert set(entries()) == {"gray", "note"}
