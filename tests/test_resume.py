@@ -259,3 +259,22 @@ def test_a_request_whose_answer_was_lost_is_possibly_billed_and_the_next_run_war
         assert done["cost"] == pytest.approx(usd) and done["estimated_cost"] == pytest.approx(usd)
         assert "possibly_billed" not in done
     assert [state for state, _ in rows(tmp_path / ".acpbuild")] == ["possibly_billed", "possibly_billed", "done"]
+
+
+def test_requests_of_several_steps_lost_in_one_run_are_warned_about_together(tmp_path: Path) -> None:
+    recipe = copy_recipe("speech.toml", tmp_path)
+    with recipe.open("a") as f:
+        f.write('\n[steps.aside]\nkind = "text_to_speech"\nprovider = "elevenlabs"\nmodel = "eleven_multilingual_v2"\n')
+        f.write('text = "Goodbye now."\noutput = "aside.mp3"\n')
+    with ElevenLabsEmulator() as el:
+        env = base_env(ELEVENLABS_API_KEY=EL_KEY, ACPBUILD_ELEVENLABS_URL=el.url)
+        el.fail("POST", TTS, el_error(500, "internal_error", "An internal error occurred."), times=2)
+        first = acpbuild.run(recipe, env=env, jobs=1, keep_going=True)
+        assert el.submissions == 2 and [s.status for s in first.steps.values()] == ["failed", "failed"]
+        second = acpbuild.run(recipe, env=env, jobs=1)
+        assert second.success, second.to_dict()
+    (warning,) = doubts(second)
+    # 12 + 12 characters at $0.10 per 1k characters
+    assert warning.startswith("2 earlier requests of aside, line were sent but never answered")
+    assert "~$0.0024 at their estimates" in warning
+    assert warning.endswith("acpbuild abandon speech.toml aside line")
