@@ -16,7 +16,6 @@ Messages name the steps and the variables, never a key's value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,7 +24,7 @@ from acpbuild.engine.context import Context
 from acpbuild.engine.material import with_defaults
 from acpbuild.errors import AcpbuildError, NotReady
 from acpbuild.recipe import Recipe, Step
-from acpbuild.recipe.interpolate import Template
+from acpbuild.recipe.interpolate import refs_in
 
 #: "key": an API key variable is not set; "account": the account lacks something (a voice)
 Kind = Literal["key", "account"]
@@ -90,19 +89,8 @@ def _fallbacks(recipe: Recipe) -> dict[str, str]:
 def _lacks(ctx: Context, step: Step) -> list[str]:
     provider = ctx.provider(step.provider)
     model = provider.catalogue()[step.model]
-    params = with_defaults(model.params_for(step.kind), {k: v for k, v in step.params.items() if _known(v)})
+    params = with_defaults(model.params_for(step.kind), {k: v for k, v in step.params.items() if not refs_in(v)})
     try:
         return [f"{step.provider}: {p.message}" for p in provider.lacks(step.kind, model, params)]
     except AcpbuildError as exc:  # the check itself failed: a refused key, a service that does not answer
         return [str(exc)]
-
-
-def _known(value: Any) -> bool:
-    """Whether ``value`` is known before the run: it holds no other step's output."""
-    if isinstance(value, Template):
-        return False
-    if isinstance(value, list):
-        return all(_known(v) for v in value)
-    if isinstance(value, Mapping):
-        return all(_known(v) for v in value.values())
-    return True
