@@ -24,6 +24,7 @@ from acpbuild.engine.material import Prepared, UnknownInput, why, with_defaults
 from acpbuild.errors import StoreError
 from acpbuild.money.estimate import (
     CHARS_PER_TOKEN,
+    TEXT_UNITS,
     Estimate,
     Expected,
     Unknown,
@@ -293,7 +294,7 @@ class _Assessor:
             self.expected[step.name] = expected_media(step.kind, params)
         found = estimate(step.provider, model, step.kind, params, paid=provider.paid, expect=expect, most=most)
         price = money.price_of(step.provider, step.model)
-        by_text = price is not None and price.unit in ("1k_characters", "1m_tokens")
+        by_text = price is not None and price.unit in TEXT_UNITS
         if unknown and by_text and not found.guess:
             # a guessed upstream text went into a longer string: still a guess
             return Estimate(found.usd, found.formula, "; ".join(unknown), found.at_most)

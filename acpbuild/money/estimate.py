@@ -47,6 +47,8 @@ DEFAULT_OUTPUT_TOKENS = 8192
 PRIOR_TEXT_TOKENS = {"text": 300, "image_understanding": 150}
 #: input tokens an image costs a vision model (Gemini counts 258 per 768 px tile; a generous figure)
 IMAGE_INPUT_TOKENS = 1290
+#: the units priced by a text's length: the only ones where a run can pay more than expected
+TEXT_UNITS = ("1k_characters", "1m_tokens")
 #: characters assumed for a text made by a local step
 DEFAULT_TEXT_CHARS = 1000
 #: speaking rate used to guess the length of speech not yet generated
@@ -180,10 +182,13 @@ def estimate(
     for name, value, factor in price.factors(params):
         formula += f" x {factor:g} ({name} {value})"
     usd = money.cost(price, usage, params)
-    largest = most if most is not None else params
-    ceiling, _ = _usage(price, model, kind, largest, expect, [], upper=True)
-    at_most = money.cost(price, ceiling, largest)
-    return Estimate(usd, formula, "; ".join(dict.fromkeys(guesses)), at_most if at_most > usd + 1e-12 else None)
+    at_most = None
+    if price.unit in TEXT_UNITS:  # only a text's length can be more than expected
+        largest = most if most is not None else params
+        ceiling, _ = _usage(price, model, kind, largest, expect, [], upper=True)
+        most_usd = money.cost(price, ceiling, largest)
+        at_most = most_usd if most_usd > usd + 1e-12 else None
+    return Estimate(usd, formula, "; ".join(dict.fromkeys(guesses)), at_most)
 
 
 def _usage(
