@@ -311,18 +311,24 @@ def test_a_paid_answer_that_cannot_be_stored_or_kept_is_counted_as_possibly_bill
     assert any("possibly billed" in w and step in w for w in again.warnings)
 
 
-def test_a_paid_result_the_store_refuses_still_counts_against_the_runs_budget(
-    emulators: tuple[FalEmulator, OpenRouterEmulator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # two answers, a budget for one: the first is paid for though the store refuses it, so
-    # --keep-going must not buy the second with money the first already spent
-    _, orr = emulators
+def _two_answers_the_store_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, float]:
+    """Two paid steps and a store that refuses every blob; and the most one of them can cost."""
     second = RECIPES["sync"].replace("[steps.line]", "[steps.other]").replace("line.txt", "other.txt")
     recipe = _recipe(tmp_path, RECIPES["sync"] + second.replace("a lighthouse", "a harbour"))
     os.chdir(tmp_path)
     assert main(["plan", str(recipe), "--json"]) == 0
     one = max(s["at_most"] for s in json.loads(capsys.readouterr().out)["steps"])
     _break_objects(tmp_path / ".acpbuild")
+    return recipe, one
+
+
+def test_a_paid_result_the_store_refuses_still_counts_against_the_runs_budget(
+    emulators: tuple[FalEmulator, OpenRouterEmulator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # two answers, a budget for one: the first is paid for though the store refuses it, so
+    # --keep-going must not buy the second with money the first already spent
+    _, orr = emulators
+    recipe, one = _two_answers_the_store_refuses(tmp_path, capsys)
 
     run = acpbuild.run(recipe, jobs=1, keep_going=True, budget=one * 1.01)
     assert orr.submissions == 1
@@ -337,12 +343,7 @@ def test_a_paid_result_the_store_refuses_counts_what_it_cost_not_what_it_held(
     # the same two answers, a budget for one and a half: the first was billed far below the
     # bound it held, so once its cost is known the second fits
     _, orr = emulators
-    second = RECIPES["sync"].replace("[steps.line]", "[steps.other]").replace("line.txt", "other.txt")
-    recipe = _recipe(tmp_path, RECIPES["sync"] + second.replace("a lighthouse", "a harbour"))
-    os.chdir(tmp_path)
-    assert main(["plan", str(recipe), "--json"]) == 0
-    one = max(s["at_most"] for s in json.loads(capsys.readouterr().out)["steps"])
-    _break_objects(tmp_path / ".acpbuild")
+    recipe, one = _two_answers_the_store_refuses(tmp_path, capsys)
 
     run = acpbuild.run(recipe, jobs=1, keep_going=True, budget=one * 1.5)
     assert orr.submissions == 2
