@@ -461,81 +461,8 @@ def test_a_paid_result_the_store_refuses_is_kept_then_stored_for_free(orr: OpenR
         ledger.close()
 
 
-# -- claims: another run at work on the same generation -----------------------------------
-
-#: a run on another machine: this host cannot see its process, only its lease
-ELSEWHERE = Owner("run-on-ci", "ci-runner-7", 4242)
-
-
-def _claim(recipe: Path, env: dict[str, str], owner: Owner, step: str, lease_s: float) -> str:
-    key = forecast(recipe, env=env).entries[0].key
-    assert key is not None
-    ledger = layout.open_ledger(recipe.parent / ".acpbuild")
-    try:
-        got = ledger.claim(
-            key, owner, lease_s=lease_s, recipe="r", step=step, provider="openrouter", model="m", estimate=0.0
-        )
-        assert got.held_by is None
-    finally:
-        ledger.close()
-    return key
-
-
-@pytest.mark.parametrize(("holder", "doing"), [("line", ""), ("other", " (other)")])
-def test_a_run_waiting_on_another_run_s_claim_says_so_once_then_restores_what_it_made(
-    orr: OpenRouterEmulator, tmp_path: Path, holder: str, doing: str
-) -> None:
-    recipe = _paid(tmp_path)
-    env = _env(orr, ACPBUILD_CLAIM_LEASE_S="0.3")  # this run looks again every 0.1 s
-    key = _claim(recipe, env, ELSEWHERE, holder, lease_s=600)
-    store = tmp_path / ".acpbuild"
-
-    def the_other_run_finishes() -> None:
-        time.sleep(0.8)
-        blobs, ledger = layout.open_blobs(store), layout.open_ledger(store)
-        staged = blobs.staging(".txt")
-        staged.write_text("A line the other run bought.\n")
-        gen_id = ledger.begin(
-            key, recipe="r", step=holder, kind="text", provider="openrouter", model="m", material="{}",
-            estimated_cost=0.001, draft=False,
-        )
-        ledger.finish(
-            gen_id, digest=blobs.put(staged), actual_cost=0.001, request_id=None, usage={}, meta={}, owner=ELSEWHERE
-        )
-        ledger.close()
-
-    events: list[Event] = []
-    other = threading.Thread(target=the_other_run_finishes)
-    other.start()
-    result = acpbuild.run(recipe, env=env, on_event=events.append)
-    other.join()
-    assert result.success, result.to_dict()
-    line = result.steps["line"]
-    assert (line.status, line.reason) == ("restored", "restored from the store (made by another run)")
-    assert orr.submissions == 0
-    assert [(e.step, e.message) for e in events if e.kind == "waiting"] == [
-        ("line", f"waiting for run run-on-ci on ci-runner-7 (pid 4242){doing}")
-    ]
-    ledger = layout.open_ledger(store)
-    try:
-        assert ledger.claims() == []  # this run's own claim went with the restore
-    finally:
-        ledger.close()
-
-
-def test_the_claim_of_a_run_that_died_is_taken_over_with_a_warning(orr: OpenRouterEmulator, tmp_path: Path) -> None:
-    recipe = _paid(tmp_path)
-    env = _env(orr)
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True)
-    dead = Owner("run-dead", process.HOST, int(gone.stdout))
-    _claim(recipe, env, dead, "line", lease_s=600)
-    events: list[Event] = []
-    result = acpbuild.run(recipe, env=env, on_event=events.append)
-    assert result.success, result.to_dict()
-    assert orr.submissions == 1
-    assert [(e.kind, e.message) for e in events if "took over" in e.message] == [
-        ("warning", f"line: took over the claim of {dead}, which stopped")
-    ]
+# -- claims: steps and runs at work on generations ------------------------------------------
+# (a run waiting on another run's claim, or taking over a dead one's: tests/test_waiting.py)
 
 
 class _Together(OpenRouterEmulator):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import acpbuild
+from acpbuild import process
 from acpbuild.engine.results import Event
 from acpbuild.engine.workflow import forecast
 from acpbuild.store import layout
@@ -50,13 +51,15 @@ def setup(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], OpenRouterEmul
         yield recipe, env, orr
 
 
-def _claim_elsewhere(recipe: Path, env: dict[str, str], lease_s: float) -> str:
+def _claim_elsewhere(
+    recipe: Path, env: dict[str, str], lease_s: float, *, owner: Owner = ELSEWHERE, step: str = "line"
+) -> str:
     key = forecast(recipe, env=env).entries[0].key
     assert key is not None
     ledger = layout.open_ledger(recipe.parent / ".acpbuild")
     try:
         got = ledger.claim(
-            key, ELSEWHERE, lease_s=lease_s, recipe="r", step="line", provider="openrouter", model="m", estimate=0.0
+            key, owner, lease_s=lease_s, recipe="r", step=step, provider="openrouter", model="m", estimate=0.0
         )
         assert got.held_by is None
     finally:
@@ -64,11 +67,13 @@ def _claim_elsewhere(recipe: Path, env: dict[str, str], lease_s: float) -> str:
     return key
 
 
+# the waiting run names the step the other run is building, where it is another one
+@pytest.mark.parametrize(("holder", "doing"), [("line", ""), ("other", " (other)")])
 def test_a_live_claim_is_waited_for_and_its_result_restored(
-    setup: tuple[Path, dict[str, str], OpenRouterEmulator],
+    setup: tuple[Path, dict[str, str], OpenRouterEmulator], holder: str, doing: str
 ) -> None:
     recipe, env, orr = setup
-    key = _claim_elsewhere(recipe, env, lease_s=600)
+    key = _claim_elsewhere(recipe, env, lease_s=600, step=holder)
     store = recipe.parent / ".acpbuild"
 
     def the_other_run_finishes() -> None:
@@ -92,11 +97,17 @@ def test_a_live_claim_is_waited_for_and_its_result_restored(
     other.join()
     assert result.success, result.to_dict()
     assert orr.submissions == 0  # nothing bought: what the other run paid for is restored
-    assert result.steps["line"].status == "restored"
+    line = result.steps["line"]
+    assert (line.status, line.reason) == ("restored", "restored from the store (made by another run)")
     assert (recipe.parent / "out" / "line.txt").read_text() == "A line the other run bought.\n"
-    waiting = [e for e in events if e.kind == "waiting"]
-    assert len(waiting) == 1 and waiting[0].step == "line"
-    assert "run run-on-ci on ci-runner-7" in waiting[0].message
+    assert [(e.step, e.message) for e in events if e.kind == "waiting"] == [
+        ("line", f"waiting for run run-on-ci on ci-runner-7 (pid 4242){doing}")
+    ]
+    ledger = layout.open_ledger(recipe.parent / ".acpbuild")
+    try:
+        assert ledger.claims() == []  # this run's own claim went with the restore
+    finally:
+        ledger.close()
 
 
 def test_a_claim_whose_lease_runs_out_is_taken_over(setup: tuple[Path, dict[str, str], OpenRouterEmulator]) -> None:
@@ -229,3 +240,19 @@ def test_an_attempt_that_may_have_been_billed_is_warned_about_once(
     again = acpbuild.run(recipe, env=env, on_event=events.append)
     assert again.success and again.warnings == []  # warned once: the ledger remembers
     assert orr.submissions == 1
+
+
+def test_the_claim_of_a_run_that_died_on_this_host_is_taken_over_at_once_with_a_warning(
+    setup: tuple[Path, dict[str, str], OpenRouterEmulator],
+) -> None:
+    recipe, env, orr = setup
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True)
+    dead = Owner("run-dead", process.HOST, int(gone.stdout))
+    _claim_elsewhere(recipe, env, lease_s=600, owner=dead)
+    events: list[Event] = []
+    result = acpbuild.run(recipe, env=env, on_event=events.append)
+    assert result.success, result.to_dict()
+    assert orr.submissions == 1
+    assert [(e.kind, e.message) for e in events if "took over" in e.message] == [
+        ("warning", f"line: took over the claim of {dead}, which stopped")
+    ]
