@@ -126,8 +126,10 @@ def test_a_run_doit_refuses_fails_and_is_never_taken_for_up_to_date(
     monkeypatch.setattr(acpbuild.engine.tasks, "task_dicts", refused)
     result = acpbuild.run(photo_recipe)
     assert not result.success and result.exit_code == 1
-    assert any("doit stopped the run" in e and "'='" in e for e in result.errors), result.errors
+    # doit's own words, on one line
+    assert any("doit stopped the run" in e and "name must not use the char '='" in e for e in result.errors), result.errors
     assert {r.status for r in result.steps.values()} == {"skipped"}
+    assert {r.reason for r in result.steps.values()} == {"not run: doit stopped the run"}
     assert not list((photo_recipe.parent / ".acpbuild").glob("noop-*"))
 
 

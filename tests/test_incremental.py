@@ -163,6 +163,9 @@ def test_a_failure_stops_the_run_and_leaves_no_half_written_output(tmp_path: Pat
     assert result.failed == ["voice"]
     assert "xx-nowhere" in (result.steps["voice"].error or "")
     assert result.steps["final"].status == "skipped"
+    # doit stopping at the first failure is how a run without --keep-going ends, not an error of the run
+    assert result.errors == []
+    assert (result.steps["final"].reason or "").startswith("not run: an earlier step failed")
     assert not (tmp_path / "out" / "voice.wav").exists()
     assert not list((tmp_path / ".acpbuild" / "tmp").iterdir())
 
@@ -231,6 +234,7 @@ def test_each_step_is_announced_when_it_starts_and_again_when_it_is_done(tmp_pat
     path = copy_recipe("chain.toml", tmp_path)
     events: list[Event] = []
     assert acpbuild.run(path, env={}, on_event=events.append).success
+    assert (events[0].kind, events[0].total) == ("start", len(STEPS))  # the display counts k of 5
     said = [(e.kind, e.step) for e in events if e.kind in ("step_start", "step_done")]
     for name in STEPS:
         assert said.count(("step_start", name)) == 1, said
@@ -345,3 +349,29 @@ def test_an_output_folder_that_is_a_file_fails_the_steps_with_a_reason_that_name
     assert not result.success and result.exit_code == 1
     assert statuses(result) == {"script": "failed", "voice": "skipped", "cover": "failed", "clip": "skipped", "final": "skipped"}
     assert str(tmp_path / "out") in (result.steps["script"].error or "")
+
+
+def test_a_first_success_group_after_a_failed_step_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    path = copy_recipe("chain.toml", tmp_path)
+    _break_voice(path)
+    second = '[steps.final2]\nkind = "mux"\nvideo = "${steps.clip}"\naudio = "${steps.voice}"\noutput = "final2.mp4"\n'
+    group = '[groups.best]\nsteps = ["final", "final2"]\nmerge = "first_success"\noutput = "best.mp4"\n'
+    path.write_text(path.read_text() + "\n" + second + "\n" + group)
+    result = acpbuild.run(path, keep_going=True, env={})
+    assert statuses(result) == {"script": "ran", "voice": "failed", "cover": "ran", "clip": "ran", "best": "skipped"}
+    assert "voice" in (result.steps["best"].reason or "")
+    assert not (tmp_path / "out" / "best.mp4").exists()
+
+
+def test_the_doit_settings_of_a_content_repos_pyproject_do_not_change_a_run(
+    recipe: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a content repo may drive its own dodo.py with doit settings in pyproject.toml;
+    # acpbuild runs doit with its own settings only (here: not "always run every task")
+    (recipe.parent / "pyproject.toml").write_text('[tool.doit.commands.run]\nalways = true\nverbosity = 2\n')
+    monkeypatch.chdir(recipe.parent)
+    monkeypatch.setenv("ACPBUILD_NO_FASTPATH", "1")  # through doit, not the no-op answer
+    events: list[Event] = []
+    result = acpbuild.run(recipe, env={}, on_event=events.append)
+    assert set(statuses(result).values()) == {"uptodate"}
+    assert [e.step for e in events if e.kind == "step_start"] == []  # no step was worked on

@@ -203,6 +203,8 @@ def test_an_output_edited_as_its_step_finishes_is_never_locked(tmp_path: Path) -
             script.write_text("edited by hand while the run went on\n")
 
     assert acpbuild.run(recipe, env={}, on_event=meddle).success
+    # the edited output goes unlocked; every other step is locked as usual
+    assert set(tomli.loads((tmp_path / "dev" / "chain.lock").read_text())["steps"]) == STEPS - {"script"}
     clone = _clone(tmp_path / "dev", tmp_path / "ci")
     assert main(["check", str(clone)]) == 1  # the lock does not vouch for the edit
     assert acpbuild.run(clone, env={}).steps["script"].status == "ran"
@@ -275,6 +277,22 @@ def test_the_lock_keeps_what_each_step_cost_and_a_clone_keeps_it_as_it_is(
     assert {r.status for r in again.steps.values()} == {"uptodate"}
     assert (ci / "paid.lock").read_text() == lock.read_text()
     assert openrouter.submissions == 1
+
+
+def test_a_paid_generation_a_group_chose_is_counted_once_in_the_lock(
+    tmp_path: Path, openrouter: OpenRouterEmulator
+) -> None:
+    recipe = tmp_path / "paid.toml"
+    group = '\n[steps.spare]\nkind = "text"\nprompt = "a spare line"\noutput = "spare.txt"\n'
+    group += '\n[groups.best]\nsteps = ["line", "spare"]\nmerge = "first_success"\noutput = "best.txt"\n'
+    recipe.write_text(PAID.replace("{topic}", "a lighthouse") + group)
+    result = acpbuild.run(recipe)
+    assert result.success, result.to_dict()
+    steps = tomli.loads((tmp_path / "paid.lock").read_text())["steps"]
+    (billed,) = openrouter.costs
+    assert steps["line"]["cost"] == round(billed, 6) > 0
+    # the group holds the member's generation: it costs nothing of its own
+    assert (steps["best"]["provider"], steps["best"]["cost"]) == ("group", 0.0)
 
 
 FAILING = """
