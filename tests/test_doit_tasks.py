@@ -65,6 +65,19 @@ def test_each_step_is_a_task_with_its_edges_files_targets_and_ledger_check(photo
     assert tasks["facts"]["targets"] == [str(out / "facts.txt")]
     # the uptodate check asks the ledger: nothing is built yet, so nothing is up to date
     assert all(len(t["uptodate"]) == 1 and t["uptodate"][0]() is False for t in tasks.values())
+    # what `doit list` shows: the step's description, else what it makes and with what
+    assert tasks["gray"]["doc"] == f"image_to_image with local/{recipe.steps['gray'].model} -> gray.png"
+
+
+def test_every_input_file_of_a_step_is_read_single_or_in_lists() -> None:
+    # a provider's kind may take one file and a list of files (say, an image and its references)
+    from acpbuild.engine.tasks import input_files
+    from acpbuild.recipe import Step
+
+    a, b, c = (Path(f"/project/{n}.png") for n in "abc")
+    params = {"image": a, "prompt": "a harbour", "references": [b, [c]], "strength": 0.5}
+    step = Step("s", "image_to_image", "plugin", "m", params, "s.png", Path("/project/out/s.png"), "image", ())
+    assert input_files(step) == [a, b, c]
 
 
 def test_editing_a_parameter_of_a_step_with_an_input_file_reruns_it(photo_recipe: Path) -> None:

@@ -162,7 +162,7 @@ def test_the_lock_reads_back_what_it_wrote_whatever_the_names() -> None:
     # foreach item ids and prompts can hold quotes, backslashes, tabs, accents and DEL
     odd = 'é "x" \x7f \\ tab\t'
     entries = [
-        lockfile.Entry(f"shots[{odd}{i}]", f"{i:032x}", "fal", "flux-schnell", 0.003 * i, ((f"out/{i}.png", "d" * 32),))
+        lockfile.Entry(f"shots[{odd}{i}]", f"{i:032x}", "fal", "flux-schnell", 0.0031234567 * i, ((f"out/{i}.png", "d" * 32),))
         for i in range(3)
     ]
     entries.append(lockfile.Entry("best", "e" * 32, "group", "best_quality", 0.0, (("out/best.png", "f" * 32),), '{"chosen": "a"}'))
@@ -175,6 +175,9 @@ def test_the_lock_reads_back_what_it_wrote_whatever_the_names() -> None:
         assert [(o["path"], o["digest"]) for o in table["outputs"]] == list(entry.outputs)
         assert table.get("material") == entry.material
     assert lockfile.render("promo", reversed(entries)) == text  # order in, same text out
+    # a file people read in diffs: it says what it is, keeps accents as they are, costs to a millionth
+    assert text.startswith("# Written by acpbuild run") and '"shots[é \\"x\\"' in text
+    assert "cost = 0.003123\n" in text
 
 
 def test_a_teammates_pull_is_trusted_even_where_my_ledger_remembers_older(tmp_path: Path) -> None:

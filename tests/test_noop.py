@@ -480,3 +480,29 @@ def test_the_fast_path_checks_every_adapter_without_importing_one_that_is_untouc
     gone = run()
     assert FAST not in gone.stdout and gone.returncode == 2
     assert "unknown provider 'studio'" in gone.stderr
+
+
+def test_a_draft_run_leaves_no_answer_for_the_real_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a draft stands in for the paid step; the real run after it must still buy the real one
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    recipe = tmp_path / "acpbuild.toml"
+    recipe.write_text(
+        '[steps.line]\nkind = "text"\nprovider = "openrouter"\nmodel = "google/gemini-2.5-flash"\n'
+        'prompt = "One line about a harbour."\nmax_tokens = 50\noutput = "line.txt"\n'
+    )
+    assert FAST not in run_out(recipe, capsys, "--draft")
+    assert main(["run", str(recipe)]) != 0  # the full path: the real step needs its key
+    said = capsys.readouterr()
+    assert FAST not in said.out and "OPENROUTER_API_KEY" in said.out + said.err
+
+
+def test_a_run_of_some_steps_leaves_no_answer_for_the_steps_it_left_out(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an input of a step left out of a run of targets changed: that run must not vouch for it
+    (repo.parent / "scripts" / "a.md").write_text("Alpha, edited.")
+    assert FAST not in run_out(repo, capsys, "cover")
+    out = run_out(repo, capsys)
+    assert FAST not in out and "1 ran" in out
