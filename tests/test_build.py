@@ -330,7 +330,31 @@ def test_spend_another_run_records_meanwhile_counts_against_the_monthly_cap(
 
     result = acpbuild.run(recipe, env=_env(orr, ACPBUILD_CONFIG=str(config)), on_event=another_run_spends, keep_going=True)
     assert result.steps["line"].status == "failed" and result.steps["line"].refused
+    # the refusal names the cap and the file that sets it
+    assert f"of the monthly cap of $1 ({config})" in (result.steps["line"].error or "")
     assert orr.submissions == 0
+
+
+def test_the_warning_at_80_percent_of_the_monthly_cap_counts_this_months_earlier_spend(
+    orr: OpenRouterEmulator, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("monthly_cap_usd = 1.0\n")
+    recipe = _paid(tmp_path)
+    env = _env(orr, ACPBUILD_CONFIG=str(config))
+    expected = forecast(recipe, env=env).entries[0].estimate.usd
+    ledger = layout.open_ledger(tmp_path / ".acpbuild")
+    try:  # earlier this month: all but half this step's estimate short of 80%
+        gen_id = ledger.begin(
+            "earlier", recipe="other", step="s", kind="text", provider="openrouter", model="m",
+            material="{}", estimated_cost=0.8 - expected / 2, draft=False,
+        )
+        ledger.fail(gen_id, "sent, never answered", resumable=False, billed=True)
+    finally:
+        ledger.close()
+    result = acpbuild.run(recipe, env=env)
+    assert result.success, result.to_dict()
+    assert any("past 80% of the monthly cap of $1" in w for w in result.warnings), result.warnings
 
 
 def test_a_free_step_runs_though_the_monthly_cap_is_spent(tmp_path: Path, local: Path) -> None:

@@ -235,6 +235,7 @@ def test_each_step_is_announced_when_it_starts_and_again_when_it_is_done(tmp_pat
     events: list[Event] = []
     assert acpbuild.run(path, env={}, on_event=events.append).success
     assert (events[0].kind, events[0].total) == ("start", len(STEPS))  # the display counts k of 5
+    assert [e.kind for e in events].count("finish") == 1 and events[-1].kind == "finish"  # the display stops there
     said = [(e.kind, e.step) for e in events if e.kind in ("step_start", "step_done")]
     for name in STEPS:
         assert said.count(("step_start", name)) == 1, said
@@ -375,3 +376,23 @@ def test_the_doit_settings_of_a_content_repos_pyproject_do_not_change_a_run(
     result = acpbuild.run(recipe, env={}, on_event=events.append)
     assert set(statuses(result).values()) == {"uptodate"}
     assert [e.step for e in events if e.kind == "step_start"] == []  # no step was worked on
+
+
+def test_a_run_whose_summary_cannot_be_kept_still_succeeds_and_says_so(recipe: Path) -> None:
+    kept = recipe.parent / ".acpbuild" / "last-run-chain.json"
+    kept.unlink()
+    kept.mkdir()  # something in the way of the file `acpbuild report` reads
+    (recipe.parent / "out" / "final.mp4").unlink()
+    result = acpbuild.run(recipe, env={})
+    assert result.success and statuses(result)["final"] == "restored"
+    assert any(w.startswith(f"cannot write {kept}") for w in result.warnings), result.warnings
+
+
+def test_an_unreadable_lock_is_warned_about_before_any_step_starts(recipe: Path) -> None:
+    lock = recipe.parent / "chain.lock"
+    lock.write_text("<<<<<<< HEAD\n" + lock.read_text())
+    events: list[Event] = []
+    assert acpbuild.run(recipe, env={}, on_event=events.append).success
+    said = [(e.kind, e.message) for e in events if e.kind in ("warning", "step_start", "step_done")]
+    kind, message = said[0]
+    assert kind == "warning" and "chain.lock" in message and message.endswith("this run writes it anew"), said

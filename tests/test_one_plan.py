@@ -319,6 +319,15 @@ merge = "collect_all"
 """
 
 
+def test_plan_names_every_input_of_a_step_that_is_still_to_be_made(tmp_path: Path) -> None:
+    from acpbuild.engine.workflow import forecast
+
+    recipe = copy_recipe("chain.toml", tmp_path)
+    reasons = {e.name: (e.state, e.reason) for e in forecast(recipe, env={}).entries}
+    assert reasons["voice"] == ("run", "needs script, which will run")
+    assert reasons["final"] == ("run", "needs clip, voice, which will run")
+
+
 def test_plan_tells_each_group_apart_before_after_and_between_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -333,3 +333,32 @@ def test_open_blobs_with_a_remote_gives_the_s3_store(s3_server: S3Server, url: s
     store = layout.open_blobs(tmp_path / "store", "copy", {**s3_server.env, layout.REMOTE_VAR: url})
     assert isinstance(store, S3BlobStore)
     assert (store.url, store.local.root) == (url, tmp_path / "store")
+
+
+def test_a_plan_whose_stored_input_the_remote_refuses_runs_the_step_that_reads_it(
+    s3_server: S3Server, url: str, tmp_path: Path
+) -> None:
+    from acpbuild.engine.workflow import forecast, run
+
+    recipe = tmp_path / "acpbuild.toml"
+    recipe.write_text(
+        '[steps.script]\nkind = "text"\nprompt = "a harbour at dawn"\noutput = "script.txt"\n\n'
+        '[steps.card]\nkind = "text_to_image"\nprompt = "${steps.script}"\nwidth = 32\nheight = 32\noutput = "card.png"\n'
+    )
+    env = {**s3_server.env, layout.REMOTE_VAR: url}
+    first = run(recipe, env=env)
+    assert first.success, first.to_dict()
+    script = (tmp_path / "out" / "script.txt").read_bytes()
+    digest = xxhash.xxh3_128_hexdigest(script)
+    # the outputs and this machine's copies are gone; the bucket's copy of the script is damaged
+    for folder in (tmp_path / "out", layout.objects_dir(tmp_path / ".acpbuild")):
+        for path in [p for p in folder.rglob("*") if p.is_file()]:
+            path.unlink()
+    remote = machine(tmp_path, "peek", url, s3_server.env)
+    s3_server.client().put_object(Bucket=bucket_of(url), Key=remote.key(digest), Body=b"bit rot")
+    plan = forecast(recipe, env=env)
+    found = {e.name: e for e in plan.entries}
+    assert found["script"].state == "restorable"  # a HEAD cannot tell
+    card = found["card"]
+    assert (card.state, card.reason) == ("run", "needs script, whose stored output could not be fetched")
+    assert card.estimate.usd == 0 and plan.total == 0  # a free step, estimated as one
