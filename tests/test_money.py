@@ -1078,3 +1078,24 @@ def test_after_an_edit_the_plan_expects_the_text_its_step_wrote_last_time(world:
     fresh = {e.name: e.estimate for e in forecast(other, env=world.env).entries}
     assert fresh["voice"].usd == pytest.approx(len(written.encode()) * 0.10 / 1000)
     assert "the median of 1 earlier google/gemini-2.5-flash texts" in fresh["voice"].guess
+
+
+def test_a_speech_of_a_text_on_disk_and_one_to_be_written_is_expected_at_both(world: World, tmp_path: Path) -> None:
+    from acpbuild.engine.workflow import forecast
+
+    recipe = tmp_path / "told.toml"
+    intro = '[steps.intro]\nkind = "text"\nprompt = "Good evening from the harbour."\noutput = "intro.txt"\n'
+    told = SCRIPT_AND_VOICE.replace('text = "${{steps.script}}"', 'text = "${{steps.intro}} ${{steps.script}}"')
+    recipe.write_text(told.format(prompt="Narrate " + "a lighthouse at dawn " * 30) + "\n" + intro)
+    assert acpbuild.run(recipe, env=world.env).success
+    said = len((tmp_path / "out" / "intro.txt").read_bytes())
+    written = len((tmp_path / "out" / "script.txt").read_bytes())
+    # the script is edited: the intro is read where it lies, the script expected as it was last time
+    recipe.write_text(told.format(prompt="Narrate " + "a lighthouse at dusk " * 30) + "\n" + intro)
+    plan = {e.name: e for e in forecast(recipe, env=world.env).entries}
+    assert (plan["intro"].state, plan["script"].state, plan["voice"].state) == ("uptodate", "run", "run")
+    voice = plan["voice"].estimate
+    assert voice.usd == pytest.approx((said + 1 + written) * 0.10 / 1000)
+    assert voice.guess == f"script: text not yet written: {written} characters, as its last run wrote"
+    # at most: the script at its longest, 4,096 tokens of 4 characters, beside the same intro
+    assert voice.bound == pytest.approx((said + 1 + 4096 * 4) * 0.10 / 1000)

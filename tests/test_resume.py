@@ -164,6 +164,8 @@ def test_plan_shows_a_kept_job_as_a_free_resume_and_a_zero_budget_lets_it_finish
     assert entry.state == "run"
     assert "resumes request req-0001" in entry.reason
     assert entry.estimate.usd == 0
+    # the figure says why it is nothing: what a user reads in `acpbuild plan`
+    assert entry.estimate.formula == "already submitted as req-0001; resuming it pays nothing more"
     assert before.total == 0  # nothing new to pay for, so nothing to confirm
 
     # the job is paid for already: a budget of $0 must not stop the run from collecting it
