@@ -1099,3 +1099,45 @@ def test_a_speech_of_a_text_on_disk_and_one_to_be_written_is_expected_at_both(wo
     assert voice.guess == f"script: text not yet written: {written} characters, as its last run wrote"
     # at most: the script at its longest, 4,096 tokens of 4 characters, beside the same intro
     assert voice.bound == pytest.approx((said + 1 + 4096 * 4) * 0.10 / 1000)
+
+
+def test_the_plan_expects_media_not_yet_made_as_long_as_its_step_asks(world: World, tmp_path: Path) -> None:
+    from acpbuild.engine.workflow import forecast
+
+    recipe = tmp_path / "clip.toml"
+    recipe.write_text(
+        '[steps.clip]\nkind = "text_to_video"\nprovider = "fal"\nmodel = "kling"\nprompt = "a harbour"\n'
+        'duration_s = 5\noutput = "clip.mp4"\n\n'
+        '[steps.sharp]\nkind = "upscale_video"\nprovider = "fal"\nmodel = "topaz"\nvideo = "${steps.clip}"\noutput = "sharp.mp4"\n'
+    )
+    sharp = {e.name: e for e in forecast(recipe, env=world.env).entries}["sharp"].estimate
+    # topaz bills $0.17 a second of its input: the clip's 5 s, not a length assumed
+    assert (sharp.usd, sharp.formula) == (pytest.approx(0.85), "5 s x $0.17/s")
+    # a step reading an output not yet made is still priced on its own parameters (here kling's default 5 s)
+    recipe.write_text(
+        '[steps.still]\nkind = "text_to_image"\nprovider = "fal"\nmodel = "flux-schnell"\nprompt = "a harbour"\n'
+        'output = "still.png"\n\n[steps.clip]\nkind = "image_to_video"\nprovider = "fal"\nmodel = "kling"\n'
+        'image = "${steps.still}"\nprompt = "waves"\noutput = "clip.mp4"\n'
+    )
+    clip = {e.name: e for e in forecast(recipe, env=world.env).entries}["clip"].estimate
+    assert (clip.usd, clip.formula) == (pytest.approx(1.40), "5 s x $0.28/s")
+
+
+def test_the_plan_expects_a_description_not_yet_written_at_the_prior_for_descriptions(
+    world: World, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from acpbuild.engine.workflow import forecast
+
+    Image.new("RGB", (32, 32), "teal").save(tmp_path / "photo.png")
+    recipe = tmp_path / "look.toml"
+    recipe.write_text(
+        '[steps.look]\nkind = "image_understanding"\nprovider = "openrouter"\nmodel = "google/gemini-2.5-flash"\n'
+        'image = "photo.png"\nprompt = "Describe it."\noutput = "look.txt"\n\n'
+        '[steps.voice]\nkind = "text_to_speech"\nprovider = "elevenlabs"\nmodel = "eleven_multilingual_v2"\n'
+        'voice = "Rachel"\ntext = "${steps.look}"\noutput = "voice.mp3"\n'
+    )
+    voice = {e.name: e for e in forecast(recipe, env=world.env).entries}["voice"].estimate
+    # no history: a description is expected at 150 tokens of 4 characters (a script at 300)
+    assert voice.usd == pytest.approx(150 * 4 * 0.10 / 1000)
