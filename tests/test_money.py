@@ -1097,6 +1097,7 @@ def test_a_speech_of_a_text_on_disk_and_one_to_be_written_is_expected_at_both(wo
     voice = plan["voice"].estimate
     assert voice.usd == pytest.approx((said + 1 + written) * 0.10 / 1000)
     assert voice.guess == f"script: text not yet written: {written} characters, as its last run wrote"
+    assert voice.formula == f"{said + 1 + written} chars x $0.10/1k chars"
     # at most: the script at its longest, 4,096 tokens of 4 characters, beside the same intro
     assert voice.bound == pytest.approx((said + 1 + 4096 * 4) * 0.10 / 1000)
 
@@ -1138,6 +1139,54 @@ def test_the_plan_expects_a_description_not_yet_written_at_the_prior_for_descrip
         '[steps.voice]\nkind = "text_to_speech"\nprovider = "elevenlabs"\nmodel = "eleven_multilingual_v2"\n'
         'voice = "Rachel"\ntext = "${steps.look}"\noutput = "voice.mp3"\n'
     )
-    voice = {e.name: e for e in forecast(recipe, env=world.env).entries}["voice"].estimate
-    # no history: a description is expected at 150 tokens of 4 characters (a script at 300)
-    assert voice.usd == pytest.approx(150 * 4 * 0.10 / 1000)
+    plan = {e.name: e.estimate for e in forecast(recipe, env=world.env).entries}
+    # no history: a description is expected at 150 tokens of 4 characters (a script at 300),
+    # both in what it is billed for and in the speech made of it
+    assert "+ 150 out x" in plan["look"].formula
+    assert plan["voice"].usd == pytest.approx(150 * 4 * 0.10 / 1000)
+
+
+def test_the_plan_expects_a_speech_not_yet_made_to_last_as_long_as_its_text_takes_to_say(
+    world: World, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from acpbuild.engine.workflow import forecast
+
+    Image.new("RGB", (32, 32), "teal").save(tmp_path / "face.png")
+    recipe = tmp_path / "talk.toml"
+    text = "A harbour at dawn, gulls over the water. " * 7 + "Good morning."  # 300 characters
+    assert len(text) == 300
+    recipe.write_text(
+        '[steps.voice]\nkind = "text_to_speech"\nprovider = "elevenlabs"\nmodel = "eleven_multilingual_v2"\n'
+        f'voice = "Rachel"\ntext = "{text}"\noutput = "voice.mp3"\n\n'
+        '[steps.talk]\nkind = "avatar"\nprovider = "fal"\nmodel = "kling-avatar"\nimage = "face.png"\n'
+        'audio = "${steps.voice}"\noutput = "talk.mp4"\n'
+    )
+    talk = {e.name: e for e in forecast(recipe, env=world.env).entries}["talk"].estimate
+    # 300 characters at 15 a second: 20 s of speech, at $0.115 a second of it
+    assert (talk.usd, talk.formula) == (pytest.approx(2.30), "20 s x $0.115/s")
+
+    # once made, the speech is measured: where it lies, or in the store once its output is deleted
+    assert acpbuild.run(recipe, env=world.env).success
+    recipe.write_text(recipe.read_text().replace('image = "face.png"', 'image = "face.png"\nprompt = "smile"'))
+    measured = {e.name: e for e in forecast(recipe, env=world.env).entries}["talk"].estimate
+    assert measured.formula != talk.formula and not measured.guess
+    (tmp_path / "out" / "voice.mp3").unlink()
+    plan = {e.name: e for e in forecast(recipe, env=world.env).entries}
+    assert plan["voice"].state == "restorable" and plan["talk"].estimate == measured
+
+
+def test_the_plan_reads_an_input_text_from_the_store_when_its_output_was_deleted(world: World, tmp_path: Path) -> None:
+    from acpbuild.engine.workflow import forecast
+
+    recipe = tmp_path / "told.toml"
+    recipe.write_text(SCRIPT_AND_VOICE.format(prompt="Narrate a lighthouse at dawn"))
+    assert acpbuild.run(recipe, env=world.env).success
+    script = tmp_path / "out" / "script.txt"
+    written = len(script.read_text(encoding="utf-8"))  # ElevenLabs bills characters, not bytes
+    script.unlink()  # still in the store: restorable
+    recipe.write_text(recipe.read_text().replace('text = "${steps.script}"', 'text = "${steps.script}!"'))
+    plan = {e.name: e for e in forecast(recipe, env=world.env).entries}
+    assert (plan["script"].state, plan["voice"].state) == ("restorable", "run")
+    assert plan["voice"].estimate.usd == pytest.approx((written + 1) * 0.10 / 1000)

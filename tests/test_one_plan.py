@@ -517,3 +517,21 @@ def test_the_plan_expects_a_text_as_long_as_its_step_or_its_model_wrote_before(t
         assert entries["voice"].estimate.usd == pytest.approx(int(statistics.median(lengths)) * per_char)
         assert entries["voice"].estimate.guess.endswith(f"the median of {len(lengths)} earlier google/gemini-2.5-flash texts")
         assert entries["spoken_fresh"].estimate.usd == pytest.approx(1200 * per_char)
+
+
+def test_the_reason_a_step_runs_names_what_changed_since_its_output_was_made() -> None:
+    from acpbuild.engine.material import why
+    from acpbuild.store.ledger import OutputRecord
+
+    def made(material: dict[str, Any]) -> OutputRecord:
+        return OutputRecord("/p/out/a.txt", "k" * 32, "d" * 32, json.dumps(material), "r", "a")
+
+    before = {"kind": "text", "provider": "local", "model": "template", "adapter": "1", "format": "txt",
+              "params": {"prompt": "a harbour", "seed": 1}}
+    assert why(None, before) == "never built"
+    assert why(made(before), before) == "output missing or modified"
+    after = {"kind": "image", "provider": "fal", "model": "flux", "adapter": "2", "format": "png",
+             "params": {"prompt": "a quay", "width": 64}}
+    assert why(made(before), after) == "kind, provider, model, adapter, format, prompt changed, seed removed, width added"
+    # an output last made by something else (a group's choice records no params): every param is new
+    assert why(made({"group": "first_success"}), before) == "kind, provider, model, adapter, format, prompt added, seed added"
