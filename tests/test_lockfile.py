@@ -346,3 +346,16 @@ def test_a_failed_step_keeps_its_entry_and_only_a_full_run_drops_a_removed_steps
     assert "aside" in entries()
     acpbuild.run(recipe, env={}, keep_going=True)
     assert set(entries()) == {"gray", "note"}
+
+
+def test_a_deleted_lock_is_written_again_and_costs_nothing(tmp_path: Path) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path)
+    assert acpbuild.run(recipe, env={}).success
+    lock = tmp_path / "chain.lock"
+    text = lock.read_text()
+    lock.unlink()
+    again = acpbuild.run(recipe, env={})
+    # the ledger still vouches for every output: nothing is made or restored, only the lock written
+    assert {r.status for r in again.steps.values()} == {"uptodate"}
+    assert lock.read_text() == text
+    assert provider_calls(tmp_path / ".acpbuild") == len(STEPS)

@@ -323,7 +323,9 @@ def test_plan_names_every_input_of_a_step_that_is_still_to_be_made(tmp_path: Pat
     from acpbuild.engine.workflow import forecast
 
     recipe = copy_recipe("chain.toml", tmp_path)
-    reasons = {e.name: (e.state, e.reason) for e in forecast(recipe, env={}).entries}
+    entries = forecast(recipe, env={}).entries
+    assert {(e.estimate.usd, e.estimate.formula, e.estimate.guess) for e in entries} == {(0.0, "free", "")}
+    reasons = {e.name: (e.state, e.reason) for e in entries}
     assert reasons["voice"] == ("run", "needs script, which will run")
     assert reasons["final"] == ("run", "needs clip, voice, which will run")
 
