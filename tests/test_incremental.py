@@ -396,3 +396,17 @@ def test_an_unreadable_lock_is_warned_about_before_any_step_starts(recipe: Path)
     said = [(e.kind, e.message) for e in events if e.kind in ("warning", "step_start", "step_done")]
     kind, message = said[0]
     assert kind == "warning" and "chain.lock" in message and message.endswith("this run writes it anew"), said
+
+
+def test_editing_one_clip_of_a_concat_runs_the_concat_again(tmp_path: Path) -> None:
+    path = tmp_path / "reel.toml"
+    clips = "".join(
+        f'[steps.{n}]\nkind = "text_to_video"\nprompt = "{n} at sea"\nduration_s = 1\nfps = 10\noutput = "{n}.mp4"\n\n'
+        for n in ("first", "second")
+    )
+    reel = '[steps.reel]\nkind = "concat"\nvideos = ["${steps.first}", "${steps.second}"]\noutput = "reel.mp4"\n'
+    path.write_text(clips + reel)
+    assert acpbuild.run(path, env={}).success
+    path.write_text(clips.replace("second at sea", "second at dusk") + reel)
+    again = acpbuild.run(path, env={})
+    assert statuses(again) == {"first": "uptodate", "second": "ran", "reel": "ran"}

@@ -349,3 +349,46 @@ def test_key_of_is_xxh3_128_of_canonical_json() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", key)
     assert key == xxhash.xxh3_128_hexdigest(canonical(mat).encode("utf-8"))
     assert key == xxhash.xxh3_128_hexdigest(b'{"kind":"text","params":{"prompt":"hi","seed":1}}')
+
+
+def test_a_keys_material_names_the_schema_kind_provider_model_and_adapter(tmp_path: Path) -> None:
+    # what DESIGN.md puts in a key, under the names the ledger keeps and `plan`'s reasons read
+    from acpbuild.keys import KEY_SCHEMA
+
+    path = tmp_path / "acpbuild.toml"
+    path.write_text('[steps.line]\nkind = "text"\nprompt = "a harbour"\noutput = "line.txt"\n', encoding="utf-8")
+    recipe = load_recipe(path, env={})
+    ctx = Context(recipe, env={})
+    try:
+        prepared = ctx.prepare(recipe.steps["line"], lambda name: (tmp_path, "00" * 16))
+    finally:
+        ctx.close()
+    material = json.loads(canonical(prepared.material))
+    assert set(material) == {"schema", "kind", "provider", "model", "adapter", "format", "params"}
+    assert (material["schema"], material["kind"], material["provider"]) == (KEY_SCHEMA, "text", "local")
+    assert (material["model"], material["adapter"]) == (recipe.steps["line"].model, LocalProvider.version)
+    assert material["params"]["prompt"] == "a harbour"
+    assert prepared.key == key_of(prepared.material)
+
+
+def test_a_default_of_one_kind_written_out_or_left_out_gives_one_key(tmp_path: Path) -> None:
+    # `fit` belongs to mux alone, with the default "longest": writing it out changes nothing
+    keyed = []
+    for fit in ("", 'fit = "longest"\n'):
+        path = tmp_path / "acpbuild.toml"
+        path.write_text(
+            '[steps.clip]\nkind = "text_to_video"\nprompt = "waves"\noutput = "clip.mp4"\n\n'
+            '[steps.voice]\nkind = "text_to_speech"\ntext = "hello"\noutput = "voice.wav"\n\n'
+            f'[steps.final]\nkind = "mux"\nvideo = "${{steps.clip}}"\naudio = "${{steps.voice}}"\n{fit}output = "final.mp4"\n',
+            encoding="utf-8",
+        )
+        recipe = load_recipe(path, env={})
+        ctx = Context(recipe, env={})
+        try:
+            outputs = {n: recipe.output_of(n)[1] for n in ("clip", "voice")}
+            prepared = ctx.prepare(recipe.steps["final"], lambda name, found=outputs: (found[name], name[0] * 32))
+        finally:
+            ctx.close()
+        keyed.append(prepared)
+    assert keyed[0].params["fit"] == "longest"
+    assert keyed[0].key == keyed[1].key
