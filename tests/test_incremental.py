@@ -410,3 +410,16 @@ def test_editing_one_clip_of_a_concat_runs_the_concat_again(tmp_path: Path) -> N
     path.write_text(clips.replace("second at sea", "second at dusk") + reel)
     again = acpbuild.run(path, env={})
     assert statuses(again) == {"first": "uptodate", "second": "ran", "reel": "ran"}
+
+
+def test_an_input_deleted_as_its_step_finishes_fails_the_step_that_reads_it_by_name(tmp_path: Path) -> None:
+    path = copy_recipe("chain.toml", tmp_path)
+    cover = tmp_path / "out" / "cover.png"
+
+    def meddle(event: Event) -> None:
+        if event.kind == "step_done" and event.step == "cover":
+            cover.unlink()
+
+    result = acpbuild.run(path, env={}, jobs=1, keep_going=True, on_event=meddle)
+    assert result.steps["clip"].status == "failed"
+    assert result.steps["clip"].error == "step 'clip': the output of 'cover' is missing"
