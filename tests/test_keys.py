@@ -367,7 +367,7 @@ def test_a_keys_material_names_the_schema_kind_provider_model_and_adapter(tmp_pa
     assert set(material) == {"schema", "kind", "provider", "model", "adapter", "format", "params"}
     assert (material["schema"], material["kind"], material["provider"]) == (KEY_SCHEMA, "text", "local")
     assert (material["model"], material["adapter"]) == (recipe.steps["line"].model, LocalProvider.version)
-    assert material["params"]["prompt"] == "a harbour"
+    assert (material["params"]["prompt"], material["format"]) == ("a harbour", ".txt")
     assert prepared.key == key_of(prepared.material)
 
 
@@ -392,3 +392,27 @@ def test_a_default_of_one_kind_written_out_or_left_out_gives_one_key(tmp_path: P
         keyed.append(prepared)
     assert keyed[0].params["fit"] == "longest"
     assert keyed[0].key == keyed[1].key
+
+
+def test_a_draft_stand_in_never_shares_a_key_with_the_same_local_step(tmp_path: Path) -> None:
+    # a draft of a paid step is a local step with the same parameters: only draft_of tells them
+    # apart, so a real local step never restores a draft (and a draft never a real one)
+    from acpbuild.recipe.draft import draft_recipe
+
+    def prepared(text: str, draft: bool) -> Any:
+        path = tmp_path / "acpbuild.toml"
+        path.write_text(text, encoding="utf-8")
+        recipe = load_recipe(path, env={})
+        recipe = draft_recipe(recipe) if draft else recipe
+        ctx = Context(recipe, env={})
+        try:
+            return ctx.prepare(recipe.steps["cover"], lambda name: (tmp_path, "00" * 16))
+        finally:
+            ctx.close()
+
+    cover = '[steps.cover]\nkind = "text_to_image"\nprompt = "a harbour"\noutput = "cover.png"\n'
+    paid = cover.replace('kind = "text_to_image"', 'kind = "text_to_image"\nprovider = "fal"\nmodel = "flux-schnell"')
+    draft, local = prepared(paid, draft=True), prepared(cover, draft=False)
+    assert draft.material["draft_of"] == "fal/flux-schnell"
+    assert {k: v for k, v in draft.material.items() if k != "draft_of"} == local.material
+    assert draft.key != local.key
