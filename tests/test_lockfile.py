@@ -332,12 +332,14 @@ def test_a_failed_step_keeps_its_entry_and_only_a_full_run_drops_a_removed_steps
 
     assert set(entries()) == {"gray", "note", "aside"}
     assert not any("material" in entry for entry in entries().values())  # plain steps: no choice to record
+    kept = entries()["gray"]
+    assert (kept["key"], kept["provider"], kept["model"]) == (first.steps["gray"].key, "local", first.steps["gray"].model)
     # gray's input no longer decodes, and note's prompt changed: gray fails, note runs
     (tmp_path / "photo.png").write_bytes(b"not a picture")
     recipe.write_text(FAILING.format(note="a lighthouse", extra=extra))
     second = acpbuild.run(recipe, env={}, keep_going=True)
     assert (second.steps["gray"].status, second.steps["note"].status) == ("failed", "ran")
-    assert entries()["gray"]["key"] == first.steps["gray"].key  # its earlier entry stands
+    assert entries()["gray"] == kept  # its earlier entry stands, as it was
     assert entries()["note"]["key"] == second.steps["note"].key != first.steps["note"].key
 
     # aside leaves the recipe: a run of some steps keeps its entry, a full run drops it
@@ -359,3 +361,14 @@ def test_a_deleted_lock_is_written_again_and_costs_nothing(tmp_path: Path) -> No
     assert {r.status for r in again.steps.values()} == {"uptodate"}
     assert lock.read_text() == text
     assert provider_calls(tmp_path / ".acpbuild") == len(STEPS)
+
+
+def test_a_lock_that_cannot_be_read_fails_check_naming_it_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = copy_recipe("chain.toml", tmp_path)
+    lock = tmp_path / "chain.lock"
+    lock.mkdir()  # something in the way of the file
+    assert main(["check", str(recipe)]) == 1
+    said = capsys.readouterr()
+    assert f"{lock}: cannot read the lockfile: Is a directory" in said.out + said.err
