@@ -222,7 +222,9 @@ def test_a_lock_with_conflict_markers_fails_check_and_is_written_anew(
     good = lock.read_text()
     lock.write_text("<<<<<<< HEAD\n" + good + "=======\n" + good + ">>>>>>> theirs\n")
     assert main(["check", str(recipe)]) == 1
-    assert "chain.lock" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    # the file, what is wrong with it, and what to do
+    assert f"{lock}: the lockfile is malformed (" in said and "delete it: the next run writes it anew" in said
     assert main(["run", str(recipe), "--yes"]) == 0
     assert "writes it anew" in capsys.readouterr().out
     assert lock.read_text() == good
