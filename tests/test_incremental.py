@@ -423,3 +423,15 @@ def test_an_input_deleted_as_its_step_finishes_fails_the_step_that_reads_it_by_n
     result = acpbuild.run(path, env={}, jobs=1, keep_going=True, on_event=meddle)
     assert result.steps["clip"].status == "failed"
     assert result.steps["clip"].error == "step 'clip': the output of 'cover' is missing"
+
+
+def test_a_fresh_clone_of_a_recipe_with_a_group_is_up_to_date_from_its_lock(tmp_path: Path) -> None:
+    path = tmp_path / "voices.toml"
+    path.write_text(VOICES.format(fancy="xx-nowhere", plain=""))
+    assert acpbuild.run(path, env={}).steps["voice"].status == "ran"
+    made = provider_calls(tmp_path / ".acpbuild")
+    shutil.rmtree(tmp_path / ".acpbuild")  # a fresh clone: the outputs and the lock
+    again = acpbuild.run(path, env={})
+    assert statuses(again) == {"fancy": "skipped", "plain": "uptodate", "voice": "uptodate"}
+    assert again.steps["fancy"].reason == "not tried: voice keeps plain"  # the lock keeps the group's choice
+    assert provider_calls(tmp_path / ".acpbuild") == 0 < made
