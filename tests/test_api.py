@@ -363,3 +363,30 @@ def test_abandoning_gives_up_jobs_in_the_shared_ledger_the_environment_names(
     job = _kept_job(tmp_path / ".acpbuild", "grouped", "fancy", "req-1", "k1", env=env)
     given_up = abandon(path, ["fancy"], env=env)
     assert [(g.id, g.request_id) for g in given_up["fancy"]] == [(job, "req-1")]
+
+
+MOODY = '[steps.line]\nkind = "text"\nprompt = "a harbour, ${env.ACPBUILD_TEST_MOOD}"\noutput = "line.txt"\n'
+
+
+def test_a_run_reads_the_environment_it_is_given_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = tmp_path / "acpbuild.toml"
+    recipe.write_text(MOODY)
+    monkeypatch.setenv("ACPBUILD_TEST_MOOD", "stormy")  # the process's own: not the one given
+    made = acpbuild.run(recipe, env={"ACPBUILD_TEST_MOOD": "calm"})
+    assert made.success, made.to_dict()
+    assert "calm" in (tmp_path / "out" / "line.txt").read_text()
+    with pytest.raises(acpbuild.RecipeError, match="ACPBUILD_TEST_MOOD"):
+        acpbuild.run(recipe, env={})
+
+
+def test_a_run_given_no_environment_reads_the_process_and_the_dotenv_beside_the_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = tmp_path / "acpbuild.toml"
+    recipe.write_text(MOODY)
+    monkeypatch.delenv("ACPBUILD_TEST_MOOD", raising=False)
+    (tmp_path / ".env").write_text("ACPBUILD_TEST_MOOD=misty\n")
+    assert acpbuild.run(recipe).success
+    assert "misty" in (tmp_path / "out" / "line.txt").read_text()

@@ -162,3 +162,13 @@ def test_recipe_tasks_are_named_for_the_task_function_that_yields_them(photo_rec
         assert tasks["facts"]["task_dep"] == [f"{basename}:gray"]
         assert tasks["facts"]["targets"] == [str(photo_recipe.parent / "out" / "facts.txt")]
         assert tasks["gray"]["uptodate"][0]() is False  # the ledger says nothing is built yet
+
+
+def test_a_dodo_builds_a_paid_step_as_written_never_its_draft(tmp_path: Path) -> None:
+    recipe = tmp_path / "paid.toml"
+    recipe.write_text(
+        '[steps.line]\nkind = "text"\nprovider = "openrouter"\nmodel = "google/gemini-2.5-flash"\n'
+        'prompt = "One line about a harbour."\noutput = "line.txt"\n'
+    )
+    (task,) = acpbuild.recipe_tasks(recipe)
+    assert task["doc"] == "text with openrouter/google/gemini-2.5-flash -> line.txt"
