@@ -390,3 +390,13 @@ def test_a_run_given_no_environment_reads_the_process_and_the_dotenv_beside_the_
     (tmp_path / ".env").write_text("ACPBUILD_TEST_MOOD=misty\n")
     assert acpbuild.run(recipe).success
     assert "misty" in (tmp_path / "out" / "line.txt").read_text()
+
+
+def test_a_runs_json_keeps_money_to_a_millionth_and_time_to_a_millisecond() -> None:
+    from acpbuild.engine.results import RunResult, StepResult
+
+    step = StepResult("clip", "ran", provider="fal", model="kling", cost=0.2712346, estimated_cost=0.28, seconds=12.34567)
+    doc = RunResult("promo", {"clip": step}, total_cost=0.2712346, estimated_cost=0.28, drafted=["clip"]).to_dict()
+    assert (doc["totals"]["cost"], doc["totals"]["estimated"]) == (0.271235, 0.28)
+    assert (doc["steps"][0]["cost"], doc["steps"][0]["seconds"]) == (0.271235, 12.346)
+    assert (doc["draft"], doc["drafted"]) == (True, ["clip"])
