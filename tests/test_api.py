@@ -400,3 +400,11 @@ def test_a_runs_json_keeps_money_to_a_millionth_and_time_to_a_millisecond() -> N
     assert (doc["totals"]["cost"], doc["totals"]["estimated"]) == (0.271235, 0.28)
     assert (doc["steps"][0]["cost"], doc["steps"][0]["seconds"]) == (0.271235, 12.346)
     assert (doc["draft"], doc["drafted"]) == (True, ["clip"])
+
+
+def test_a_loaded_recipe_runs_as_it_was_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(MOODY)
+    recipe = acpbuild.load_recipe(path, env={"ACPBUILD_TEST_MOOD": "calm"})
+    assert acpbuild.run(recipe).success  # no environment given: the process's and the .env's
+    assert "calm" in (tmp_path / "out" / "line.txt").read_text()

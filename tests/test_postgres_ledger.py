@@ -301,3 +301,14 @@ def test_a_lease_is_measured_by_the_servers_clock(url: str, ledger: PostgresLedg
     with psycopg.connect(url) as conn:
         now = conn.execute("SELECT extract(epoch from clock_timestamp())::float8").fetchone()
     assert now is not None and 50 < until - now[0] <= 60
+
+
+def test_a_run_keeps_its_ledger_where_the_environment_it_is_given_names(url: str, tmp_path: Path) -> None:
+    import acpbuild
+
+    recipe = tmp_path / "acpbuild.toml"
+    recipe.write_text('[recipe]\nname = "shared"\n\n[steps.line]\nkind = "text"\nprompt = "a harbour"\noutput = "line.txt"\n')
+    assert acpbuild.run(recipe, env={layout.LEDGER_VAR: url}).success
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT step, state FROM generations WHERE recipe = 'shared'").fetchall()
+    assert found == [("line", "done")]
