@@ -308,6 +308,19 @@ def test_a_call_over_the_budget_is_refused_and_says_what_it_would_have_cost(
     assert orr.submissions == 0 and result.exit_code == 3
 
 
+def _spent_elsewhere(store: Path, usd: float) -> None:
+    """Another recipe's request of this month, sent and never answered: ``usd`` counts as spent."""
+    ledger = layout.open_ledger(store)
+    try:
+        gen_id = ledger.begin(
+            "elsewhere", recipe="other", step="s", kind="text", provider="openrouter", model="m",
+            material="{}", estimated_cost=usd, draft=False,
+        )
+        ledger.fail(gen_id, "sent, never answered", resumable=False, billed=True)
+    finally:
+        ledger.close()
+
+
 def test_spend_another_run_records_meanwhile_counts_against_the_monthly_cap(
     orr: OpenRouterEmulator, tmp_path: Path
 ) -> None:
@@ -318,15 +331,7 @@ def test_spend_another_run_records_meanwhile_counts_against_the_monthly_cap(
 
     def another_run_spends(event: Event) -> None:
         if event.kind == "start":  # after this run planned within the cap, before it calls
-            ledger = layout.open_ledger(store)
-            try:
-                gen_id = ledger.begin(
-                    "elsewhere", recipe="other", step="s", kind="text", provider="openrouter", model="m",
-                    material="{}", estimated_cost=1.0, draft=False,
-                )
-                ledger.fail(gen_id, "sent, never answered", resumable=False, billed=True)
-            finally:
-                ledger.close()
+            _spent_elsewhere(store, 1.0)
 
     result = acpbuild.run(recipe, env=_env(orr, ACPBUILD_CONFIG=str(config)), on_event=another_run_spends, keep_going=True)
     assert result.steps["line"].status == "failed" and result.steps["line"].refused
@@ -343,15 +348,8 @@ def test_the_warning_at_80_percent_of_the_monthly_cap_counts_this_months_earlier
     recipe = _paid(tmp_path)
     env = _env(orr, ACPBUILD_CONFIG=str(config))
     expected = forecast(recipe, env=env).entries[0].estimate.usd
-    ledger = layout.open_ledger(tmp_path / ".acpbuild")
-    try:  # earlier this month: all but half this step's estimate short of 80%
-        gen_id = ledger.begin(
-            "earlier", recipe="other", step="s", kind="text", provider="openrouter", model="m",
-            material="{}", estimated_cost=0.8 - expected / 2, draft=False,
-        )
-        ledger.fail(gen_id, "sent, never answered", resumable=False, billed=True)
-    finally:
-        ledger.close()
+    # earlier this month: all but half this step's estimate short of 80%
+    _spent_elsewhere(tmp_path / ".acpbuild", 0.8 - expected / 2)
     result = acpbuild.run(recipe, env=env)
     assert result.success, result.to_dict()
     assert any("past 80% of the monthly cap of $1" in w for w in result.warnings), result.warnings
@@ -360,15 +358,7 @@ def test_the_warning_at_80_percent_of_the_monthly_cap_counts_this_months_earlier
 def test_a_free_step_runs_though_the_monthly_cap_is_spent(tmp_path: Path, local: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text("monthly_cap_usd = 1.0\n")
-    ledger = layout.open_ledger(tmp_path / ".acpbuild")
-    try:
-        gen_id = ledger.begin(
-            "elsewhere", recipe="other", step="s", kind="text", provider="openrouter", model="m",
-            material="{}", estimated_cost=2.0, draft=False,
-        )
-        ledger.fail(gen_id, "sent, never answered", resumable=False, billed=True)
-    finally:
-        ledger.close()
+    _spent_elsewhere(tmp_path / ".acpbuild", 2.0)
     result = acpbuild.run(local, env={"ACPBUILD_CONFIG": str(config)}, keep_going=True)
     assert result.success, result.to_dict()
     assert result.steps["gray"].status == "ran"
