@@ -82,14 +82,6 @@ class Estimate:
         """The most it can cost: what a paid call reserves before it is made."""
         return self.usd if self.at_most is None else max(self.usd, self.at_most)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "usd": round(self.usd, 6),
-            "at_most": round(self.bound, 6),
-            "formula": self.formula,
-            "guess": self.guess or None,
-        }
-
 
 FREE = Estimate(0.0, "free")
 
