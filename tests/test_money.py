@@ -1190,3 +1190,26 @@ def test_the_plan_reads_an_input_text_from_the_store_when_its_output_was_deleted
     plan = {e.name: e for e in forecast(recipe, env=world.env).entries}
     assert (plan["script"].state, plan["voice"].state) == ("restorable", "run")
     assert plan["voice"].estimate.usd == pytest.approx((written + 1) * 0.10 / 1000)
+
+
+def test_a_per_image_price_shows_one_image_and_a_set_duration_is_no_guess() -> None:
+    # Gemini's image model: $0.039 an image (money/prices); kling: $0.28 a second of what is asked for
+    image = estimate("google", providers.catalogue("google")["gemini-2.5-flash-image"], "text_to_image", {"prompt": "a quay"})
+    assert (image.usd, image.formula, image.guess) == (pytest.approx(0.039), "1 image x $0.039", "")
+    clip = estimate("fal", providers.catalogue("fal")["kling"], "text_to_video", {"prompt": "waves", "duration_s": 5})
+    assert (clip.formula, clip.guess) == ("5 s x $0.28/s", "")
+
+
+def test_a_text_expected_from_its_history_keeps_within_its_max_tokens_only_when_paid() -> None:
+    model = providers.catalogue("openrouter")["google/gemini-2.5-flash"]
+    wrote = Expected(2000, 600, "as its last run wrote")
+    paid = expected_text("openrouter", model, "text", {"max_tokens": 100}, paid=True, expect=wrote)
+    assert (paid.chars, paid.max_chars) == (400, 400)  # 100 tokens of 4 characters at most
+    free = expected_text("local", model, "text", {"max_tokens": 100}, paid=False, expect=wrote)
+    assert (free.chars, free.max_chars) == (2000, None)  # a local text is as long as it was
+
+
+def test_the_actual_cost_of_an_unpriced_model_is_unknown() -> None:
+    from acpbuild.money.prices import actual_cost
+
+    assert actual_cost("fal", "no-such-model", None, {"images": 1}, {}, True) is None
