@@ -351,68 +351,56 @@ def test_key_of_is_xxh3_128_of_canonical_json() -> None:
     assert key == xxhash.xxh3_128_hexdigest(b'{"kind":"text","params":{"prompt":"hi","seed":1}}')
 
 
+def _prepared(folder: Path, text: str, step: str, *, draft: bool = False) -> Any:
+    """Step ``step`` of the recipe ``text``, keyed in ``folder`` (as a draft run would, with ``draft``);
+    each step it reads stands at its output path with a digest made of its name's first letter."""
+    from acpbuild.recipe.draft import draft_recipe
+
+    path = folder / "acpbuild.toml"
+    path.write_text(text, encoding="utf-8")
+    recipe = load_recipe(path, env={})
+    recipe = draft_recipe(recipe) if draft else recipe
+    outputs = {name: recipe.output_of(name)[1] for name in recipe.steps}
+    ctx = Context(recipe, env={})
+    try:
+        return ctx.prepare(recipe.steps[step], lambda name: (outputs[name], name[0] * 32))
+    finally:
+        ctx.close()
+
+
 def test_a_keys_material_names_the_schema_kind_provider_model_and_adapter(tmp_path: Path) -> None:
     # what DESIGN.md puts in a key, under the names the ledger keeps and `plan`'s reasons read
     from acpbuild.keys import KEY_SCHEMA
 
-    path = tmp_path / "acpbuild.toml"
-    path.write_text('[steps.line]\nkind = "text"\nprompt = "a harbour"\noutput = "line.txt"\n', encoding="utf-8")
-    recipe = load_recipe(path, env={})
-    ctx = Context(recipe, env={})
-    try:
-        prepared = ctx.prepare(recipe.steps["line"], lambda name: (tmp_path, "00" * 16))
-    finally:
-        ctx.close()
+    prepared = _prepared(tmp_path, '[steps.line]\nkind = "text"\nprompt = "a harbour"\noutput = "line.txt"\n', "line")
     material = json.loads(canonical(prepared.material))
     assert set(material) == {"schema", "kind", "provider", "model", "adapter", "format", "params"}
     assert (material["schema"], material["kind"], material["provider"]) == (KEY_SCHEMA, "text", "local")
-    assert (material["model"], material["adapter"]) == (recipe.steps["line"].model, LocalProvider.version)
+    model = load_recipe(tmp_path / "acpbuild.toml", env={}).steps["line"].model
+    assert (material["model"], material["adapter"]) == (model, LocalProvider.version)
     assert (material["params"]["prompt"], material["format"]) == ("a harbour", ".txt")
     assert prepared.key == key_of(prepared.material)
 
 
 def test_a_default_of_one_kind_written_out_or_left_out_gives_one_key(tmp_path: Path) -> None:
     # `fit` belongs to mux alone, with the default "longest": writing it out changes nothing
-    keyed = []
-    for fit in ("", 'fit = "longest"\n'):
-        path = tmp_path / "acpbuild.toml"
-        path.write_text(
-            '[steps.clip]\nkind = "text_to_video"\nprompt = "waves"\noutput = "clip.mp4"\n\n'
-            '[steps.voice]\nkind = "text_to_speech"\ntext = "hello"\noutput = "voice.wav"\n\n'
-            f'[steps.final]\nkind = "mux"\nvideo = "${{steps.clip}}"\naudio = "${{steps.voice}}"\n{fit}output = "final.mp4"\n',
-            encoding="utf-8",
-        )
-        recipe = load_recipe(path, env={})
-        ctx = Context(recipe, env={})
-        try:
-            outputs = {n: recipe.output_of(n)[1] for n in ("clip", "voice")}
-            prepared = ctx.prepare(recipe.steps["final"], lambda name, found=outputs: (found[name], name[0] * 32))
-        finally:
-            ctx.close()
-        keyed.append(prepared)
-    assert keyed[0].params["fit"] == "longest"
-    assert keyed[0].key == keyed[1].key
+    final = (
+        '[steps.clip]\nkind = "text_to_video"\nprompt = "waves"\noutput = "clip.mp4"\n\n'
+        '[steps.voice]\nkind = "text_to_speech"\ntext = "hello"\noutput = "voice.wav"\n\n'
+        '[steps.final]\nkind = "mux"\nvideo = "${{steps.clip}}"\naudio = "${{steps.voice}}"\n{fit}output = "final.mp4"\n'
+    )
+    left_out = _prepared(tmp_path, final.format(fit=""), "final")
+    written_out = _prepared(tmp_path, final.format(fit='fit = "longest"\n'), "final")
+    assert left_out.params["fit"] == "longest"
+    assert left_out.key == written_out.key
 
 
 def test_a_draft_stand_in_never_shares_a_key_with_the_same_local_step(tmp_path: Path) -> None:
     # a draft of a paid step is a local step with the same parameters: only draft_of tells them
     # apart, so a real local step never restores a draft (and a draft never a real one)
-    from acpbuild.recipe.draft import draft_recipe
-
-    def prepared(text: str, draft: bool) -> Any:
-        path = tmp_path / "acpbuild.toml"
-        path.write_text(text, encoding="utf-8")
-        recipe = load_recipe(path, env={})
-        recipe = draft_recipe(recipe) if draft else recipe
-        ctx = Context(recipe, env={})
-        try:
-            return ctx.prepare(recipe.steps["cover"], lambda name: (tmp_path, "00" * 16))
-        finally:
-            ctx.close()
-
     cover = '[steps.cover]\nkind = "text_to_image"\nprompt = "a harbour"\noutput = "cover.png"\n'
     paid = cover.replace('kind = "text_to_image"', 'kind = "text_to_image"\nprovider = "fal"\nmodel = "flux-schnell"')
-    draft, local = prepared(paid, draft=True), prepared(cover, draft=False)
+    draft, local = _prepared(tmp_path, paid, "cover", draft=True), _prepared(tmp_path, cover, "cover")
     assert draft.material["draft_of"] == "fal/flux-schnell"
     assert {k: v for k, v in draft.material.items() if k != "draft_of"} == local.material
     assert draft.key != local.key
