@@ -840,21 +840,20 @@ def test_a_media_output_not_yet_made_is_expected_to_last(
 
 
 def test_a_text_not_yet_written_is_expected_at_what_it_wrote_before_and_at_most_its_max_tokens() -> None:
-    model = providers.catalogue("openrouter")["google/gemini-2.5-flash"]
     # no history: a script of ~300 tokens (1,200 characters), at most max_tokens x 4 characters
-    first = expected_text("openrouter", model, "text", {}, paid=True)
+    first = expected_text("text", {}, paid=True)
     assert (first.chars, first.max_chars) == (1200, 8192 * 4)
     assert first.why == "text not yet written: 1200 characters expected (no earlier run), at most 8192 max_tokens x 4"
     # the prior never passes a smaller max_tokens
-    short = expected_text("openrouter", model, "text", {"max_tokens": 100}, paid=True)
+    short = expected_text("text", {"max_tokens": 100}, paid=True)
     assert (short.chars, short.max_chars) == (400, 400)
     # what its last run wrote, 2,000 characters, stands for what it will write
     learnt = Expected(2000, 600, "as its last run wrote")
-    again = expected_text("openrouter", model, "text", {"max_tokens": 1000}, paid=True, expect=learnt)
+    again = expected_text("text", {"max_tokens": 1000}, paid=True, expect=learnt)
     assert (again.chars, again.max_chars, again.why) == (
         2000, 4000, "text not yet written: 2000 characters, as its last run wrote"
     )
-    local = expected_text("local", model, "text", {"max_tokens": 100}, paid=False)
+    local = expected_text("text", {"max_tokens": 100}, paid=False)
     assert (local.chars, local.why) == (1000, "a local text, 1000 characters assumed")
 
 
@@ -1201,11 +1200,10 @@ def test_a_per_image_price_shows_one_image_and_a_set_duration_is_no_guess() -> N
 
 
 def test_a_text_expected_from_its_history_keeps_within_its_max_tokens_only_when_paid() -> None:
-    model = providers.catalogue("openrouter")["google/gemini-2.5-flash"]
     wrote = Expected(2000, 600, "as its last run wrote")
-    paid = expected_text("openrouter", model, "text", {"max_tokens": 100}, paid=True, expect=wrote)
+    paid = expected_text("text", {"max_tokens": 100}, paid=True, expect=wrote)
     assert (paid.chars, paid.max_chars) == (400, 400)  # 100 tokens of 4 characters at most
-    free = expected_text("local", model, "text", {"max_tokens": 100}, paid=False, expect=wrote)
+    free = expected_text("text", {"max_tokens": 100}, paid=False, expect=wrote)
     assert (free.chars, free.max_chars) == (2000, None)  # a local text is as long as it was
 
 

@@ -287,9 +287,7 @@ class _Assessor:
                 most = with_defaults(specs, render(step.params, lambda ref: value(ref, largest=True)))
         expect = self.learnt(step) if step.media == "text" else None
         if step.media == "text":
-            self.expected[step.name] = expected_text(
-                step.provider, model, step.kind, params, paid=provider.paid, expect=expect
-            )
+            self.expected[step.name] = expected_text(step.kind, params, paid=provider.paid, expect=expect)
         else:
             self.expected[step.name] = expected_media(step.kind, params)
         found = estimate(step.provider, model, step.kind, params, paid=provider.paid, expect=expect, most=most)
@@ -307,7 +305,7 @@ class _Assessor:
         if made is None:
             made = self.made[(step.provider, step.model)] = self.ctx.ledger.made_by(step.provider, step.model)
         own = [g for g in made if g.recipe == self.ctx.recipe.name and g.step == step.name and g.kind == step.kind]
-        last = self.measured(own[:1], "as its last run wrote") if own else None
+        last = self.measured(own[:1], "as its last run wrote")
         if last is not None:
             return last
         kind = (step.provider, step.model, step.kind)

@@ -256,9 +256,7 @@ def _pixels(params: Mapping[str, Any]) -> tuple[int, int]:
     return FAL_IMAGE_SIZES.get(str(params.get("image_size") or "landscape_4_3"), FAL_IMAGE_SIZES["landscape_4_3"])
 
 
-def expected_text(
-    provider: str, model: Model, kind: str, params: Mapping[str, Any], *, paid: bool, expect: Expected | None = None
-) -> Unknown:
+def expected_text(kind: str, params: Mapping[str, Any], *, paid: bool, expect: Expected | None = None) -> Unknown:
     """What a text step not yet run is expected to write: what ``expect`` says it wrote before,
     else a prior; at most its ``max_tokens`` x 4 characters."""
     max_tokens = params.get("max_tokens")
