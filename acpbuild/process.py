@@ -37,6 +37,7 @@ __all__ = [
     "stop",
     "stopping",
     "sweep_beside",
+    "sweep_folder",
     "sweep_own",
     "tag",
     "temp_file",
@@ -107,11 +108,21 @@ def dead_leftover(name: str) -> bool:
 def sweep_beside(dest: Path) -> int:
     """Remove the temporary files dead processes of this machine left beside ``dest``
     (``.<name>.<pid>@<host>@xxxx.tmp``, as :func:`temp_file` names them); return how many."""
+    return _sweep(dest.parent, f".{glob.escape(dest.name)}.*@*@*.tmp")
+
+
+def sweep_folder(folder: Path) -> int:
+    """:func:`sweep_beside` for every file of ``folder`` at once, listing it once: for a
+    writer of many outputs into one folder, which sweeps each folder once."""
+    return _sweep(folder, ".*.*@*@*.tmp")
+
+
+def _sweep(folder: Path, pattern: str) -> int:
     removed = 0
-    for name in glob.glob(f".{glob.escape(dest.name)}.*@*@*.tmp", root_dir=dest.parent):
+    for name in glob.glob(pattern, root_dir=folder):
         if dead_leftover(name):
             try:
-                os.unlink(dest.parent / name)
+                os.unlink(folder / name)
                 removed += 1
             except OSError:
                 pass

@@ -648,7 +648,7 @@ def test_an_output_that_is_missing_empty_or_not_what_the_step_makes_fails_the_st
     assert (gen.state, gen.digest) == ("failed", None)
 
 
-def test_a_call_interrupted_before_the_provider_wrote_anything_stops_the_run_and_stays_to_resume(
+def test_a_free_call_interrupted_before_the_provider_wrote_anything_stops_the_run_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "faulty_plugin.py").write_text(FAULTY)
@@ -662,8 +662,8 @@ def test_a_call_interrupted_before_the_provider_wrote_anything_stops_the_run_and
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 130, done.stderr  # the interrupt, not a missing staging file
     assert "interrupted" in done.stderr and "Traceback" not in done.stderr
-    (gen,) = _generations(tmp_path / ".acpbuild")
-    assert gen.state == "submitted"  # the next run resumes it rather than paying again
+    # a free call with no request id yet has nothing to resume or bill: its row is never written
+    assert _generations(tmp_path / ".acpbuild") == []
     assert list((tmp_path / ".acpbuild" / "tmp").iterdir()) == []
 
 

@@ -238,12 +238,21 @@ def test_temp_files_beside_outputs_name_their_owner_and_dead_ones_are_swept(tmp_
     dead = _dead_pid()
     stray = dest.parent / f".a.png.{dead}@{HOST}@xk2_9abc.tmp"  # a killed run's
     live = dest.parent / f".a.png.{os.getpid()}@{HOST}@xk2_9abd.tmp"  # a running one's
-    other = dest.parent / f".b.png.{dead}@{HOST}@xk2_9abe.tmp"  # another output's: its own write sweeps it
+    other = dest.parent / f".b.png.{dead}@{HOST}@xk2_9abe.tmp"  # another output's, in the same folder
     for path in (stray, live, other):
         path.write_bytes(b"half")
     store.materialise(digest, dest)
     assert dest.read_bytes() == b"\x89PNG picture"
-    assert not stray.exists() and live.exists() and other.exists()
+    # the first write into a folder sweeps all of it; the live run's file stays
+    assert not stray.exists() and live.exists() and not other.exists()
+    # and only the first: a store lists a folder of thousands of outputs once, not once per output
+    later = dest.parent / f".c.png.{dead}@{HOST}@xk2_9abf.tmp"
+    later.write_bytes(b"half")
+    store.materialise(digest, dest.with_name("c.png"))
+    assert later.exists()
+    # the next run's store sweeps it
+    layout.open_blobs(tmp_path / "store").materialise(digest, dest.with_name("d.png"))
+    assert not later.exists()
     # what acpbuild names such a file, the sweep parses
     made = process.temp_file(dest.parent, prefix=".a.png.", suffix=".tmp")
     assert process.owner_of(made.name) == (os.getpid(), HOST)

@@ -96,6 +96,7 @@ class Progress:
         from rich.console import Console
 
         self.console = Console(file=stream, force_terminal=live or None, highlight=False, width=None if live else 200)
+        self._stream = stream
         self.total = 0
         self.done = 0
         self._lock = threading.RLock()
@@ -133,13 +134,30 @@ class Progress:
                         self._bar.update(self._run, completed=self.done, description=self._counted())
                     self._bar.refresh()  # now, so the line printed below sits above the new count
                 if event.result is not None and event.result.status != "uptodate":
-                    self.console.print(_finished(event.result))
+                    if self._bar is None:
+                        self._write(_finished(event.result, styled=False))
+                    else:
+                        self.console.print(_finished(event.result))
             elif event.kind == "warning":
-                self.console.print(f"[yellow] warning[/] {_escape(event.message)}")
+                self._say(f"[yellow] warning[/] {_escape(event.message)}", f" warning {event.message}")
             elif event.kind == "waiting" and event.step:
-                self.console.print(f"[cyan] waiting[/] {_escape(event.step)} [dim]({_escape(event.message)})[/]")
+                self._say(
+                    f"[cyan] waiting[/] {_escape(event.step)} [dim]({_escape(event.message)})[/]",
+                    f" waiting {event.step} ({event.message})",
+                )
             elif event.kind == "finish":
                 self.stop()
+
+    def _say(self, styled: str, plain: str) -> None:
+        if self._bar is None:
+            self._write(plain)
+        else:
+            self.console.print(styled)
+
+    def _write(self, line: str) -> None:
+        """A plain line as it is (no markup to parse: a first build prints thousands), at once."""
+        self._stream.write(line + "\n")
+        self._stream.flush()
 
     def stop(self) -> None:
         """Clear the live display; later output starts where it stood. Safe to call twice."""
@@ -155,17 +173,22 @@ class Progress:
         return f"[bold]{self.done}/{self.total}[/] steps"
 
 
-def _finished(result: StepResult) -> str:
-    """The line printed when a step that did something finishes."""
-    line = f"[{_STYLE[result.status]}]{result.status:>8}[/] {_escape(result.name)}"
+def _finished(result: StepResult, *, styled: bool = True) -> str:
+    """The line printed when a step that did something finishes: rich markup, or plain text."""
+    mark = _escape if styled else str
+
+    def style(text: str, name: str) -> str:
+        return f"[{name}]{text}[/]" if styled else text
+
+    line = f"{style(f'{result.status:>8}', _STYLE[result.status])} {mark(result.name)}"
     if result.status == "ran" and result.reason:
-        line += f" [dim]({result.reason})[/]"
+        line += " " + style(f"({mark(result.reason)})", "dim")
     if result.cost:
         line += f" {_money(result.cost)}"
     if result.error:
-        line += f"\n         [red]{_escape(result.error)}[/]"
+        line += "\n         " + style(mark(result.error), "red")
     elif result.status == "skipped":
-        line += f" [dim]({result.reason})[/]"
+        line += " " + style(f"({mark(result.reason)})", "dim")
     return line
 
 

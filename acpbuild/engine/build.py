@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -45,15 +46,26 @@ from acpbuild.store.ledger import Generation, Ledger
 
 
 class _Journal:
-    def __init__(self, ledger: Ledger, gen_id: int, resume_id: str | None) -> None:
+    """The generation's row, as the provider's call goes: written before a paid request is
+    sent; for a free one, once there is something to keep (a request id to resume, an
+    error, the result)."""
+
+    def __init__(self, ledger: Ledger, begin: Callable[[], int], pending: Generation | None, *, paid: bool) -> None:
         self._ledger = ledger
-        self._gen_id = gen_id
-        self.resume_id = resume_id
-        self.request_id = resume_id
+        self._begin = begin
+        self.gen_id = pending.id if pending is not None else begin() if paid else None
+        self.resume_id = pending.request_id if pending is not None else None
+        self.request_id = self.resume_id
+
+    def row(self) -> int:
+        """The generation's row id, written now if it was not yet."""
+        if self.gen_id is None:
+            self.gen_id = self._begin()
+        return self.gen_id
 
     def submitted(self, request_id: str) -> None:
         self.request_id = request_id
-        self._ledger.submitted(self._gen_id, request_id)
+        self._ledger.submitted(self.row(), request_id)
 
 
 def uptodate(ctx: Context, step: Step) -> bool:
@@ -215,10 +227,8 @@ def _call(
     expected: float,
     pending: Generation | None,
 ) -> float | None:
-    if pending is not None:
-        gen_id = pending.id
-    else:
-        gen_id = ctx.ledger.begin(
+    def begin() -> int:
+        return ctx.ledger.begin(
             key,
             recipe=ctx.recipe.name,
             step=step.name,
@@ -230,7 +240,11 @@ def _call(
             draft=step.draft_of is not None,
             cap=ctx.budget.cap if provider.paid else None,
         )
-    journal = _Journal(ctx.ledger, gen_id, pending.request_id if pending else None)
+
+    # A paid call's row is durable before the request is sent. A free call's waits for a
+    # request id, an error or the result: until then there is nothing to resume or bill,
+    # and a free step's rows at its end go in one transaction.
+    journal = _Journal(ctx.ledger, begin, pending, paid=provider.paid)
     staging = ctx.store.staging(step.output_path.suffix)
     job = Job(step.kind, model, params, staging, step.timeout_s)
     try:
@@ -254,11 +268,11 @@ def _call(
         elif billed:
             exc.note = f"the request may have been billed: ~${expected:.4f} is counted as possibly billed"
             exc.possibly_billed = expected
-        ctx.ledger.fail(gen_id, redact(str(exc), ctx.env), resumable=resumable, billed=billed)
+        ctx.ledger.fail(journal.row(), redact(str(exc), ctx.env), resumable=resumable, billed=billed)
         staging.unlink(missing_ok=True)
         raise
     except BaseException:
-        staging.unlink(missing_ok=True)  # an interrupted call stays "submitted" for the next run
+        staging.unlink(missing_ok=True)  # an interrupted call's row stays "submitted" for the next run
         raise
     cost = money.actual_cost(
         step.provider, step.model, outcome.actual_cost, outcome.usage, job.params, provider.paid
@@ -268,17 +282,27 @@ def _call(
     try:
         digest = ctx.store.put(staging)
     except StoreError as exc:
-        _keep(ctx, key, gen_id, staging, journal.request_id, cost, outcome.usage, outcome.meta, exc, paid=provider.paid)
-    ctx.ledger.finish(
-        gen_id,
-        digest=digest,
-        actual_cost=cost,
-        request_id=outcome.request_id,
-        usage=outcome.usage,
-        meta=outcome.meta,
-        owner=ctx.owner,
-    )
-    ctx.materialise(step.output_path, step.name, key, digest, mat)
+        _keep(ctx, key, journal.row(), staging, journal.request_id, cost, outcome.usage, outcome.meta, exc, paid=provider.paid)
+
+    def finish(gen_id: int) -> None:
+        ctx.ledger.finish(
+            gen_id,
+            digest=digest,
+            actual_cost=cost,
+            request_id=outcome.request_id,
+            usage=outcome.usage,
+            meta=outcome.meta,
+            owner=ctx.owner,
+        )
+
+    if journal.gen_id is not None:
+        finish(journal.gen_id)
+        ctx.materialise(step.output_path, step.name, key, digest, mat)
+        return cost
+    ctx.place(step.output_path, digest)
+    with ctx.ledger.together():
+        finish(journal.row())
+        ctx.note_output(step.output_path, step.name, key, digest, mat)
     return cost
 
 

@@ -241,11 +241,20 @@ class Context:
         return True
 
     def materialise(self, path: Path, name: str, key: str, digest: str, material: Mapping[str, Any]) -> None:
-        """Make the output at ``path`` (of step or group ``name``) hold blob ``digest``, and record it.
+        """Make the output at ``path`` (of step or group ``name``) hold blob ``digest``, and record it."""
+        self.place(path, digest)
+        with self.ledger.together():
+            self.note_output(path, name, key, digest, material)
+
+    def place(self, path: Path, digest: str) -> None:
+        """Make the output at ``path`` hold blob ``digest``; :meth:`note_output` records it.
 
         The one place outputs are written: never outside the recipe's real ``output_dir``.
         """
         self.store.materialise(digest, path, inside=self.recipe.output_dir)
+
+    def note_output(self, path: Path, name: str, key: str, digest: str, material: Mapping[str, Any]) -> None:
+        """Record that the output at ``path`` (of step or group ``name``) holds blob ``digest``."""
         sig = signature(path)
         if sig is not None:
             self.digests.remember(path, sig, digest)

@@ -18,7 +18,7 @@ from doit.cmd_base import TaskLoader2
 from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 from doit.task import Task, dict_to_task
 
-from acpbuild import process
+from acpbuild import process, providers
 from acpbuild.config.secrets import redact
 from acpbuild.engine.build import build, failed, uptodate
 from acpbuild.engine.context import Context
@@ -214,9 +214,7 @@ class RecipeLoader(TaskLoader2):
             "backend": "sqlite3",
             # the action checks content itself; doit only needs to notice a touched input
             "check_file_uptodate": "timestamp",
-            # A thread per task (up to a bound): a step waiting for its provider
-            # blocks only its own thread, while Context.working keeps -j steps working.
-            "num_process": max(self.jobs, min(len(self._tasks()), MAX_THREADS)) if self.jobs > 1 else 0,
+            "num_process": self._threads() if self.jobs > 1 else 0,
             "par_type": "thread",
             # under a budget a refused call fails its own step only: the steps that fit still run
             "continue": self.keep_going or self.ctx.budget.limited,
@@ -224,6 +222,22 @@ class RecipeLoader(TaskLoader2):
             "outfile": io.StringIO(),  # our reporter writes nothing; events go to the caller
             "verbosity": 0,
         }
+
+    def _threads(self) -> int:
+        """How many threads doit runs tasks on: none of its own when every task does
+        in-process Python only (threads would take turns on the interpreter, and
+        pass it back and forth at every file or ledger call); else -j, and one more
+        for each task that may wait on another run or machine (up to a bound): a paid
+        step waiting for its provider's turn or for another run's claim blocks only
+        its own thread, while Context.working keeps -j steps working."""
+        recipe = self.ctx.recipe
+        adapters = {name: providers.provider_class(name) for name in {s.provider for s in recipe.steps.values()}}
+        names = list(recipe.steps) + list(recipe.groups) if self.names is None else self.names
+        steps = [recipe.steps[n] for n in names if n in recipe.steps]
+        if len(steps) == len(names) and all(s.kind in adapters[s.provider].in_process for s in steps):
+            return 0
+        waiting = len(names) - sum(1 for s in steps if not adapters[s.provider].paid)
+        return self.jobs + min(waiting, MAX_THREADS - self.jobs)
 
     def _tasks(self) -> list[dict[str, Any]]:
         if self._dicts is None:

@@ -203,6 +203,10 @@ class Provider(abc.ABC):
     #: (``[recipe] concurrency = { fal = 2 }``); kept below the default ``-j`` so
     #: one slow or rate-limited provider cannot hold every worker
     concurrency: int = 4
+    #: the kinds whose work runs in this process, in Python, start to end: nothing to
+    #: wait on (no network, no child process), so running several at once gains
+    #: nothing; a run of only these builds its steps one after another
+    in_process: frozenset[str] = frozenset()
     #: the version of :mod:`acpbuild.provider` the adapter was written for ("1.0");
     #: a plugin must say it, and loads only where :func:`compatible` allows
     api_version: str = ""

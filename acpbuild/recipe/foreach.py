@@ -12,6 +12,7 @@ import fnmatch
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,12 +180,12 @@ def load_items(
         _note(seen, path)
     if not files:
         raise ItemError(f"the glob {source!r} matches no file under {root}")
-    stems = [p.stem for p in files]
+    stems = Counter(p.stem for p in files)
     items = []
     for path in files:
         rel = path.relative_to(root).as_posix()
         # the stem names the item unless two files share it (a/x.md, b/x.md)
-        item_id = path.stem if stems.count(path.stem) == 1 else rel.rsplit(".", 1)[0]
+        item_id = path.stem if stems[path.stem] == 1 else rel.rsplit(".", 1)[0]
         fields = {"path": rel, "stem": path.stem, "name": path.name}
         items.append(Item(item_id, fields, path))
     return _unique(items, source)

@@ -30,6 +30,8 @@ def _refuse(dest: Path, root: Path, link: Path, target: Path) -> StoreError:
 
 def check_inside(dest: Path, root: Path) -> None:
     """Raise :class:`StoreError` unless the real folder of ``dest`` is inside the real ``root``."""
+    if _plainly_inside(dest.parent, root):
+        return
     real_root = _real(root)
     if real_root != root:
         # output_dir itself (or a folder above it) became a symlink since the recipe was loaded
@@ -37,6 +39,12 @@ def check_inside(dest: Path, root: Path) -> None:
     real_parent = _real(dest.parent)
     if not real_parent.is_relative_to(real_root):
         raise _refuse(dest, root, _culprit(dest.parent, root), real_parent)
+
+
+def _plainly_inside(folder: Path, root: Path) -> bool:
+    """Whether ``folder`` lies below ``root`` (a real path) with no symlink on the way: its
+    real path is itself. One walk of the path; the common case, checked first."""
+    return folder.is_relative_to(root) and os.path.realpath(folder) == str(folder)
 
 
 def check_read(path: Path, root: Path) -> None:
@@ -70,6 +78,8 @@ def make_parents(dest: Path, root: Path) -> None:
     """
     if not dest.is_relative_to(root) or dest == root:
         raise StoreError(f"refusing to write {dest}: it is not inside the output folder {root}")
+    if os.path.isdir(dest.parent) and _plainly_inside(dest.parent, root):
+        return  # made already, and no symlink on the way
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -28,6 +28,8 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -316,6 +318,14 @@ class Ledger(ABC):
     @abstractmethod
     def save_digest(self, path: str, sig: Signature, digest: str) -> None:
         """Remember that ``path`` with signature ``sig`` hashed to ``digest`` (replacing any earlier)."""
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The ledger writes this thread makes inside the block, committed as one transaction
+        when it ends (or none of them, if it raises): for a free step's few records, which
+        need not be durable one by one. Other threads' calls wait for the block to end, so
+        keep it to ledger calls. This one commits each write on its own."""
+        yield
 
     @abstractmethod
     def describe(self) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from acpbuild import process
 from acpbuild.errors import StoreError
-from acpbuild.keys import file_digest
+from acpbuild.keys import Signature, file_digest, signature
 from acpbuild.store import confine
 from acpbuild.store.blobs import BlobStore, LinkMode
 
@@ -36,6 +36,11 @@ class LocalBlobStore(BlobStore):
         self.objects = objects
         self.tmp = tmp
         self.link = link
+        #: the output folders this store has swept of dead runs' leftovers: each once
+        self._swept: set[Path] = set()
+        #: blobs this store stored or checked itself, by their signature then: while a
+        #: blob's signature holds, it is not hashed again before each copy
+        self._intact: dict[str, Signature] = {}
         try:
             self.objects.mkdir(parents=True, exist_ok=True)
             self.tmp.mkdir(parents=True, exist_ok=True)
@@ -104,6 +109,7 @@ class LocalBlobStore(BlobStore):
                 os.replace(src, dest)
         except OSError as exc:
             raise StoreError(f"cannot store a blob in {dest.parent}: {_reason(exc)}") from exc
+        self._vouch(digest, dest)
         return digest
 
     def keep(self, staged: Path, key: str) -> Path:
@@ -121,14 +127,23 @@ class LocalBlobStore(BlobStore):
 
     def get(self, digest: str) -> Path:
         blob = self.path(digest)
-        if not blob.is_file():
+        sig = signature(blob)
+        if sig is not None and self._intact.get(digest) == sig:
+            return blob
+        if sig is None or not blob.is_file():
             raise StoreError(f"blob {digest} is missing from the store at {self.root}")
         actual = file_digest(blob)
         if actual != digest:
             # quarantine it, so the next run pays once rather than failing forever
             blob.replace(blob.with_name(blob.name + ".corrupt"))
             raise StoreError(f"blob {digest} is corrupt (its bytes hash to {actual}); it was set aside")
+        self._intact[digest] = sig
         return blob
+
+    def _vouch(self, digest: str, blob: Path) -> None:
+        sig = signature(blob)
+        if sig is not None:
+            self._intact[digest] = sig
 
     def materialise(self, digest: str, dest: Path, *, inside: Path | None = None) -> None:
         blob = self.get(digest)
@@ -137,7 +152,9 @@ class LocalBlobStore(BlobStore):
                 dest.parent.mkdir(parents=True, exist_ok=True)
             else:
                 confine.make_parents(dest, inside)
-            process.sweep_beside(dest)
+            if dest.parent not in self._swept:
+                process.sweep_folder(dest.parent)
+                self._swept.add(dest.parent)
             # named with this process: a killed run's leftover is told from a live run's
             tmp = process.temp_file(dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
         except OSError as exc:

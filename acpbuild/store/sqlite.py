@@ -15,7 +15,8 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,7 +97,9 @@ class SqliteLedger(SqlLedger):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        # re-entrant: a call inside together() runs in the transaction this thread holds
+        self._lock = threading.RLock()
+        self._together = 0  # how deep this thread is in together() blocks (under _lock)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -145,6 +148,8 @@ class SqliteLedger(SqlLedger):
         """``body`` in one ``BEGIN IMMEDIATE`` transaction: all of it or none, one writer at a time."""
         try:
             with self._lock:
+                if self._together:  # part of the transaction together() holds
+                    return body(self._db)
                 _patiently(lambda: self._db.execute("BEGIN IMMEDIATE"))
                 try:
                     found = body(self._db)
@@ -155,6 +160,33 @@ class SqliteLedger(SqlLedger):
                 return found
         except sqlite3.Error as exc:
             raise StoreError(f"ledger error ({self.path}): {exc}") from exc
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        with self._lock:
+            if self._together:
+                self._together += 1
+                try:
+                    yield
+                finally:
+                    self._together -= 1
+                return
+            try:
+                _patiently(lambda: self._db.execute("BEGIN IMMEDIATE"))
+            except sqlite3.Error as exc:
+                raise StoreError(f"ledger error ({self.path}): {exc}") from exc
+            self._together = 1
+            try:
+                yield
+            except BaseException:
+                self._together = 0
+                self._db.execute("ROLLBACK")
+                raise
+            self._together = 0
+            try:
+                _patiently(lambda: self._db.execute("COMMIT"))
+            except sqlite3.Error as exc:
+                raise StoreError(f"ledger error ({self.path}): {exc}") from exc
 
     # -- claims --------------------------------------------------------------
     def claim(

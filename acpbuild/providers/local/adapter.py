@@ -46,6 +46,8 @@ class LocalProvider(Provider):
     paid = False
     # ffmpeg, Pillow and eSpeak work this machine's cores
     concurrency = os.cpu_count() or 2
+    # template text and image facts are pure Python: threads would only take turns
+    in_process = frozenset({"text", "image_understanding"})
 
     def catalogue(self) -> Mapping[str, Model]:
         return CATALOGUE
