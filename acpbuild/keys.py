@@ -60,7 +60,7 @@ def file_digest(path: Path) -> str:
 Signature = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 
 
-def signature(path: Path) -> Signature | None:
+def signature(path: str | Path) -> Signature | None:
     """The stat fields that move when a file's bytes change, or None when it does not exist."""
     try:
         st = os.stat(path)

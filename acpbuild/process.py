@@ -28,6 +28,7 @@ __all__ = [
     "Interrupted",
     "dead_leftover",
     "forget",
+    "open_temp",
     "own_folder",
     "owner_of",
     "pid_alive",
@@ -148,16 +149,25 @@ def temp_file(directory: Path, *, prefix: str = ".", suffix: str = ".tmp") -> Pa
     :func:`stop` deletes it unless :func:`forget` was called first (it was renamed
     into place, or deleted); once stopping, no temporary file is made.
     """
+    fd, path = open_temp(directory, prefix=prefix, suffix=suffix)
+    os.close(fd)
+    return path
+
+
+def open_temp(directory: Path, *, prefix: str = ".", suffix: str = ".tmp") -> tuple[int, Path]:
+    """:func:`temp_file`, left open for writing (mode 0600): its descriptor, and its path."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     with _lock:
         if _stopping.is_set():
             raise Interrupted(signal.SIGTERM)
-        import tempfile  # not at the top: the no-op fast path imports this module and makes no file
-
-        fd, name = tempfile.mkstemp(prefix=f"{prefix}{tag()}", suffix=suffix, dir=directory)
-        os.close(fd)
-        path = Path(name)
-        _temp_files.add(path)
-    return path
+        while True:
+            path = directory / f"{prefix}{tag()}{os.urandom(5).hex()}{suffix}"
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileExistsError:
+                continue
+            _temp_files.add(path)
+            return fd, path
 
 
 def forget(path: Path) -> None:

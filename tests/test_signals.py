@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -279,11 +278,12 @@ def test_a_stop_deletes_this_process_s_temp_files_and_refuses_new_ones(tmp_path:
 
 
 # -- full and unwritable disks ------------------------------------------------------
-def _to_dev_full(src: object, dst: object, **kwargs: object) -> None:
+def _to_dev_full(*args: object, **kwargs: object) -> int:
     """Copy as a full disk does: the write fails with ENOSPC (from /dev/full itself)."""
     with open("/dev/full", "wb") as full:
         full.write(b"x" * 65536)
         full.flush()
+    return 0
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
@@ -294,7 +294,7 @@ def test_a_full_disk_while_writing_an_output_is_a_store_error_naming_it(
     src = store.staging(".png")
     src.write_bytes(b"\x89PNG picture")
     digest = store.put(src)
-    monkeypatch.setattr(shutil, "copyfile", _to_dev_full)
+    monkeypatch.setattr(os, "sendfile", _to_dev_full)  # how an output is copied from its blob
     dest = tmp_path / "out" / "a.png"
     with pytest.raises(StoreError, match=r"cannot write .*a\.png: No space left on device") as caught:
         store.materialise(digest, dest)

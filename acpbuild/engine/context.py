@@ -224,8 +224,10 @@ class Context:
         """Every word on what ``path`` holds whose digest is what the file holds now: the
         ledger's, then the lockfile's (a teammate's pull can make the ledger's out of date)."""
         digest = self.digests.digest(path)
+        if digest is None:  # no file: nothing to ask the ledger about
+            return []
         found = [self.ledger.output(path), self._locked.get(path)]
-        return [r for r in found if r is not None and digest is not None and r.digest == digest]
+        return [r for r in found if r is not None and r.digest == digest]
 
     def is_current(self, step: Step, key: str, material: Mapping[str, Any]) -> bool:
         """Whether ``step``'s output file holds the generation ``key`` names, untouched.

@@ -41,7 +41,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent  # the acpbuild package
 
 def _signature(path: str | Path) -> list[int] | None:
     try:
-        sig = signature(Path(path))
+        sig = signature(path)
     except OSError:
         return None
     return None if sig is None else list(sig)
@@ -185,16 +185,32 @@ def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str
 
 
 def answer(recipe_path: Path, env: Mapping[str, str], recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """:func:`report` of a run that found nothing to do, kept as the recipe's last run as well."""
+    """:func:`report` of a run that found nothing to do, kept as the recipe's last run as well
+    (unless the last run kept is already this answer, to this manifest: a run of 10,000
+    steps does not write its report again each time nothing changed)."""
     from acpbuild.engine import lastrun
     from acpbuild.errors import StoreError
 
     doc = report(recipe_name, steps)
     try:
-        lastrun.save(_store_of(recipe_path, recipe_path.read_bytes(), env), recipe_name, doc)
+        store = _store_of(recipe_path, recipe_path.read_bytes(), env)
+        note = layout.noop_manifest(store, recipe_name).with_suffix(".answered")
+        try:
+            known = note.read_text(encoding="utf-8")
+        except OSError:
+            known = None
+        if known != _said(store, recipe_name):
+            lastrun.save(store, recipe_name, doc)
+            process.replace_file(note, _said(store, recipe_name))
     except (OSError, StoreError):
         pass  # the run is answered all the same; only the report's statuses are older
     return doc
+
+
+def _said(store: Path, recipe_name: str) -> str:
+    """Which manifest the kept last run answered: the signatures of both."""
+    manifest, kept = layout.noop_manifest(store, recipe_name), layout.last_run(store, recipe_name)
+    return json.dumps([_signature(manifest), _signature(kept)])
 
 
 def report(recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:

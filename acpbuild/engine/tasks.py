@@ -10,7 +10,6 @@ the ledger before it asks a provider.
 from __future__ import annotations
 
 import io
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +115,8 @@ def task_dicts(ctx: Context, names: list[str] | None = None, prefix: str = "") -
                 "task_dep": [prefix + d for d in step.deps],
                 "file_dep": inputs,
                 "targets": [str(step.output_path)],
-                "uptodate": [partial(uptodate, ctx, step)],
+                # (function, args): doit inspects a partial's signature far more slowly
+                "uptodate": [(uptodate, (ctx, step))],
                 "doc": step.description or f"{step.kind} with {step.provider}/{step.model} -> {step.output}",
                 "verbosity": 0,
                 # doit captures output by swapping sys.stdout, which threads race on;

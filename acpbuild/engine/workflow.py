@@ -364,6 +364,8 @@ def _write_lock(ctx: Context, result: RunResult, *, full: bool) -> None:
         before = ctx.lock.get(name)
         if before is not None and before.key == made.key:
             cost = before.cost  # the same generation: what it cost has not changed
+        elif made.status == "ran" and group is None:
+            cost = made.cost  # bought by this run
         else:
             done = ctx.ledger.find_done(made.key)
             cost = (done.actual_cost or 0.0) if done is not None else 0.0

@@ -9,6 +9,7 @@ beside the output and renamed over it, so no output path ever holds half a file.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -36,8 +37,9 @@ class LocalBlobStore(BlobStore):
         self.objects = objects
         self.tmp = tmp
         self.link = link
-        #: the output folders this store has swept of dead runs' leftovers: each once
-        self._swept: set[Path] = set()
+        #: the output folders this store has made (inside the output folder) and swept of
+        #: dead runs' leftovers: each once
+        self._ready: set[Path] = set()
         #: blobs this store stored or checked itself, by their signature then: while a
         #: blob's signature holds, it is not hashed again before each copy
         self._intact: dict[str, Signature] = {}
@@ -148,27 +150,25 @@ class LocalBlobStore(BlobStore):
     def materialise(self, digest: str, dest: Path, *, inside: Path | None = None) -> None:
         blob = self.get(digest)
         try:
-            if inside is None:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-            else:
-                confine.make_parents(dest, inside)
-            if dest.parent not in self._swept:
-                process.sweep_folder(dest.parent)
-                self._swept.add(dest.parent)
-            # named with this process: a killed run's leftover is told from a live run's
-            tmp = process.temp_file(dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+            fd, tmp = self._beside(dest, inside)
         except OSError as exc:
             raise StoreError(f"cannot write {dest}: {_reason(exc)}") from exc
         try:
-            if self.link == "hardlink":
-                tmp.unlink()
-                try:
-                    os.link(blob, tmp)
-                except OSError:
-                    shutil.copyfile(blob, tmp)
-            else:
-                shutil.copyfile(blob, tmp)
-                os.chmod(tmp, 0o644)
+            try:
+                if self.link == "hardlink":
+                    os.close(fd)
+                    fd = -1
+                    tmp.unlink()
+                    try:
+                        os.link(blob, tmp)
+                    except OSError:
+                        shutil.copyfile(blob, tmp)
+                else:
+                    _copy_into(blob, fd)
+                    os.fchmod(fd, 0o644)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
             if inside is not None:
                 # a folder on the way swapped for a symlink since make_parents: nothing stays outside
                 confine.check_inside(dest, inside)
@@ -183,11 +183,50 @@ class LocalBlobStore(BlobStore):
         finally:
             process.forget(tmp)
 
+    def _beside(self, dest: Path, inside: Path | None) -> tuple[int, Path]:
+        """A temporary file beside ``dest``, open, named with this process (a killed run's
+        leftover is told from a live run's); its folder made and swept first, once per store."""
+        folder = dest.parent
+        if folder in self._ready:
+            try:
+                return process.open_temp(folder, prefix=f".{dest.name}.")
+            except FileNotFoundError:
+                self._ready.discard(folder)  # removed since: made again
+        if inside is None:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            confine.make_parents(dest, inside)
+        process.sweep_folder(folder)
+        self._ready.add(folder)
+        return process.open_temp(folder, prefix=f".{dest.name}.")
+
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.objects.rglob("*") if p.is_file())
 
     def describe(self) -> str:
         return f"local store at {self.root}"
+
+
+#: what sendfile says where a file system cannot do it: copy through user space instead
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODEV, errno.ENOTSOCK}
+
+
+def _copy_into(blob: Path, fd: int) -> None:
+    """Copy the file ``blob`` into the open file ``fd``: in the kernel where it can."""
+    with open(blob, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        done = 0
+        try:
+            while done < size:
+                sent = os.sendfile(fd, src.fileno(), done, size - done)
+                if sent == 0:
+                    break
+                done += sent
+        except OSError as exc:
+            if done or exc.errno not in _NO_SENDFILE:
+                raise
+            with open(fd, "wb", closefd=False) as out:  # a file system without sendfile
+                shutil.copyfileobj(src, out)
 
 
 def _reason(exc: OSError) -> str:

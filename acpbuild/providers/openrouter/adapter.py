@@ -309,6 +309,7 @@ class OpenRouterProvider(Provider):
                 client.organization = None
                 client.project = None
                 self._clients[timeout_s] = client
+                _build_models()
         yield client
 
     def close(self) -> None:
@@ -548,3 +549,31 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _build_models() -> None:
+    """Build the SDK's answer models now, on one thread.
+
+    They are built lazily on first use, and building one from several threads at
+    once can fail ("BaseModel cannot be instantiated directly"): -j 16 answers
+    arriving together would each build them.
+    """
+    import typing
+
+    import pydantic
+    from openai.types.chat import ChatCompletion
+
+    seen: set[type] = set()
+
+    def build(annotation: object) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+            if annotation not in seen:
+                seen.add(annotation)
+                annotation.model_rebuild()
+                for field in annotation.model_fields.values():
+                    build(field.annotation)
+            return
+        for inner in typing.get_args(annotation):
+            build(inner)
+
+    build(ChatCompletion)
