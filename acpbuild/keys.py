@@ -13,7 +13,7 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +86,13 @@ class DigestCache:
         self,
         load: Callable[[str], tuple[Signature, str] | None] | None = None,
         save: Callable[[str, Signature, str], None] | None = None,
+        preload: Callable[[], Mapping[str, tuple[Signature, str]]] | None = None,
     ) -> None:
         self._memory: dict[str, tuple[Signature, str]] = {}
         self._load = load
         self._save = save
+        #: what ``load`` would say of many paths at once (a project's), asked at the first lookup
+        self._preload = preload
         self._lock = threading.Lock()
 
     def digest(self, path: Path) -> str | None:
@@ -103,6 +106,8 @@ class DigestCache:
         if sig is None:
             return None
         name = str(path)
+        if self._preload is not None:
+            self._load_many()
         with self._lock:
             known = self._memory.get(name)
         if known is None and self._load is not None:
@@ -114,6 +119,18 @@ class DigestCache:
         if signature(path) == sig:
             self.remember(path, sig, digest)
         return sig, digest
+
+    def _load_many(self) -> None:
+        """Take in what ``preload`` says, once; not holding the lock while it asks (the ledger
+        has a lock of its own, held while it calls :meth:`remember`)."""
+        with self._lock:
+            preload, self._preload = self._preload, None
+        if preload is None:
+            return
+        found = preload()
+        with self._lock:
+            for name, known in found.items():
+                self._memory.setdefault(name, known)  # what was remembered meanwhile is newer
 
     def remember(self, path: Path, sig: Signature, digest: str) -> None:
         with self._lock:

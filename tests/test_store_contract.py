@@ -562,6 +562,20 @@ class TestLedger:
         assert ledgers.open().load_digest("a.png") == ((1, 2, 3, 6, 7), "two")
         assert ledger.load_digest("b.png") is None
 
+    def test_the_digests_below_a_folder_come_in_one_query(self, ledgers: Ledgers) -> None:
+        ledger = ledgers.open()
+        for n, path in enumerate(["/p/a.png", "/p/out/b.txt", "/p/out/c/d.txt", "/p0/e.png", "/p.png", "/q/f.png"]):
+            ledger.save_digest(path, (1, n, 3, 4, 5), f"digest{n}")
+        below = ledgers.open().load_digests("/p")
+        # the folder and everything under it; never a sibling whose name only starts alike
+        assert below == {
+            "/p/a.png": ((1, 0, 3, 4, 5), "digest0"),
+            "/p/out/b.txt": ((1, 1, 3, 4, 5), "digest1"),
+            "/p/out/c/d.txt": ((1, 2, 3, 4, 5), "digest2"),
+        }
+        assert ledger.load_digests("/p/out/") == {k: v for k, v in below.items() if k.startswith("/p/out/")}
+        assert ledger.load_digests("/nowhere") == {}
+
 
 # -- the blob store -----------------------------------------------------------------------
 

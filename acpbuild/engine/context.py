@@ -56,7 +56,13 @@ class Context:
         self.store = layout.open_blobs(recipe.store_dir, link, env)
         self.store.sweep()  # what a killed run of this machine left half-written
         self.ledger = layout.open_ledger(recipe.store_dir, env)
-        self.digests = DigestCache(self.ledger.load_digest, self.ledger.save_digest)
+        # the project's digests in one query, not one per file
+        project = str(recipe.path.parent)
+        self.digests = DigestCache(
+            self.ledger.load_digest, self.ledger.save_digest, lambda: self.ledger.load_digests(project)
+        )
+        #: the ledger's output records of this recipe, read at the first lookup in one query
+        self._outputs: dict[str, OutputRecord] | None = None
         #: why the lockfile could not be read (say, merge-conflict markers): the run writes it anew
         self.lock_problem: str | None = None
         try:
@@ -218,7 +224,7 @@ class Context:
 
     def output_record(self, path: Path) -> OutputRecord | None:
         """What the output at ``path`` was last made to hold: the ledger's word, else the lockfile's."""
-        return self.ledger.output(path) or self._locked.get(path)
+        return self._ledger_output(path) or self._locked.get(path)
 
     def records(self, path: Path) -> list[OutputRecord]:
         """Every word on what ``path`` holds whose digest is what the file holds now: the
@@ -226,8 +232,15 @@ class Context:
         digest = self.digests.digest(path)
         if digest is None:  # no file: nothing to ask the ledger about
             return []
-        found = [self.ledger.output(path), self._locked.get(path)]
+        found = [self._ledger_output(path), self._locked.get(path)]
         return [r for r in found if r is not None and r.digest == digest]
+
+    def _ledger_output(self, path: Path) -> OutputRecord | None:
+        """The ledger's record of ``path``: this recipe's outputs are read once, the rest one by one."""
+        outputs = self._outputs
+        if outputs is None:
+            outputs = self._outputs = {r.path: r for r in self.ledger.outputs_of(self.recipe.name)}
+        return outputs.get(str(path)) or self.ledger.output(path)
 
     def is_current(self, step: Step, key: str, material: Mapping[str, Any]) -> bool:
         """Whether ``step``'s output file holds the generation ``key`` names, untouched.
@@ -263,9 +276,10 @@ class Context:
         self._record_output(path, name, key, digest, material)
 
     def _record_output(self, path: Path, name: str, key: str, digest: str, material: Mapping[str, Any]) -> None:
-        self.ledger.set_output(
-            path, key=key, digest=digest, material=canonical(dict(material)), recipe=self.recipe.name, step=name
-        )
+        said = canonical(dict(material))
+        self.ledger.set_output(path, key=key, digest=digest, material=said, recipe=self.recipe.name, step=name)
+        if self._outputs is not None:
+            self._outputs[str(path)] = OutputRecord(str(path), key, digest, said, self.recipe.name, name)
 
 
 def _digest_now(upstream: Upstream, name: str) -> str | None:

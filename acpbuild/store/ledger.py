@@ -316,6 +316,10 @@ class Ledger(ABC):
         """The signature and digest last saved for ``path``, or None."""
 
     @abstractmethod
+    def load_digests(self, folder: str) -> dict[str, tuple[Signature, str]]:
+        """:meth:`load_digest` of every path saved below ``folder``, in one query."""
+
+    @abstractmethod
     def save_digest(self, path: str, sig: Signature, digest: str) -> None:
         """Remember that ``path`` with signature ``sig`` hashed to ``digest`` (replacing any earlier)."""
 

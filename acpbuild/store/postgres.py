@@ -489,6 +489,9 @@ class PostgresLedger(SqlLedger):
     def load_digest(self, path: str) -> tuple[Signature, str] | None:
         return self.local.load_digest(path)
 
+    def load_digests(self, folder: str) -> dict[str, tuple[Signature, str]]:
+        return self.local.load_digests(folder)
+
     def save_digest(self, path: str, sig: Signature, digest: str) -> None:
         self.local.save_digest(path, sig, digest)
 

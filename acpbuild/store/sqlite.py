@@ -372,6 +372,15 @@ class SqliteLedger(SqlLedger):
         dev, ino, size, mtime_ns, ctime_ns, digest = rows[0]
         return (dev, ino, size, mtime_ns, ctime_ns), digest
 
+    def load_digests(self, folder: str) -> dict[str, tuple[Signature, str]]:
+        below = folder.rstrip("/") + "/"
+        # a range of the primary key: every path that starts with "<folder>/" ("0" follows "/")
+        rows = self._rows(
+            "SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest FROM files WHERE path >= ? AND path < ?",
+            (below, below[:-1] + "0"),
+        )
+        return {path: ((dev, ino, size, mtime_ns, ctime_ns), digest) for path, dev, ino, size, mtime_ns, ctime_ns, digest in rows}
+
     def save_digest(self, path: str, sig: Signature, digest: str) -> None:
         self._exec(
             "INSERT OR REPLACE INTO files (path, dev, ino, size, mtime_ns, ctime_ns, digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
