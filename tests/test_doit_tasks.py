@@ -75,6 +75,32 @@ def test_each_step_is_a_task_with_its_edges_files_targets_and_ledger_check(photo
     assert tasks["gray"]["doc"] == f"image_to_image with local/{recipe.steps['gray'].model} -> gray.png"
 
 
+TEXT = '[steps.a]\nkind = "text"\nprompt = "one"\noutput = "a.txt"\n'
+IMAGE = '[steps.b]\nkind = "text_to_image"\nprompt = "two"\noutput = "b.png"\n'
+PAID = '[steps.{0}]\nkind = "text"\nprovider = "openrouter"\nmodel = "openai/gpt-4o-mini"\nprompt = "{0}"\noutput = "{0}.txt"\n'
+
+
+@pytest.mark.parametrize(
+    ("steps", "threads"),
+    [
+        (TEXT, 0),  # template text only: pure Python, so doit's own serial runner, whatever -j says
+        (TEXT + IMAGE, 4),  # a local image as well: -j threads
+        (TEXT + PAID.format("b") + PAID.format("c"), 6),  # and one more for each paid step, which may wait
+    ],
+    ids=["in-process only", "local media", "paid"],
+)
+def test_doit_gets_threads_only_where_a_step_can_wait(tmp_path: Path, steps: str, threads: int) -> None:
+    from acpbuild.engine.tasks import RecipeLoader
+
+    (tmp_path / "r.toml").write_text(steps)
+    ctx = Context(load_recipe(tmp_path / "r.toml", env={}), env={}, jobs=4)
+    try:
+        assert RecipeLoader(ctx, jobs=4, keep_going=False).load_doit_config()["num_process"] == threads
+        assert RecipeLoader(ctx, jobs=1, keep_going=False).load_doit_config()["num_process"] == 0
+    finally:
+        ctx.close()
+
+
 def test_every_input_file_of_a_step_is_read_single_or_in_lists() -> None:
     # a provider's kind may take one file and a list of files (say, an image and its references)
     from acpbuild.engine.tasks import input_files

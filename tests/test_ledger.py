@@ -60,6 +60,27 @@ def test_each_write_is_committed_before_the_call_returns(ledger: SqliteLedger, d
     assert outside(db, "SELECT state, request_id FROM generations WHERE id=?", (gen_id,)) == [("submitted", "req-123")]
 
 
+def test_writes_made_together_are_committed_as_one_or_not_at_all(ledger: SqliteLedger, db: Path) -> None:
+    cover = db.parent / "cover.png"
+    with ledger.together():
+        ledger.save_digest("a.png", (1, 2, 3, 4, 5), "one")
+        with ledger.together():  # nested: part of the same transaction
+            ledger.set_output(cover, key="k1", digest="a" * 32, material="{}", recipe="demo", step="cover")
+        # this connection sees its own writes; another process sees none until the block ends
+        assert ledger.load_digest("a.png") == ((1, 2, 3, 4, 5), "one")
+        assert outside(db, "SELECT COUNT(*) FROM files") == [(0,)]
+    assert outside(db, "SELECT path, digest FROM files") == [("a.png", "one")]
+    assert outside(db, "SELECT key FROM outputs") == [("k1",)]
+    with pytest.raises(RuntimeError), ledger.together():
+        ledger.save_digest("b.png", (1, 2, 3, 4, 5), "two")
+        ledger.drop_output(cover)
+        raise RuntimeError("a step broke half-way")
+    assert ledger.load_digest("b.png") is None
+    assert outside(db, "SELECT key FROM outputs") == [("k1",)]
+    ledger.save_digest("c.png", (1, 2, 3, 4, 5), "three")  # and writes outside a block commit at once
+    assert outside(db, "SELECT digest FROM files WHERE path='c.png'") == [("three",)]
+
+
 def test_a_ledger_from_before_ctime_gains_the_column(db: Path) -> None:
     db.parent.mkdir(parents=True)
     with closing(sqlite3.connect(db)) as old:

@@ -355,6 +355,26 @@ def test_a_run_the_fast_path_answers_is_the_last_run_the_report_shows(
     assert {s["status"] for s in shown["steps"]} == {"uptodate"}
 
 
+def test_the_fast_path_writes_the_last_run_once_until_another_run_writes_it(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from acpbuild.keys import signature
+    from acpbuild.store import layout
+
+    kept = layout.last_run(repo.parent / ".acpbuild", "acpbuild")
+    assert FAST in run_out(repo, capsys)
+    answered = signature(kept)
+    assert json.loads(kept.read_text())["totals"]["uptodate"] == 3
+    # nothing changed, and the kept last run already says so: it is not written again
+    assert FAST in run_out(repo, capsys)
+    assert signature(kept) == answered
+    # a full run writes its own last run; the next fast answer replaces it
+    assert main(["run", str(repo), "summary"]) == 0
+    assert json.loads(kept.read_text())["totals"]["uptodate"] == 2
+    assert FAST in run_out(repo, capsys)
+    assert json.loads(kept.read_text())["totals"]["uptodate"] == 3
+
+
 # The fast path finds the recipe's name and store without a TOML parser; each
 # layout must still lead it to the manifest the full build wrote.
 RECIPE_TABLE_LAST = (

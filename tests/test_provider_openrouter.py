@@ -648,3 +648,45 @@ def test_importing_the_adapter_does_not_import_the_sdk() -> None:
         "assert 'openai' not in sys.modules and 'httpx2' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+# In a fresh interpreter: the SDK builds its answer models lazily, at the first answer,
+# and several threads building them at once can fail (-j 16 answers arriving together).
+ANSWER_MODELS_BUILT = """
+import typing, sys
+from pathlib import Path
+import pydantic
+from tests.emulators.openrouter import KEY, OpenRouterEmulator
+from tests.test_provider_openrouter import make_job
+from acpbuild.providers.openrouter.adapter import OpenRouterProvider
+from tests.emulators import Journal
+
+
+def unbuilt(annotation, seen):
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        if annotation in seen:
+            return []
+        seen.add(annotation)
+        found = [] if annotation.__pydantic_complete__ else [annotation.__name__]
+        return found + [n for f in annotation.model_fields.values() for n in unbuilt(f.annotation, seen)]
+    return [n for inner in typing.get_args(annotation) for n in unbuilt(inner, seen)]
+
+
+class Looking(OpenRouterEmulator):
+    def _chat(self, request, match):
+        from openai.types.chat import ChatCompletion
+
+        self.unbuilt = unbuilt(ChatCompletion, set())  # as the request arrives: before any answer
+        return super()._chat(request, match)
+
+
+with Looking() as emu:
+    env = {"OPENROUTER_API_KEY": KEY, "ACPBUILD_OPENROUTER_URL": f"{emu.url}/api/v1"}
+    OpenRouterProvider(env).generate(make_job(Path(sys.argv[1])), Journal())
+    assert emu.unbuilt == [], emu.unbuilt
+"""
+
+
+def test_the_sdks_answer_models_are_built_before_the_first_answer_arrives(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", ANSWER_MODELS_BUILT, str(tmp_path)], cwd=ROOT, check=True)
+

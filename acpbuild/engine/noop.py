@@ -194,7 +194,7 @@ def answer(recipe_path: Path, env: Mapping[str, str], recipe_name: str, steps: l
     doc = report(recipe_name, steps)
     try:
         store = _store_of(recipe_path, recipe_path.read_bytes(), env)
-        note = layout.noop_manifest(store, recipe_name).with_suffix(".answered")
+        note = layout.noop_answered(store, recipe_name)
         try:
             known = note.read_text(encoding="utf-8")
         except OSError:

@@ -112,6 +112,11 @@ def noop_manifest(root: Path, recipe_name: str) -> Path:
     return root / f"noop-{recipe_name}.json"
 
 
+def noop_answered(root: Path, recipe_name: str) -> Path:
+    """Which manifest the kept last run of a recipe answered (see :func:`acpbuild.engine.noop.answer`)."""
+    return root / f"noop-{recipe_name}.answered"
+
+
 def last_run(root: Path, recipe_name: str) -> Path:
     """The result of a recipe's last run (``RunResult.to_dict()`` as JSON)."""
     return root / f"last-run-{recipe_name}.json"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -551,8 +552,12 @@ def _int(value: Any) -> int | None:
         return None
 
 
+_models_built = threading.Lock()
+
+
+@functools.cache
 def _build_models() -> None:
-    """Build the SDK's answer models now, on one thread.
+    """Build the SDK's answer models now, on one thread, once a process.
 
     They are built lazily on first use, and building one from several threads at
     once can fail ("BaseModel cannot be instantiated directly"): -j 16 answers
@@ -565,7 +570,7 @@ def _build_models() -> None:
 
     seen: set[type] = set()
 
-    def build(annotation: object) -> None:
+    def build(annotation: object) -> None:  # under _models_built
         if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
             if annotation not in seen:
                 seen.add(annotation)
@@ -576,4 +581,5 @@ def _build_models() -> None:
         for inner in typing.get_args(annotation):
             build(inner)
 
-    build(ChatCompletion)
+    with _models_built:
+        build(ChatCompletion)
