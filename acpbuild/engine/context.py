@@ -224,7 +224,7 @@ class Context:
 
     def output_record(self, path: Path) -> OutputRecord | None:
         """What the output at ``path`` was last made to hold: the ledger's word, else the lockfile's."""
-        return self._ledger_output(path) or self._locked.get(path)
+        return self._ledger_output(path) or self._locked.get(str(path))
 
     def records(self, path: Path) -> list[OutputRecord]:
         """Every word on what ``path`` holds whose digest is what the file holds now: the
@@ -232,7 +232,7 @@ class Context:
         digest = self.digests.digest(path)
         if digest is None:  # no file: nothing to ask the ledger about
             return []
-        found = [self._ledger_output(path), self._locked.get(path)]
+        found = [self._ledger_output(path), self._locked.get(str(path))]
         return [r for r in found if r is not None and r.digest == digest]
 
     def _ledger_output(self, path: Path) -> OutputRecord | None:
@@ -251,7 +251,7 @@ class Context:
         record = next((r for r in self.records(step.output_path) if r.key == key), None)
         if record is None:
             return False
-        if record is self._locked.get(step.output_path):
+        if record is self._locked.get(str(step.output_path)):
             self._record_output(step.output_path, step.name, key, record.digest, material)
         return True
 

@@ -24,7 +24,7 @@ import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from acpbuild import process
 from acpbuild.errors import StoreError
@@ -119,35 +119,70 @@ def save(
     store: Path,
     recipe_name: str,
     before: dict[str, Any],
-    outputs: Mapping[Path, Sequence[int] | None],
+    outputs: Mapping[Path, Sequence[int] | None] | Mapping[str, Sequence[int] | None],
     steps: list[dict[str, Any]],
+    items: dict[str, Any] | None = None,
 ) -> None:
     """Write the manifest of a complete, successful run: its :func:`snapshot`, outputs and steps.
 
     ``outputs`` maps each output to the signature at which it was seen to hold
     what the ledger says it holds, or to None when it does not (the fast path
-    will then never answer for it).
+    will then never answer for it). ``items``, when the recipe's items can be
+    built one at a time, is what :mod:`acpbuild.engine.incremental` compares
+    them by: it goes to a file of its own, which the no-op never reads, under a
+    token the manifest names.
     """
     doc = {**before, "outputs": {str(p): None if sig is None else list(sig) for p, sig in outputs.items()}}
     doc["steps"] = steps
     target = layout.noop_manifest(store, recipe_name)
     try:
+        if items is not None:
+            doc["items"] = os.urandom(8).hex()
+            process.replace_file(layout.noop_items(store, recipe_name), json.dumps({**items, "token": doc["items"]}))
         # two runs sharing the store may finish at once: each writes a temporary file of its own
         process.replace_file(target, json.dumps(doc))
     except OSError as exc:
         raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
 
 
+def load_items(found: Found) -> dict[str, Any] | None:
+    """The ``items`` :func:`save` kept beside the manifest ``found`` came from; None if there are none."""
+    try:
+        doc = json.loads(layout.noop_items(found.store, found.name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or "token" not in doc or doc["token"] != found.doc.get("items"):
+        return None  # another run's (two runs finishing at once), or none was kept for this manifest
+    return doc
+
+
 def forget(store: Path, recipe_name: str) -> None:
     """Drop the manifest (any run that changes or fails to finish does this first)."""
-    try:
-        layout.noop_manifest(store, recipe_name).unlink()
-    except OSError:
-        pass
+    for path in (layout.noop_manifest(store, recipe_name), layout.noop_items(store, recipe_name)):
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
-def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]] | None:
-    """The recipe's name and the steps of its last run when nothing has changed since, else None."""
+class Found(NamedTuple):
+    """The manifest of a recipe's last complete run, and what moved since: the recipe, the
+    environment it reads and the adapters are as they were (else there is nothing to compare).
+
+    (A named tuple: dataclasses would cost the fast path the import of ``inspect``.)
+    """
+
+    name: str
+    store: Path
+    doc: dict[str, Any]
+    #: inputs (files and folders) and outputs whose signature is not the one recorded
+    inputs: list[str]
+    outputs: list[str]
+
+
+def compare(recipe_path: Path, env: Mapping[str, str]) -> Found | None:
+    """The last complete run's manifest and the files that moved since; None when there is
+    no manifest, or the recipe, its environment or an adapter changed."""
     import xxhash
 
     try:
@@ -174,14 +209,23 @@ def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str
         if not _same_adapters(doc["adapters"]):
             return None
         # a path can be in both halves (an output some step also reads as a file); both must hold
-        for half in ("inputs", "outputs"):
-            for path, recorded in doc[half].items():
-                if recorded is None or _signature(path) != recorded:
-                    return None
-        steps: list[dict[str, Any]] = doc["steps"]
+        moved = [
+            [path for path, recorded in doc[half].items() if recorded is None or _signature(path) != recorded]
+            for half in ("inputs", "outputs")
+        ]
+        if not isinstance(doc["steps"], list):
+            return None
     except (KeyError, TypeError, AttributeError):
         return None  # a manifest of another shape: the full build writes a fresh one
-    return name, steps
+    return Found(name, store, doc, moved[0], moved[1])
+
+
+def check(recipe_path: Path, env: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]] | None:
+    """The recipe's name and the steps of its last run when nothing has changed since, else None."""
+    found = compare(recipe_path, env)
+    if found is None or found.inputs or found.outputs:
+        return None
+    return found.name, found.doc["steps"]
 
 
 def answer(recipe_path: Path, env: Mapping[str, str], recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:

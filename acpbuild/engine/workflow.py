@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import xxhash
 
 from acpbuild import process
 from acpbuild.config.secrets import environment, redact
-from acpbuild.engine import lastrun, lockfile, noop
+from acpbuild.engine import incremental, lastrun, lockfile, noop
 from acpbuild.engine.context import Context
 from acpbuild.engine.needs import check as check_needs
 from acpbuild.engine.needs import unmet
@@ -42,19 +42,48 @@ RecipeSource = str | os.PathLike[str] | Recipe | None
 
 
 def open_recipe(
-    path: RecipeSource, env: Mapping[str, str] | None = None, *, draft: bool = False
+    path: RecipeSource,
+    env: Mapping[str, str] | None = None,
+    *,
+    draft: bool = False,
+    items: Collection[str] | None = None,
 ) -> tuple[Recipe, Mapping[str, str]]:
-    """The recipe at ``path`` (``acpbuild.toml`` by default; a loaded :class:`Recipe` as it is) and its environment."""
+    """The recipe at ``path`` (``acpbuild.toml`` by default; a loaded :class:`Recipe` as it is) and its environment.
+
+    ``items`` loads the recipe with only those foreach items expanded (see :func:`load_recipe`).
+    """
     if isinstance(path, Recipe):
         recipe = path
         if env is None:
             env = environment((recipe.path.parent, Path.cwd()))
     else:
-        recipe_path = Path(path) if path is not None else Path("acpbuild.toml")
-        if env is None:
-            env = environment((recipe_path.resolve().parent, Path.cwd()))
-        recipe = load_recipe(recipe_path, env)
+        recipe_path, env = _located(path, env)
+        recipe = load_recipe(recipe_path, env, items=items)
     return (draft_recipe(recipe) if draft else recipe), env
+
+
+def _located(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None) -> tuple[Path, Mapping[str, str]]:
+    """The recipe file ``path`` names, and its environment (``env``, else the process's and its ``.env``)."""
+    recipe_path = Path(path) if path is not None else Path("acpbuild.toml")
+    if env is None:
+        env = environment((recipe_path.resolve().parent, Path.cwd()))
+    return recipe_path, env
+
+
+def _open_changed(
+    path: RecipeSource, env: Mapping[str, str] | None
+) -> tuple[Recipe, Mapping[str, str], incremental.Delta | None]:
+    """The recipe of a whole run and its environment; loaded for its changed items only when
+    the last complete run says which they are (see :mod:`acpbuild.engine.incremental`)."""
+    if not isinstance(path, Recipe):
+        recipe_path, env = _located(path, env)
+        found = incremental.delta(recipe_path.resolve(), env)
+        if found is not None:
+            recipe, env = open_recipe(path, env, items=found.ids)
+            if incremental.fits(found, recipe):
+                return recipe, env, found
+    recipe, env = open_recipe(path, env)
+    return recipe, env, None
 
 
 #: a shard of a run: (I, N), the I-th of N, counted from 1
@@ -177,10 +206,11 @@ def run(
     (see :func:`selected`): N machines of a CI matrix split the items, and a
     run without a shard then restores them all and builds the rest.
     """
-    recipe, env = open_recipe(path, env, draft=draft)
+    full = not targets and not draft and shard is None
+    # a whole run whose last complete run says which foreach items changed loads only those
+    recipe, env, delta = _open_changed(path, env) if full else (*open_recipe(path, env, draft=draft), None)
     names = selected(recipe, targets, shard)
     jobs = jobs or recipe.jobs or DEFAULT_JOBS
-    full = not targets and not draft and shard is None
     # before any step (or the plan) reads an input: an edit made while the
     # build runs must not be mistaken for what it built
     before = _noop_snapshot(recipe, env) if full else None
@@ -212,9 +242,11 @@ def run(
         result.warnings[:0] = notices
         result.frozen = frozen
         if not draft:
-            _write_lock(ctx, result, full=full)
+            _write_lock(ctx, result, full=full and delta is None, gone=delta.gone if delta else ())
+        if delta is not None:
+            result = incremental.merged(delta, recipe, result)
         if before is not None and result.success and not any(r.status == "skipped" for r in result.steps.values()):
-            _save_noop(ctx, before, result)
+            _save_noop(ctx, before, result, delta)
         if not draft:
             try:
                 save_last_run(recipe, result)
@@ -340,15 +372,20 @@ def _noop_snapshot(recipe: Recipe, env: Mapping[str, str]) -> dict[str, Any]:
     )
 
 
-def _write_lock(ctx: Context, result: RunResult, *, full: bool) -> None:
+def _write_lock(ctx: Context, result: RunResult, *, full: bool, gone: Collection[str] = ()) -> None:
     """Bring the recipe's lockfile up to date with what this run left in each output.
 
     A step that failed or was skipped keeps its earlier entry; a full run drops
-    the entries of steps the recipe no longer has.
+    the entries of steps the recipe no longer has, an incremental one those of
+    the items that are ``gone``.
     """
     recipe = ctx.recipe
-    entries = {n: e for n, e in ctx.lock.items() if not full or n in recipe.steps or n in recipe.groups}
-    held = {Path(r.path): r for r in ctx.ledger.outputs_of(recipe.name)}  # one query, not one per step
+    entries = {
+        n: e
+        for n, e in ctx.lock.items()
+        if (not full or n in recipe.steps or n in recipe.groups) and n not in gone
+    }
+    held = {r.path: r for r in ctx.ledger.outputs_of(recipe.name)}  # one query, not one per step
     for name, made in result.steps.items():
         if made.status in ("failed", "skipped") or not made.key:
             continue
@@ -358,7 +395,7 @@ def _write_lock(ctx: Context, result: RunResult, *, full: bool) -> None:
         path = group.output_path if group is not None else recipe.steps[name].output_path
         assert path is not None
         # the ledger's word, checked against the disk: an output edited after its step is never locked
-        record = held.get(path)
+        record = held.get(str(path))
         if record is None or record.key != made.key or ctx.digests.digest(path) != record.digest:
             continue
         before = ctx.lock.get(name)
@@ -381,8 +418,9 @@ def _write_lock(ctx: Context, result: RunResult, *, full: bool) -> None:
     lockfile.write(lockfile.lock_path(recipe.path), recipe.name, entries.values())
 
 
-def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
-    """Remember what this complete, successful run wrote, beside what it read, for the no-op fast path."""
+def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult, delta: incremental.Delta | None) -> None:
+    """Remember what this complete, successful run wrote, beside what it read, for the no-op
+    fast path (merged with the last run's when this one loaded only the changed items)."""
     recipe = ctx.recipe
     outputs: set[Path] = set()
     for step in recipe.steps.values():
@@ -392,11 +430,11 @@ def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
     outputs.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
     # An output edited after its step finished no longer holds what the ledger
     # says: the full path would restore it, so the fast path must not vouch for it.
-    held = {Path(r.path): r.digest for r in ctx.ledger.outputs_of(recipe.name)}
+    held = {r.path: r.digest for r in ctx.ledger.outputs_of(recipe.name)}
     verified: dict[Path, Signature | None] = {}
     for path in sorted(outputs):
         found = ctx.digests.signed(path)
-        verified[path] = found[0] if found is not None and found[1] == held.get(path) else None
+        verified[path] = found[0] if found is not None and found[1] == held.get(str(path)) else None
     # the lockfile is part of what a run leaves: deleted or edited, the next run writes it again
     lock = lockfile.lock_path(recipe.path)
     verified[lock] = signature(lock)
@@ -406,7 +444,10 @@ def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult) -> None:
         # a first_success member that failed or was not tried has nothing to report as up to date
         if r.status not in ("failed", "skipped")
     ]
-    noop.save(recipe.store_dir, recipe.name, before, verified, steps)
+    if delta is None:
+        noop.save(recipe.store_dir, recipe.name, before, verified, steps, incremental.shape(recipe))
+    else:
+        incremental.save(delta, recipe, before, verified, steps)
 
 
 

@@ -32,13 +32,15 @@ from acpbuild.recipe.sourcemap import line_of
 
 def all_items(
     raw: RecipeFile, root: Path, lookup: Any, where: Where, store: Path
-) -> tuple[dict[str, list[Item]], Seen]:
+) -> tuple[dict[str, list[Item]], Seen, dict[str, str]]:
     """The items of every foreach step (``${steps.X}`` sources take X's items).
 
-    Also the signature of every file and folder they came from, taken before it was read.
+    Also the signature of every file and folder they came from, taken before it
+    was read, and the file or glob each step's items come from (inline lists aside).
     """
     found: dict[str, list[Item]] = {}
     sources: Seen = {}
+    files: dict[str, str] = {}
 
     def items_of(name: str, visiting: tuple[str, ...]) -> list[Item]:
         if name in found:
@@ -63,7 +65,11 @@ def all_items(
             if ref.step in visiting:
                 raise where.error("foreach steps iterate over each other in a cycle", at)
             found[name] = items_of(ref.step, (*visiting, name))
+            if ref.step in files:
+                files[name] = files[ref.step]
             return found[name]
+        if isinstance(source, str):
+            files[name] = source
         try:
             found[name] = load_items(source, root, sources, store=store)  # type: ignore[arg-type]
         except ItemError as exc:
@@ -73,7 +79,7 @@ def all_items(
     for name, step in raw.steps.items():
         if step.foreach is not None:
             items_of(name, ())
-    return found, sources
+    return found, sources, files
 
 
 def bind_families(steps: dict[str, Step], families: dict[str, list[str]], where: Where) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +43,28 @@ from acpbuild.recipe.sourcemap import line_of
 from acpbuild.store import layout
 
 
-def load_recipe(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Recipe:
+def load_recipe(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, *, items: Collection[str] | None = None
+) -> Recipe:
     """Read, check and resolve the recipe at ``path``.
 
     Raises :class:`RecipeError` naming file, line and key for anything wrong:
     unknown keys, kinds, providers, models or parameters, references to missing
     steps, cycles, clashing or escaping outputs, missing input files.
+
+    ``items`` (ids) expands each foreach step for those of its items only: the
+    part of a recipe an incremental run builds (see :mod:`acpbuild.engine.incremental`).
     """
     recipe_path = Path(path).resolve()
     raw, where, digest = read_with_digest(recipe_path)
-    recipe = resolve(raw, recipe_path, where, os.environ if env is None else env)
+    recipe = resolve(raw, recipe_path, where, os.environ if env is None else env, items)
     recipe.digest = digest
     return recipe
 
 
-def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -> Recipe:
+def resolve(
+    raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str], only: Collection[str] | None = None
+) -> Recipe:
     root = path.parent
     meta = raw.recipe
     output_dir = paths.output_dir(meta.output_dir, root, where, lambda: load_config(env).output_roots)
@@ -81,7 +88,7 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
             _check_name(name, (table, name), where)
     env_names: set[str] = set()
     lookup = env_lookup(raw.vars, env, secret=is_secret_name, read=env_names)
-    items, sources = all_items(raw, root, lookup, where, store)
+    items, sources, item_sources = all_items(raw, root, lookup, where, store)
     steps: dict[str, Step] = {}
     families: dict[str, list[str]] = {}
     for name, raw_step in raw.steps.items():
@@ -97,6 +104,8 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
             )
         families[name] = []
         for item in items[name]:
+            if only is not None and item.id not in only:
+                continue
             if "=" in item.id:
                 # doit names tasks by step name, and refuses an '=' in one
                 raise where.error(
@@ -144,6 +153,8 @@ def resolve(raw: RecipeFile, path: Path, where: Where, env: Mapping[str, str]) -
         vars=dict(raw.vars),
         families=families,
         sources=sources,
+        item_sources=item_sources,
+        items=items,
         concurrency=dict(meta.concurrency),
         groups=groups,
         env_names=sorted(env_names),

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acpbuild.keys import Signature
 from acpbuild.recipe.kinds import Media
+
+if TYPE_CHECKING:
+    from acpbuild.recipe.foreach import Item
 
 
 @dataclass
@@ -99,6 +102,12 @@ class Recipe:
     #: files and folders foreach sources read, each with its signature from just before it was
     #: read (a new file in a globbed folder changes the folder's)
     sources: dict[Path, Signature | None] = field(default_factory=dict)
+    #: a foreach step's name -> the file or glob its items come from, as interpolated (a step
+    #: over another foreach step's outputs has that step's); inline items are not here
+    item_sources: dict[str, str] = field(default_factory=dict)
+    #: a foreach step's name -> every one of its items, expanded or not (a recipe loaded
+    #: for some items only expands those)
+    items: dict[str, list[Item]] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     #: the environment variables ``${env.NAME}`` read while loading (the fast path watches their values)
     env_names: list[str] = field(default_factory=list)

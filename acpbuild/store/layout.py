@@ -9,6 +9,7 @@ recipe; with no recipe, ``.acpbuild`` in the current directory. It holds::
     tmp/                     staging files that providers write before they enter objects/
     doit-<recipe>.sqlite3    doit's dependency file: a fast path only, the ledger is the truth
     noop-<recipe>.json       the no-op fast path's manifest
+    noop-<recipe>.items.json its foreach items and steps, for a run that builds only the changed ones
     last-run-<recipe>.json   what the recipe's last run did to each step (``acpbuild report`` reads it)
 
 A team shares more than a folder: ``ACPBUILD_LEDGER`` (or ``ledger`` in the
@@ -110,6 +111,11 @@ def dep_file(root: Path, recipe_name: str) -> Path:
 def noop_manifest(root: Path, recipe_name: str) -> Path:
     """The no-op fast path's manifest for one recipe."""
     return root / f"noop-{recipe_name}.json"
+
+
+def noop_items(root: Path, recipe_name: str) -> Path:
+    """What the incremental path compares a recipe's foreach items by (see :mod:`acpbuild.engine.incremental`)."""
+    return root / f"noop-{recipe_name}.items.json"
 
 
 def noop_answered(root: Path, recipe_name: str) -> Path:
