@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -156,7 +157,7 @@ def test_frozen_restores_what_the_store_holds(
     assert openrouter.submissions == 1
 
 
-def test_the_lock_reads_back_what_it_wrote_whatever_the_names() -> None:
+def test_the_lock_reads_back_what_it_wrote_whatever_the_names(tmp_path: Path) -> None:
     from acpbuild.engine import lockfile
 
     # foreach item ids and prompts can hold quotes, backslashes, tabs, accents and DEL
@@ -178,6 +179,17 @@ def test_the_lock_reads_back_what_it_wrote_whatever_the_names() -> None:
     # a file people read in diffs: it says what it is, keeps accents as they are, costs to a millionth
     assert text.startswith("# Written by acpbuild run") and '"shots[é \\"x\\"' in text
     assert "cost = 0.003123\n" in text
+    # read back as written, quickly; and the same once a person reformats it (then TOML reads it)
+    path = tmp_path / "promo.lock"
+    path.write_text(text)
+    expected = {e.name: dataclasses.replace(e, cost=round(e.cost, 6)) for e in entries}
+    assert lockfile.read(path) == expected
+    path.write_text(text.replace("\nkey = ", "\n# checked by hand\nkey  =  "))
+    assert lockfile.read(path) == expected
+    # a table twice (a merge gone wrong) is refused, as TOML refuses it, not read as the last one
+    path.write_text(text + text[text.index("\n[steps.") :])
+    with pytest.raises(acpbuild.RecipeError, match="malformed"):
+        lockfile.read(path)
 
 
 def test_a_teammates_pull_is_trusted_even_where_my_ledger_remembers_older(tmp_path: Path) -> None:
