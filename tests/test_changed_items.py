@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import provider_calls
@@ -19,7 +20,7 @@ from PIL import Image
 
 import acpbuild
 from acpbuild.cli import main
-from acpbuild.engine import incremental
+from acpbuild.engine import incremental, workflow
 from acpbuild.engine.results import Event
 from acpbuild.recipe import load_recipe
 
@@ -272,3 +273,37 @@ def test_an_items_output_clashing_with_a_kept_items_loads_the_whole_recipe_to_na
     write_table(tmp_path, {f"i{n}": f"line number {n}" if n != 3 else "line number 0" for n in range(4)})
     with pytest.raises(acpbuild.RecipeError, match="both write lines/line number 0.txt"):
         acpbuild.run(path, env={})
+
+
+def test_plan_and_check_after_one_edited_row_assess_that_item_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    path = catalog(tmp_path)
+    Run(path)
+    rows = {f"i{n}": f"line number {n}" + (" edited" if n == 5 else "") for n in range(12)}
+    write_table(tmp_path, rows)
+
+    plan = workflow.forecast(path, env={})
+    assert {e.name for e in plan.entries if e.state == "run"} == {"line[i5]", "shout[i5]"}
+    assert len(plan.entries) == 24 and len(plan.kept) == 22  # two assessed; the rest as the last run left them
+    whole = workflow.forecast(path, env={"ACPBUILD_NO_FASTPATH": "1"})
+    assert not whole.kept
+
+    def by_name(doc: dict[str, Any]) -> list[dict[str, Any]]:
+        return sorted(doc["steps"], key=lambda step: step["name"])
+
+    assert by_name(plan.to_dict()) == by_name(whole.to_dict())
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["check"]) == 1
+    said = capsys.readouterr().err
+    assert "2 not up to date" in said and "line[i5]: prompt changed" in said
+
+    del rows["i9"]
+    write_table(tmp_path, rows)
+    assert main(["check"]) == 1
+    said = capsys.readouterr().err
+    assert "line[i9]: in acpbuild.lock, but no longer in acpbuild.toml" in said
+    assert main(["run"]) == 0
+    assert main(["check"]) == 0

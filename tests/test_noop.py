@@ -526,3 +526,84 @@ def test_a_run_of_some_steps_leaves_no_answer_for_the_steps_it_left_out(
     assert FAST not in run_out(repo, capsys, "cover")
     out = run_out(repo, capsys)
     assert FAST not in out and "1 ran" in out
+
+
+GROUPED = """
+[recipe]
+name = "grouped"
+budget_usd = 2.5
+
+[steps.line]
+kind = "text"
+foreach = [{ id = "a", words = "first" }, { id = "b", words = "second" }]
+prompt = "${item.words}"
+output = "lines/${item.id}.txt"
+
+[steps.one]
+kind = "text"
+prompt = "harbour"
+output = "one.txt"
+
+[steps.two]
+kind = "text"
+prompt = "lighthouse"
+output = "two.txt"
+
+[groups.either]
+steps = ["one", "two"]
+merge = "first_success"
+output = "either.txt"
+
+[steps.three]
+kind = "text"
+prompt = "quay"
+output = "three.txt"
+
+[steps.four]
+kind = "text"
+prompt = "tide"
+output = "four.txt"
+
+[groups.both]
+steps = ["three", "four"]
+merge = "collect_all"
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["plan"], ["plan", "--json"], ["plan", "--detailed"], ["estimate", "--budget", "1.5"], ["check"], ["check", "--json"]],
+)
+def test_plan_and_check_of_an_unchanged_recipe_say_what_the_whole_path_says_without_loading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    config = tmp_path / "config.toml"
+    config.write_text("monthly_cap_usd = 40\n")
+    monkeypatch.setenv("ACPBUILD_CONFIG", str(config))
+    path = tmp_path / "acpbuild.toml"
+    path.write_text(GROUPED)
+    assert main(["run", str(path)]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("ACPBUILD_NO_FASTPATH", "1")
+    assert main([*command, str(path)]) == 0
+    whole = capsys.readouterr().out
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH")
+
+    from acpbuild.engine import workflow
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the recipe was loaded")
+
+    monkeypatch.setattr(workflow, "load_recipe", no_load)
+    assert main([*command, str(path)]) == 0
+    assert capsys.readouterr().out == whole
+    assert "one chosen" in whole and "line[b]" in whole or "ok: 6 up to date" in whole
+    # anything moved: the whole path answers, and says what moved
+    monkeypatch.undo()
+    monkeypatch.delenv("ACPBUILD_NO_FASTPATH", raising=False)
+    path.write_text(GROUPED.replace('"quay"', '"quay side"'))
+    code = main([*command, str(path)])
+    said = capsys.readouterr().out
+    assert said != whole
+    assert code == (1 if command[0] == "check" else 0)

@@ -390,7 +390,7 @@ def test_the_monthly_cap_counts_from_midnight_on_the_first_of_the_month(monkeypa
     import time
     from datetime import datetime
 
-    from acpbuild.engine.plan import month_start
+    from acpbuild.money.budget import month_start
 
     # a zone with summer time, so that a mid-January date is not on summer time
     monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")

@@ -179,7 +179,7 @@ def _confirm(args: argparse.Namespace, plan: Plan) -> None:
     upto = plan.worst_case
     again = shlex.join(["acpbuild", *args.argv, "--yes"])
     if sys.stdin.isatty() and not args.json:
-        display.plan_table(plan, sys.stdout)
+        display.plan_table(plan.to_dict(), sys.stdout)
         try:
             answer = input(f"Proceed and pay up to ~${upto:.4f}? [y/N] ")
         except EOFError:
@@ -191,7 +191,7 @@ def _confirm(args: argparse.Namespace, plan: Plan) -> None:
     if args.json:
         print(json.dumps({**plan.to_dict(), "confirmed": False, "proceed": again}, indent=2))
     else:
-        display.plan_table(plan, sys.stdout)
+        display.plan_table(plan.to_dict(), sys.stdout)
     print(
         f"acpbuild: refusing to spend up to ~${upto:.4f} without confirmation; run again with --yes:\n  {again}",
         file=sys.stderr,
@@ -199,17 +199,40 @@ def _confirm(args: argparse.Namespace, plan: Plan) -> None:
     raise _Declined(SpendNotConfirmed.exit_code)
 
 
+def _unchanged(recipe: str | None, budget: float | None = None) -> dict[str, Any] | None:
+    """The plan of a recipe unchanged since its last complete run, read from that run's
+    manifest without loading the recipe (see :func:`acpbuild.engine.noop.forecast`); else None."""
+    import os
+
+    if os.environ.get("ACPBUILD_NO_FASTPATH"):
+        return None
+    from acpbuild.config.secrets import environment
+    from acpbuild.engine import noop
+
+    path = Path(recipe or "acpbuild.toml").resolve()
+    return noop.forecast(path, environment((path.parent, Path.cwd())), budget)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
+    recipe_path, targets = _split_targets(args.items)
+    unchanged = None if targets or args.draft or args.shard else _unchanged(recipe_path, args.budget)
+    if unchanged is not None:
+        if args.json:
+            print(json.dumps(unchanged, indent=2))
+        else:
+            from acpbuild.cli import display
+
+            display.plan_table(unchanged, sys.stdout, detailed=args.detailed, title=args.command)
+        return 0
     from acpbuild.cli import display
     from acpbuild.engine import needs, workflow
     from acpbuild.errors import NotReady
 
-    recipe_path, targets = _split_targets(args.items)
     forecast = workflow.forecast(recipe_path, targets, draft=args.draft, budget=args.budget, shard=args.shard)
     if args.json:
         print(json.dumps(forecast.to_dict(), indent=2))
     else:
-        display.plan_table(forecast, sys.stdout, detailed=args.detailed, title=args.command)
+        display.plan_table(forecast.to_dict(), sys.stdout, detailed=args.detailed, title=args.command)
     if forecast.unmet:
         # the prices stand either way; `plan` answers what a run would do now, and a run now
         # would stop before paying: a script asking it should know
@@ -224,6 +247,17 @@ cmd_estimate = cmd_plan
 
 def cmd_check(args: argparse.Namespace) -> int:
     """The CI gate: 0 when nothing would run and the lockfile matches the recipe, else 1."""
+    unchanged = _unchanged(args.recipe)
+    if unchanged is not None:
+        # the last complete run wrote the lockfile, and neither has moved since
+        if args.json:
+            print(json.dumps({**unchanged, "ok": True, "problems": []}, indent=2))
+        else:
+            from acpbuild.engine.lockfile import lock_path
+
+            path = Path(args.recipe or "acpbuild.toml")
+            print(f"ok: {len(unchanged['steps'])} up to date or restorable; {lock_path(path).name} matches {path.name}")
+        return 0
     from acpbuild.cli import display
     from acpbuild.engine import lockfile, workflow
     from acpbuild.errors import RecipeError
@@ -248,12 +282,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         elif entry.digest is not None and any(digest != entry.digest for _, digest in locked.outputs):
             problems.append(f"{entry.name}: {lock_file.name} holds another output than the recipe makes")
     recipe = plan.recipe
-    for name in sorted(set(lock) - set(recipe.steps) - set(recipe.groups)):
+    for name in sorted(set(lock) - set(plan.names) - set(recipe.steps) - set(recipe.groups)):
         problems.append(f"{name}: in {lock_file.name}, but no longer in {recipe.path.name}")
     if args.json:
         print(json.dumps({**plan.to_dict(), "ok": not problems, "problems": problems}, indent=2))
     elif problems:
-        display.plan_table(plan, sys.stdout, title="check")
+        display.plan_table(plan.to_dict(), sys.stdout, title="check")
     if problems:
         print(f"acpbuild check: {len(problems)} not up to date (~${plan.total:.4f} to make):", file=sys.stderr)
         for problem in problems:

@@ -12,13 +12,13 @@ columns aligned with spaces, no box drawing and no colour, so ``grep`` and
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import IO, Any, Literal
 
 from rich.progress import BarColumn, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
-from acpbuild.engine.plan import Plan
 from acpbuild.engine.results import Event, RunResult, StepResult
 from acpbuild.money.spend import Row
 from acpbuild.words import counted
@@ -261,10 +261,10 @@ def summary(result: RunResult, stream: IO[str], *, seconds: float) -> None:
         console.print(f"[red]{_escape(error)}[/]")
 
 
-def plan_table(forecast: Plan, stream: IO[str], *, detailed: bool = False, title: str = "plan") -> None:
-    """The plan: each step's state, why, and what a run would pay for it now."""
+def plan_table(forecast: Mapping[str, Any], stream: IO[str], *, detailed: bool = False, title: str = "plan") -> None:
+    """The plan (``Plan.to_dict()``): each step's state, why, and what a run would pay for it now."""
     console = _console(stream)
-    entries = forecast.entries
+    entries = forecast["steps"]
     columns: list[tuple[str, Justify]] = [("step", "left"), ("state", "left"), ("why", "left"), ("estimate", "right")]
     if detailed:
         columns.append(("how", "left"))
@@ -272,29 +272,29 @@ def plan_table(forecast: Plan, stream: IO[str], *, detailed: bool = False, title
     labels = {"uptodate": "up to date", "restorable": "restorable", "run": "will run"}
     rows: list[list[Cell]] = []
     for entry in entries:
-        est = entry.estimate
+        state, guess = entry["status"], entry["guess"]
         row: list[Cell] = [
-            entry.name,
-            (labels[entry.state], styles[entry.state]),
-            entry.reason,
-            _expected(est.usd, est.bound, guessed=bool(est.guess)),
+            entry["name"],
+            (labels[state], styles[state]),
+            entry["reason"],
+            _expected(entry["estimated_cost"], entry["at_most"], guessed=bool(guess)),
         ]
         if detailed:
-            how = est.formula if entry.state == "run" else entry.reason
-            row.append(how + (f" [{est.guess}]" if est.guess and entry.state == "run" else ""))
+            how = entry["formula"] if state == "run" else entry["reason"]
+            row.append(how + (f" [{guess}]" if guess and state == "run" else ""))
         rows.append(row)
-    _table(stream, console, f"acpbuild {title}: {forecast.recipe.name}", columns, rows)
-    runs = sum(1 for e in entries if e.state == "run")
-    restores = sum(1 for e in entries if e.state == "restorable")
+    _table(stream, console, f"acpbuild {title}: {forecast['recipe']}", columns, rows)
+    totals = forecast["totals"]
+    runs, restores = totals["run"], totals["restorable"]
     console.print(f"{runs} will run, {restores} restorable from the store, {len(entries) - runs - restores} up to date")
-    guessed = any(e.estimate.guess and e.estimate.usd for e in entries)
-    figure = _expected(forecast.total, forecast.at_most, guessed=guessed)
+    guessed = any(e["guess"] and e["estimated_cost"] for e in entries)
+    figure = _expected(totals["estimated"], totals["at_most"], guessed=guessed)
     console.print(f"a run now would pay {figure}" + (" (~: a guess, see --detailed)" if guessed else ""))
-    if forecast.worst_case > forecast.at_most + 1e-9:
-        console.print(f"up to {_money(forecast.worst_case)} if every first_success fallback has to run")
-    for label, allowed in forecast.budget.limits.items():
+    if totals["worst_case"] > totals["at_most"] + 1e-9:
+        console.print(f"up to {_money(totals['worst_case'])} if every first_success fallback has to run")
+    for label, allowed in forecast["limits"].items():
         console.print(f"[dim]{_escape(label)}: ${allowed:.4f} left[/]")
-    over = forecast.over_budget()
+    over = forecast["over_budget"]
     if over:
         console.print(f"[bold red]over budget[/]: {_escape(over)}")
 

@@ -29,7 +29,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
@@ -38,6 +38,9 @@ from acpbuild.engine.results import RunResult, StepResult
 from acpbuild.keys import Signature
 from acpbuild.recipe import Recipe
 from acpbuild.recipe.foreach import Item, ItemError, load_items
+
+if TYPE_CHECKING:
+    from acpbuild.engine.plan import Plan
 
 #: a step in the kept shape: [family, item id, output, what it waits for, the files it reads]
 Record = list[Any]
@@ -105,14 +108,18 @@ def shape(recipe: Recipe) -> dict[str, Any] | None:
     }
 
 
-def delta(recipe_path: Path, env: Mapping[str, str]) -> Delta | None:
+def delta(recipe_path: Path, env: Mapping[str, str], *, unmoved: bool = False) -> Delta | None:
     """The items to build since the last complete run of the recipe at ``recipe_path``
-    (resolved); None when the whole recipe must be loaded (see the module's doc)."""
+    (resolved); None when the whole recipe must be loaded (see the module's doc).
+
+    When nothing moved, there is nothing to pick, and a run is better answered by the
+    no-op fast path or by doit; with ``unmoved`` (a plan), the answer is then: no item.
+    """
     if env.get("ACPBUILD_NO_FASTPATH"):
         return None
     found = noop.compare(recipe_path, env)
-    if found is None or not (found.inputs or found.outputs):
-        return None  # nothing to compare with, or nothing moved: no items to pick
+    if found is None or not (found.inputs or found.outputs or unmoved):
+        return None
     kept = noop.load_items(found)
     if kept is None:
         return None
@@ -218,6 +225,25 @@ def merged(found: Delta, recipe: Recipe, result: RunResult) -> RunResult:
     return dataclasses.replace(result, steps=steps)
 
 
+def planned(found: Delta, recipe: Recipe, plan: Plan) -> Plan:
+    """``plan`` with every step the last run left and this recipe was not loaded for, up to date."""
+    from acpbuild.engine.plan import Assessment
+
+    loaded = recipe.steps.keys() | recipe.groups.keys()
+    assessed = {e.name: e for e in plan.entries}
+    entries = []
+    kept: dict[str, dict[str, Any]] = {}
+    for done in found.found.doc["steps"]:
+        name = done["name"]
+        if name in assessed:
+            entries.append(assessed.pop(name))
+        elif name not in loaded and name not in found.gone:
+            entries.append(Assessment(name, "uptodate", "up to date", done["key"]))
+            kept[name] = done
+    entries.extend(assessed.values())
+    return dataclasses.replace(plan, entries=entries, kept=kept)
+
+
 def save(
     found: Delta,
     recipe: Recipe,
@@ -241,7 +267,8 @@ def save(
     noop.save(
         recipe.store_dir,
         recipe.name,
-        {**before, "inputs": inputs, "adapters": {**doc["adapters"], **before["adapters"]}},
+        # the recipe is as it was: the last run's word on it holds (only part of it was loaded)
+        {**before, "inputs": inputs, "adapters": {**doc["adapters"], **before["adapters"]}, "lazy": doc.get("lazy")},
         everything,
         list(steps),
         {

@@ -20,11 +20,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from acpbuild import process
 from acpbuild.errors import RecipeError, StoreError
-from acpbuild.recipe import Recipe
 from acpbuild.store.ledger import OutputRecord
+
+if TYPE_CHECKING:
+    from acpbuild.recipe import Recipe
 
 FORMAT = 1
 _HEADER = (

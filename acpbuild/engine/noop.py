@@ -287,6 +287,62 @@ def report(recipe_name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def forecast(recipe_path: Path, env: Mapping[str, str], budget: float | None = None) -> dict[str, Any] | None:
+    """``Plan.to_dict()`` of a recipe unchanged since its last complete run, or None.
+
+    Every step up to date and nothing to pay; the limits (``budget``, else the recipe's
+    ``budget_usd``, and the monthly cap less this month's spend) stated as a run would
+    state them. ``plan`` and ``check`` answer from it without loading the recipe.
+    """
+    found = compare(recipe_path, env)
+    if found is None or found.inputs or found.outputs:
+        return None
+    doc = found.doc
+    try:
+        lazy = set(doc["lazy"])  # first_success members only their group runs: not in a plan
+        budget_usd = doc["budget_usd"]
+        chosen: dict[str, str] = doc["chosen"]
+        if any(s["provider"] == "group" and s["model"] != "collect_all" and not chosen.get(s["name"]) for s in doc["steps"]):
+            return None  # a choosing group whose choice is not known
+        steps = [
+            {
+                "name": step["name"],
+                "status": "uptodate",
+                "reason": f"{chosen[step['name']]} chosen (up to date)" if step["name"] in chosen else "up to date",
+                # a collect_all group chooses nothing: a plan gives it no key of its own
+                "key": None if (step["provider"], step["model"]) == ("group", "collect_all") else step["key"],
+                "provider": step["provider"],
+                "model": step["model"],
+                "outputs": step["outputs"],
+                "estimated_cost": 0.0,
+                "at_most": 0.0,
+                "formula": "nothing to buy",
+                "guess": None,
+                "cost": 0.0,
+            }
+            for step in doc["steps"]
+            if step["name"] not in lazy
+        ]
+    except (KeyError, TypeError):
+        return None  # a manifest written before it kept these
+    from acpbuild.money.budget import limits_for
+
+    ledger = layout.open_ledger(found.store, env)
+    try:
+        limits = limits_for(budget_usd, ledger, env, budget).limits
+    finally:
+        ledger.close()
+    over = next((label for label, allowed in limits.items() if 0.0 > allowed + 1e-9), None)
+    return {
+        "recipe": found.name,
+        "steps": steps,
+        "totals": {"run": 0, "restorable": 0, "uptodate": len(steps), "estimated": 0.0, "at_most": 0.0, "worst_case": 0.0, "cost": 0.0},
+        "limits": {label: round(allowed, 6) for label, allowed in limits.items()},
+        "over_budget": None if over is None else f"the plan would pay ~$0.0000, more than the ${limits[over]:.4f} left of {over}",
+        "missing": [],
+    }
+
+
 # The recipe's name and store decide where the manifest is. Reading them with a
 # regex keeps tomli out of the fast path; a recipe that sets them in some other
 # way simply never takes it.

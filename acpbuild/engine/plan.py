@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from acpbuild import money
-from acpbuild.config.user import load_config
 from acpbuild.engine.context import Context
 from acpbuild.engine.groups import current_choice
 from acpbuild.engine.material import Prepared, UnknownInput, why, with_defaults
 from acpbuild.errors import StoreError
+from acpbuild.money.budget import limits_for
 from acpbuild.money.estimate import (
     CHARS_PER_TOKEN,
     TEXT_UNITS,
@@ -34,7 +33,7 @@ from acpbuild.money.estimate import (
 )
 from acpbuild.recipe import Group, Recipe, Step
 from acpbuild.recipe.interpolate import Ref, render
-from acpbuild.store.ledger import Cap, Generation, Ledger
+from acpbuild.store.ledger import Generation, Ledger
 
 if TYPE_CHECKING:
     from acpbuild.engine.needs import Unmet
@@ -69,6 +68,9 @@ class Plan:
     calls: list[str] = field(default_factory=list)
     #: what those calls need and do not have here (keys, voices); filled in by :mod:`acpbuild.engine.needs`
     unmet: list[Unmet] = field(default_factory=list)
+    #: entries of steps the recipe was not loaded for (see :mod:`acpbuild.engine.incremental`):
+    #: the last run's word on each (provider, model, outputs)
+    kept: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -104,14 +106,18 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         steps = []
         for e in self.entries:
-            provider, model = self.recipe.who(e.name)
+            kept = self.kept.get(e.name)
             group = self.recipe.groups.get(e.name)
-            if group is None:
-                outputs = [str(self.recipe.steps[e.name].output_path)]
-            elif group.output_path is None:
-                outputs = [str(self.recipe.steps[m].output_path) for m in group.members]
+            if kept is not None:
+                provider, model, outputs = kept["provider"], kept["model"], kept["outputs"]
             else:
-                outputs = [str(group.output_path)]
+                provider, model = self.recipe.who(e.name)
+                if group is None:
+                    outputs = [str(self.recipe.steps[e.name].output_path)]
+                elif group.output_path is None:
+                    outputs = [str(self.recipe.steps[m].output_path) for m in group.members]
+                else:
+                    outputs = [str(group.output_path)]
             steps.append(
                 {
                     "name": e.name,
@@ -142,33 +148,12 @@ class Plan:
         }
 
 
-def month_start(now: float | None = None) -> float:
-    """The Unix time of the first of this month, 00:00 local time."""
-    t = time.localtime(now)
-    return time.mktime((t.tm_year, t.tm_mon, 1, 0, 0, 0, 0, 0, -1))
-
-
 def budget_for(
     recipe: Recipe, ledger: Ledger, env: Mapping[str, str], budget: float | None = None, *, frozen: bool = False
 ) -> money.Budget:
     """The limits a run of ``recipe`` must keep to: ``budget`` (else the recipe's ``budget_usd``) and the
-    monthly cap; ``frozen``: no paid call at all."""
-    limits: dict[str, float] = {}
-    already: dict[str, float] = {}
-    if budget is not None:
-        limits[f"the budget of ${budget:g} (--budget)"] = budget
-    elif recipe.budget_usd is not None:
-        limits[f"the budget of ${recipe.budget_usd:g} (budget_usd in the recipe)"] = recipe.budget_usd
-    config = load_config(env)
-    cap = None
-    if config.monthly_cap_usd is not None:
-        since = month_start()
-        spent = ledger.spent_since(since)
-        label = f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path}; ${spent:.4f} spent this month)"
-        limits[label] = max(0.0, config.monthly_cap_usd - spent)
-        already[label] = spent
-        cap = Cap(f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path})", config.monthly_cap_usd, since)
-    return money.Budget(limits, already=already, cap=cap, never_pay=frozen)
+    monthly cap; ``frozen``: no paid call at all (see :func:`acpbuild.money.budget.limits_for`)."""
+    return limits_for(recipe.budget_usd, ledger, env, budget, frozen=frozen)
 
 
 def make_plan(ctx: Context, names: list[str], budget: money.Budget) -> Plan:

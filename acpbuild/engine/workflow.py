@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
@@ -71,13 +72,13 @@ def _located(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None)
 
 
 def _open_changed(
-    path: RecipeSource, env: Mapping[str, str] | None
+    path: RecipeSource, env: Mapping[str, str] | None, *, unmoved: bool = False
 ) -> tuple[Recipe, Mapping[str, str], incremental.Delta | None]:
-    """The recipe of a whole run and its environment; loaded for its changed items only when
-    the last complete run says which they are (see :mod:`acpbuild.engine.incremental`)."""
+    """The recipe of a whole run (or plan) and its environment; loaded for its changed items
+    only when the last complete run says which they are (see :mod:`acpbuild.engine.incremental`)."""
     if not isinstance(path, Recipe):
         recipe_path, env = _located(path, env)
-        found = incremental.delta(recipe_path.resolve(), env)
+        found = incremental.delta(recipe_path.resolve(), env, unmoved=unmoved)
         if found is not None:
             recipe, env = open_recipe(path, env, items=found.ids)
             if incremental.fits(found, recipe):
@@ -148,10 +149,16 @@ def forecast(
     With ``needs``, ``Plan.unmet`` says what a run would stop for before paying (keys not
     set, voices the account lacks; see :mod:`acpbuild.engine.needs`).
     """
-    recipe, env = open_recipe(path, env, draft=draft)
+    if not targets and not draft and shard is None:
+        # the plan of a whole run: only the items changed since the last complete run are assessed
+        recipe, env, delta = _open_changed(path, env, unmoved=True)
+    else:
+        (recipe, env), delta = open_recipe(path, env, draft=draft), None
     ctx = Context(recipe, env=env)
     try:
         plan = make_plan(ctx, selected(recipe, targets, shard), budget_for(recipe, ctx.ledger, env, budget))
+        if delta is not None:
+            plan = incremental.planned(delta, recipe, plan)
         if needs:
             plan.unmet = unmet(ctx, plan.calls)
         return plan
@@ -245,7 +252,7 @@ def run(
             _write_lock(ctx, result, full=full and delta is None, gone=delta.gone if delta else ())
         if delta is not None:
             result = incremental.merged(delta, recipe, result)
-        if before is not None and result.success and not any(r.status == "skipped" for r in result.steps.values()):
+        if before is not None and result.success and _complete(result):
             _save_noop(ctx, before, result, delta)
         if not draft:
             try:
@@ -367,9 +374,9 @@ def _noop_snapshot(recipe: Recipe, env: Mapping[str, str]) -> dict[str, Any]:
 
     inputs = {p for step in recipe.steps.values() for p in input_files(step)}
     adapters = {name: provider_class(name) for name in sorted({s.provider for s in recipe.steps.values()})}
-    return noop.snapshot(
-        recipe.path, recipe.digest, env, recipe.env_names, sorted(inputs), recipe.sources, adapters
-    )
+    doc = noop.snapshot(recipe.path, recipe.digest, env, recipe.env_names, sorted(inputs), recipe.sources, adapters)
+    # what `plan` and `check` say of an unchanged recipe without loading it (see noop.forecast)
+    return {**doc, "lazy": sorted(recipe.lazy), "budget_usd": recipe.budget_usd}
 
 
 def _write_lock(ctx: Context, result: RunResult, *, full: bool, gone: Collection[str] = ()) -> None:
@@ -418,6 +425,18 @@ def _write_lock(ctx: Context, result: RunResult, *, full: bool, gone: Collection
     lockfile.write(lockfile.lock_path(recipe.path), recipe.name, entries.values())
 
 
+def _complete(result: RunResult) -> bool:
+    """Whether every step was built: none skipped, but for a group's members it did not need
+    (a first_success group's fallbacks once one member succeeded)."""
+    for made in result.steps.values():
+        if made.status != "skipped":
+            continue
+        group = result.steps.get(made.group or "")
+        if group is None or group.status in ("failed", "skipped"):
+            return False
+    return True
+
+
 def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult, delta: incremental.Delta | None) -> None:
     """Remember what this complete, successful run wrote, beside what it read, for the no-op
     fast path (merged with the last run's when this one loaded only the changed items)."""
@@ -430,11 +449,18 @@ def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult, delta: i
     outputs.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
     # An output edited after its step finished no longer holds what the ledger
     # says: the full path would restore it, so the fast path must not vouch for it.
-    held = {r.path: r.digest for r in ctx.ledger.outputs_of(recipe.name)}
+    held = {r.path: r for r in ctx.ledger.outputs_of(recipe.name)}
     verified: dict[Path, Signature | None] = {}
     for path in sorted(outputs):
-        found = ctx.digests.signed(path)
-        verified[path] = found[0] if found is not None and found[1] == held.get(str(path)) else None
+        found, record = ctx.digests.signed(path), held.get(str(path))
+        verified[path] = found[0] if found is not None and record is not None and found[1] == record.digest else None
+    # which member each choosing group's output holds, as `plan` says it (see noop.forecast)
+    chosen = {}
+    for group in recipe.groups.values():
+        record = held.get(str(group.output_path))
+        if record is not None and record.material:
+            chosen[group.name] = json.loads(record.material).get("chosen")
+    before = {**before, "chosen": chosen}
     # the lockfile is part of what a run leaves: deleted or edited, the next run writes it again
     lock = lockfile.lock_path(recipe.path)
     verified[lock] = signature(lock)

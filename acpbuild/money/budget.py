@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from acpbuild.errors import BudgetExceeded
+from acpbuild.store.ledger import Cap
 
 if TYPE_CHECKING:
-    from acpbuild.store.ledger import Cap
+    from acpbuild.store.ledger import Ledger
 
 
 class Budget:
@@ -100,3 +102,43 @@ class Budget:
             if label not in self._warned and total > 0 and used >= self.WARN_AT * total:
                 self._warned.add(label)
                 self.warnings.append(f"this run has committed ${self.committed:.4f}: past 80% of {label}")
+
+
+def month_start(now: float | None = None) -> float:
+    """The Unix time of the first of this month, 00:00 local time."""
+    t = time.localtime(now)
+    return time.mktime((t.tm_year, t.tm_mon, 1, 0, 0, 0, 0, 0, -1))
+
+
+def limits_for(
+    budget_usd: float | None,
+    ledger: Ledger,
+    env: Mapping[str, str],
+    budget: float | None = None,
+    *,
+    frozen: bool = False,
+) -> Budget:
+    """The limits a run must keep to: ``budget`` (else the recipe's ``budget_usd``) and the
+    user's monthly cap, less what the ledger says was spent this month; ``frozen``: no paid call at all.
+
+    Needs no recipe: the fast path of ``plan`` and ``check`` states the limits from the
+    manifest of the last run.
+    """
+    from acpbuild.config.user import load_config
+
+    limits: dict[str, float] = {}
+    already: dict[str, float] = {}
+    if budget is not None:
+        limits[f"the budget of ${budget:g} (--budget)"] = budget
+    elif budget_usd is not None:
+        limits[f"the budget of ${budget_usd:g} (budget_usd in the recipe)"] = budget_usd
+    config = load_config(env)
+    cap = None
+    if config.monthly_cap_usd is not None:
+        since = month_start()
+        spent = ledger.spent_since(since)
+        label = f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path}; ${spent:.4f} spent this month)"
+        limits[label] = max(0.0, config.monthly_cap_usd - spent)
+        already[label] = spent
+        cap = Cap(f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path})", config.monthly_cap_usd, since)
+    return Budget(limits, already=already, cap=cap, never_pay=frozen)
