@@ -65,7 +65,9 @@ def _stopped_by_signals() -> Iterator[None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    with _stopped_by_signals():
+    from acpbuild.engine import noop
+
+    with _stopped_by_signals(), noop.remembering():
         return _run(args)
 
 
@@ -214,6 +216,13 @@ def _unchanged(recipe: str | None, budget: float | None = None) -> dict[str, Any
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from acpbuild.engine import noop
+
+    with noop.remembering():
+        return _plan(args)
+
+
+def _plan(args: argparse.Namespace) -> int:
     recipe_path, targets = _split_targets(args.items)
     unchanged = None if targets or args.draft or args.shard else _unchanged(recipe_path, args.budget)
     if unchanged is not None:
@@ -247,6 +256,13 @@ cmd_estimate = cmd_plan
 
 def cmd_check(args: argparse.Namespace) -> int:
     """The CI gate: 0 when nothing would run and the lockfile matches the recipe, else 1."""
+    from acpbuild.engine import noop
+
+    with noop.remembering():
+        return _check(args)
+
+
+def _check(args: argparse.Namespace) -> int:
     unchanged = _unchanged(args.recipe)
     if unchanged is not None:
         # the last complete run wrote the lockfile, and neither has moved since

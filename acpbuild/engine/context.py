@@ -30,6 +30,10 @@ from acpbuild.store.ledger import OutputRecord, Owner
 #: how long a claim holds without renewal; a run renews its claims every third of it
 LEASE_S = 30.0
 
+#: a recipe of more steps than this reads the ledger's records of its outputs and of the
+#: project's file digests in one query each; a smaller one asks path by path
+BULK = 256
+
 
 class Context:
     """Everything a run's steps share: recipe, store, ledger, providers, results."""
@@ -56,10 +60,14 @@ class Context:
         self.store = layout.open_blobs(recipe.store_dir, link, env)
         self.store.sweep()  # what a killed run of this machine left half-written
         self.ledger = layout.open_ledger(recipe.store_dir, env)
-        # the project's digests in one query, not one per file
+        # the project's digests in one query, not one per file (but for a few steps, such as the
+        # changed items an incremental run loads, of a project of thousands)
         project = str(recipe.path.parent)
+        self._bulk = len(recipe.steps) + len(recipe.groups) > BULK
         self.digests = DigestCache(
-            self.ledger.load_digest, self.ledger.save_digest, lambda: self.ledger.load_digests(project)
+            self.ledger.load_digest,
+            self.ledger.save_digest,
+            (lambda: self.ledger.load_digests(project)) if self._bulk else None,
         )
         #: the ledger's output records of this recipe, read at the first lookup in one query
         self._outputs: dict[str, OutputRecord] | None = None
@@ -237,6 +245,8 @@ class Context:
 
     def _ledger_output(self, path: Path) -> OutputRecord | None:
         """The ledger's record of ``path``: this recipe's outputs are read once, the rest one by one."""
+        if not self._bulk:
+            return self.ledger.output(path)
         outputs = self._outputs
         if outputs is None:
             outputs = self._outputs = {r.path: r for r in self.ledger.outputs_of(self.recipe.name)}

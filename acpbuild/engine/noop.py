@@ -18,11 +18,12 @@ correct: the fast path can only say "nothing to do", never skip real work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -180,9 +181,35 @@ class Found(NamedTuple):
     outputs: list[str]
 
 
+#: what :func:`compare` answered, while a command asks it more than once (see :func:`remembering`)
+_remembered: dict[tuple[str, tuple[tuple[str, str], ...]], Found | None] | None = None
+
+
+@contextlib.contextmanager
+def remembering() -> Iterator[None]:
+    """Within the block, :func:`compare` looks at each recipe once: a command's fast path
+    asks, then the run (or plan) it falls back to asks again, a moment later."""
+    global _remembered
+    _remembered = {}
+    try:
+        yield
+    finally:
+        _remembered = None
+
+
 def compare(recipe_path: Path, env: Mapping[str, str]) -> Found | None:
     """The last complete run's manifest and the files that moved since; None when there is
     no manifest, or the recipe, its environment or an adapter changed."""
+    memo = _remembered
+    if memo is None:
+        return _compare(recipe_path, env)
+    key = (str(recipe_path), tuple(sorted(env.items())))
+    if key not in memo:
+        memo[key] = _compare(recipe_path, env)
+    return memo[key]
+
+
+def _compare(recipe_path: Path, env: Mapping[str, str]) -> Found | None:
     import xxhash
 
     try:
