@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import copy_recipe, provider_calls
@@ -435,3 +436,36 @@ def test_a_fresh_clone_of_a_recipe_with_a_group_is_up_to_date_from_its_lock(tmp_
     assert statuses(again) == {"fancy": "skipped", "plain": "uptodate", "voice": "uptodate"}
     assert again.steps["fancy"].reason == "not tried: voice keeps plain"  # the lock keeps the group's choice
     assert provider_calls(tmp_path / ".acpbuild") == 0 < made
+
+
+def test_a_recipe_of_many_steps_reads_the_ledger_in_bulk_and_answers_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acpbuild.engine import context
+    from acpbuild.store.sqlite import SqliteLedger
+
+    monkeypatch.setattr(context, "BULK", 0)  # every recipe counts as one of thousands of steps
+    bulk: list[str] = []
+    for method in ("outputs_of", "load_digests"):
+        original = getattr(SqliteLedger, method)
+
+        def spy(self: SqliteLedger, arg: str, original: Any = original, method: str = method) -> Any:
+            bulk.append(method)
+            return original(self, arg)
+
+        monkeypatch.setattr(SqliteLedger, method, spy)
+    path = copy_recipe("chain.toml", tmp_path)
+    assert acpbuild.run(path, env={}).success
+    assert {"outputs_of", "load_digests"} <= set(bulk)
+
+    path.write_text(path.read_text().replace('prompt = "Narrate ${topic}"', 'prompt = "Describe ${topic}"'))
+    edited = acpbuild.run(path, env={})
+    assert statuses(edited) == {"script": "ran", "voice": "ran", "cover": "uptodate", "clip": "uptodate", "final": "ran"}
+    (tmp_path / "out" / "clip.mp4").unlink()
+    assert statuses(acpbuild.run(path, env={}))["clip"] == "restored"
+    calls = provider_calls(tmp_path / ".acpbuild")
+    assert calls == 5 + 3
+    # a fresh clone: the lock alone vouches for every output
+    shutil.rmtree(tmp_path / ".acpbuild")
+    assert set(statuses(acpbuild.run(path, env={})).values()) == {"uptodate"}
+    assert provider_calls(tmp_path / ".acpbuild") == 0

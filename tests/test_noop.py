@@ -607,3 +607,20 @@ def test_plan_and_check_of_an_unchanged_recipe_say_what_the_whole_path_says_with
     said = capsys.readouterr().out
     assert said != whole
     assert code == (1 if command[0] == "check" else 0)
+
+
+def test_the_manifest_is_compared_once_a_command_and_afresh_by_the_next(repo: Path) -> None:
+    from acpbuild.engine import noop
+
+    env = {**os.environ}
+    assert noop.compare(repo, env) is not None and not noop.compare(repo, env).inputs  # type: ignore[union-attr]
+    (repo.parent / "scripts" / "a.md").write_text("Alpha, edited.")
+    with noop.remembering():
+        moved = noop.compare(repo, env)
+        assert moved is not None and moved.inputs == [str(repo.parent / "scripts" / "a.md")]
+        (repo.parent / "scripts" / "b.md").write_text("Beta, edited.")
+        assert noop.compare(repo, env) is moved  # within one command: the same answer
+    after = noop.compare(repo, env)  # a library that runs again and again always looks afresh
+    assert after is not None and sorted(after.inputs) == sorted(
+        str(repo.parent / "scripts" / name) for name in ("a.md", "b.md")
+    )

@@ -19,6 +19,7 @@ correct: the fast path can only say "nothing to do", never skip real work.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import re
@@ -181,26 +182,27 @@ class Found(NamedTuple):
     outputs: list[str]
 
 
-#: what :func:`compare` answered, while a command asks it more than once (see :func:`remembering`)
-_remembered: dict[tuple[str, tuple[tuple[str, str], ...]], Found | None] | None = None
+#: what :func:`compare` answered, while a command asks it more than once (see :func:`remembering`);
+#: a context variable, so each thread (a test calling the CLI from several) has its own
+_remembered: contextvars.ContextVar[dict[tuple[str, tuple[tuple[str, str], ...]], Found | None] | None]
+_remembered = contextvars.ContextVar("acpbuild_noop_remembered", default=None)
 
 
 @contextlib.contextmanager
 def remembering() -> Iterator[None]:
     """Within the block, :func:`compare` looks at each recipe once: a command's fast path
     asks, then the run (or plan) it falls back to asks again, a moment later."""
-    global _remembered
-    _remembered = {}
+    token = _remembered.set({})
     try:
         yield
     finally:
-        _remembered = None
+        _remembered.reset(token)
 
 
 def compare(recipe_path: Path, env: Mapping[str, str]) -> Found | None:
     """The last complete run's manifest and the files that moved since; None when there is
     no manifest, or the recipe, its environment or an adapter changed."""
-    memo = _remembered
+    memo = _remembered.get()
     if memo is None:
         return _compare(recipe_path, env)
     key = (str(recipe_path), tuple(sorted(env.items())))

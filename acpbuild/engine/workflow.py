@@ -184,7 +184,9 @@ def run(
     """Build the recipe at ``path`` (or ``acpbuild.toml``): every step, or ``targets`` and what they need.
 
     Steps whose inputs are unchanged are skipped; generations already in the
-    store are restored for free; only the rest call their provider. Raises
+    store are restored for free; only the rest call their provider. A whole run
+    after some foreach items changed loads and builds only those (see
+    :mod:`acpbuild.engine.incremental`); its result still lists every step. Raises
     :class:`~acpbuild.errors.RecipeError` for a bad recipe before any work;
     failed steps are reported in the result, not raised. ``draft`` swaps every
     paid step for a free local stand-in (see :mod:`acpbuild.recipe.draft`).
