@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from acpbuild.cli import main
 from acpbuild.engine import incremental, workflow
 from acpbuild.engine.results import Event
 from acpbuild.recipe import load_recipe
+from tests.emulators.openrouter import KEY as OPENROUTER_KEY
+from tests.emulators.openrouter import OpenRouterEmulator
 
 CHAIN = """
 [recipe]
@@ -59,9 +62,9 @@ def catalog(root: Path, count: int = 12, recipe: str = CHAIN) -> Path:
 class Run:
     """One run of the recipe: its result, and how many steps it loaded and set out to build."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, env: dict[str, str] | None = None) -> None:
         events: list[Event] = []
-        self.result = acpbuild.run(path, env={}, on_event=events.append)
+        self.result = acpbuild.run(path, env=env or {}, on_event=events.append)
         assert self.result.success, self.result.to_dict()
         self.loaded = next(e.total for e in events if e.kind == "start")
 
@@ -72,11 +75,11 @@ class Run:
         return {s.status for n, s in self.result.steps.items() if n not in self.ran()}
 
 
-def whole_run_changes_nothing(root: Path, path: Path) -> None:
+def whole_run_changes_nothing(root: Path, path: Path, env: dict[str, str] | None = None) -> None:
     """A run that loads the whole recipe finds everything built and writes the same lockfile."""
     lock = (root / "acpbuild.lock").read_text()
     manifest = json.loads((root / ".acpbuild" / "noop-catalog.json").read_text())
-    result = acpbuild.run(path, env={"ACPBUILD_NO_FASTPATH": "1"})
+    result = acpbuild.run(path, env={**(env or {}), "ACPBUILD_NO_FASTPATH": "1"})
     assert result.success, result.to_dict()
     assert {s.status for s in result.steps.values()} == {"uptodate"}
     assert (root / "acpbuild.lock").read_text() == lock
@@ -307,3 +310,31 @@ def test_plan_and_check_after_one_edited_row_assess_that_item_only(
     assert "line[i9]: in acpbuild.lock, but no longer in acpbuild.toml" in said
     assert main(["run"]) == 0
     assert main(["check"]) == 0
+
+
+def test_one_edited_row_of_a_paid_foreach_sends_one_request_on_the_wire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with OpenRouterEmulator() as openrouter:
+        monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_KEY)
+        monkeypatch.setenv("ACPBUILD_OPENROUTER_URL", f"{openrouter.url}/api/v1")
+        path = catalog(
+            tmp_path,
+            8,
+            '[recipe]\nname = "catalog"\n\n[steps.line]\nkind = "text"\nprovider = "openrouter"\n'
+            'model = "openai/gpt-4o-mini"\nforeach = "items.csv"\nprompt = "${item.line}"\nmax_tokens = 20\n'
+            'output = "lines/${item.id}.txt"\n',
+        )
+        first = Run(path, dict(os.environ))
+        assert len(first.ran()) == 8 and openrouter.submissions == 8
+        write_table(tmp_path, {f"i{n}": f"line number {n}" + (" edited" if n == 6 else "") for n in range(8)})
+
+        second = Run(path, dict(os.environ))
+
+        assert second.loaded == 1 and second.ran() == {"line[i6]"}
+        assert openrouter.submissions == 9
+        sent = openrouter.calls("POST", "/api/v1/chat/completions")[-1].json()
+        assert sent["messages"][-1]["content"] == "line number 6 edited"
+        assert second.result.total_cost > 0 and len(second.result.steps) == 8
+        whole_run_changes_nothing(tmp_path, path, dict(os.environ))
+        assert openrouter.submissions == 9

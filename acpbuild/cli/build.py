@@ -9,7 +9,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,18 +141,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> dict[str, Any] | None:
-    """The no-op fast path: when nothing changed since the last complete run, say so and
-    return the run's result document (every step up to date); else None."""
+def _fast_path(recipe: str | None) -> tuple[Path, Mapping[str, str]] | None:
+    """The recipe file and its environment, for a fast path that answers from the last
+    run's manifest; None when ``ACPBUILD_NO_FASTPATH`` turns the fast paths off."""
     import os
 
     if os.environ.get("ACPBUILD_NO_FASTPATH"):
         return None
     from acpbuild.config.secrets import environment
-    from acpbuild.engine import noop
 
     path = Path(recipe or "acpbuild.toml").resolve()
-    env = environment((path.parent, Path.cwd()))
+    return path, environment((path.parent, Path.cwd()))
+
+
+def _nothing_to_do(args: argparse.Namespace, recipe: str | None) -> dict[str, Any] | None:
+    """The no-op fast path: when nothing changed since the last complete run, say so and
+    return the run's result document (every step up to date); else None."""
+    from acpbuild.engine import noop
+
+    located = _fast_path(recipe)
+    if located is None:
+        return None
+    path, env = located
     found = noop.check(path, env)
     if found is None:
         return None
@@ -204,15 +214,10 @@ def _confirm(args: argparse.Namespace, plan: Plan) -> None:
 def _unchanged(recipe: str | None, budget: float | None = None) -> dict[str, Any] | None:
     """The plan of a recipe unchanged since its last complete run, read from that run's
     manifest without loading the recipe (see :func:`acpbuild.engine.noop.forecast`); else None."""
-    import os
-
-    if os.environ.get("ACPBUILD_NO_FASTPATH"):
-        return None
-    from acpbuild.config.secrets import environment
     from acpbuild.engine import noop
 
-    path = Path(recipe or "acpbuild.toml").resolve()
-    return noop.forecast(path, environment((path.parent, Path.cwd())), budget)
+    located = _fast_path(recipe)
+    return None if located is None else noop.forecast(*located, budget)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import xxhash
 
@@ -41,6 +41,8 @@ from acpbuild.recipe.foreach import Item, ItemError, load_items
 
 if TYPE_CHECKING:
     from acpbuild.engine.plan import Plan
+
+T = TypeVar("T")
 
 #: a step in the kept shape: [family, item id, output, what it waits for, the files it reads]
 Record = list[Any]
@@ -57,23 +59,37 @@ class Delta:
     ids: set[str]
     #: steps of items that are gone from their source
     gone: set[str]
-    #: each source's items as the recipe loaded them (see :func:`fits`)
+    #: filled in by :func:`fits` once the recipe is loaded: each source's items as it read
+    #: them, the loaded steps' records, and the records of the steps the last run left
+    #: that this one neither loaded nor lost
     rows: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    graph: dict[str, Record] = dataclasses.field(default_factory=dict)
+    untouched: dict[str, Record] = dataclasses.field(default_factory=dict)
 
 
-def _digest(item: Item, sig: Signature | None) -> str:
+def _digests(items: Iterable[Item], sigs: Mapping[Path, Signature | None]) -> dict[str, str]:
+    """Each item's id -> a digest of its fields (and, for a glob's, its file's signature)."""
     # repr: the fields are what CSV, JSON Lines or TOML gave, and 4x quicker to write than JSON
-    return xxhash.xxh3_64_hexdigest(repr((item.fields, sig)).encode())
+    return {i.id: xxhash.xxh3_64_hexdigest(repr((i.fields, sigs.get(i.file) if i.file else None)).encode()) for i in items}
 
 
 def _rows(recipe: Recipe) -> dict[str, dict[str, str]]:
-    """Each item source -> its items' ids -> digests (a glob's with the file's signature)."""
+    """Each item source -> its items' ids -> digests."""
     rows: dict[str, dict[str, str]] = {}
     for family, source in recipe.item_sources.items():
         if source not in rows:
-            sigs = recipe.sources
-            rows[source] = {i.id: _digest(i, sigs.get(i.file) if i.file else None) for i in recipe.items[family]}
+            rows[source] = _digests(recipe.items[family], recipe.sources)
     return rows
+
+
+def _kept(recipe: Recipe, rows: dict[str, dict[str, str]], steps: dict[str, Record]) -> dict[str, Any]:
+    """The document kept beside the manifest (see :func:`noop.load_items`)."""
+    return {
+        "families": dict(recipe.item_sources),
+        "rows": rows,
+        "steps": steps,
+        "watch": [str(p) for p in recipe.sources],
+    }
 
 
 def _graph(recipe: Recipe) -> dict[str, Record] | None:
@@ -100,12 +116,7 @@ def shape(recipe: Recipe) -> dict[str, Any] | None:
     graph = _graph(recipe)
     if graph is None or not recipe.item_sources:
         return None
-    return {
-        "families": dict(recipe.item_sources),
-        "rows": _rows(recipe),
-        "steps": graph,
-        "watch": [str(p) for p in recipe.sources],
-    }
+    return _kept(recipe, _rows(recipe), graph)
 
 
 def delta(recipe_path: Path, env: Mapping[str, str], *, unmoved: bool = False) -> Delta | None:
@@ -155,8 +166,7 @@ def _delta(found: noop.Found, kept: dict[str, Any], recipe_path: Path) -> Delta 
     if reread:
         for source, rows in kept["rows"].items():
             seen: dict[Path, Signature | None] = {}
-            items = load_items(source, recipe_path.parent, seen, store=found.store)
-            now = {i.id: _digest(i, seen.get(i.file) if i.file else None) for i in items}
+            now = _digests(load_items(source, recipe_path.parent, seen, store=found.store), seen)
             ids.update(i for i, digest in now.items() if rows.get(i) != digest)
             lost = rows.keys() - now.keys()
             gone.update(n for n, r in steps.items() if r[1] in lost and families.get(r[0]) == source)
@@ -180,68 +190,71 @@ def fits(found: Delta, recipe: Recipe) -> bool:
     wait only on their own, none writes an output an item not loaded keeps, and every item
     that differs from the last run's, as the recipe read them, is loaded (a source edited
     again between :func:`delta` and the load could change another)."""
-    if _graph(recipe) is None:
+    graph = _graph(recipe)
+    if graph is None:
         return False
     loaded = recipe.steps.keys() | recipe.groups.keys()
-    kept = {r[2] for n, r in found.kept["steps"].items() if n not in loaded and n not in found.gone}
-    if any(str(step.output_path) in kept for step in recipe.steps.values()):
+    untouched = {n: r for n, r in found.kept["steps"].items() if n not in loaded and n not in found.gone}
+    written = {r[2] for r in untouched.values()}
+    if any(str(step.output_path) in written for step in recipe.steps.values()):
         return False
-    found.rows = _rows(recipe)
+    rows = _rows(recipe)
     was: dict[str, dict[str, str]] = found.kept["rows"]
     families: dict[str, str] = found.kept["families"]
-    for source, rows in found.rows.items():
+    for source, now in rows.items():
         before = was.get(source, {})
-        if any(before.get(i) != digest and i not in found.ids for i, digest in rows.items()):
+        if any(before.get(i) != digest and i not in found.ids for i, digest in now.items()):
             return False
-        lost = before.keys() - rows.keys()
-        if lost and any(
-            r[1] in lost and families.get(r[0]) == source and n not in found.gone
-            for n, r in found.kept["steps"].items()
-        ):
+        lost = before.keys() - now.keys()
+        if any(r[1] in lost and families.get(r[0]) == source for r in untouched.values()):
             return False
+    found.rows, found.graph, found.untouched = rows, graph, untouched
     return True
 
 
-def merged(found: Delta, recipe: Recipe, result: RunResult) -> RunResult:
-    """``result`` with every step the last run left and this one did not load, up to date."""
-    built = result.steps
-    loaded = recipe.steps.keys() | recipe.groups.keys()
-    steps: dict[str, StepResult] = {}
+def _with_left(found: Delta, loaded: Mapping[str, T], stand_in: Callable[[dict[str, Any]], T]) -> dict[str, T]:
+    """``loaded`` (by step name) and a ``stand_in`` for each step the last run left untouched
+    (see :func:`fits`), in the last run's order; steps it did not have come last."""
+    joined: dict[str, T] = {}
     for done in found.found.doc["steps"]:
         name = done["name"]
-        if name in built:
-            steps[name] = built[name]
-        elif name not in loaded and name not in found.gone:
-            steps[name] = StepResult(
-                name,
-                "uptodate",
-                key=done["key"],
-                outputs=done["outputs"],
-                provider=done["provider"],
-                model=done["model"],
-                reason="up to date",
-            )
-    steps.update((name, made) for name, made in built.items() if name not in steps)
-    return dataclasses.replace(result, steps=steps)
+        if name in found.untouched:
+            joined[name] = stand_in(done)
+        elif name in loaded:
+            joined[name] = loaded[name]
+    joined.update(loaded)  # a name already there keeps its place
+    return joined
 
 
-def planned(found: Delta, recipe: Recipe, plan: Plan) -> Plan:
+def merged(found: Delta, result: RunResult) -> RunResult:
+    """``result`` with every step the last run left and this one did not load, up to date."""
+
+    def uptodate(done: dict[str, Any]) -> StepResult:
+        return StepResult(
+            done["name"],
+            "uptodate",
+            key=done["key"],
+            outputs=done["outputs"],
+            provider=done["provider"],
+            model=done["model"],
+            reason="up to date",
+        )
+
+    return dataclasses.replace(result, steps=_with_left(found, result.steps, uptodate))
+
+
+def planned(found: Delta, plan: Plan) -> Plan:
     """``plan`` with every step the last run left and this recipe was not loaded for, up to date."""
     from acpbuild.engine.plan import Assessment
 
-    loaded = recipe.steps.keys() | recipe.groups.keys()
-    assessed = {e.name: e for e in plan.entries}
-    entries = []
     kept: dict[str, dict[str, Any]] = {}
-    for done in found.found.doc["steps"]:
-        name = done["name"]
-        if name in assessed:
-            entries.append(assessed.pop(name))
-        elif name not in loaded and name not in found.gone:
-            entries.append(Assessment(name, "uptodate", "up to date", done["key"]))
-            kept[name] = done
-    entries.extend(assessed.values())
-    return dataclasses.replace(plan, entries=entries, kept=kept)
+
+    def uptodate(done: dict[str, Any]) -> Assessment:
+        kept[done["name"]] = done
+        return Assessment(done["name"], "uptodate", "up to date", done["key"])
+
+    entries = _with_left(found, {e.name: e for e in plan.entries}, uptodate)
+    return dataclasses.replace(plan, entries=list(entries.values()), kept=kept)
 
 
 def save(
@@ -253,13 +266,9 @@ def save(
 ) -> None:
     """The manifest of the last run with the part this run loaded replaced by what it saw."""
     doc = found.found.doc
-    loaded = recipe.steps.keys() | recipe.groups.keys()
-    kept = {n: r for n, r in found.kept["steps"].items() if n not in loaded and n not in found.gone}
-    graph = _graph(recipe)
-    assert graph is not None, "fits() said the loaded part stands alone"
-    files = {file for record in kept.values() for file in record[4]}
-    written = {record[2] for record in kept.values()}
-    # what the kept steps read and wrote has not moved (else they would have been loaded)
+    files = {file for record in found.untouched.values() for file in record[4]}
+    written = {record[2] for record in found.untouched.values()}
+    # what the untouched steps read and wrote has not moved (else they would have been loaded)
     inputs = {path: sig for path, sig in doc["inputs"].items() if path in files}
     inputs.update(before["inputs"])
     everything: dict[str, Any] = {p: sig for p, sig in doc["outputs"].items() if p in written}
@@ -271,10 +280,5 @@ def save(
         {**before, "inputs": inputs, "adapters": {**doc["adapters"], **before["adapters"]}, "lazy": doc.get("lazy")},
         everything,
         list(steps),
-        {
-            "families": dict(recipe.item_sources),
-            "rows": found.rows,
-            "steps": {**kept, **graph},
-            "watch": [str(p) for p in recipe.sources],
-        },
+        _kept(recipe, found.rows, {**found.untouched, **found.graph}),
     )

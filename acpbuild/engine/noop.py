@@ -354,20 +354,19 @@ def forecast(recipe_path: Path, env: Mapping[str, str], budget: float | None = N
         ]
     except (KeyError, TypeError):
         return None  # a manifest written before it kept these
-    from acpbuild.money.budget import limits_for
+    from acpbuild.money.budget import limits_for, over_budget
 
     ledger = layout.open_ledger(found.store, env)
     try:
         limits = limits_for(budget_usd, ledger, env, budget).limits
     finally:
         ledger.close()
-    over = next((label for label, allowed in limits.items() if 0.0 > allowed + 1e-9), None)
     return {
         "recipe": found.name,
         "steps": steps,
         "totals": {"run": 0, "restorable": 0, "uptodate": len(steps), "estimated": 0.0, "at_most": 0.0, "worst_case": 0.0, "cost": 0.0},
         "limits": {label: round(allowed, 6) for label, allowed in limits.items()},
-        "over_budget": None if over is None else f"the plan would pay ~$0.0000, more than the ${limits[over]:.4f} left of {over}",
+        "over_budget": over_budget(0.0, limits),
         "missing": [],
     }
 

@@ -20,7 +20,7 @@ from acpbuild.engine.context import Context
 from acpbuild.engine.groups import current_choice
 from acpbuild.engine.material import Prepared, UnknownInput, why, with_defaults
 from acpbuild.errors import StoreError
-from acpbuild.money.budget import limits_for
+from acpbuild.money.budget import limits_for, over_budget
 from acpbuild.money.estimate import (
     CHARS_PER_TOKEN,
     TEXT_UNITS,
@@ -98,10 +98,7 @@ class Plan:
 
     def over_budget(self) -> str | None:
         """Why the plan cannot be paid within the limits, or None when it fits."""
-        for label, allowed in self.budget.limits.items():
-            if self.total > allowed + 1e-9:
-                return f"the plan would pay ~${self.total:.4f}, more than the ${allowed:.4f} left of {label}"
-        return None
+        return over_budget(self.total, self.budget.limits)
 
     def to_dict(self) -> dict[str, Any]:
         steps = []

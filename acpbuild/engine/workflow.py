@@ -158,7 +158,7 @@ def forecast(
     try:
         plan = make_plan(ctx, selected(recipe, targets, shard), budget_for(recipe, ctx.ledger, env, budget))
         if delta is not None:
-            plan = incremental.planned(delta, recipe, plan)
+            plan = incremental.planned(delta, plan)
         if needs:
             plan.unmet = unmet(ctx, plan.calls)
         return plan
@@ -253,7 +253,7 @@ def run(
         if not draft:
             _write_lock(ctx, result, full=full and delta is None, gone=delta.gone if delta else ())
         if delta is not None:
-            result = incremental.merged(delta, recipe, result)
+            result = incremental.merged(delta, result)
         if before is not None and result.success and _complete(result):
             _save_noop(ctx, before, result, delta)
         if not draft:

@@ -142,3 +142,11 @@ def limits_for(
         already[label] = spent
         cap = Cap(f"the monthly cap of ${config.monthly_cap_usd:g} ({config.path})", config.monthly_cap_usd, since)
     return Budget(limits, already=already, cap=cap, never_pay=frozen)
+
+
+def over_budget(total: float, limits: Mapping[str, float]) -> str | None:
+    """Why a plan that would pay ``total`` does not fit ``limits`` (label -> dollars left), or None."""
+    for label, allowed in limits.items():
+        if total > allowed + 1e-9:
+            return f"the plan would pay ~${total:.4f}, more than the ${allowed:.4f} left of {label}"
+    return None

@@ -116,7 +116,7 @@ def resolve(
             expanded = f"{name}[{item.id}]"
             step = _resolve_step(name, raw_step, raw, root, output_dir, item.lookup(lookup), where, env, item.id)
             step.name, step.family, step.item = expanded, name, item.id
-            step.item_fields = dict(item.fields)
+            step.item_fields = item.fields  # shared with recipe.items: nothing changes either
             steps[expanded] = step
             families[name].append(expanded)
     groups = resolve_groups(raw, steps, output_dir, where)
