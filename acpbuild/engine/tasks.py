@@ -26,7 +26,7 @@ from acpbuild.engine.context import Context
 from acpbuild.engine.groups import build_group
 from acpbuild.engine.results import Event, StepResult
 from acpbuild.errors import AcpbuildError
-from acpbuild.recipe import Group, Step
+from acpbuild.recipe import Group, Recipe, Step
 from acpbuild.recipe.graph import topological
 from acpbuild.store import layout
 
@@ -107,19 +107,18 @@ def input_files(step: Step) -> list[Path]:
 
 
 def task_dicts(ctx: Context, names: list[str] | None = None, prefix: str = "") -> list[dict[str, Any]]:
-    """doit task dictionaries for the recipe's steps (all, or ``names``), in build order.
+    """doit task dictionaries for the recipe's steps (all in build order, or ``names``, given in build order).
 
     ``prefix`` namespaces the task names, for recipes loaded into another ``dodo.py``.
     Members of a first_success group that nothing else needs get no task of their own
     unless named: the group runs them, one at a time.
     """
     recipe = ctx.recipe
-    order = topological(recipe.deps())
-    wanted = set(order) - recipe.lazy if names is None else set(names)
+    if names is None:
+        lazy = recipe.lazy
+        names = [n for n in topological(recipe.deps()) if n not in lazy]
     tasks = []
-    for name in order:
-        if name not in wanted:
-            continue
+    for name in names:
         if name in recipe.groups:
             tasks.append(_group_task(ctx, recipe.groups[name], prefix))
             continue
@@ -213,6 +212,53 @@ class Reporter:
 #: the most threads doit starts; more waiting steps than this queue in doit itself
 MAX_THREADS = 512
 
+#: a run of more steps and groups than this hands them to doit a batch at a time
+BATCH = 5000
+
+
+def batches(recipe: Recipe, names: list[str], size: int | None = None) -> list[list[str]]:
+    """``names`` (in build order) cut into batches of about ``size`` (default :data:`BATCH`),
+    each in build order and made of whole connected parts of the graph: nothing in one
+    batch waits on, or runs, a step of another.
+
+    doit keeps a task object and a scheduler node (some 8 KiB) for every task it is
+    given until its run ends: a batch at a time, a 100,000-step run holds those of
+    a few thousand, not of every step. A part bigger than ``size`` is one batch.
+    """
+    size = BATCH if size is None else size
+    if len(names) <= size:
+        return [names]
+    parent = {n: n for n in names}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for name in names:
+        group = recipe.groups.get(name)
+        # a group waits on its members, or (first_success) runs them itself
+        linked = recipe.steps[name].deps if group is None else (*group.deps, *group.members)
+        for other in linked:
+            if other in parent:
+                parent[root(name)] = root(other)
+    sizes: dict[str, int] = {}
+    for name in names:
+        top = root(name)
+        sizes[top] = sizes.get(top, 0) + 1
+    batch_of: dict[str, int] = {}
+    count = filled = 0
+    for top, n in sizes.items():  # parts in the order of their first name
+        batch_of[top] = count
+        filled += n
+        if filled >= size:
+            count, filled = count + 1, 0
+    found: list[list[str]] = [[] for _ in range(count + (filled > 0))]
+    for name in names:
+        found[batch_of[root(name)]].append(name)
+    return found
+
 
 class RecipeLoader(TaskLoader2):
     """Loads a recipe's steps as doit tasks for ``DoitMain``."""
@@ -233,12 +279,17 @@ class RecipeLoader(TaskLoader2):
             "check_file_uptodate": "timestamp",
             "num_process": self._threads() if self.jobs > 1 else 0,
             "par_type": "thread",
-            # under a budget a refused call fails its own step only: the steps that fit still run
-            "continue": self.keep_going or self.ctx.budget.limited,
+            "continue": self.goes_on,
             "reporter": Reporter(self.ctx),
             "outfile": io.StringIO(),  # our reporter writes nothing; events go to the caller
             "verbosity": 0,
         }
+
+    @property
+    def goes_on(self) -> bool:
+        """Whether a failed step leaves the others running: --keep-going, or under a
+        budget, where a refused call fails its own step only and the steps that fit still run."""
+        return self.keep_going or self.ctx.budget.limited
 
     def _threads(self) -> int:
         """How many threads doit runs tasks on: none of its own when every task does

@@ -8,6 +8,7 @@ summarise. Each stage is a plain function, testable alone.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -318,21 +319,38 @@ def execute(ctx: Context, plan: Plan, *, jobs: int, keep_going: bool = False) ->
     """Run ``plan`` with doit's parallel runner; every selected step gets a result."""
     from doit.doit_cmd import DoitMain
 
-    from acpbuild.engine.tasks import RecipeLoader
+    from acpbuild.engine.tasks import RecipeLoader, batches
 
     recipe, names = ctx.recipe, plan.names
     ctx.emit(Event("start", total=len(names)))
-    loader = RecipeLoader(ctx, jobs=jobs, keep_going=keep_going, names=names)
-    # doit reports what stops it before any task runs (say, a target that is
-    # also a file_dep) on stderr and in its exit code: keep both as the run's error
-    said = io.StringIO()
-    with contextlib.redirect_stderr(said):
-        code = DoitMain(loader, config_filenames=()).run(["run", *names])
-    # doit also says 2 when it skipped the dependants of a failed step (--keep-going,
-    # a refused call): then every task reached the reporter, and nothing stopped the run
-    if code not in (0, 1) and not all(name in ctx.results for name in names):
-        detail = " ".join(said.getvalue().split()) or "no message"
-        ctx.runtime_errors.append(redact(f"doit stopped the run (exit {code}): {detail}", ctx.env))
+    parts = batches(recipe, names)
+    if len(parts) > 1:
+        # what exists now (the recipe, the plan) outlives the run: each batch's
+        # collection below looks at that batch's objects only
+        gc.freeze()
+    try:
+        for batch in parts:
+            loader = RecipeLoader(ctx, jobs=jobs, keep_going=keep_going, names=batch)
+            # doit reports what stops it before any task runs (say, a target that is
+            # also a file_dep) on stderr and in its exit code: keep both as the run's error
+            said = io.StringIO()
+            with contextlib.redirect_stderr(said):
+                code = DoitMain(loader, config_filenames=()).run(["run", *batch])
+            # doit also says 2 when it skipped the dependants of a failed step (--keep-going,
+            # a refused call): then every task reached the reporter, and nothing stopped the run
+            if code not in (0, 1) and not all(name in ctx.results for name in batch):
+                detail = " ".join(said.getvalue().split()) or "no message"
+                ctx.runtime_errors.append(redact(f"doit stopped the run (exit {code}): {detail}", ctx.env))
+                break
+            if (code != 0 and not loader.goes_on) or process.stopping():
+                break  # a step failed and the run stops there (doit stopped its batch), or acpbuild was stopped
+            if len(parts) > 1:
+                del loader
+                gc.collect()  # doit's tasks and their actions refer to each other
+                gc.freeze()
+    finally:
+        if len(parts) > 1:
+            gc.unfreeze()
     results: dict[str, StepResult] = {}
     for name in names:
         group = recipe.groups.get(name)
