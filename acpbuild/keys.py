@@ -45,7 +45,12 @@ def canonical(material: Any) -> str:
 
 def key_of(material: Any) -> str:
     """The step key: xxh3-128 hex of :func:`canonical`."""
-    return xxhash.xxh3_128_hexdigest(canonical(material).encode("utf-8"))
+    return key_of_text(canonical(material))
+
+
+def key_of_text(said: str) -> str:
+    """The step key of material already made :func:`canonical`."""
+    return xxhash.xxh3_128_hexdigest(said.encode("utf-8"))
 
 
 def file_digest(path: Path) -> str:

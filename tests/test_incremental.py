@@ -446,7 +446,7 @@ def test_a_recipe_of_many_steps_reads_the_ledger_in_bulk_and_answers_the_same(
 
     monkeypatch.setattr(context, "BULK", 0)  # every recipe counts as one of thousands of steps
     bulk: list[str] = []
-    for method in ("outputs_of", "load_digests"):
+    for method in ("outputs_of", "outputs_below", "load_digests"):
         original = getattr(SqliteLedger, method)
 
         def spy(self: SqliteLedger, arg: str, original: Any = original, method: str = method) -> Any:
@@ -456,7 +456,7 @@ def test_a_recipe_of_many_steps_reads_the_ledger_in_bulk_and_answers_the_same(
         monkeypatch.setattr(SqliteLedger, method, spy)
     path = copy_recipe("chain.toml", tmp_path)
     assert acpbuild.run(path, env={}).success
-    assert {"outputs_of", "load_digests"} <= set(bulk)
+    assert {"outputs_of", "outputs_below", "load_digests"} <= set(bulk)
 
     path.write_text(path.read_text().replace('prompt = "Narrate ${topic}"', 'prompt = "Describe ${topic}"'))
     edited = acpbuild.run(path, env={})
@@ -469,3 +469,30 @@ def test_a_recipe_of_many_steps_reads_the_ledger_in_bulk_and_answers_the_same(
     shutil.rmtree(tmp_path / ".acpbuild")
     assert set(statuses(acpbuild.run(path, env={})).values()) == {"uptodate"}
     assert provider_calls(tmp_path / ".acpbuild") == 0
+
+
+def test_a_renamed_recipe_of_many_steps_finds_its_outputs_in_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from acpbuild.engine import context
+    from acpbuild.store.sqlite import SqliteLedger
+
+    monkeypatch.setattr(context, "BULK", 0)
+    path = copy_recipe("chain.toml", tmp_path)
+    assert acpbuild.run(path, env={}).success
+    made = provider_calls(tmp_path / ".acpbuild")
+    # renamed, and its lockfile gone: only the ledger's records (made under the old name) vouch
+    text = path.read_text()
+    name = text.split('name = "', 1)[1].split('"', 1)[0]
+    path.write_text(text.replace(f'name = "{name}"', f'name = "{name}-renamed"', 1))
+    path.with_suffix(".lock").unlink()
+    asked: list[str] = []
+    original = SqliteLedger.output
+
+    def one_by_one(self: SqliteLedger, where: Path) -> Any:
+        asked.append(str(where))
+        return original(self, where)
+
+    monkeypatch.setattr(SqliteLedger, "output", one_by_one)
+    again = acpbuild.run(path, env={})
+    assert set(statuses(again).values()) == {"uptodate"}, again.to_dict()
+    assert provider_calls(tmp_path / ".acpbuild") == made
+    assert asked == []  # every output lies below the output folder: read with the rest

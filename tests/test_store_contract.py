@@ -554,6 +554,16 @@ class TestLedger:
         assert [r.path for r in ledger.outputs_of("demo")] == [str(title)]
         assert ledger.outputs_of("nobody") == []
 
+    def test_the_outputs_below_a_folder_come_in_one_query_whoever_made_them(self, ledgers: Ledgers) -> None:
+        ledger = ledgers.open()
+        for n, path in enumerate(["/p/out/a.png", "/p/out/b/c.txt", "/p/out0/d.png", "/p/outer.png", "/q/out/e.png"]):
+            ledger.set_output(Path(path), key=f"k{n}", digest=f"{n}" * 32, material="{}", recipe=f"r{n % 2}", step="s")
+        below = ledgers.open().outputs_below("/p/out")
+        # the folder and everything under it, of any recipe; never a sibling whose name only starts alike
+        assert sorted((r.path, r.key, r.recipe) for r in below) == [("/p/out/a.png", "k0", "r0"), ("/p/out/b/c.txt", "k1", "r1")]
+        assert [r.path for r in ledger.outputs_below("/p/out/b/")] == ["/p/out/b/c.txt"]
+        assert ledger.outputs_below("/nowhere") == []
+
     def test_file_digests_are_remembered_and_replaced(self, ledgers: Ledgers) -> None:
         ledger = ledgers.open()
         assert ledger.load_digest("a.png") is None

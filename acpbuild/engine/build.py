@@ -37,12 +37,11 @@ from acpbuild.errors import (
     ProviderTimeout,
     StoreError,
 )
-from acpbuild.keys import canonical
 from acpbuild.money.estimate import estimate
 from acpbuild.provider import Job, Provider
 from acpbuild.provider.outputs import check_output
 from acpbuild.recipe import Step
-from acpbuild.store.ledger import Generation, Ledger
+from acpbuild.store.ledger import Generation, Ledger, latest
 
 
 class _Journal:
@@ -72,7 +71,7 @@ def uptodate(ctx: Context, step: Step) -> bool:
     """doit's ``uptodate`` check: the output holds the generation its inputs key."""
     try:
         prepared = ctx.prepare(step, ctx.current_upstream)
-        return ctx.is_current(step, prepared.key, prepared.material)
+        return ctx.is_current(step, prepared.key, prepared.said)
     except (UnknownInput, AcpbuildError):
         return False
 
@@ -88,9 +87,9 @@ def build(ctx: Context, step: Step) -> StepResult:
     key, mat = prepared.key, prepared.material
     result.key = key
     with ctx.waiting_for(ctx.key_lock(key)):
-        if ctx.is_current(step, key, mat):
+        if ctx.is_current(step, key, prepared.said):
             result.status, result.reason = "uptodate", "up to date"
-        elif _restore(ctx, step, key, mat):
+        elif _restore(ctx, step, key, prepared.said):
             result.status, result.reason = "restored", "restored from the store"
         else:
             provider = ctx.provider(step.provider)
@@ -150,7 +149,7 @@ def _claim(ctx: Context, step: Step, prepared: Prepared, usd: float) -> bool:
             if got.taken_from is not None:
                 ctx.emit(Event("warning", message=f"{step.name}: took over the claim of {got.taken_from}, which stopped"))
             # another run may have finished it between our store check and the claim
-            if _restore(ctx, step, key, prepared.material):
+            if _restore(ctx, step, key, prepared.said):
                 ctx.ledger.release(key, ctx.owner)
                 return False
             return True
@@ -161,12 +160,12 @@ def _claim(ctx: Context, step: Step, prepared: Prepared, usd: float) -> bool:
         ctx.wait_for_claim(key, got.lease_left)
 
 
-def _restore(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> bool:
+def _restore(ctx: Context, step: Step, key: str, said: str) -> bool:
     done = ctx.ledger.find_done(key)
     if done is None or not done.digest or not ctx.store.has(done.digest):
         return False
     try:
-        ctx.materialise(step.output_path, step.name, key, done.digest, mat)
+        ctx.materialise(step.output_path, step.name, key, done.digest, said)
     except StoreError:
         return False  # a corrupt blob is set aside; generate it again
     ctx.ledger.restored(done, recipe=ctx.recipe.name, step=step.name)
@@ -175,17 +174,18 @@ def _restore(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> bool:
 
 def _generate(ctx: Context, step: Step, prepared: Prepared, expected: float, result: StepResult) -> float:
     """Pay for the generation ``prepared`` keys, expected to cost ``expected``; return what it cost."""
-    key, mat, params = prepared.key, prepared.material, prepared.params
+    key, said, params = prepared.key, prepared.said, prepared.params
     provider = ctx.provider(step.provider)
     if process.stopping():
         # the run was stopped (SIGTERM, Ctrl-C) while this step waited its turn: buy nothing more
         raise ProviderError("not sent: acpbuild is stopping", provider=step.provider, sent=False)
     model = provider.catalogue()[step.model]
-    stored = _store_kept(ctx, step, key, mat)
+    history = ctx.ledger.history(key)  # read once: a paid key is claimed by this run, no other adds to it now
+    stored = _store_kept(ctx, step, key, said, latest(history, "received"))
     if stored is not None:
         result.reason = "stored the result an earlier run paid for and kept"
         return stored
-    pending = ctx.ledger.find_resumable(key)
+    pending = latest(history, "resumable")
     if provider.paid and pending is None:
         # before the ledger row: a refused call leaves no trace of a generation.
         # A job an earlier run submitted is not held against the budget: waiting
@@ -193,7 +193,7 @@ def _generate(ctx: Context, step: Step, prepared: Prepared, expected: float, res
         ctx.budget.reserve(step.name, expected)
         ctx.flush_warnings()
     try:
-        cost = _call(ctx, step, key, mat, provider, model, params, expected, pending)
+        cost = _call(ctx, step, key, said, provider, model, params, expected, pending)
     except ProviderError as exc:
         if exc.sent:
             # the request reached the provider, which may bill it (or bill the job it
@@ -220,7 +220,7 @@ def _call(
     ctx: Context,
     step: Step,
     key: str,
-    mat: dict[str, Any],
+    said: str,
     provider: Provider,
     model: providers.Model,
     params: dict[str, Any],
@@ -235,7 +235,7 @@ def _call(
             kind=step.kind,
             provider=step.provider,
             model=step.model,
-            material=canonical(mat),
+            material=said,
             estimated_cost=expected,
             draft=step.draft_of is not None,
             cap=ctx.budget.cap if provider.paid else None,
@@ -292,17 +292,17 @@ def _call(
             request_id=outcome.request_id,
             usage=outcome.usage,
             meta=outcome.meta,
-            owner=ctx.owner,
+            owner=ctx.owner if provider.paid else None,  # a free step holds no claim to release
         )
 
     if journal.gen_id is not None:
         finish(journal.gen_id)
-        ctx.materialise(step.output_path, step.name, key, digest, mat)
+        ctx.materialise(step.output_path, step.name, key, digest, said)
         return cost
     ctx.place(step.output_path, digest)
     with ctx.ledger.together():
         finish(journal.row())
-        ctx.note_output(step.output_path, step.name, key, digest, mat)
+        ctx.note_output(step.output_path, step.name, key, digest, said)
     return cost
 
 
@@ -346,9 +346,8 @@ def _keep(
     raise refused from error
 
 
-def _store_kept(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> float | None:
-    """Store a result an earlier run paid for but could not store; its cost, or None if there is none."""
-    received = ctx.ledger.find_received(key)
+def _store_kept(ctx: Context, step: Step, key: str, said: str, received: Generation | None) -> float | None:
+    """Store the result an earlier run paid for but could not store (``received``); its cost, or None if there is none."""
     if received is None:
         return None
     kept = ctx.store.kept(key)
@@ -365,5 +364,5 @@ def _store_kept(ctx: Context, step: Step, key: str, mat: dict[str, Any]) -> floa
         meta=json.loads(received.meta or "{}"),
         owner=ctx.owner,
     )
-    ctx.materialise(step.output_path, step.name, key, digest, mat)
+    ctx.materialise(step.output_path, step.name, key, digest, said)
     return received.actual_cost or 0.0

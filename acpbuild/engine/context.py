@@ -13,14 +13,13 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from acpbuild import money, providers
 from acpbuild.engine import lockfile, material
 from acpbuild.engine.material import Prepared, UnknownInput, Upstream
 from acpbuild.engine.results import Event, StepResult
 from acpbuild.errors import AcpbuildError, RecipeError
-from acpbuild.keys import DigestCache, canonical, signature
+from acpbuild.keys import DigestCache, signature
 from acpbuild.provider import Provider
 from acpbuild.recipe import Recipe, Step
 from acpbuild.store import layout
@@ -244,15 +243,20 @@ class Context:
         return [r for r in found if r is not None and r.digest == digest]
 
     def _ledger_output(self, path: Path) -> OutputRecord | None:
-        """The ledger's record of ``path``: this recipe's outputs are read once, the rest one by one."""
+        """The ledger's record of ``path``: this recipe's outputs, and every output below its
+        output folder whoever made it, are read once; the rest one by one."""
         if not self._bulk:
             return self.ledger.output(path)
-        outputs = self._outputs
+        outputs, below = self._outputs, str(self.recipe.output_dir).rstrip("/") + "/"
         if outputs is None:
-            outputs = self._outputs = {r.path: r for r in self.ledger.outputs_of(self.recipe.name)}
-        return outputs.get(str(path)) or self.ledger.output(path)
+            outputs = {r.path: r for r in self.ledger.outputs_of(self.recipe.name)}
+            outputs.update((r.path, r) for r in self.ledger.outputs_below(below))
+            self._outputs = outputs
+        said = str(path)
+        found = outputs.get(said)
+        return found if found is not None or said.startswith(below) else self.ledger.output(path)
 
-    def is_current(self, step: Step, key: str, material: Mapping[str, Any]) -> bool:
+    def is_current(self, step: Step, key: str, said: str) -> bool:
         """Whether ``step``'s output file holds the generation ``key`` names, untouched.
 
         An output only the lockfile vouches for (a fresh clone, a teammate's pull) is
@@ -262,14 +266,15 @@ class Context:
         if record is None:
             return False
         if record is self._locked.get(str(step.output_path)):
-            self._record_output(step.output_path, step.name, key, record.digest, material)
+            self._record_output(step.output_path, step.name, key, record.digest, said)
         return True
 
-    def materialise(self, path: Path, name: str, key: str, digest: str, material: Mapping[str, Any]) -> None:
-        """Make the output at ``path`` (of step or group ``name``) hold blob ``digest``, and record it."""
+    def materialise(self, path: Path, name: str, key: str, digest: str, said: str) -> None:
+        """Make the output at ``path`` (of step or group ``name``) hold blob ``digest``, and record it
+        with the material (:func:`~acpbuild.keys.canonical` text) it was made from."""
         self.place(path, digest)
         with self.ledger.together():
-            self.note_output(path, name, key, digest, material)
+            self.note_output(path, name, key, digest, said)
 
     def place(self, path: Path, digest: str) -> None:
         """Make the output at ``path`` hold blob ``digest``; :meth:`note_output` records it.
@@ -278,15 +283,14 @@ class Context:
         """
         self.store.materialise(digest, path, inside=self.recipe.output_dir)
 
-    def note_output(self, path: Path, name: str, key: str, digest: str, material: Mapping[str, Any]) -> None:
+    def note_output(self, path: Path, name: str, key: str, digest: str, said: str) -> None:
         """Record that the output at ``path`` (of step or group ``name``) holds blob ``digest``."""
         sig = signature(path)
         if sig is not None:
             self.digests.remember(path, sig, digest)
-        self._record_output(path, name, key, digest, material)
+        self._record_output(path, name, key, digest, said)
 
-    def _record_output(self, path: Path, name: str, key: str, digest: str, material: Mapping[str, Any]) -> None:
-        said = canonical(dict(material))
+    def _record_output(self, path: Path, name: str, key: str, digest: str, said: str) -> None:
         self.ledger.set_output(path, key=key, digest=digest, material=said, recipe=self.recipe.name, step=name)
         if self._outputs is not None:
             self._outputs[str(path)] = OutputRecord(str(path), key, digest, said, self.recipe.name, name)

@@ -24,7 +24,7 @@ from acpbuild.engine.context import Context
 from acpbuild.engine.material import UnknownInput, Upstream
 from acpbuild.engine.results import StepResult
 from acpbuild.errors import AcpbuildError
-from acpbuild.keys import KEY_SCHEMA, key_of
+from acpbuild.keys import KEY_SCHEMA, canonical, key_of
 from acpbuild.media import measure
 from acpbuild.recipe import Group, Step
 from acpbuild.store import confine
@@ -97,7 +97,7 @@ def _place(ctx: Context, group: Group, key: str, chosen: Step, mat: dict[str, An
         confine.check_read(chosen.output_path, ctx.recipe.output_dir)
         shutil.copyfile(chosen.output_path, staged)
         ctx.store.put(staged)
-    ctx.materialise(group.output_path, group.name, key, digest, mat)
+    ctx.materialise(group.output_path, group.name, key, digest, canonical(mat))
     return digest
 
 

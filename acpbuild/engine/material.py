@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from acpbuild.errors import AcpbuildError
-from acpbuild.keys import KEY_SCHEMA, DigestCache, key_of
+from acpbuild.keys import KEY_SCHEMA, DigestCache, canonical, key_of_text
 from acpbuild.provider import Provider
 from acpbuild.recipe import Recipe, Step
 from acpbuild.recipe.interpolate import Ref, render
@@ -43,6 +43,8 @@ class Prepared:
     inputs: dict[str, str]
     #: where each upstream output could be read when prepared (a store blob, before it is restored)
     readable: dict[Path, Path]
+    #: ``material`` as :func:`~acpbuild.keys.canonical` text, as the ledger keeps it
+    said: str
 
 
 def with_defaults(specs: Mapping[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +101,8 @@ def prepare(step: Step, upstream: Upstream, *, recipe: Recipe, digests: DigestCa
     if step.draft_of:
         # a draft is never mistaken for the paid generation it stands in for
         material["draft_of"] = step.draft_of
-    return Prepared(params, material, key_of(material), inputs, readable)
+    said = canonical(material)
+    return Prepared(params, material, key_of_text(said), inputs, readable, said)
 
 
 def why(record: OutputRecord | None, material: dict[str, Any]) -> str:

@@ -33,7 +33,7 @@ from acpbuild.money.estimate import (
 )
 from acpbuild.recipe import Group, Recipe, Step
 from acpbuild.recipe.interpolate import Ref, render
-from acpbuild.store.ledger import Generation, Ledger
+from acpbuild.store.ledger import Generation, Ledger, latest
 
 if TYPE_CHECKING:
     from acpbuild.engine.needs import Unmet
@@ -222,13 +222,14 @@ class _Assessor:
         if record is not None:
             self.known[name] = (step.output_path, record.digest)
             return Assessment(name, "uptodate", "up to date", key, record.digest)
-        done = ctx.ledger.find_done(key)
+        history = ctx.ledger.history(key)
+        done = latest(history, "done")
         if done is not None and done.digest and ctx.store.has(done.digest):
             self.stored[name] = done.digest
             return Assessment(name, "restorable", "in the store (free)", key, done.digest)
         entry = Assessment(name, "run", why(ctx.output_record(step.output_path), prepared.material), key)
         entry.estimate = self.estimate(step, prepared)
-        kept = ctx.ledger.find_resumable(key)
+        kept = latest(history, "resumable")
         if kept is not None:
             # an earlier run submitted this very generation: a run waits for that job
             entry.reason = f"resumes request {kept.request_id}, submitted by an earlier run"

@@ -110,6 +110,18 @@ class Generation:
     created: float
     finished: float | None
 
+    @property
+    def resumable(self) -> bool:
+        """Submitted, with a request id to poll: the job can be waited for instead of bought again."""
+        return self.state == "submitted" and self.request_id is not None
+
+
+def latest(history: list[Generation], state: str) -> Generation | None:
+    """The latest generation of ``history`` (latest first) in ``state``, or "resumable"."""
+    if state == "resumable":
+        return next((g for g in history if g.resumable), None)
+    return next((g for g in history if g.state == state), None)
+
 
 @dataclass(frozen=True)
 class OutputRecord:
@@ -181,6 +193,11 @@ class Ledger(ABC):
             time.sleep(min(0.25, left))
 
     # -- generations ---------------------------------------------------------
+    @abstractmethod
+    def history(self, key: str) -> list[Generation]:
+        """Every generation with this key, the latest first, in one query: a step asks
+        it once for what :meth:`find_resumable` and :meth:`find_received` would each say."""
+
     @abstractmethod
     def find_done(self, key: str) -> Generation | None:
         """The latest ``done`` generation with this key, or None."""
@@ -309,6 +326,10 @@ class Ledger(ABC):
     @abstractmethod
     def outputs_of(self, recipe: str) -> list[OutputRecord]:
         """Every output recorded for ``recipe``."""
+
+    @abstractmethod
+    def outputs_below(self, folder: str) -> list[OutputRecord]:
+        """Every output recorded below ``folder``, whichever recipe made it, in one query."""
 
     # -- file digests ----------------------------------------------------------
     @abstractmethod

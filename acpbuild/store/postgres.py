@@ -486,6 +486,9 @@ class PostgresLedger(SqlLedger):
     def outputs_of(self, recipe: str) -> list[OutputRecord]:
         return self.local.outputs_of(recipe)
 
+    def outputs_below(self, folder: str) -> list[OutputRecord]:
+        return self.local.outputs_below(folder)
+
     def load_digest(self, path: str) -> tuple[Signature, str] | None:
         return self.local.load_digest(path)
 

@@ -14,7 +14,7 @@ import time
 from abc import abstractmethod
 from typing import Any
 
-from acpbuild.store.ledger import Generation, Ledger, Owner
+from acpbuild.store.ledger import Generation, Ledger, Owner, latest
 
 # Spend since a moment: done (and received) generations at their actual cost, and
 # submitted ones (running now, or kept to resume) and possibly billed ones at their estimate.
@@ -40,9 +40,8 @@ class SqlLedger(Ledger):
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """The rows of one query (``?`` placeholders)."""
 
-    def _latest(self, key: str, where: str) -> Generation | None:
-        rows = self._rows(f"SELECT * FROM generations WHERE key=? AND {where} ORDER BY id DESC LIMIT 1", (key,))
-        return Generation(*rows[0]) if rows else None
+    def history(self, key: str) -> list[Generation]:
+        return [Generation(*r) for r in self._rows("SELECT * FROM generations WHERE key=? ORDER BY id DESC", (key,))]
 
     def claims(self) -> list[tuple[str, Owner, float, str | None]]:
         rows = self._rows("SELECT key, run_id, host, pid, lease_until, step FROM claims ORDER BY key")
@@ -52,13 +51,13 @@ class SqlLedger(Ledger):
         return bool(self._rows("SELECT 1 FROM claims WHERE key=?", (key,)))
 
     def find_done(self, key: str) -> Generation | None:
-        return self._latest(key, "state='done'")
+        return latest(self.history(key), "done")
 
     def find_resumable(self, key: str) -> Generation | None:
-        return self._latest(key, "state='submitted' AND request_id IS NOT NULL")
+        return latest(self.history(key), "resumable")
 
     def find_received(self, key: str) -> Generation | None:
-        return self._latest(key, "state='received'")
+        return latest(self.history(key), "received")
 
     def submitted(self, gen_id: int, request_id: str) -> None:
         self._exec("UPDATE generations SET request_id=? WHERE id=?", (request_id, gen_id))

@@ -364,6 +364,10 @@ class SqliteLedger(SqlLedger):
     def outputs_of(self, recipe: str) -> list[OutputRecord]:
         return [OutputRecord(*r) for r in self._rows("SELECT * FROM outputs WHERE recipe=?", (recipe,))]
 
+    def outputs_below(self, folder: str) -> list[OutputRecord]:
+        rows = self._rows("SELECT * FROM outputs WHERE path >= ? AND path < ?", _below(folder))
+        return [OutputRecord(*r) for r in rows]
+
     # -- file digests ----------------------------------------------------------
     def load_digest(self, path: str) -> tuple[Signature, str] | None:
         rows = self._rows("SELECT dev, ino, size, mtime_ns, ctime_ns, digest FROM files WHERE path=?", (path,))
@@ -373,11 +377,8 @@ class SqliteLedger(SqlLedger):
         return (dev, ino, size, mtime_ns, ctime_ns), digest
 
     def load_digests(self, folder: str) -> dict[str, tuple[Signature, str]]:
-        below = folder.rstrip("/") + "/"
-        # a range of the primary key: every path that starts with "<folder>/" ("0" follows "/")
         rows = self._rows(
-            "SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest FROM files WHERE path >= ? AND path < ?",
-            (below, below[:-1] + "0"),
+            "SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest FROM files WHERE path >= ? AND path < ?", _below(folder)
         )
         return {path: ((dev, ino, size, mtime_ns, ctime_ns), digest) for path, dev, ino, size, mtime_ns, ctime_ns, digest in rows}
 
@@ -386,3 +387,9 @@ class SqliteLedger(SqlLedger):
             "INSERT OR REPLACE INTO files (path, dev, ino, size, mtime_ns, ctime_ns, digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (path, *sig, digest),
         )
+
+
+def _below(folder: str) -> tuple[str, str]:
+    """The primary-key range of every path below ``folder``: those that start with "<folder>/" ("0" follows "/")."""
+    below = folder.rstrip("/") + "/"
+    return below, below[:-1] + "0"

@@ -11,6 +11,7 @@ import colorsys
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +100,17 @@ _STOPWORDS = frozenset(
 _WORD_RE = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 
 
-def _digest(*parts: object) -> int:
-    """A stable integer from ``parts``; unlike ``hash()`` it does not vary per process."""
-    data = "\x00".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
+def _digests(*first: object) -> Callable[..., int]:
+    """Stable integers from ``first`` and then more parts; unlike ``hash()`` they do not vary
+    per process. The first parts (a long prompt) are hashed once for every call."""
+    start = hashlib.sha256("".join(f"{p}\x00" for p in first).encode("utf-8"))
+
+    def digest(*parts: object) -> int:
+        h = start.copy()
+        h.update("\x00".join(str(p) for p in parts).encode("utf-8"))
+        return int.from_bytes(h.digest()[:8], "big")
+
+    return digest
 
 
 def _topic(prompt: str) -> str:
@@ -126,11 +134,12 @@ def template_text(prompt: str, seed: int, sentences: int) -> str:
     # With one word, "{a} gives way to {b}" would pair it with itself.
     templates = _TEMPLATES if len(pool) > 1 else tuple(t for t in _TEMPLATES if "{b}" not in t)
     # A seeded permutation: no pattern repeats until every one has been used.
-    order = sorted(templates, key=lambda t: _digest(prompt, seed, "order", t))
+    digest = _digests(prompt, seed)
+    order = sorted(templates, key=lambda t: digest("order", t))
     out = []
     for n in range(sentences):
-        a_index = _digest(prompt, seed, "a", n) % len(pool)
-        b_index = _digest(prompt, seed, "b", n) % len(pool)
+        a_index = digest("a", n) % len(pool)
+        b_index = digest("b", n) % len(pool)
         if b_index == a_index and len(pool) > 1:
             b_index = (a_index + 1) % len(pool)
         line = order[n % len(order)].format(topic=topic, a=pool[a_index], b=pool[b_index])
