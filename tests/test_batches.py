@@ -16,23 +16,12 @@ import acpbuild
 from acpbuild.engine import tasks, workflow
 from acpbuild.engine.results import Event
 from acpbuild.recipe import load_recipe
+from tests.test_changed_items import CHAIN
 
-RECIPE = """
-[recipe]
-name = "catalog"
-
-[steps.line]
-kind = "text"
-foreach = "items.csv"
-prompt = "${item.line}"
-output = "lines/${item.id}.txt"
-
-[steps.shout]
-kind = "text"
-foreach = "${steps.line}"
-prompt = "Say it louder: ${steps.line}"
-output = "shouts/${item.id}.txt"
-
+# line[i] and shout[i] (a part of two steps per item), and a part of three: a group and its members
+RECIPE = (
+    CHAIN
+    + """
 [steps.voice]
 kind = "text_to_speech"
 foreach = "items.csv"
@@ -56,6 +45,7 @@ steps = ["fancy", "plain"]
 merge = "first_success"
 output = "greeting.wav"
 """
+)
 
 
 def catalog(root: Path, voices: dict[str, str]) -> Path:

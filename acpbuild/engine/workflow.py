@@ -324,9 +324,10 @@ def execute(ctx: Context, plan: Plan, *, jobs: int, keep_going: bool = False) ->
     recipe, names = ctx.recipe, plan.names
     ctx.emit(Event("start", total=len(names)))
     parts = batches(recipe, names)
-    if len(parts) > 1:
-        # what exists now (the recipe, the plan) outlives the run: each batch's
-        # collection below looks at that batch's objects only
+    # what exists now (the recipe, the plan) outlives the run: each batch's collection
+    # below looks at that batch's objects only (unless the caller froze objects itself)
+    freezing = len(parts) > 1 and gc.get_freeze_count() == 0
+    if freezing:
         gc.freeze()
     try:
         for batch in parts:
@@ -344,12 +345,12 @@ def execute(ctx: Context, plan: Plan, *, jobs: int, keep_going: bool = False) ->
                 break
             if (code != 0 and not loader.goes_on) or process.stopping():
                 break  # a step failed and the run stops there (doit stopped its batch), or acpbuild was stopped
-            if len(parts) > 1:
+            if freezing:
                 del loader
                 gc.collect()  # doit's tasks and their actions refer to each other
                 gc.freeze()
     finally:
-        if len(parts) > 1:
+        if freezing:
             gc.unfreeze()
     results: dict[str, StepResult] = {}
     for name in names:
