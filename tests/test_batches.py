@@ -16,6 +16,8 @@ import acpbuild
 from acpbuild.engine import tasks, workflow
 from acpbuild.engine.results import Event
 from acpbuild.recipe import load_recipe
+from tests.emulators.openrouter import KEY as OPENROUTER_KEY
+from tests.emulators.openrouter import OpenRouterEmulator
 from tests.test_changed_items import CHAIN
 
 # line[i] and shout[i] (a part of two steps per item), and a part of three: a group and its members
@@ -141,3 +143,25 @@ def test_keep_going_runs_every_batch(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert {n for n, r in result.steps.items() if r.status not in ("ran", "restored")} == {"voice[i1]", "fancy"}
     assert (tmp_path / "out" / "voices" / "i7.wav").is_file()
     assert done == len(result.steps) - 2  # fancy and plain ran inside their group
+
+
+def test_paid_steps_in_batches_are_each_bought_once_on_the_wire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with OpenRouterEmulator() as openrouter:
+        env = {"OPENROUTER_API_KEY": OPENROUTER_KEY, "ACPBUILD_OPENROUTER_URL": f"{openrouter.url}/api/v1"}
+        path = catalog(tmp_path, good(7))
+        path.write_text(
+            '[recipe]\nname = "catalog"\nconcurrency = { openrouter = 4 }\n\n[steps.line]\nkind = "text"\n'
+            'provider = "openrouter"\nmodel = "openai/gpt-4o-mini"\nforeach = "items.csv"\nprompt = "${item.line}"\n'
+            'max_tokens = 20\noutput = "lines/${item.id}.txt"\n'
+        )
+        monkeypatch.setattr(tasks, "BATCH", 3)
+        assert len(tasks.batches(load_recipe(path, env=env), [f"line[i{n}]" for n in range(7)])) == 3
+        result = acpbuild.run(path, env=env, jobs=4)
+        assert result.success, result.to_dict()
+        assert {r.status for r in result.steps.values()} == {"ran"} and len(result.steps) == 7
+        assert openrouter.submissions == 7
+        sent = sorted(c.json()["messages"][-1]["content"] for c in openrouter.calls("POST", "/api/v1/chat/completions"))
+        assert sent == [f"line i{n}" for n in range(7)]
+        assert result.total_cost > 0
+        again = acpbuild.run(path, env=env, jobs=4)
+        assert {r.status for r in again.steps.values()} == {"uptodate"} and openrouter.submissions == 7

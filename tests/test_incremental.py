@@ -17,6 +17,7 @@ from conftest import copy_recipe, provider_calls
 
 import acpbuild
 from acpbuild.cli import main
+from acpbuild.engine import lockfile
 from acpbuild.engine.results import Event
 
 STEPS = {"script", "voice", "cover", "clip", "final"}
@@ -496,3 +497,5 @@ def test_a_renamed_recipe_of_many_steps_finds_its_outputs_in_one_read(tmp_path: 
     assert set(statuses(again).values()) == {"uptodate"}, again.to_dict()
     assert provider_calls(tmp_path / ".acpbuild") == made
     assert asked == []  # every output lies below the output folder: read with the rest
+    # and the lockfile written anew vouches for every output again
+    assert set(lockfile.read(path.with_suffix(".lock"))) == set(again.steps)

@@ -68,8 +68,9 @@ class Context:
             self.ledger.save_digest,
             (lambda: self.ledger.load_digests(project)) if self._bulk else None,
         )
-        #: the ledger's output records of this recipe, read at the first lookup in one query
+        #: the ledger's output records of this recipe and below its output folder (see :meth:`recorded`)
         self._outputs: dict[str, OutputRecord] | None = None
+        self._below = str(recipe.output_dir).rstrip("/") + "/"
         #: why the lockfile could not be read (say, merge-conflict markers): the run writes it anew
         self.lock_problem: str | None = None
         try:
@@ -242,19 +243,24 @@ class Context:
         found = [self._ledger_output(path), self._locked.get(str(path))]
         return [r for r in found if r is not None and r.digest == digest]
 
+    def recorded(self) -> dict[str, OutputRecord]:
+        """The ledger's records of this recipe's outputs, and of every output below its output
+        folder whoever made it, by path: read in one query each the first time, then kept up
+        to date with what this run records."""
+        if self._outputs is None:
+            outputs = {r.path: r for r in self.ledger.outputs_of(self.recipe.name)}
+            outputs.update((r.path, r) for r in self.ledger.outputs_below(self._below))
+            self._outputs = outputs
+        return self._outputs
+
     def _ledger_output(self, path: Path) -> OutputRecord | None:
-        """The ledger's record of ``path``: this recipe's outputs, and every output below its
-        output folder whoever made it, are read once; the rest one by one."""
+        """The ledger's record of ``path``: for a big recipe from :meth:`recorded` (but a path
+        outside its output folder), else asked path by path."""
         if not self._bulk:
             return self.ledger.output(path)
-        outputs, below = self._outputs, str(self.recipe.output_dir).rstrip("/") + "/"
-        if outputs is None:
-            outputs = {r.path: r for r in self.ledger.outputs_of(self.recipe.name)}
-            outputs.update((r.path, r) for r in self.ledger.outputs_below(below))
-            self._outputs = outputs
         said = str(path)
-        found = outputs.get(said)
-        return found if found is not None or said.startswith(below) else self.ledger.output(path)
+        found = self.recorded().get(said)
+        return found if found is not None or said.startswith(self._below) else self.ledger.output(path)
 
     def is_current(self, step: Step, key: str, said: str) -> bool:
         """Whether ``step``'s output file holds the generation ``key`` names, untouched.

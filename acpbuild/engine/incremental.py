@@ -38,6 +38,7 @@ from acpbuild.engine.results import RunResult, StepResult
 from acpbuild.keys import Signature
 from acpbuild.recipe import Recipe
 from acpbuild.recipe.foreach import Item, ItemError, load_items
+from acpbuild.recipe.graph import dependants
 
 if TYPE_CHECKING:
     from acpbuild.engine.plan import Plan
@@ -170,17 +171,7 @@ def _delta(found: noop.Found, kept: dict[str, Any], recipe_path: Path) -> Delta 
             ids.update(i for i, digest in now.items() if rows.get(i) != digest)
             lost = rows.keys() - now.keys()
             gone.update(n for n, r in steps.items() if r[1] in lost and families.get(r[0]) == source)
-    waiting: dict[str, list[str]] = defaultdict(list)
-    for name, record in steps.items():
-        for dep in record[3]:
-            waiting[dep].append(name)
-    todo = list(moved)
-    while todo:
-        name = todo.pop()
-        for other in waiting.get(name, ()):
-            if other not in moved:
-                moved.add(other)
-                todo.append(other)
+    moved |= dependants({name: record[3] for name, record in steps.items()}, moved)
     ids.update(steps[n][1] for n in moved if steps[n][1] is not None)
     return Delta(found, kept, ids, gone)
 

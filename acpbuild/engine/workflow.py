@@ -413,7 +413,7 @@ def _write_lock(ctx: Context, result: RunResult, *, full: bool, gone: Collection
         for n, e in ctx.lock.items()
         if (not full or n in recipe.steps or n in recipe.groups) and n not in gone
     }
-    held = {r.path: r for r in ctx.ledger.outputs_of(recipe.name)}  # one query, not one per step
+    held = ctx.recorded()  # read once a run, not once per step
     for name, made in result.steps.items():
         if made.status in ("failed", "skipped") or not made.key:
             continue
@@ -470,7 +470,7 @@ def _save_noop(ctx: Context, before: dict[str, Any], result: RunResult, delta: i
     outputs.update(g.output_path for g in recipe.groups.values() if g.output_path is not None)
     # An output edited after its step finished no longer holds what the ledger
     # says: the full path would restore it, so the fast path must not vouch for it.
-    held = {r.path: r for r in ctx.ledger.outputs_of(recipe.name)}
+    held = ctx.recorded()
     verified: dict[Path, Signature | None] = {}
     for path in sorted(outputs):
         found, record = ctx.digests.signed(path), held.get(str(path))

@@ -72,14 +72,14 @@ def closure(deps: Mapping[str, Iterable[str]], targets: Iterable[str]) -> set[st
     return wanted
 
 
-def dependants(deps: Mapping[str, Iterable[str]], name: str) -> set[str]:
-    """Every step that needs ``name``, directly or through others."""
+def dependants(deps: Mapping[str, Iterable[str]], names: Iterable[str]) -> set[str]:
+    """Every step that needs one of ``names``, directly or through others."""
     reverse: dict[str, list[str]] = {}
     for node, node_deps in deps.items():
         for dep in node_deps:
             reverse.setdefault(dep, []).append(node)
     found: set[str] = set()
-    stack = list(reverse.get(name, ()))
+    stack = [node for name in names for node in reverse.get(name, ())]
     while stack:
         node = stack.pop()
         if node not in found:
